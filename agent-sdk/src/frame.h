@@ -50,11 +50,12 @@ enum pa_frame_errcode {
     PA_FE_TOO_MANY = -13,  /* a count limit is exceeded */
     PA_FE_TOO_LONG = -14,  /* a string length limit is exceeded */
     PA_FE_TOO_DEEP = -15,  /* nesting deeper than max_depth */
-    PA_FE_TOO_BIG = -16,   /* input larger than max_frame_bytes */
+    PA_FE_TOO_BIG = -16,   /* input larger than max_frame_bytes, or its
+                              decoded form larger than max_arena_bytes */
     PA_FE_VERSION = -17,   /* unsupported protocol version */
     PA_FE_INVALID = -18,   /* reserved byte 0xc1, empty name, unknown enum,
                               inconsistent values */
-    PA_FE_NOMEM = -19,     /* arena cap reached or allocation failed */
+    PA_FE_NOMEM = -19,     /* the allocator failed (transient) */
     PA_FE_ARG = -20,       /* API misuse (NULL argument, bad limits) */
 };
 
@@ -218,6 +219,16 @@ int pa_frame_decode(const uint8_t *buf, size_t len,
  * Does not validate.  Returns 0 or PA_FE_NOMEM (|out| then keeps its
  * previous length). */
 int pa_frame_encode(const struct pa_frame *f, struct pa_buf *out);
+
+/* Encoding flags. */
+enum {
+    /* Storage form: conns entries keep their traffic but lose "ip".  Not a
+     * valid wire frame; used by the gateway so no viewer IP is written. */
+    PA_ENCODE_NO_VIEWER_IPS = 1u << 0,
+};
+
+/* pa_frame_encode() with flags. */
+int pa_frame_encode_flags(const struct pa_frame *f, struct pa_buf *out, unsigned flags);
 
 /* pa_frame_encode() followed by pa_frame_decode() of the result with |lim|,
  * so a builder learns of a bad frame exactly as the gateway would reject it.

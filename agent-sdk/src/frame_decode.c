@@ -32,6 +32,7 @@ struct seg {
 struct unknown_key {
     const uint8_t *p;
     uint32_t len;
+    uint32_t map; /* which schema map it was found in */
 };
 
 struct dec {
@@ -45,7 +46,9 @@ struct dec {
     struct seg path[MAX_SEGS];
     uint32_t npath;
     uint32_t n_apps, n_instances, n_streams, n_config, n_unknown;
+    uint32_t n_maps;             /* schema maps opened so far */
     struct unknown_key *unknown; /* max_unknown_keys slots, lazily */
+    bool over_cap;
 };
 
 /* ---- errors and paths ------------------------------------------------ */
@@ -183,20 +186,26 @@ static int enter(struct dec *d)
     return 0;
 }
 
+/* NULL either when the frame would pass max_arena_bytes (d->over_cap set:
+ * a property of the frame, reported as too_big) or when the allocator
+ * failed (a property of the moment, reported as nomem). */
 static void *dalloc(struct dec *d, size_t count, size_t size)
 {
     size_t spent = d->a->used - d->arena_used0;
-    if (spent >= d->lim->max_arena_bytes)
+    if (spent >= d->lim->max_arena_bytes ||
+        (size && count > (d->lim->max_arena_bytes - spent) / size)) {
+        d->over_cap = true;
         return NULL;
-    if (size && count > (d->lim->max_arena_bytes - spent) / size)
-        return NULL;
+    }
     return pa_arena_calloc(d->a, count, size);
 }
 
 static int nomem(struct dec *d)
 {
-    return fail(d, PA_FE_NOMEM, "frame needs more than %zu bytes of memory",
-                d->lim->max_arena_bytes);
+    if (d->over_cap)
+        return fail(d, PA_FE_TOO_BIG, "frame needs more than %zu bytes of memory",
+                    d->lim->max_arena_bytes);
+    return fail(d, PA_FE_NOMEM, "out of memory");
 }
 
 /* ---- scalar fields ----------------------------------------------------- */
@@ -328,7 +337,7 @@ static unsigned lookup(const struct schema *s, const struct mp_tok *k)
 
 /* An unknown key of a schema map: bounded, checked for duplicates within
  * its map (slots from |first| on), its value skipped whole. */
-static int skip_unknown(struct dec *d, const struct mp_tok *k, uint32_t first)
+static int skip_unknown(struct dec *d, const struct mp_tok *k, uint32_t first, uint32_t map)
 {
     if (d->n_unknown >= d->lim->max_unknown_keys)
         return fail(d, PA_FE_TOO_MANY, "more than %u unknown keys in the frame",
@@ -338,11 +347,12 @@ static int skip_unknown(struct dec *d, const struct mp_tok *k, uint32_t first)
         if (!d->unknown)
             return nomem(d);
     }
+    /* slots from |first| on also hold keys of maps nested in this one */
     for (uint32_t i = first; i < d->n_unknown; i++)
-        if (d->unknown[i].len == k->v.s.len &&
+        if (d->unknown[i].map == map && d->unknown[i].len == k->v.s.len &&
             memcmp(d->unknown[i].p, k->v.s.p, k->v.s.len) == 0)
             return fail(d, PA_FE_DUPKEY, "duplicate key");
-    d->unknown[d->n_unknown++] = (struct unknown_key){k->v.s.p, k->v.s.len};
+    d->unknown[d->n_unknown++] = (struct unknown_key){k->v.s.p, k->v.s.len, map};
 
     d->tok = d->r.p;
     int rv = mp_skip(&d->r, d->depth, d->lim->max_depth);
@@ -352,7 +362,7 @@ static int skip_unknown(struct dec *d, const struct mp_tok *k, uint32_t first)
 static int decode_object(struct dec *d, const struct schema *s, void *obj)
 {
     struct mp_tok t, k;
-    uint32_t seen = 0, first_unknown = d->n_unknown;
+    uint32_t seen = 0, first_unknown = d->n_unknown, map = d->n_maps++;
     int rv;
 
     if ((rv = next(d, &t)) != 0)
@@ -374,7 +384,7 @@ static int decode_object(struct dec *d, const struct schema *s, void *obj)
             rv = s->decode(d, f, obj);
         } else {
             push_peer(d, k.v.s.p, k.v.s.len);
-            rv = skip_unknown(d, &k, first_unknown);
+            rv = skip_unknown(d, &k, first_unknown, map);
         }
         if (rv)
             return rv;

@@ -150,6 +150,12 @@ static bool has_config(const struct pa_frame *f)
 
 int pa_frame_encode(const struct pa_frame *f, struct pa_buf *out)
 {
+    return pa_frame_encode_flags(f, out, 0);
+}
+
+int pa_frame_encode_flags(const struct pa_frame *f, struct pa_buf *out, unsigned flags)
+{
+    bool with_ip = !(flags & PA_ENCODE_NO_VIEWER_IPS);
     struct enc e = {.failed = 0};
     size_t len0;
 
@@ -206,9 +212,11 @@ int pa_frame_encode(const struct pa_frame *f, struct pa_buf *out)
         P(&e, msgpack_pack_array(&e.pk, f->n_conns));
         for (uint32_t i = 0; i < f->n_conns; i++) {
             const struct pa_conn *c = &f->conns[i];
-            P(&e, msgpack_pack_map(&e.pk, 3));
-            put_key(&e, "ip");
-            put_ip(&e, &c->ip);
+            P(&e, msgpack_pack_map(&e.pk, with_ip ? 3 : 2));
+            if (with_ip) {
+                put_key(&e, "ip");
+                put_ip(&e, &c->ip);
+            }
             put_kv_u64(&e, "in", c->bytes_in);
             put_kv_u64(&e, "out", c->bytes_out);
         }

@@ -1,0 +1,109 @@
+/*
+ * config.h - the gateway's settings: defaults, the INI file, validation.
+ *
+ * Pure: no sockets, no globals.  A reload parses into a fresh struct and
+ * swaps it in only when the whole file is valid.  Every setting is listed,
+ * with its default and range, in docs/OPERATIONS.md and
+ * gateway/panelgate.conf.sample.
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+
+#define GW_MAX_LISTEN 8
+
+enum gw_log_level {
+    GW_LOG_DEBUG = 0,
+    GW_LOG_INFO = 1,
+    GW_LOG_WARN = 2,
+    GW_LOG_ERROR = 3,
+};
+
+struct gw_listen {
+    char host[64]; /* numeric IPv4 or IPv6 address, no brackets */
+    uint16_t port;  /* 0 = ephemeral (tests) */
+};
+
+enum gw_sqlite_sync {
+    GW_SYNC_NORMAL = 1,
+    GW_SYNC_FULL = 2,
+};
+
+struct gw_config {
+    /* [server] */
+    struct gw_listen listen[GW_MAX_LISTEN]; /* listen = 0.0.0.0:8443, [::]:8443 */
+    unsigned n_listen;
+    uint32_t max_connections;      /* 10000 */
+    uint32_t handshake_timeout_ms; /* 10000 */
+    uint32_t idle_timeout_ms;      /* 120000 */
+    uint32_t request_timeout_ms;   /* 30000 */
+    uint32_t shutdown_timeout_ms;  /* 30000: SIGTERM drain budget */
+    char *port_file;               /* NULL; write "host port\n" per listener
+                                      once bound (tests use port 0) */
+
+    /* [tls] */
+    char *cert_file;             /* required: gateway certificate chain (PEM) */
+    char *key_file;              /* required: its private key (PEM) */
+    char *client_ca_file;        /* required: CA(s) that sign agent certs */
+    bool session_tickets;        /* true */
+    uint32_t ticket_lifetime_s;  /* 86400; ticket keys rotate each lifetime */
+    char *ciphersuites;          /* NULL = built-in order (ChaCha20 first);
+                                    else comma-separated IANA names */
+
+    /* [http2] */
+    uint32_t max_concurrent_streams; /* 100 */
+    uint32_t max_header_list_size;   /* 16384 bytes */
+    uint32_t initial_window_size;    /* 1048576 bytes */
+    uint32_t stream_reset_burst;     /* 1000 (rapid-reset protection) */
+    uint32_t stream_reset_rate;      /* 33 per second */
+    uint32_t max_continuations;      /* 8 */
+    size_t max_body_bytes;           /* = frame.max_frame_bytes (4 MiB) */
+    size_t max_conn_buffer_bytes;    /* 16 MiB: request bodies buffered on
+                                        one connection at once */
+
+    /* [frame] — the decoder limits, keys named as in struct pa_frame_limits */
+    struct pa_frame_limits frame;
+
+    /* [storage] */
+    char *storage_engine;          /* "sqlite" */
+    char *sqlite_path;             /* "panelgate.db" */
+    enum gw_sqlite_sync sqlite_synchronous; /* full */
+    uint32_t queue_max_frames;     /* 4096 */
+    size_t queue_max_bytes;        /* 64 MiB */
+    uint32_t batch_max_frames;     /* 512: frames per group commit */
+    uint32_t busy_timeout_ms;      /* 5000 */
+    uint32_t retry_after_s;        /* 5: retry-after on 503 */
+
+    /* [registry] */
+    char *registry_path; /* NULL = sqlite_path (one file holds both) */
+
+    /* [log] */
+    enum gw_log_level log_level;         /* info */
+    uint32_t refusal_log_per_s;          /* 10: refused-handshake log lines
+                                            per second, the rest counted */
+};
+
+/* Fills every default.  Strings are heap copies (or NULL). */
+int gw_config_defaults(struct gw_config *c);
+
+/* Reads |path| over the defaults already in |c|.  On error returns -1 and
+ * writes "FILE:LINE: [section] key: reason" (or "FILE: reason" for file-wide
+ * problems such as a missing required key) into err; |c| is then
+ * half-filled and must only be cleaned up. */
+int gw_config_load(struct gw_config *c, const char *path, char *err, size_t errlen);
+
+/* Cross-field checks after loading (required keys present, ranges).
+ * Returns 0 or -1 with the reason in err. */
+int gw_config_validate(const struct gw_config *c, char *err, size_t errlen);
+
+void gw_config_cleanup(struct gw_config *c);
+
+/* "debug" | "info" | "warn" | "error" -> level; -1 when unknown. */
+int gw_log_level_parse(const char *s);
+
+#endif /* GW_CONFIG_H */

@@ -1,0 +1,503 @@
+/*
+ * conn.c - one agent connection: socket events, the TLS glue over a
+ * non-blocking socket (Debian's libevent 2.1 has no mbedTLS bufferevent),
+ * the handshake with identity resolution, timers and teardown.
+ *
+ * The TLS layer talks to the socket directly through mbedtls_ssl_set_bio;
+ * libevent only tells us when the socket is readable or writable.  Plaintext
+ * from nghttp2 waits in c->out until mbedtls_ssl_write takes it (a write that
+ * returned WANT_WRITE must be retried with the same bytes).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/x509.h>
+
+#include "gw.h"
+#include "log.h"
+#include "tls.h"
+
+#define OUT_CHUNK 16384 /* plaintext gathered from nghttp2 per TLS write */
+#define CLOSE_GRACE_MS 5000 /* GOAWAY sent: how long to wait for the peer */
+
+int64_t gw_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void gw_conn_log_ctx(const struct gw_conn *c, struct gw_log_ctx *ctx)
+{
+    ctx->conn_id = c->id;
+    ctx->server = c->server_name[0] ? c->server_name : NULL;
+}
+
+static void arm_timer(struct gw_conn *c, uint32_t ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+}
+
+void gw_conn_touch(struct gw_conn *c)
+{
+    if (c->state == GW_CONN_H2)
+        arm_timer(c, c->app->cfg->idle_timeout_ms);
+}
+
+static void arm_write(struct gw_conn *c, bool on)
+{
+    if (on == c->write_armed)
+        return;
+    if (on)
+        event_add(c->ev_write, NULL);
+    else
+        event_del(c->ev_write);
+    c->write_armed = on;
+}
+
+/* ---- BIO callbacks -------------------------------------------------------- */
+
+static int bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    struct gw_conn *c = ctx;
+    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    if (n >= 0)
+        return (int)n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return MBEDTLS_ERR_SSL_WANT_WRITE;
+    if (errno == EPIPE || errno == ECONNRESET)
+        return MBEDTLS_ERR_NET_CONN_RESET;
+    return MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+static int bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+    struct gw_conn *c = ctx;
+    ssize_t n = recv(c->fd, buf, len, 0);
+    if (n >= 0)
+        return (int)n; /* 0: EOF */
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return MBEDTLS_ERR_SSL_WANT_READ;
+    if (errno == ECONNRESET)
+        return MBEDTLS_ERR_NET_CONN_RESET;
+    return MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+/* ---- refusals -------------------------------------------------------------- */
+
+/* Refused handshakes are logged at most refusal_log_per_s per second; the
+ * rest are counted and summarised in the next line that gets through. */
+static void log_refusal(struct gw_conn *c, const char *reason)
+{
+    struct gw_app *app = c->app;
+    int64_t now = gw_now_ms();
+    double rate = app->cfg->refusal_log_per_s;
+    char hex[2 * GW_SPKI_LEN + 1] = "";
+    struct gw_log_ctx ctx;
+
+    app->refusal_tokens += (double)(now - app->refusal_last_ms) * rate / 1000.0;
+    if (app->refusal_tokens > rate)
+        app->refusal_tokens = rate;
+    app->refusal_last_ms = now;
+    if (app->refusal_tokens < 1.0) {
+        app->refusal_suppressed++;
+        return;
+    }
+    app->refusal_tokens -= 1.0;
+    if (c->have_spki)
+        gw_spki_hex(c->spki, hex);
+    gw_conn_log_ctx(c, &ctx);
+    gw_log(GW_LOG_WARN, &ctx, "handshake_refused",
+           "reason=%s spki_sha256=%s peer=%s suppressed_since_last=%llu", reason,
+           hex[0] ? hex : "-", c->peer, (unsigned long long)app->refusal_suppressed);
+    app->refusal_suppressed = 0;
+}
+
+static void refuse(struct gw_conn *c, const char *reason, bool send_alert)
+{
+    struct gw_stats *st = &c->app->stats;
+
+    st->handshakes_refused++;
+    if (strcmp(reason, "unregistered") == 0 || strcmp(reason, "pin_expired") == 0)
+        st->refused_unregistered++;
+    else if (strcmp(reason, "revoked") == 0)
+        st->refused_revoked++;
+    if (send_alert)
+        mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                       MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED);
+    log_refusal(c, reason);
+    gw_conn_close(c);
+}
+
+/* Called by mbedTLS for each certificate of the chain, the root first and
+ * the agent's own certificate (depth 0) last.  The registry is consulted
+ * only for a chain that verified; a refusal sets BADCERT_OTHER, which
+ * mbedTLS turns into an access_denied alert. */
+static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+    struct gw_conn *c = ctx;
+    const char *why = NULL;
+
+    if (depth != 0) {
+        if (*flags)
+            c->chain_bad = true;
+        return 0;
+    }
+    if (gw_tls_spki_sha256(crt, c->spki) == 0)
+        c->have_spki = true;
+    if (*flags || c->chain_bad)
+        return 0;
+    if (!c->have_spki ||
+        !gw_registry_find(c->app->reg, c->spki, gw_now_ms() / 1000, &why)) {
+        c->refusal = why ? why : "unregistered";
+        *flags |= MBEDTLS_X509_BADCERT_OTHER;
+    }
+    return 0;
+}
+
+/* ---- handshake -------------------------------------------------------------- */
+
+static void start_h2(struct gw_conn *c);
+static void read_tls(struct gw_conn *c);
+
+static void handshake(struct gw_conn *c)
+{
+    int ret = mbedtls_ssl_handshake(&c->ssl);
+
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ) {
+        arm_write(c, false);
+        return;
+    }
+    if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
+        arm_write(c, true);
+        return;
+    }
+    if (ret != 0) {
+        uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
+        const char *reason = c->refusal ? c->refusal : gw_tls_reason(ret, flags);
+        if (ret == MBEDTLS_ERR_NET_CONN_RESET || ret == MBEDTLS_ERR_SSL_CONN_EOF) {
+            /* the peer went away: not worth an operator's attention */
+            c->app->stats.handshakes_refused++;
+            gw_conn_close(c);
+            return;
+        }
+        /* mbedTLS sends its own alert for every failure but a missing
+         * client certificate (RFC 5246 7.4.6: handshake_failure) */
+        if (ret == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE)
+            mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                           MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
+        refuse(c, reason, false);
+        return;
+    }
+    arm_write(c, false);
+
+    /* A resumed session skips certificate verification: resolve the
+     * identity from the session's peer certificate in every case. */
+    const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&c->ssl);
+    const struct gw_server *srv = NULL;
+    const char *why = "no_client_cert";
+    if (peer && gw_tls_spki_sha256(peer, c->spki) == 0) {
+        c->have_spki = true;
+        srv = gw_registry_find(c->app->reg, c->spki, gw_now_ms() / 1000, &why);
+    }
+    if (!srv) {
+        refuse(c, why, true);
+        return;
+    }
+    c->server_id = srv->id;
+    snprintf(c->server_name, sizeof c->server_name, "%s", srv->name);
+
+    c->app->stats.handshakes_ok++;
+    start_h2(c);
+}
+
+static void start_h2(struct gw_conn *c)
+{
+    struct gw_log_ctx ctx;
+    const char *alpn = mbedtls_ssl_get_alpn_protocol(&c->ssl);
+
+    /* ALPN offered without h2 already failed the handshake inside mbedTLS
+     * (no_application_protocol); no ALPN at all means prior knowledge. */
+    if (gw_h2_session_new(c) != 0) {
+        gw_conn_log_ctx(c, &ctx);
+        gw_log(GW_LOG_ERROR, &ctx, "h2_init_failed", "cannot create the HTTP/2 session");
+        gw_conn_close(c);
+        return;
+    }
+    c->state = GW_CONN_H2;
+    gw_conn_touch(c);
+    gw_conn_log_ctx(c, &ctx);
+    gw_log(GW_LOG_INFO, &ctx, "connected", "tls=%s suite=%s alpn=%s peer=%s",
+           mbedtls_ssl_get_version(&c->ssl), mbedtls_ssl_get_ciphersuite(&c->ssl),
+           alpn ? alpn : "none", c->peer);
+    /* records may already sit decrypted-ready in mbedTLS's buffer */
+    read_tls(c);
+}
+
+/* ---- data path -------------------------------------------------------------- */
+
+static void close_gracefully(struct gw_conn *c)
+{
+    mbedtls_ssl_close_notify(&c->ssl);
+    gw_conn_close(c);
+}
+
+int gw_conn_flush(struct gw_conn *c)
+{
+    for (;;) {
+        if (c->out_off < c->out.len) {
+            int n = mbedtls_ssl_write(&c->ssl, c->out.data + c->out_off, c->out.len - c->out_off);
+            if (n == MBEDTLS_ERR_SSL_WANT_WRITE || n == MBEDTLS_ERR_SSL_WANT_READ) {
+                arm_write(c, true);
+                return 0;
+            }
+            if (n < 0) {
+                gw_conn_close(c);
+                return -1;
+            }
+            c->out_off += (size_t)n;
+            continue;
+        }
+        c->out.len = 0;
+        c->out_off = 0;
+        if (!c->h2)
+            break;
+        while (c->out.len < OUT_CHUNK) {
+            const uint8_t *data;
+            ssize_t n = nghttp2_session_mem_send(c->h2, &data);
+            if (n < 0) {
+                gw_conn_close(c);
+                return -1;
+            }
+            if (n == 0)
+                break;
+            if (pa_buf_append(&c->out, data, (size_t)n) != 0) {
+                gw_conn_close(c);
+                return -1;
+            }
+        }
+        if (c->out.len == 0)
+            break;
+    }
+    arm_write(c, false);
+    if (c->h2 && !nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) {
+        close_gracefully(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* After a fatal HTTP/2 error: one best-effort write of what nghttp2 still
+ * has queued (its GOAWAY), then close. */
+static void flush_then_close(struct gw_conn *c)
+{
+    const uint8_t *data;
+    ssize_t n;
+
+    while ((n = nghttp2_session_mem_send(c->h2, &data)) > 0)
+        if (pa_buf_append(&c->out, data, (size_t)n) != 0)
+            break;
+    if (c->out_off < c->out.len)
+        mbedtls_ssl_write(&c->ssl, c->out.data + c->out_off, c->out.len - c->out_off);
+    close_gracefully(c);
+}
+
+static void read_tls(struct gw_conn *c)
+{
+    unsigned char buf[16384];
+
+    for (;;) {
+        int n = mbedtls_ssl_read(&c->ssl, buf, sizeof buf);
+        if (n > 0) {
+            ssize_t rv = nghttp2_session_mem_recv(c->h2, buf, (size_t)n);
+            if (rv < 0) {
+                struct gw_log_ctx ctx;
+                gw_conn_log_ctx(c, &ctx);
+                gw_log(GW_LOG_INFO, &ctx, "h2_error", "%s", nghttp2_strerror((int)rv));
+                flush_then_close(c);
+                return;
+            }
+            continue;
+        }
+        if (n == MBEDTLS_ERR_SSL_WANT_READ)
+            break;
+        if (n == MBEDTLS_ERR_SSL_WANT_WRITE) {
+            arm_write(c, true);
+            break;
+        }
+        /* 0 / close_notify / reset / anything else: the peer is gone */
+        gw_conn_close(c);
+        return;
+    }
+    gw_conn_flush(c);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->state == GW_CONN_HANDSHAKE)
+        handshake(c);
+    else
+        read_tls(c);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->state == GW_CONN_HANDSHAKE)
+        handshake(c);
+    else
+        gw_conn_flush(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    struct gw_log_ctx ctx;
+    (void)fd;
+    (void)what;
+
+    gw_conn_log_ctx(c, &ctx);
+    switch (c->state) {
+    case GW_CONN_HANDSHAKE:
+        c->app->stats.handshake_timeouts++;
+        gw_log(GW_LOG_INFO, &ctx, "handshake_timeout", "peer=%s", c->peer);
+        gw_conn_close(c);
+        return;
+    case GW_CONN_H2:
+        if (c->n_streams > 0) {
+            gw_conn_touch(c);
+            return;
+        }
+        gw_log(GW_LOG_DEBUG, &ctx, "idle_timeout", "closing an idle connection");
+        gw_conn_goaway(c, NGHTTP2_NO_ERROR, "idle");
+        gw_conn_flush(c);
+        return;
+    case GW_CONN_CLOSING:
+        gw_conn_close(c);
+        return;
+    }
+}
+
+void gw_conn_goaway(struct gw_conn *c, uint32_t error_code, const char *why)
+{
+    if (!c->h2 || c->state != GW_CONN_H2)
+        return;
+    nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->h2),
+                          error_code, (const uint8_t *)why, strlen(why));
+    c->state = GW_CONN_CLOSING;
+    /* streams already accepted may finish; a peer that never lets the
+     * session end is dropped after the grace period */
+    uint32_t grace = c->app->cfg->request_timeout_ms + CLOSE_GRACE_MS;
+    arm_timer(c, grace);
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+void gw_conn_accept(struct gw_app *app, int fd, const struct sockaddr *sa, int salen)
+{
+    struct gw_conn *c;
+    int one = 1;
+
+    if (app->draining || app->n_conns >= app->cfg->max_connections) {
+        app->stats.conns_refused_limit++;
+        close(fd);
+        return;
+    }
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->app = app;
+    c->id = ++app->next_conn_id;
+    c->fd = fd;
+    c->state = GW_CONN_HANDSHAKE;
+    pa_buf_init(&c->out, NULL);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+    if (sa->sa_family == AF_INET && salen >= (int)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        char a[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &in->sin_addr, a, sizeof a);
+        snprintf(c->peer, sizeof c->peer, "%s:%u", a, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6 && salen >= (int)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        char a[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof a);
+        snprintf(c->peer, sizeof c->peer, "[%s]:%u", a, ntohs(in6->sin6_port));
+    } else {
+        snprintf(c->peer, sizeof c->peer, "?");
+    }
+
+    c->tls = gw_tls_ref(app->tls);
+    mbedtls_ssl_init(&c->ssl);
+    c->ev_read = event_new(app->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->ev_write = event_new(app->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    c->timer = evtimer_new(app->base, on_timer, c);
+
+    c->next = app->conns;
+    if (app->conns)
+        app->conns->prev = c;
+    app->conns = c;
+    app->n_conns++;
+    app->stats.conns_accepted++;
+
+    if (!c->ev_read || !c->ev_write || !c->timer ||
+        mbedtls_ssl_setup(&c->ssl, gw_tls_conf(c->tls)) != 0) {
+        gw_conn_close(c);
+        return;
+    }
+    mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
+    mbedtls_ssl_set_verify(&c->ssl, verify_cb, c);
+    event_add(c->ev_read, NULL);
+    arm_timer(c, app->cfg->handshake_timeout_ms);
+}
+
+void gw_conn_close(struct gw_conn *c)
+{
+    struct gw_app *app;
+
+    if (!c)
+        return;
+    app = c->app;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        app->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    app->n_conns--;
+
+    gw_h2_streams_free(c);
+    if (c->h2)
+        nghttp2_session_del(c->h2);
+    if (c->ev_read)
+        event_free(c->ev_read);
+    if (c->ev_write)
+        event_free(c->ev_write);
+    if (c->timer)
+        event_free(c->timer);
+    mbedtls_ssl_free(&c->ssl);
+    gw_tls_unref(c->tls);
+    close(c->fd);
+    pa_buf_cleanup(&c->out);
+    free(c);
+
+    if (app->draining && app->n_conns == 0)
+        event_base_loopexit(app->base, NULL);
+}

@@ -1,0 +1,131 @@
+/*
+ * gw.h - the gateway's process state and per-connection state.
+ *
+ * One event loop thread owns everything here.  struct gw_app is the process
+ * (config, TLS, registry snapshot, sink, listeners, live connections);
+ * struct gw_conn is one agent connection: its socket events, TLS context,
+ * nghttp2 session, streams and identity.  conn.c owns the socket and TLS
+ * side, h2.c the HTTP/2 side.
+ */
+#ifndef GW_GW_H
+#define GW_GW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <mbedtls/ssl.h>
+#include <nghttp2/nghttp2.h>
+
+#include "arena.h"
+#include "config.h"
+#include "log.h"
+#include "registry.h"
+
+struct gw_tls_global;
+struct gw_tls;
+struct gw_sink;
+struct gw_sink_item;
+
+/* Counters, on the loop thread only. */
+struct gw_stats {
+    uint64_t conns_accepted;
+    uint64_t conns_refused_limit;  /* over max_connections or draining */
+    uint64_t handshakes_ok;
+    uint64_t handshakes_resumed;
+    uint64_t handshakes_refused;   /* any TLS/identity failure */
+    uint64_t refused_unregistered;
+    uint64_t refused_revoked;
+    uint64_t refused_alpn;
+    uint64_t handshake_timeouts;
+    uint64_t frames_accepted;      /* 202 sent (stored or duplicate) */
+    uint64_t frames_duplicate;
+    uint64_t frames_rejected;      /* 4xx for a frame */
+    uint64_t frames_unavailable;   /* 503 */
+    uint64_t goaways_revoked;
+};
+
+struct gw_app {
+    struct event_base *base;
+    struct gw_config *cfg;
+    char *config_path;
+    struct gw_tls_global *tls_global;
+    struct gw_tls *tls;       /* for new connections */
+    struct gw_registry *reg;  /* current snapshot */
+    struct gw_sink *sink;
+    struct evconnlistener *listeners[GW_MAX_LISTEN];
+    unsigned n_listeners;
+    struct gw_conn *conns;    /* all live connections */
+    uint32_t n_conns;
+    uint64_t next_conn_id;
+    bool draining;
+    struct event *drain_timer;
+    struct gw_stats stats;
+    /* refused-handshake log limiter: tokens refilled each second */
+    double refusal_tokens;
+    int64_t refusal_last_ms;
+    uint64_t refusal_suppressed;
+};
+
+enum gw_conn_state {
+    GW_CONN_HANDSHAKE,
+    GW_CONN_H2,
+    GW_CONN_CLOSING, /* flushing what is left, then close */
+};
+
+struct gw_stream;
+
+struct gw_conn {
+    struct gw_app *app;
+    struct gw_conn *prev, *next;
+    uint64_t id;
+    int fd;
+    enum gw_conn_state state;
+    struct event *ev_read;
+    struct event *ev_write;
+    struct event *timer; /* handshake timeout, then idle timeout */
+    bool write_armed;
+
+    struct gw_tls *tls; /* the configuration this connection started with */
+    mbedtls_ssl_context ssl;
+    bool chain_bad;     /* a certificate in the chain failed verification */
+    const char *refusal; /* why the registry refused it, for the log */
+
+    /* identity, resolved once per connection at the handshake */
+    uint8_t spki[GW_SPKI_LEN];
+    int64_t server_id;
+    char server_name[256];
+    bool have_spki;
+    bool revoked;       /* revoked at a reload: GOAWAY sent, 403 from now */
+    char peer[64];      /* the agent's address, for logs */
+
+    nghttp2_session *h2;
+    struct gw_stream *streams; /* open streams with our state */
+    uint32_t n_streams;
+    struct pa_buf out;  /* TLS plaintext not yet accepted by mbedtls_ssl_write */
+    size_t out_off;
+    size_t body_bytes;  /* request bodies buffered on this connection */
+};
+
+/* conn.c */
+void gw_conn_accept(struct gw_app *app, int fd, const struct sockaddr *sa, int salen);
+void gw_conn_close(struct gw_conn *c);
+/* Pushes nghttp2 output through TLS; closes the connection when both
+ * sides are done.  Returns 0, or -1 when |c| was closed (freed). */
+int gw_conn_flush(struct gw_conn *c);
+void gw_conn_touch(struct gw_conn *c); /* re-arms the idle timer */
+/* Sends GOAWAY (graceful: streams already accepted finish). */
+void gw_conn_goaway(struct gw_conn *c, uint32_t error_code, const char *why);
+void gw_conn_log_ctx(const struct gw_conn *c, struct gw_log_ctx *ctx);
+
+/* h2.c */
+int gw_h2_session_new(struct gw_conn *c);
+/* Frees stream state and detaches in-flight sink items (the frames are
+ * still stored; nobody waits for their answer). */
+void gw_h2_streams_free(struct gw_conn *c);
+
+/* Wall clock in milliseconds. */
+int64_t gw_now_ms(void);
+
+#endif /* GW_GW_H */

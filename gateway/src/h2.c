@@ -1,0 +1,591 @@
+/*
+ * h2.c - the HTTP/2 side of a connection: nghttp2 server session callbacks
+ * turned into `POST /v1/stats` requests (docs/PROTOCOL.md, section 3).
+ *
+ * A request is checked as soon as its headers end (431, 403, 404, 405, 415,
+ * 503, 413 are answered at once); its body is counted while it streams and
+ * answered 413 the moment it passes the limit.  A complete body is decoded
+ * with the shared codec, reduced (no viewer IP survives), and handed to the
+ * sink; the 202 goes out when the sink reports the commit.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "frame.h"
+#include "gw.h"
+#include "log.h"
+#include "problem.h"
+#include "sink.h"
+
+enum stream_state {
+    ST_HEADERS,   /* headers arriving */
+    ST_BODY,      /* accepted so far, body arriving */
+    ST_ANSWERED,  /* a response is submitted; any further body is ignored */
+    ST_WAIT_SINK, /* the frame is with the sink */
+};
+
+struct gw_stream {
+    struct gw_conn *c;
+    struct gw_stream *prev, *next;
+    int32_t id;
+    enum stream_state state;
+    bool is_post, path_ok, ct_ok, encoding_bad, headers_too_big;
+    bool req_done;  /* END_STREAM received */
+    int64_t content_length; /* -1 when absent */
+    uint32_t header_bytes;
+    struct pa_buf body;
+    struct pa_buf resp;
+    size_t resp_off;
+    struct event *timer; /* request timeout */
+    struct gw_sink_item *item;
+};
+
+/* ---- stream bookkeeping ------------------------------------------------ */
+
+static void body_release(struct gw_stream *s)
+{
+    if (s->body.data) {
+        /* the body holds viewer IPs: wipe it before the heap reuses it */
+        explicit_bzero(s->body.data, s->body.cap);
+        s->c->body_bytes -= s->body.len;
+    }
+    pa_buf_cleanup(&s->body);
+}
+
+/* Appends to the body, growing it by hand rather than with realloc so the
+ * old block can be wiped before it is freed. */
+static int body_append(struct gw_stream *s, const uint8_t *data, size_t len, size_t max)
+{
+    struct pa_buf *b = &s->body;
+
+    if (b->len + len > b->cap) {
+        size_t need = b->len + len, cap = b->cap ? b->cap : 16384;
+        if (s->content_length > 0 && (uint64_t)s->content_length <= max)
+            cap = (size_t)s->content_length;
+        while (cap < need)
+            cap *= 2;
+        if (cap > max)
+            cap = need > max ? need : max;
+        uint8_t *p = malloc(cap);
+        if (!p)
+            return -1;
+        if (b->len)
+            memcpy(p, b->data, b->len);
+        if (b->data) {
+            explicit_bzero(b->data, b->cap);
+            free(b->data);
+        }
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+static void stream_free(struct gw_stream *s)
+{
+    struct gw_conn *c = s->c;
+
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->streams = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    c->n_streams--;
+    if (s->item)
+        s->item->ud = NULL; /* stored anyway; nobody waits for the answer */
+    if (s->timer)
+        event_free(s->timer);
+    body_release(s);
+    pa_buf_cleanup(&s->resp);
+    free(s);
+}
+
+void gw_h2_streams_free(struct gw_conn *c)
+{
+    while (c->streams)
+        stream_free(c->streams);
+}
+
+/* ---- responses --------------------------------------------------------- */
+
+static ssize_t resp_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                         size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                         void *user_data)
+{
+    struct gw_stream *s = source->ptr;
+    size_t left = s->resp.len - s->resp_off;
+    size_t n = left < length ? left : length;
+    (void)session;
+    (void)stream_id;
+    (void)user_data;
+
+    if (n)
+        memcpy(buf, s->resp.data + s->resp_off, n);
+    s->resp_off += n;
+    if (s->resp_off == s->resp.len)
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+#define NV(n, v)                                                                           \
+    {                                                                                      \
+        (uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE         \
+    }
+
+/* Submits status + body.  extra_name/extra_value: one optional header. */
+static int submit(struct gw_stream *s, int status, const char *ctype, const char *extra_name,
+                  const char *extra_value, const char *extra2_name, const char *extra2_value)
+{
+    char st[8], len[24];
+    nghttp2_nv nva[6];
+    size_t n = 0;
+
+    snprintf(st, sizeof st, "%d", status);
+    snprintf(len, sizeof len, "%zu", s->resp.len);
+    nva[n++] = (nghttp2_nv)NV(":status", st);
+    nva[n++] = (nghttp2_nv)NV("content-type", ctype);
+    nva[n++] = (nghttp2_nv)NV("content-length", len);
+    nva[n++] = (nghttp2_nv)NV("cache-control", "no-store");
+    if (extra_name)
+        nva[n++] = (nghttp2_nv)NV(extra_name, extra_value);
+    if (extra2_name)
+        nva[n++] = (nghttp2_nv)NV(extra2_name, extra2_value);
+
+    nghttp2_data_provider prd = {.source.ptr = s, .read_callback = resp_read};
+    s->state = ST_ANSWERED;
+    if (s->timer)
+        event_del(s->timer);
+    return nghttp2_submit_response(s->c->h2, s->id, nva, n, &prd) == 0 ? 0 : -1;
+}
+
+static int respond_problem(struct gw_stream *s, int status, const char *type, const char *title,
+                           const char *detail, long long offset)
+{
+    char retry[16];
+    const char *xn = NULL, *xv = NULL;
+
+    s->resp.len = 0;
+    if (gw_problem_json(&s->resp, status, type, title, detail, offset) != 0)
+        return -1;
+    if (status == 503 || status == 429) {
+        snprintf(retry, sizeof retry, "%u", s->c->app->cfg->retry_after_s);
+        xn = "retry-after";
+        xv = retry;
+    } else if (status == 405) {
+        xn = "allow";
+        xv = "POST";
+    }
+    if (status >= 400 && status < 500)
+        s->c->app->stats.frames_rejected++;
+    else if (status == 503)
+        s->c->app->stats.frames_unavailable++;
+    return submit(s, status, "application/problem+json", xn, xv, NULL, NULL);
+}
+
+static int respond_accepted(struct gw_stream *s, uint64_t seq)
+{
+    char num[24], body[48];
+    int n;
+
+    snprintf(num, sizeof num, "%llu", (unsigned long long)seq);
+    n = snprintf(body, sizeof body, "{\"seq\":%s}", num);
+    s->resp.len = 0;
+    if (pa_buf_append(&s->resp, body, (size_t)n) != 0)
+        return -1;
+    s->c->app->stats.frames_accepted++;
+    return submit(s, 202, "application/json", "panelgate-ack-seq", num, NULL, NULL);
+}
+
+/* ---- the frame ----------------------------------------------------------- */
+
+static void on_sink_done(struct gw_sink_item *it, void *ud)
+{
+    struct gw_stream *s = ud;
+    struct gw_conn *c;
+
+    if (!s)
+        return; /* the stream or its connection went away */
+    c = s->c;
+    s->item = NULL;
+    if (it->status == GW_SINK_FAILED) {
+        respond_problem(s, 503, "storage_unavailable", "storage is unavailable",
+                        "the frame was not stored; retry with the same seq", -1);
+    } else {
+        if (it->status == GW_SINK_DUPLICATE)
+            c->app->stats.frames_duplicate++;
+        respond_accepted(s, it->seq);
+    }
+    gw_conn_flush(c);
+}
+
+static int frame_status(int code, const char **title)
+{
+    *title = pa_frame_strerror(code);
+    if (code == PA_FE_TOO_BIG)
+        return 413;
+    if (code == PA_FE_NOMEM)
+        return 503;
+    return 400;
+}
+
+/* Decodes the complete body, drops every viewer IP, submits to the sink. */
+static int process_frame(struct gw_stream *s)
+{
+    struct gw_conn *c = s->c;
+    const struct gw_config *cfg = c->app->cfg;
+    struct pa_arena arena;
+    struct pa_frame *f = NULL;
+    struct pa_frame_error err;
+    struct pa_buf stored;
+    int rv = -1;
+
+    pa_arena_init(&arena, 0, NULL);
+    pa_buf_init(&stored, NULL);
+    int code = pa_frame_decode(s->body.data, s->body.len, &cfg->frame, &arena, &f, &err);
+    body_release(s);
+    if (code != 0) {
+        char detail[sizeof err.path + sizeof err.msg + 4], type[32];
+        const char *title;
+        int status = frame_status(code, &title);
+        pa_frame_error_format(&err, detail, sizeof detail);
+        snprintf(type, sizeof type, "frame:%s", pa_frame_errname(code));
+        rv = respond_problem(s, status, type, title, detail, (long long)err.offset);
+        goto out;
+    }
+
+    /* Privacy: the stored form carries each connection's traffic but no
+     * address; then the decoded addresses are wiped. */
+    code = pa_frame_encode_flags(f, &stored, PA_ENCODE_NO_VIEWER_IPS);
+    if (f->n_conns)
+        explicit_bzero(f->conns, (size_t)f->n_conns * sizeof *f->conns);
+    if (code != 0) {
+        rv = respond_problem(s, 503, "overloaded", "out of memory", NULL, -1);
+        goto out;
+    }
+
+    struct gw_sink_item *it = gw_sink_item_new(f->server.name, stored.data, stored.len);
+    if (!it) {
+        rv = respond_problem(s, 503, "overloaded", "out of memory", NULL, -1);
+        goto out;
+    }
+    it->server_id = c->server_id;
+    it->seq = f->seq;
+    it->ts_ms = f->ts_ms;
+    it->received_ms = gw_now_ms();
+    it->done = on_sink_done;
+    it->ud = s;
+    if (gw_sink_submit(c->app->sink, it) != 0) {
+        gw_sink_item_free(it);
+        rv = respond_problem(s, 503, "queue_full", "storage queue is full",
+                             "retry with the same seq after retry-after seconds", -1);
+        goto out;
+    }
+    s->item = it;
+    s->state = ST_WAIT_SINK;
+    if (s->timer)
+        event_del(s->timer);
+    rv = 0;
+out:
+    pa_buf_cleanup(&stored);
+    pa_arena_cleanup(&arena);
+    return rv;
+}
+
+/* The headers are complete: answer now if the request cannot succeed. */
+static int check_headers(struct gw_stream *s)
+{
+    struct gw_conn *c = s->c;
+    const struct gw_config *cfg = c->app->cfg;
+    char detail[96];
+
+    if (s->headers_too_big) {
+        snprintf(detail, sizeof detail, "header list larger than %u bytes",
+                 cfg->max_header_list_size);
+        return respond_problem(s, 431, "headers_too_large", "request headers too large", detail,
+                               -1);
+    }
+    if (c->revoked)
+        return respond_problem(s, 403, "revoked", "server revoked",
+                               "this server's registration was revoked", -1);
+    if (!s->path_ok)
+        return respond_problem(s, 404, "not_found", "not found", "the only path is /v1/stats", -1);
+    if (!s->is_post)
+        return respond_problem(s, 405, "method_not_allowed", "method not allowed",
+                               "use POST", -1);
+    if (!s->ct_ok || s->encoding_bad)
+        return respond_problem(s, 415, "unsupported_media_type", "unsupported media type",
+                               s->encoding_bad ? "content-encoding is not supported"
+                                               : "content-type must be application/msgpack",
+                               -1);
+    if (gw_sink_failing(c->app->sink))
+        return respond_problem(s, 503, "storage_unavailable", "storage is unavailable",
+                               "retry with the same seq after retry-after seconds", -1);
+    if (s->content_length >= 0 && (uint64_t)s->content_length > cfg->max_body_bytes) {
+        snprintf(detail, sizeof detail, "body larger than %zu bytes", cfg->max_body_bytes);
+        return respond_problem(s, 413, "frame:too_big", pa_frame_strerror(PA_FE_TOO_BIG),
+                               detail, -1);
+    }
+    s->state = ST_BODY;
+    return 0;
+}
+
+static int request_done(struct gw_stream *s)
+{
+    s->req_done = true;
+    if (s->timer)
+        event_del(s->timer);
+    if (s->state == ST_HEADERS && check_headers(s) != 0)
+        return -1;
+    if (s->state != ST_BODY)
+        return 0;
+    return process_frame(s);
+}
+
+static void on_request_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_stream *s = arg;
+    struct gw_conn *c = s->c;
+    (void)fd;
+    (void)what;
+
+    if (s->state != ST_HEADERS && s->state != ST_BODY)
+        return;
+    body_release(s);
+    respond_problem(s, 408, "request_timeout", "request timeout",
+                    "the request did not complete in time", -1);
+    gw_conn_flush(c);
+}
+
+/* ---- nghttp2 callbacks ---------------------------------------------------- */
+
+static struct gw_stream *stream_of(nghttp2_session *h2, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(h2, id);
+}
+
+static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *frame, void *ud)
+{
+    struct gw_conn *c = ud;
+    struct gw_stream *s;
+
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    s->c = c;
+    s->id = frame->hd.stream_id;
+    s->content_length = -1;
+    pa_buf_init(&s->body, NULL);
+    pa_buf_init(&s->resp, NULL);
+    s->timer = evtimer_new(c->app->base, on_request_timeout, s);
+    s->next = c->streams;
+    if (c->streams)
+        c->streams->prev = s;
+    c->streams = s;
+    c->n_streams++;
+    if (!s->timer || nghttp2_session_set_stream_user_data(h2, s->id, s) != 0) {
+        stream_free(s);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    uint32_t ms = c->app->cfg->request_timeout_ms;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    evtimer_add(s->timer, &tv);
+    return 0;
+}
+
+static bool media_type_is_msgpack(const uint8_t *v, size_t len)
+{
+    size_t b = 0, e = 0;
+    while (e < len && v[e] != ';')
+        e++;
+    while (b < e && (v[b] == ' ' || v[b] == '\t'))
+        b++;
+    while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+        e--;
+    return e - b == 19 && strncasecmp((const char *)v + b, "application/msgpack", 19) == 0;
+}
+
+static bool name_is(const uint8_t *name, size_t len, const char *want)
+{
+    return len == strlen(want) && memcmp(name, want, len) == 0;
+}
+
+static int on_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *ud)
+{
+    struct gw_conn *c = ud;
+    struct gw_stream *s = stream_of(h2, frame->hd.stream_id);
+    (void)flags;
+
+    if (!s || s->state != ST_HEADERS)
+        return 0; /* trailers, or already answered */
+    /* RFC 9113 6.5.2: name + value + 32 per field */
+    s->header_bytes += (uint32_t)(namelen + valuelen + 32);
+    if (s->header_bytes > c->app->cfg->max_header_list_size) {
+        s->headers_too_big = true;
+        return 0;
+    }
+    if (name_is(name, namelen, ":method")) {
+        s->is_post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
+    } else if (name_is(name, namelen, ":path")) {
+        s->path_ok = valuelen == 9 && memcmp(value, "/v1/stats", 9) == 0;
+    } else if (name_is(name, namelen, "content-type")) {
+        s->ct_ok = media_type_is_msgpack(value, valuelen);
+    } else if (name_is(name, namelen, "content-encoding")) {
+        if (!(valuelen == 8 && strncasecmp((const char *)value, "identity", 8) == 0))
+            s->encoding_bad = true;
+    } else if (name_is(name, namelen, "content-length")) {
+        /* nghttp2 has already checked it is a number */
+        int64_t v = 0;
+        for (size_t i = 0; i < valuelen; i++) {
+            if (v > (INT64_MAX - 9) / 10) {
+                v = INT64_MAX;
+                break;
+            }
+            v = v * 10 + (value[i] - '0');
+        }
+        s->content_length = v;
+    }
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *ud)
+{
+    struct gw_conn *c = ud;
+    struct gw_stream *s;
+
+    gw_conn_touch(c);
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+        return 0;
+    s = stream_of(h2, frame->hd.stream_id);
+    if (!s)
+        return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && s->state == ST_HEADERS &&
+        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        if (check_headers(s) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        if (request_done(s) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id,
+                         const uint8_t *data, size_t len, void *ud)
+{
+    struct gw_conn *c = ud;
+    struct gw_stream *s = stream_of(h2, stream_id);
+    const struct gw_config *cfg = c->app->cfg;
+    char detail[96];
+    (void)flags;
+
+    if (!s || s->state != ST_BODY)
+        return 0;
+    if (s->body.len + len > cfg->max_body_bytes) {
+        body_release(s);
+        snprintf(detail, sizeof detail, "body larger than %zu bytes", cfg->max_body_bytes);
+        return respond_problem(s, 413, "frame:too_big", pa_frame_strerror(PA_FE_TOO_BIG), detail,
+                               -1) == 0
+                   ? 0
+                   : NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (c->body_bytes + len > cfg->max_conn_buffer_bytes) {
+        body_release(s);
+        return respond_problem(s, 503, "overloaded", "too many bodies in flight",
+                               "this connection buffers too much; retry with the same seq",
+                               -1) == 0
+                   ? 0
+                   : NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (body_append(s, data, len, cfg->max_body_bytes) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    c->body_bytes += len;
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *frame, void *ud)
+{
+    struct gw_stream *s;
+    (void)ud;
+
+    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    s = stream_of(h2, frame->hd.stream_id);
+    /* answered before the request ended: ask the agent to stop sending
+     * (RFC 9113 8.1) */
+    if (s && !s->req_done)
+        nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *h2, int32_t stream_id, uint32_t error_code,
+                           void *ud)
+{
+    struct gw_stream *s = stream_of(h2, stream_id);
+    (void)error_code;
+    (void)ud;
+
+    if (s) {
+        nghttp2_session_set_stream_user_data(h2, stream_id, NULL);
+        stream_free(s);
+    }
+    return 0;
+}
+
+int gw_h2_session_new(struct gw_conn *c)
+{
+    const struct gw_config *cfg = c->app->cfg;
+    nghttp2_session_callbacks *cbs = NULL;
+    nghttp2_option *opt = NULL;
+    int rv = -1;
+
+    if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
+        goto out;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+
+    nghttp2_option_set_stream_reset_rate_limit(opt, cfg->stream_reset_burst,
+                                               cfg->stream_reset_rate);
+    nghttp2_option_set_max_continuations(opt, cfg->max_continuations);
+    /* the peer's own SETTINGS_MAX_CONCURRENT_STREAMS is irrelevant: a
+     * server never opens streams (no push) */
+
+    if (nghttp2_session_server_new2(&c->h2, cbs, c, opt) != 0)
+        goto out;
+
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->initial_window_size},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->max_header_list_size},
+    };
+    if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0)
+        goto out;
+    /* let a whole frame's body flow on the connection without waiting for
+     * WINDOW_UPDATE round trips */
+    if (nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0,
+                                              (int32_t)cfg->initial_window_size) != 0)
+        goto out;
+    rv = 0;
+out:
+    if (rv != 0 && c->h2) {
+        nghttp2_session_del(c->h2);
+        c->h2 = NULL;
+    }
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    return rv;
+}

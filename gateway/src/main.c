@@ -1,0 +1,464 @@
+/*
+ * main.c - the panelgate daemon: arguments, wiring, signals (reload and
+ * drain).  Everything else lives in its own module.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+#include <mbedtls/version.h>
+#include <msgpack.h>
+#include <sqlite3.h>
+
+#include "config.h"
+#include "gw.h"
+#include "log.h"
+#include "registry.h"
+#include "sink.h"
+#include "tls.h"
+
+#define PANELGATE_VERSION "0.1.0"
+#define EX_USAGE 64
+#define EX_CONFIG 78
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: panelgate --config FILE [--check-config]\n"
+            "       panelgate --version | --help\n"
+            "\n"
+            "The panelgate gateway: an HTTP/2 mTLS terminator that admits registered\n"
+            "media-server agents and stores their stats frames.\n"
+            "\n"
+            "  -c, --config FILE   configuration file (INI; see docs/OPERATIONS.md)\n"
+            "      --check-config  load and check the configuration, certificates and\n"
+            "                      keys, then exit (0 = valid)\n"
+            "  -V, --version       print the version and exit\n"
+            "  -h, --help          print this help and exit\n"
+            "\n"
+            "Signals: SIGHUP reloads configuration, certificates, CA and registry;\n"
+            "SIGTERM/SIGINT stop accepting, send GOAWAY, commit every accepted frame,\n"
+            "then exit 0.\n"
+            "\n"
+            "Exit status: 0 ok, 1 runtime failure, 64 usage, 78 configuration error.\n");
+}
+
+static void version(void)
+{
+    printf("panelgate %s (protocol v%d; %s, nghttp2 %s, libevent %s, SQLite %s, msgpack-c %s)\n",
+           PANELGATE_VERSION, PA_PROTOCOL_VERSION, MBEDTLS_VERSION_STRING_FULL,
+           nghttp2_version(0)->version_str, event_get_version(), sqlite3_libversion(),
+           msgpack_version());
+}
+
+static const char *registry_path(const struct gw_config *cfg)
+{
+    return cfg->registry_path ? cfg->registry_path : cfg->sqlite_path;
+}
+
+/* ---- listeners ---------------------------------------------------------- */
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void)l;
+    gw_conn_accept(arg, fd, sa, salen);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    int e = EVUTIL_SOCKET_ERROR();
+    (void)l;
+    (void)arg;
+    /* EMFILE and friends: keep running, the next accept may succeed */
+    gw_log(GW_LOG_ERROR, NULL, "accept_failed", "%s", evutil_socket_error_to_string(e));
+}
+
+static int open_listeners(struct gw_app *app, char *err, size_t errlen)
+{
+    const struct gw_config *cfg = app->cfg;
+
+    for (unsigned i = 0; i < cfg->n_listen; i++) {
+        const struct gw_listen *ls = &cfg->listen[i];
+        struct sockaddr_storage ss;
+        socklen_t len;
+        unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+
+        memset(&ss, 0, sizeof ss);
+        if (strchr(ls->host, ':')) {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+            in6->sin6_family = AF_INET6;
+            in6->sin6_port = htons(ls->port);
+            if (inet_pton(AF_INET6, ls->host, &in6->sin6_addr) != 1)
+                goto bad;
+            len = sizeof *in6;
+            flags |= LEV_OPT_BIND_IPV6ONLY;
+        } else {
+            struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+            in->sin_family = AF_INET;
+            in->sin_port = htons(ls->port);
+            if (inet_pton(AF_INET, ls->host, &in->sin_addr) != 1)
+                goto bad;
+            len = sizeof *in;
+        }
+        struct evconnlistener *l = evconnlistener_new_bind(
+            app->base, on_accept, app, flags, 1024, (struct sockaddr *)&ss, (int)len);
+        if (!l) {
+            snprintf(err, errlen, "cannot listen on %s port %u: %s", ls->host, ls->port,
+                     strerror(errno));
+            return -1;
+        }
+        evconnlistener_set_error_cb(l, on_accept_error);
+        app->listeners[app->n_listeners++] = l;
+        continue;
+    bad:
+        snprintf(err, errlen, "bad listen address %s", ls->host);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes "host port" per listener, so tests can use port 0. */
+static int write_port_file(struct gw_app *app, char *err, size_t errlen)
+{
+    const char *path = app->cfg->port_file;
+    char tmp[4096];
+    FILE *f;
+
+    if (!path)
+        return 0;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, errlen, "server.port_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    for (unsigned i = 0; i < app->n_listeners; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        char host[INET6_ADDRSTRLEN];
+        unsigned port;
+        getsockname(evconnlistener_get_fd(app->listeners[i]), (struct sockaddr *)&ss, &len);
+        if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+            port = ntohs(in6->sin6_port);
+        } else {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+            port = ntohs(in->sin_port);
+        }
+        fprintf(f, "%s %u\n", host, port);
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "server.port_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- reload ---------------------------------------------------------------- */
+
+/* Settings that need a restart keep their running values. */
+static void keep_restart_only(struct gw_config *nc, const struct gw_config *oc)
+{
+    bool listen_changed = nc->n_listen != oc->n_listen ||
+                          memcmp(nc->listen, oc->listen, sizeof nc->listen) != 0;
+    bool storage_changed = strcmp(nc->sqlite_path, oc->sqlite_path) != 0 ||
+                           strcmp(nc->storage_engine, oc->storage_engine) != 0 ||
+                           nc->queue_max_frames != oc->queue_max_frames ||
+                           nc->queue_max_bytes != oc->queue_max_bytes ||
+                           nc->batch_max_frames != oc->batch_max_frames ||
+                           nc->sqlite_synchronous != oc->sqlite_synchronous ||
+                           nc->session_tickets != oc->session_tickets ||
+                           nc->ticket_lifetime_s != oc->ticket_lifetime_s;
+
+    if (listen_changed)
+        gw_log(GW_LOG_WARN, NULL, "reload_ignored", "listen addresses change only at restart");
+    if (storage_changed)
+        gw_log(GW_LOG_WARN, NULL, "reload_ignored",
+               "storage and session-ticket settings change only at restart");
+    memcpy(nc->listen, oc->listen, sizeof nc->listen);
+    nc->n_listen = oc->n_listen;
+    nc->queue_max_frames = oc->queue_max_frames;
+    nc->queue_max_bytes = oc->queue_max_bytes;
+    nc->batch_max_frames = oc->batch_max_frames;
+    nc->sqlite_synchronous = oc->sqlite_synchronous;
+    nc->session_tickets = oc->session_tickets;
+    nc->ticket_lifetime_s = oc->ticket_lifetime_s;
+    char *tmp = nc->sqlite_path;
+    nc->sqlite_path = strdup(oc->sqlite_path);
+    free(tmp);
+    tmp = nc->storage_engine;
+    nc->storage_engine = strdup(oc->storage_engine);
+    free(tmp);
+}
+
+static void reload(struct gw_app *app)
+{
+    char err[512];
+    struct gw_config *nc = calloc(1, sizeof *nc);
+    struct gw_tls *nt = NULL;
+    struct gw_registry *nr = NULL;
+
+    if (!nc || gw_config_defaults(nc) != 0 ||
+        gw_config_load(nc, app->config_path, err, sizeof err) != 0 ||
+        gw_config_validate(nc, err, sizeof err) != 0) {
+        if (!nc)
+            snprintf(err, sizeof err, "out of memory");
+        gw_log(GW_LOG_ERROR, NULL, "reload_failed", "%s; keeping the running configuration",
+               err);
+        goto fail;
+    }
+    keep_restart_only(nc, app->cfg);
+    if (!nc->sqlite_path || !nc->storage_engine) {
+        gw_log(GW_LOG_ERROR, NULL, "reload_failed", "out of memory");
+        goto fail;
+    }
+    if (gw_tls_new(&nt, app->tls_global, nc, err, sizeof err) != 0 ||
+        gw_registry_load(registry_path(nc), &nr, err, sizeof err) != 0) {
+        gw_log(GW_LOG_ERROR, NULL, "reload_failed", "%s; keeping the running configuration",
+               err);
+        goto fail;
+    }
+
+    gw_tls_unref(app->tls);
+    app->tls = nt;
+    gw_registry_unref(app->reg);
+    app->reg = nr;
+    gw_config_cleanup(app->cfg);
+    free(app->cfg);
+    app->cfg = nc;
+    gw_log_set_level(nc->log_level);
+
+    /* revocation takes effect on live connections too */
+    uint32_t revoked = 0;
+    for (struct gw_conn *c = app->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state != GW_CONN_H2 || c->revoked)
+            continue;
+        const char *why;
+        if (gw_registry_find(app->reg, c->spki, gw_now_ms() / 1000, &why))
+            continue;
+        struct gw_log_ctx ctx;
+        gw_conn_log_ctx(c, &ctx);
+        gw_log(GW_LOG_WARN, &ctx, "disconnected", "reason=%s at reload", why);
+        c->revoked = true;
+        app->stats.goaways_revoked++;
+        revoked++;
+        gw_conn_goaway(c, NGHTTP2_NO_ERROR, why);
+        gw_conn_flush(c);
+    }
+    gw_log(GW_LOG_INFO, NULL, "reloaded", "registry=%zu servers_pinned disconnected=%u",
+           gw_registry_count(app->reg), revoked);
+    return;
+
+fail:
+    gw_tls_unref(nt);
+    gw_registry_unref(nr);
+    if (nc) {
+        gw_config_cleanup(nc);
+        free(nc);
+    }
+}
+
+/* ---- drain ----------------------------------------------------------------- */
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_app *app = arg;
+    (void)fd;
+    (void)what;
+    gw_log(GW_LOG_WARN, NULL, "drain_timeout", "closing %u connections still open",
+           app->n_conns);
+    event_base_loopexit(app->base, NULL);
+}
+
+static void start_drain(struct gw_app *app)
+{
+    if (app->draining)
+        return;
+    app->draining = true;
+    gw_log(GW_LOG_INFO, NULL, "draining", "stopping: connections=%u", app->n_conns);
+    for (unsigned i = 0; i < app->n_listeners; i++)
+        evconnlistener_free(app->listeners[i]);
+    app->n_listeners = 0;
+
+    for (struct gw_conn *c = app->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == GW_CONN_HANDSHAKE) {
+            gw_conn_close(c);
+        } else if (c->state == GW_CONN_H2) {
+            gw_conn_goaway(c, NGHTTP2_NO_ERROR, "shutting down");
+            gw_conn_flush(c);
+        }
+    }
+    if (app->n_conns == 0) {
+        event_base_loopexit(app->base, NULL);
+        return;
+    }
+    uint32_t ms = app->cfg->shutdown_timeout_ms;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    app->drain_timer = evtimer_new(app->base, on_drain_timeout, app);
+    if (app->drain_timer)
+        evtimer_add(app->drain_timer, &tv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    if (sig == SIGHUP)
+        reload(arg);
+    else
+        start_drain(arg);
+}
+
+/* ---- main -------------------------------------------------------------------- */
+
+static void log_stats(const struct gw_app *app)
+{
+    const struct gw_stats *s = &app->stats;
+    gw_log(GW_LOG_INFO, NULL, "stopped",
+           "conns_accepted=%llu handshakes_ok=%llu handshakes_refused=%llu "
+           "frames_accepted=%llu frames_duplicate=%llu frames_rejected=%llu "
+           "frames_unavailable=%llu",
+           (unsigned long long)s->conns_accepted, (unsigned long long)s->handshakes_ok,
+           (unsigned long long)s->handshakes_refused, (unsigned long long)s->frames_accepted,
+           (unsigned long long)s->frames_duplicate, (unsigned long long)s->frames_rejected,
+           (unsigned long long)s->frames_unavailable);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct gw_app app;
+    const char *config_path = NULL;
+    bool check_only = false;
+    char err[512];
+    int opt, rc = 1;
+    struct event *sigs[4] = {NULL};
+
+    while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'k':
+            check_only = true;
+            break;
+        case 'V':
+            version();
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EX_USAGE;
+        }
+    }
+    if (optind != argc || !config_path) {
+        fprintf(stderr, "panelgate: %s\n",
+                optind != argc ? "unexpected argument" : "--config FILE is required");
+        usage(stderr);
+        return EX_USAGE;
+    }
+
+    memset(&app, 0, sizeof app);
+    app.config_path = strdup(config_path);
+    app.cfg = calloc(1, sizeof *app.cfg);
+    if (!app.config_path || !app.cfg || gw_config_defaults(app.cfg) != 0) {
+        fprintf(stderr, "panelgate: out of memory\n");
+        return 1;
+    }
+    if (gw_config_load(app.cfg, config_path, err, sizeof err) != 0 ||
+        gw_config_validate(app.cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "panelgate: %s\n", err);
+        rc = EX_CONFIG;
+        goto out;
+    }
+    gw_log_set_level(app.cfg->log_level);
+
+    /* viewer IPs pass through this process's memory: never write it out */
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (gw_tls_global_new(&app.tls_global, app.cfg, err, sizeof err) != 0 ||
+        gw_tls_new(&app.tls, app.tls_global, app.cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "panelgate: %s\n", err);
+        rc = EX_CONFIG;
+        goto out;
+    }
+    if (check_only) {
+        printf("panelgate: configuration %s is valid\n", config_path);
+        rc = 0;
+        goto out;
+    }
+
+    if (evthread_use_pthreads() != 0 || !(app.base = event_base_new())) {
+        gw_log(GW_LOG_ERROR, NULL, "start_failed", "cannot create the event loop");
+        goto out;
+    }
+    if (gw_sink_new(&app.sink, app.base, &gw_sink_sqlite_ops, app.cfg, err, sizeof err) != 0 ||
+        gw_registry_load(registry_path(app.cfg), &app.reg, err, sizeof err) != 0 ||
+        open_listeners(&app, err, sizeof err) != 0 || write_port_file(&app, err, sizeof err) != 0) {
+        gw_log(GW_LOG_ERROR, NULL, "start_failed", "%s", err);
+        goto out;
+    }
+    const int signums[] = {SIGHUP, SIGTERM, SIGINT};
+    for (unsigned i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(app.base, signums[i], on_signal, &app);
+        if (!sigs[i] || evsignal_add(sigs[i], NULL) != 0) {
+            gw_log(GW_LOG_ERROR, NULL, "start_failed", "cannot install signal handlers");
+            goto out;
+        }
+    }
+    gw_log(GW_LOG_INFO, NULL, "started", "panelgate %s listeners=%u registry=%zu storage=%s",
+           PANELGATE_VERSION, app.n_listeners, gw_registry_count(app.reg), app.cfg->sqlite_path);
+
+    if (event_base_dispatch(app.base) < 0) {
+        gw_log(GW_LOG_ERROR, NULL, "loop_failed", "event loop error");
+        goto out;
+    }
+    rc = 0;
+
+out:
+    while (app.conns)
+        gw_conn_close(app.conns);
+    for (unsigned i = 0; i < app.n_listeners; i++)
+        evconnlistener_free(app.listeners[i]);
+    /* commits everything still queued and runs the last completions */
+    gw_sink_free(app.sink);
+    if (app.base)
+        log_stats(&app);
+    for (unsigned i = 0; i < 3; i++)
+        if (sigs[i])
+            event_free(sigs[i]);
+    if (app.drain_timer)
+        event_free(app.drain_timer);
+    gw_registry_unref(app.reg);
+    gw_tls_unref(app.tls);
+    gw_tls_global_free(app.tls_global);
+    if (app.base)
+        event_base_free(app.base);
+    gw_config_cleanup(app.cfg);
+    free(app.cfg);
+    free(app.config_path);
+    return rc;
+}

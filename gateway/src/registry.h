@@ -1,0 +1,61 @@
+/*
+ * registry.h - registered servers, pinned by the SHA-256 of their
+ * certificate's SubjectPublicKeyInfo.
+ *
+ * The registry lives in SQLite (tables servers and server_pins, see
+ * docs/OPERATIONS.md).  The gateway loads an immutable in-memory snapshot at
+ * start and at every reload, so a lookup on the event loop never touches
+ * disk.  A snapshot is shared (refcounted) by the connections that resolved
+ * their identity from it.
+ */
+#ifndef GW_REGISTRY_H
+#define GW_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#define GW_SPKI_LEN 32
+
+enum gw_server_status {
+    GW_SERVER_ACTIVE = 1,
+    GW_SERVER_REVOKED = 2,
+};
+
+struct gw_server {
+    int64_t id;
+    char name[256];
+    char kind[16];   /* "nimble" | "wowza" */
+    enum gw_server_status status;
+    uint8_t spki[GW_SPKI_LEN];
+    int64_t pin_not_after; /* Unix seconds; 0 = no expiry */
+};
+
+struct gw_registry;
+
+/* Creates the registry tables (servers, server_pins) and the activity log
+ * table when missing.  Used by the gateway at start and by panelgatectl.
+ * Returns 0 or -1 (err filled). */
+int gw_registry_schema(sqlite3 *db, char *err, size_t errlen);
+
+/* Opens |db_path| read-only, loads every pin into a new snapshot.  Returns
+ * 0 or -1 with a reason in err.  *out is NULL on failure. */
+int gw_registry_load(const char *db_path, struct gw_registry **out, char *err, size_t errlen);
+
+/* The server pinned by |spki| and active at time |now| (Unix seconds):
+ * NULL when unknown, revoked, or the pin expired.  |why| (optional) gets
+ * "unregistered", "revoked" or "pin_expired" on NULL. */
+const struct gw_server *gw_registry_find(const struct gw_registry *r,
+                                         const uint8_t spki[GW_SPKI_LEN],
+                                         int64_t now, const char **why);
+
+size_t gw_registry_count(const struct gw_registry *r);
+
+struct gw_registry *gw_registry_ref(struct gw_registry *r);
+void gw_registry_unref(struct gw_registry *r);
+
+/* Lower-case hex of an SPKI hash into buf (>= 65 bytes). */
+void gw_spki_hex(const uint8_t spki[GW_SPKI_LEN], char *buf);
+
+#endif /* GW_REGISTRY_H */

@@ -1,0 +1,85 @@
+/*
+ * sink.h - where accepted frames go: a bounded queue, a writer thread and a
+ * storage backend behind one ops table.
+ *
+ * The event loop submits items and never waits: a full queue is refused at
+ * once (the caller answers 503).  The writer thread takes whatever is queued
+ * (up to batch_max_frames), hands it to the backend's write_batch as one
+ * group commit, and posts the items back; their done callbacks run on the
+ * event loop thread, after which the sink frees each item.
+ */
+#ifndef GW_SINK_H
+#define GW_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct gw_config;
+
+/* Item outcome, set by the backend. */
+enum gw_sink_status {
+    GW_SINK_STORED = 0,     /* committed now */
+    GW_SINK_DUPLICATE = 1,  /* (server_id, seq) was already stored */
+    GW_SINK_FAILED = -1,    /* not stored: storage error (retry later) */
+};
+
+struct gw_sink_item;
+typedef void (*gw_sink_done_fn)(struct gw_sink_item *it, void *ud);
+
+struct gw_sink_item {
+    /* set by the submitter */
+    int64_t server_id;
+    uint64_t seq;
+    uint64_t ts_ms;          /* the frame's own timestamp */
+    int64_t received_ms;     /* gateway clock at receipt */
+    char *reported_name;     /* heap; the hostname the frame reports */
+    uint8_t *body;           /* heap; the frame minus viewer IPs (msgpack) */
+    size_t body_len;
+    gw_sink_done_fn done;    /* called on the loop thread; may be NULL */
+    void *ud;                /* the submitter may clear it to detach */
+    /* set by the backend */
+    enum gw_sink_status status;
+    /* owned by the sink */
+    struct gw_sink_item *next;
+};
+
+struct gw_sink_ops {
+    const char *name;
+    /* Opens the backend; returns 0 or -1 with a reason in err. */
+    int (*open)(void **state, const struct gw_config *cfg, char *err, size_t errlen);
+    /* Stores a batch as one commit and sets each item's status.  Returns 0,
+     * or -1 when the whole batch failed (every status GW_SINK_FAILED). */
+    int (*write_batch)(void *state, struct gw_sink_item **items, size_t n);
+    void (*close)(void *state);
+};
+
+extern const struct gw_sink_ops gw_sink_sqlite_ops;
+
+struct gw_sink;
+
+/* Starts the writer thread.  |base| must have been created after
+ * evthread_use_pthreads().  Returns 0 or -1 with a reason in err. */
+int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_sink_ops *ops,
+                const struct gw_config *cfg, char *err, size_t errlen);
+
+/* Allocates an item with copies of name and body; NULL on OOM. */
+struct gw_sink_item *gw_sink_item_new(const char *reported_name, const uint8_t *body, size_t len);
+void gw_sink_item_free(struct gw_sink_item *it);
+
+/* Takes |it| on success (0).  Returns -1 and leaves |it| with the caller
+ * when the queue is full (by frames or bytes) or the sink is stopping. */
+int gw_sink_submit(struct gw_sink *s, struct gw_sink_item *it);
+
+/* Frames and bytes queued or being written right now. */
+void gw_sink_pending(struct gw_sink *s, size_t *frames, size_t *bytes);
+
+/* True when the last batch failed and no later batch has succeeded. */
+int gw_sink_failing(struct gw_sink *s);
+
+/* Stops taking items, lets the writer finish everything queued, runs the
+ * remaining done callbacks on the calling (loop) thread, joins the thread
+ * and frees the sink.  NULL is allowed. */
+void gw_sink_free(struct gw_sink *s);
+
+#endif /* GW_SINK_H */
