@@ -320,9 +320,15 @@ static int read_key(struct dec *d, struct mp_tok *k)
         return rv;
     if (k->kind != MP_STR)
         return fail(d, PA_FE_TYPE, "map key must be str, got %s", mp_kind_name(k->kind));
+    return check_text(d, k->v.s.p, k->v.s.len, "key");
+}
+
+/* Peer-chosen keys (unknown keys, config keys) are names too. */
+static int check_key_len(struct dec *d, const struct mp_tok *k)
+{
     if (k->v.s.len > d->lim->max_name_len)
         return fail(d, PA_FE_TOO_LONG, "key longer than %u bytes", d->lim->max_name_len);
-    return check_text(d, k->v.s.p, k->v.s.len, "key");
+    return 0;
 }
 
 static unsigned lookup(const struct schema *s, const struct mp_tok *k)
@@ -382,7 +388,7 @@ static int decode_object(struct dec *d, const struct schema *s, void *obj)
                 return fail(d, PA_FE_DUPKEY, "duplicate key");
             seen |= 1u << f;
             rv = s->decode(d, f, obj);
-        } else {
+        } else if ((rv = check_key_len(d, &k)) == 0) {
             push_peer(d, k.v.s.p, k.v.s.len);
             rv = skip_unknown(d, &k, first_unknown, map);
         }
@@ -487,6 +493,8 @@ static int decode_config_map(struct dec *d, uint32_t n, struct pa_cval *out)
             return rv;
         if (k.v.s.len == 0)
             return fail(d, PA_FE_INVALID, "empty key");
+        if ((rv = check_key_len(d, &k)) != 0)
+            return rv;
         char *key = dalloc(d, (size_t)k.v.s.len + 1, 1);
         if (!key)
             return nomem(d);
@@ -771,8 +779,8 @@ static int frame_field(struct dec *d, unsigned field, void *obj)
         if ((rv = want_uint(d, &u)) != 0)
             return rv;
         if (u != PA_PROTOCOL_VERSION)
-            return fail(d, PA_FE_VERSION, "version %llu is not supported (expected %d)",
-                        (unsigned long long)u, PA_PROTOCOL_VERSION);
+            return fail(d, PA_FE_VERSION, "version not supported (this decoder speaks %d)",
+                        PA_PROTOCOL_VERSION);
         f->version = (uint32_t)u;
         return 0;
     case 1:

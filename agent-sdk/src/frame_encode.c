@@ -39,7 +39,8 @@ static void put_key(struct enc *e, const char *k)
 
 static void put_ip(struct enc *e, const struct pa_ip *ip)
 {
-    size_t n = ip->family == 4 ? 4 : 16;
+    /* an unset family becomes an empty bin, which validation refuses */
+    size_t n = ip->family == 4 ? 4 : ip->family == 6 ? 16 : 0;
     P(e, msgpack_pack_bin(&e->pk, n));
     P(e, msgpack_pack_bin_body(&e->pk, ip->addr, n));
 }
@@ -143,8 +144,12 @@ static void put_vhost(struct enc *e, const struct pa_vhost *vh)
     }
 }
 
+/* Absent: a zero-initialised (nil) or empty map.  Anything else is
+ * encoded, so a non-map config is caught by validation. */
 static bool has_config(const struct pa_frame *f)
 {
+    if (f->config.type == PA_CV_NIL)
+        return false;
     return f->config.type != PA_CV_MAP || f->config.v.map.n > 0;
 }
 

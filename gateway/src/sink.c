@@ -1,0 +1,356 @@
+/*
+ * sink.c - the bounded queue and writer thread in front of a storage
+ * backend (see sink.h).
+ *
+ * Threads.  The event loop thread calls gw_sink_submit / _pending /
+ * _failing / _free; one writer thread per sink calls the backend.  Every
+ * field both touch (queue, counters, done list, flags) is guarded by
+ * s->mu.  An item belongs to the submitter until gw_sink_submit returns 0,
+ * to the sink (queue, then the writer) until its done callback runs on the
+ * loop, and is freed by the sink right after that callback.
+ *
+ * Waking the loop.  The writer moves finished items to s->done and calls
+ * event_active() on an event that was never added; libevent then runs
+ * wake_cb on the loop thread.  Activating an event from another thread is
+ * only safe when libevent's locking is on: the process must call
+ * evthread_use_pthreads() (libevent_pthreads) before it creates |base|.
+ * main.c does that first thing; the unit tests do it in main().
+ *
+ * Bounds.  Items queued plus the batch being written count against
+ * queue_max_frames and queue_max_bytes (body_len).  A full queue refuses at
+ * once; nothing here blocks the loop except gw_sink_free, which drains.
+ * Group commit falls out of the loop: while one batch is being written the
+ * next one accumulates, and the writer takes up to batch_max_frames of it.
+ * A failed batch is not retried here: its items complete GW_SINK_FAILED
+ * (the gateway answers 503 and the agent resends with the same seq).
+ */
+#include "sink.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+
+struct gw_sink {
+    const struct gw_sink_ops *ops;
+    void *state;                 /* the backend's; writer thread only once started */
+    struct event *wake;          /* activated by the writer, runs on the loop */
+    pthread_t thread;
+    struct gw_sink_item **batch; /* writer thread only */
+    size_t batch_max;
+    size_t max_frames;
+    size_t max_bytes;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;           /* writer waits for work or stop */
+    /* --- guarded by mu --- */
+    struct gw_sink_item *q_head, *q_tail;
+    struct gw_sink_item *done_head, *done_tail;
+    size_t frames;               /* queued + being written */
+    size_t bytes;
+    int stopping;
+    int failing;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---------------------------------------------------------------- items */
+
+struct gw_sink_item *gw_sink_item_new(const char *reported_name, const uint8_t *body, size_t len)
+{
+    struct gw_sink_item *it = calloc(1, sizeof *it);
+    if (it == NULL)
+        return NULL;
+    it->status = GW_SINK_FAILED;
+    if (reported_name != NULL) {
+        size_t n = strlen(reported_name);
+        it->reported_name = malloc(n + 1);
+        if (it->reported_name == NULL)
+            goto fail;
+        memcpy(it->reported_name, reported_name, n + 1);
+    }
+    /* Never NULL, even when empty, so a backend can tell "no body" from
+     * "empty body" without special cases. */
+    it->body = malloc(len ? len : 1);
+    if (it->body == NULL)
+        goto fail;
+    if (len)
+        memcpy(it->body, body, len);
+    it->body_len = len;
+    return it;
+fail:
+    gw_sink_item_free(it);
+    return NULL;
+}
+
+void gw_sink_item_free(struct gw_sink_item *it)
+{
+    if (it == NULL)
+        return;
+    free(it->reported_name);
+    free(it->body);
+    free(it);
+}
+
+/* Runs the done callbacks of |list| and frees the items (calling thread). */
+static void complete_list(struct gw_sink_item *list)
+{
+    while (list != NULL) {
+        struct gw_sink_item *next = list->next;
+        list->next = NULL;
+        if (list->done != NULL)
+            list->done(list, list->ud);
+        gw_sink_item_free(list);
+        list = next;
+    }
+}
+
+static struct gw_sink_item *take_done(struct gw_sink *s)
+{
+    pthread_mutex_lock(&s->mu);
+    struct gw_sink_item *list = s->done_head;
+    s->done_head = s->done_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    return list;
+}
+
+/* Loop thread. */
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    complete_list(take_done(arg));
+}
+
+/* --------------------------------------------------------------- writer */
+
+static void *writer_main(void *arg)
+{
+    struct gw_sink *s = arg;
+
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->q_head == NULL && !s->stopping)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (s->q_head == NULL)
+            break; /* stopping and drained */
+
+        /* Take up to batch_max items; they stay counted in frames/bytes
+         * (pending) until they reach the done list. */
+        size_t n = 0;
+        size_t nbytes = 0;
+        while (n < s->batch_max && s->q_head != NULL) {
+            struct gw_sink_item *it = s->q_head;
+            s->q_head = it->next;
+            it->next = NULL;
+            s->batch[n++] = it;
+            nbytes += it->body_len;
+        }
+        if (s->q_head == NULL)
+            s->q_tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+
+        for (size_t i = 0; i < n; i++)
+            s->batch[i]->status = GW_SINK_FAILED; /* until the backend says otherwise */
+        int rc = s->ops->write_batch(s->state, s->batch, n);
+        if (rc != 0) {
+            for (size_t i = 0; i < n; i++)
+                s->batch[i]->status = GW_SINK_FAILED;
+        }
+
+        pthread_mutex_lock(&s->mu);
+        s->failing = rc != 0;
+        for (size_t i = 0; i < n; i++) {
+            struct gw_sink_item *it = s->batch[i];
+            if (s->done_tail != NULL)
+                s->done_tail->next = it;
+            else
+                s->done_head = it;
+            s->done_tail = it;
+        }
+        s->frames -= n;
+        s->bytes -= nbytes;
+        /* Safe from this thread: libevent locking is on (see the top) and
+         * gw_sink_free joins this thread before it frees the event. */
+        event_active(s->wake, 0, 0);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_sink_ops *ops,
+                const struct gw_config *cfg, char *err, size_t errlen)
+{
+    struct gw_sink *s = NULL;
+    int mu_ok = 0, cv_ok = 0;
+
+    if (out == NULL)
+        return -1;
+    *out = NULL;
+    if (base == NULL || ops == NULL || ops->open == NULL || ops->write_batch == NULL ||
+        ops->close == NULL || cfg == NULL) {
+        seterr(err, errlen, "sink: invalid arguments");
+        return -1;
+    }
+    if (cfg->queue_max_frames == 0 || cfg->queue_max_bytes == 0 || cfg->batch_max_frames == 0) {
+        seterr(err, errlen, "sink %s: queue_max_frames, queue_max_bytes and batch_max_frames "
+               "must be positive", ops->name ? ops->name : "?");
+        return -1;
+    }
+
+    s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        seterr(err, errlen, "sink: out of memory");
+        return -1;
+    }
+    s->ops = ops;
+    s->max_frames = cfg->queue_max_frames;
+    s->max_bytes = cfg->queue_max_bytes;
+    s->batch_max = cfg->batch_max_frames;
+    if (s->batch_max > s->max_frames)
+        s->batch_max = s->max_frames;
+
+    s->batch = calloc(s->batch_max, sizeof *s->batch);
+    if (s->batch == NULL) {
+        seterr(err, errlen, "sink: out of memory");
+        goto fail;
+    }
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        seterr(err, errlen, "sink: pthread_mutex_init failed");
+        goto fail;
+    }
+    mu_ok = 1;
+    if (pthread_cond_init(&s->cv, NULL) != 0) {
+        seterr(err, errlen, "sink: pthread_cond_init failed");
+        goto fail;
+    }
+    cv_ok = 1;
+    /* Never added, only activated: it does not keep the loop alive. */
+    s->wake = event_new(base, -1, 0, wake_cb, s);
+    if (s->wake == NULL) {
+        seterr(err, errlen, "sink: event_new failed");
+        goto fail;
+    }
+    if (ops->open(&s->state, cfg, err, errlen) != 0)
+        goto fail;
+
+    /* The writer takes no signals: they belong to the loop thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&s->thread, NULL, writer_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        seterr(err, errlen, "sink %s: cannot start the writer thread: %s",
+               ops->name ? ops->name : "?", strerror(rc));
+        ops->close(s->state);
+        goto fail;
+    }
+    *out = s;
+    return 0;
+
+fail:
+    if (s->wake != NULL)
+        event_free(s->wake);
+    if (cv_ok)
+        pthread_cond_destroy(&s->cv);
+    if (mu_ok)
+        pthread_mutex_destroy(&s->mu);
+    free(s->batch);
+    free(s);
+    return -1;
+}
+
+int gw_sink_submit(struct gw_sink *s, struct gw_sink_item *it)
+{
+    if (s == NULL || it == NULL)
+        return -1;
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping || s->frames >= s->max_frames || it->body_len > s->max_bytes - s->bytes) {
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    it->next = NULL;
+    it->status = GW_SINK_FAILED;
+    if (s->q_tail != NULL)
+        s->q_tail->next = it;
+    else
+        s->q_head = it;
+    s->q_tail = it;
+    s->frames++;
+    s->bytes += it->body_len;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+void gw_sink_pending(struct gw_sink *s, size_t *frames, size_t *bytes)
+{
+    size_t f = 0, b = 0;
+    if (s != NULL) {
+        pthread_mutex_lock(&s->mu);
+        f = s->frames;
+        b = s->bytes;
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (frames != NULL)
+        *frames = f;
+    if (bytes != NULL)
+        *bytes = b;
+}
+
+int gw_sink_failing(struct gw_sink *s)
+{
+    if (s == NULL)
+        return 0;
+    pthread_mutex_lock(&s->mu);
+    int f = s->failing;
+    pthread_mutex_unlock(&s->mu);
+    return f;
+}
+
+void gw_sink_free(struct gw_sink *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+
+    /* The writer commits everything queued, then exits. */
+    pthread_join(s->thread, NULL);
+
+    /* The wake event may still be active: remove it before running the
+     * rest here, so wake_cb never sees a freed sink. */
+    event_free(s->wake);
+    complete_list(take_done(s));
+
+    s->ops->close(s->state);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->batch);
+    free(s);
+}

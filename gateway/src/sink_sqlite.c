@@ -1,0 +1,280 @@
+/*
+ * sink_sqlite.c - the embedded storage backend: one SQLite file in WAL
+ * mode, one transaction per batch (group commit).
+ *
+ * The connection is opened by gw_sink_new on the caller's thread, then used
+ * only by the sink's writer thread, and closed after that thread is joined:
+ * one thread at a time, so SQLITE_OPEN_NOMUTEX.
+ *
+ *   frames(server_id, seq, ts_ms, received_ms, reported_name, body)
+ *   PRIMARY KEY(server_id, seq) WITHOUT ROWID
+ *
+ * seq and ts_ms are uint64 on the wire; SQLite integers are int64, so both
+ * are stored as the int64 with the same bit pattern ((int64_t)v, two's
+ * complement): values above INT64_MAX read back negative and must be cast
+ * to uint64_t by readers (panelgatectl export does).  The primary key stays
+ * unique because the mapping is a bijection.
+ *
+ * A failed batch (SQLITE_BUSY, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY,
+ * ...) is rolled back and every item marked GW_SINK_FAILED; the next batch
+ * simply tries again.  The failure is logged once when storage starts
+ * failing (and again if the error changes), and once when it recovers.
+ */
+#include "sink.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sqlite3.h>
+
+#include "config.h"
+#include "log.h"
+#include "registry.h"
+
+struct sq {
+    sqlite3 *db;
+    sqlite3_stmt *begin;
+    sqlite3_stmt *insert;
+    sqlite3_stmt *commit;
+    sqlite3_stmt *rollback;
+    int failing;        /* last batch failed */
+    int last_rc;        /* extended code of the last failure */
+    char err[256];      /* text of the last failure */
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static const char frames_sql[] =
+    "CREATE TABLE IF NOT EXISTS frames("
+    " server_id INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"          /* uint64 as its int64 bit pattern */
+    " ts_ms INTEGER NOT NULL,"        /* idem */
+    " received_ms INTEGER NOT NULL,"
+    " reported_name TEXT,"
+    " body BLOB NOT NULL,"
+    " PRIMARY KEY(server_id, seq)) WITHOUT ROWID";
+
+static void sq_close(void *state)
+{
+    struct sq *q = state;
+    if (q == NULL)
+        return;
+    sqlite3_finalize(q->begin);
+    sqlite3_finalize(q->insert);
+    sqlite3_finalize(q->commit);
+    sqlite3_finalize(q->rollback);
+    sqlite3_close(q->db);
+    free(q);
+}
+
+static int exec(struct sq *q, const char *sql, const char *path, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(q->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        seterr(err, errlen, "sqlite %s: %s: %s", path, sql, msg ? msg : sqlite3_errmsg(q->db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_wal(struct sq *q, const char *path, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rv = -1;
+    if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        seterr(err, errlen, "sqlite %s: journal_mode=WAL: %s", path, sqlite3_errmsg(q->db));
+        goto out;
+    }
+    const char *mode = (const char *)sqlite3_column_text(st, 0);
+    if (mode == NULL || strcasecmp(mode, "wal") != 0) {
+        seterr(err, errlen, "sqlite %s: journal_mode is %s, not wal", path,
+               mode ? mode : "unknown");
+        goto out;
+    }
+    rv = 0;
+out:
+    sqlite3_finalize(st);
+    return rv;
+}
+
+static int prep(struct sq *q, sqlite3_stmt **st, const char *sql, const char *path, char *err,
+                size_t errlen)
+{
+    if (sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+        seterr(err, errlen, "sqlite %s: %s: %s", path, sql, sqlite3_errmsg(q->db));
+        return -1;
+    }
+    return 0;
+}
+
+static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t errlen)
+{
+    struct sq *q = NULL;
+    const char *path = cfg ? cfg->sqlite_path : NULL;
+
+    *state = NULL;
+    if (path == NULL || *path == '\0') {
+        seterr(err, errlen, "sqlite: no sqlite_path");
+        return -1;
+    }
+    q = calloc(1, sizeof *q);
+    if (q == NULL) {
+        seterr(err, errlen, "sqlite: out of memory");
+        return -1;
+    }
+    int rc = sqlite3_open_v2(path, &q->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        seterr(err, errlen, "sqlite %s: cannot open: %s", path,
+               q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(q->db, 1);
+    sqlite3_busy_timeout(q->db, (int)(cfg->busy_timeout_ms > 600000 ? 600000
+                                                                   : cfg->busy_timeout_ms));
+    if (set_wal(q, path, err, errlen) != 0)
+        goto fail;
+    if (exec(q, cfg->sqlite_synchronous == GW_SYNC_NORMAL ? "PRAGMA synchronous=NORMAL"
+                                                          : "PRAGMA synchronous=FULL",
+             path, err, errlen) != 0)
+        goto fail;
+    if (exec(q, "PRAGMA foreign_keys=ON", path, err, errlen) != 0)
+        goto fail;
+    /* The registry shares the file unless registry_path names another. */
+    if (cfg->registry_path == NULL || strcmp(cfg->registry_path, path) == 0) {
+        char rerr[256];
+        if (gw_registry_schema(q->db, rerr, sizeof rerr) != 0) {
+            seterr(err, errlen, "sqlite %s: %s", path, rerr);
+            goto fail;
+        }
+    }
+    if (exec(q, frames_sql, path, err, errlen) != 0)
+        goto fail;
+    if (prep(q, &q->begin, "BEGIN IMMEDIATE", path, err, errlen) != 0 ||
+        prep(q, &q->commit, "COMMIT", path, err, errlen) != 0 ||
+        prep(q, &q->rollback, "ROLLBACK", path, err, errlen) != 0 ||
+        prep(q, &q->insert,
+             "INSERT OR IGNORE INTO frames(server_id, seq, ts_ms, received_ms, reported_name, body)"
+             " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+             path, err, errlen) != 0)
+        goto fail;
+    *state = q;
+    return 0;
+fail:
+    sq_close(q);
+    return -1;
+}
+
+/* Steps a statement that returns no rows; SQLITE_DONE or the error code. */
+static int step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_DONE : rc;
+}
+
+static int insert_one(struct sq *q, struct gw_sink_item *it)
+{
+    sqlite3_stmt *st = q->insert;
+    int rc = sqlite3_bind_int64(st, 1, it->server_id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, (int64_t)it->seq); /* bit pattern, see top */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 3, (int64_t)it->ts_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 4, it->received_ms);
+    if (rc == SQLITE_OK)
+        rc = it->reported_name ? sqlite3_bind_text(st, 5, it->reported_name, -1, SQLITE_STATIC)
+                               : sqlite3_bind_null(st, 5);
+    if (rc == SQLITE_OK) {
+        /* bind_blob(NULL) would bind SQL NULL; an empty body is a blob. */
+        if (it->body_len == 0 || it->body == NULL)
+            rc = sqlite3_bind_zeroblob(st, 6, 0);
+        else if (it->body_len > (size_t)0x7fffffff)
+            rc = SQLITE_TOOBIG;
+        else
+            rc = sqlite3_bind_blob(st, 6, it->body, (int)it->body_len, SQLITE_STATIC);
+    }
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        it->status = sqlite3_changes(q->db) == 0 ? GW_SINK_DUPLICATE : GW_SINK_STORED;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st); /* drop the SQLITE_STATIC pointers */
+    return rc;
+}
+
+static void note_failure(struct sq *q, int rc, size_t n)
+{
+    const char *msg = sqlite3_errmsg(q->db);
+    const char *str = sqlite3_errstr(rc);
+    /* The message names tables and columns, never values. */
+    if (msg == NULL || strcmp(msg, str) == 0)
+        snprintf(q->err, sizeof q->err, "%s (code %d)", str, rc);
+    else
+        snprintf(q->err, sizeof q->err, "%s (code %d): %s", str, rc, msg);
+    if (!q->failing || q->last_rc != rc)
+        gw_log(GW_LOG_WARN, NULL, "sink_failing",
+               "sqlite batch of %zu frames failed, answering 503 until storage recovers: %s", n,
+               q->err);
+    q->failing = 1;
+    q->last_rc = rc;
+}
+
+static int sq_write_batch(void *state, struct gw_sink_item **items, size_t n)
+{
+    struct sq *q = state;
+    int rc = step_done(q->begin);
+    if (rc != SQLITE_DONE)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        rc = insert_one(q, items[i]);
+        if (rc != SQLITE_DONE)
+            goto fail;
+    }
+    rc = step_done(q->commit);
+    if (rc != SQLITE_DONE)
+        goto fail;
+    if (q->failing)
+        gw_log(GW_LOG_INFO, NULL, "sink_recovered", "sqlite storage accepts frames again");
+    q->failing = 0;
+    q->err[0] = '\0';
+    return 0;
+
+fail:
+    note_failure(q, rc, n);
+    /* SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR). */
+    if (!sqlite3_get_autocommit(q->db))
+        step_done(q->rollback);
+    for (size_t i = 0; i < n; i++)
+        items[i]->status = GW_SINK_FAILED;
+    return -1;
+}
+
+const struct gw_sink_ops gw_sink_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .write_batch = sq_write_batch,
+    .close = sq_close,
+};

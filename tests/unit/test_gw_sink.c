@@ -1,0 +1,639 @@
+/*
+ * test_gw_sink.c - the sink queue and writer thread (gateway/src/sink.h)
+ * and the SQLite backend, with a real event loop and real SQLite files.
+ *
+ * Two backends:
+ *   - gw_sink_sqlite_ops itself (or wrapped to count write_batch calls);
+ *   - a stub, in this file only, whose write_batch blocks on a gate: a test
+ *     double that makes the queue's bounds deterministic.
+ *
+ * libevent locking is switched on in main() before any event_base exists,
+ * as sink.h requires.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "config.h"
+#include "sink.h"
+#include "testutil.h"
+
+#define MAX_SEQ 4096
+
+struct fx {
+    char dir[64];
+    char path[128];
+    struct gw_config cfg;
+    struct event_base *base;
+    pthread_t loop_thread;
+    /* touched by done callbacks, i.e. on the loop thread only */
+    int done;
+    int n_status[3]; /* STORED, DUPLICATE, FAILED */
+    int wrong_thread;
+    int status_of[MAX_SEQ];
+};
+
+static int status_idx(enum gw_sink_status s)
+{
+    return s == GW_SINK_STORED ? 0 : s == GW_SINK_DUPLICATE ? 1 : 2;
+}
+
+static int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "gwsink.XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof f->path, "%s/pg.db", f->dir);
+    f->cfg.sqlite_path = f->path;
+    f->cfg.sqlite_synchronous = GW_SYNC_FULL;
+    f->cfg.queue_max_frames = 4096;
+    f->cfg.queue_max_bytes = 64u << 20;
+    f->cfg.batch_max_frames = 512;
+    f->cfg.busy_timeout_ms = 5000;
+    f->cfg.registry_path = NULL;
+    f->base = event_base_new();
+    if (f->base == NULL)
+        return -1;
+    f->loop_thread = pthread_self();
+    for (int i = 0; i < MAX_SEQ; i++)
+        f->status_of[i] = 99;
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    char p[192];
+    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < TU_ARRAY_LEN(sfx); i++) {
+        snprintf(p, sizeof p, "%s%s", f->path, sfx[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    event_base_free(f->base);
+    free(f);
+    return 0;
+}
+
+static void on_done(struct gw_sink_item *it, void *ud)
+{
+    struct fx *f = ud;
+    if (!pthread_equal(pthread_self(), f->loop_thread))
+        f->wrong_thread++;
+    f->done++;
+    f->n_status[status_idx(it->status)]++;
+    if (it->seq < MAX_SEQ)
+        f->status_of[it->seq] = it->status;
+}
+
+static struct gw_sink_item *item(struct fx *f, int64_t server, uint64_t seq, size_t len)
+{
+    uint8_t body[2048];
+    assert_true(len <= sizeof body);
+    for (size_t i = 0; i < len; i++)
+        body[i] = (uint8_t)(seq + i);
+    char name[64];
+    snprintf(name, sizeof name, "host-%lld", (long long)server);
+    struct gw_sink_item *it = gw_sink_item_new(name, body, len);
+    assert_non_null(it);
+    it->server_id = server;
+    it->seq = seq;
+    it->ts_ms = 1732838400000ull + seq;
+    it->received_ms = 1732838400123;
+    it->done = on_done;
+    it->ud = f;
+    return it;
+}
+
+static void submit_ok(struct gw_sink *s, struct gw_sink_item *it)
+{
+    assert_int_equal(gw_sink_submit(s, it), 0);
+}
+
+/* ---- running the loop until enough items completed --------------------- */
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Runs the loop until |target| items completed or |timeout_ms| passed.  The
+ * sink's wake event is never added, so a 1 ms timer keeps the loop alive
+ * and bounds each iteration (the gateway has its listeners for that). */
+static void run_until(struct fx *f, int target, int timeout_ms)
+{
+    double deadline = now_s() + timeout_ms / 1e3;
+    struct event *t = event_new(f->base, -1, EV_PERSIST, tick, NULL);
+    struct timeval tv = {0, 1000};
+    assert_non_null(t);
+    assert_int_equal(event_add(t, &tv), 0);
+    while (f->done < target && now_s() <= deadline)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    event_free(t);
+    assert_int_equal(f->done, target);
+}
+
+static struct gw_sink *sink_new(struct fx *f, const struct gw_sink_ops *ops)
+{
+    struct gw_sink *s = NULL;
+    char err[256] = "";
+    int rc = gw_sink_new(&s, f->base, ops, &f->cfg, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "gw_sink_new: %s\n", err);
+    assert_int_equal(rc, 0);
+    assert_non_null(s);
+    return s;
+}
+
+/* ---- reading the database back ------------------------------------------ */
+
+static int64_t query_i64(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* ---- backends for the thread/queue logic -------------------------------- */
+
+struct stub {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int gate_open;
+    int in_write;  /* a batch is inside write_batch */
+    int batches;
+    int fail;      /* fail every batch while set (statuses left untouched) */
+};
+static struct stub g_stub;
+
+static int stub_open(void **state, const struct gw_config *cfg, char *err, size_t errlen)
+{
+    (void)cfg;
+    (void)err;
+    (void)errlen;
+    *state = &g_stub;
+    return 0;
+}
+
+static int stub_write_batch(void *state, struct gw_sink_item **items, size_t n)
+{
+    struct stub *b = state;
+    pthread_mutex_lock(&b->mu);
+    b->in_write = 1;
+    pthread_cond_broadcast(&b->cv);
+    while (!b->gate_open)
+        pthread_cond_wait(&b->cv, &b->mu);
+    b->batches++;
+    b->in_write = 0;
+    int fail = b->fail;
+    pthread_mutex_unlock(&b->mu);
+    for (size_t i = 0; i < n; i++)
+        items[i]->status = GW_SINK_STORED; /* a sloppy backend: the sink must
+                                              still report FAILED on -1 */
+    return fail ? -1 : 0;
+}
+
+static void stub_close(void *state)
+{
+    (void)state;
+}
+
+static const struct gw_sink_ops stub_ops = {
+    .name = "stub",
+    .open = stub_open,
+    .write_batch = stub_write_batch,
+    .close = stub_close,
+};
+
+static void stub_reset(int gate_open)
+{
+    pthread_mutex_lock(&g_stub.mu);
+    g_stub.gate_open = gate_open;
+    g_stub.in_write = 0;
+    g_stub.batches = 0;
+    g_stub.fail = 0;
+    pthread_mutex_unlock(&g_stub.mu);
+}
+
+static void stub_set(int gate_open, int fail)
+{
+    pthread_mutex_lock(&g_stub.mu);
+    g_stub.gate_open = gate_open;
+    g_stub.fail = fail;
+    pthread_cond_broadcast(&g_stub.cv);
+    pthread_mutex_unlock(&g_stub.mu);
+}
+
+static void stub_wait_in_write(void)
+{
+    pthread_mutex_lock(&g_stub.mu);
+    while (!g_stub.in_write)
+        pthread_cond_wait(&g_stub.cv, &g_stub.mu);
+    pthread_mutex_unlock(&g_stub.mu);
+}
+
+/* The real SQLite backend, counting write_batch calls (writer thread only;
+ * read after gw_sink_free has joined it). */
+static int g_wrap_calls;
+static size_t g_wrap_max;
+
+static int wrap_open(void **state, const struct gw_config *cfg, char *err, size_t errlen)
+{
+    return gw_sink_sqlite_ops.open(state, cfg, err, errlen);
+}
+
+static int wrap_write_batch(void *state, struct gw_sink_item **items, size_t n)
+{
+    g_wrap_calls++;
+    if (n > g_wrap_max)
+        g_wrap_max = n;
+    return gw_sink_sqlite_ops.write_batch(state, items, n);
+}
+
+static void wrap_close(void *state)
+{
+    gw_sink_sqlite_ops.close(state);
+}
+
+static const struct gw_sink_ops wrap_ops = {
+    .name = "sqlite-counted",
+    .open = wrap_open,
+    .write_batch = wrap_write_batch,
+    .close = wrap_close,
+};
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_store_on_loop_thread(void **state)
+{
+    struct fx *f = *state;
+    struct gw_sink *s = sink_new(f, &gw_sink_sqlite_ops);
+    for (uint64_t i = 1; i <= 10; i++)
+        submit_ok(s, item(f, 7, i, 100 + i));
+    /* an empty body is stored as an empty blob, a missing name as NULL */
+    struct gw_sink_item *it = gw_sink_item_new(NULL, NULL, 0);
+    assert_non_null(it);
+    it->server_id = 7;
+    it->seq = 11;
+    it->done = on_done;
+    it->ud = f;
+    submit_ok(s, it);
+    /* uint64 seq and ts above INT64_MAX keep their bits */
+    it = item(f, 8, UINT64_MAX, 10);
+    it->ts_ms = UINT64_MAX - 1;
+    submit_ok(s, it);
+    /* no callback at all is fine too */
+    it = item(f, 8, 5, 10);
+    it->done = NULL;
+    submit_ok(s, it);
+
+    run_until(f, 12, 10000);
+    assert_int_equal(f->n_status[0], 12);
+    assert_int_equal(f->wrong_thread, 0);
+    size_t fr = 99, by = 99;
+    /* the done=NULL item may complete after the last callback we waited for */
+    for (int i = 0; i < 1000; i++) {
+        gw_sink_pending(s, &fr, &by);
+        if (fr == 0)
+            break;
+        usleep(1000);
+    }
+    assert_int_equal(fr, 0);
+    assert_int_equal(by, 0);
+    assert_int_equal(gw_sink_failing(s), 0);
+    gw_sink_free(s);
+
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames"), 13);
+    assert_int_equal(query_i64(f->path, "SELECT sum(length(body)) FROM frames WHERE server_id=7"
+                                        " AND seq<=10"),
+                     1055);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE seq=3 AND"
+                                        " server_id=7 AND ts_ms=1732838400003 AND"
+                                        " received_ms=1732838400123 AND"
+                                        " reported_name='host-7' AND length(body)=103 AND"
+                                        " substr(body,1,3)=x'030405'"),
+                     1);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE seq=11 AND"
+                                        " reported_name IS NULL AND typeof(body)='blob'"
+                                        " AND length(body)=0"),
+                     1);
+    assert_int_equal((uint64_t)query_i64(f->path, "SELECT seq FROM frames WHERE server_id=8"
+                                                  " AND ts_ms<0"),
+                     UINT64_MAX);
+    assert_int_equal((uint64_t)query_i64(f->path, "SELECT ts_ms FROM frames WHERE server_id=8"
+                                                  " AND seq=-1"),
+                     UINT64_MAX - 1);
+    /* the backend set the file up as documented */
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                        " ('frames','servers','server_pins','activity','meta')"),
+                     5);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static void test_duplicates(void **state)
+{
+    struct fx *f = *state;
+    struct gw_sink *s = sink_new(f, &gw_sink_sqlite_ops);
+
+    submit_ok(s, item(f, 1, 5, 50));
+    run_until(f, 1, 10000);
+    assert_int_equal(f->status_of[5], GW_SINK_STORED);
+
+    /* the same (server, seq) again, twice: acknowledged, not stored */
+    struct gw_sink_item *it = item(f, 1, 5, 60);
+    it->body[0] = 0xee;
+    submit_ok(s, it);
+    submit_ok(s, item(f, 1, 5, 50));
+    /* (1, 6) twice back to back (often one batch): first stored, second dup */
+    submit_ok(s, item(f, 1, 6, 50));
+    submit_ok(s, item(f, 1, 6, 50));
+    /* the same seq from another server is a different frame */
+    submit_ok(s, item(f, 2, 5, 50));
+    run_until(f, 6, 10000);
+    assert_int_equal(f->n_status[0], 3);
+    assert_int_equal(f->n_status[1], 3);
+    assert_int_equal(f->n_status[2], 0);
+    gw_sink_free(s);
+
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames"), 3);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE server_id=1 AND"
+                                        " seq=5 AND length(body)=50 AND"
+                                        " substr(body,1,1)=x'05'"),
+                     1);
+}
+
+static void test_queue_full_by_frames(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.queue_max_frames = 4;
+    f->cfg.batch_max_frames = 2;
+    stub_reset(0);
+    struct gw_sink *s = sink_new(f, &stub_ops);
+
+    for (uint64_t i = 1; i <= 4; i++)
+        submit_ok(s, item(f, 1, i, 10));
+    stub_wait_in_write(); /* a batch is with the backend: still counted */
+    struct gw_sink_item *extra = item(f, 1, 5, 10);
+    assert_int_equal(gw_sink_submit(s, extra), -1); /* refused, still ours */
+    size_t fr, by;
+    gw_sink_pending(s, &fr, &by);
+    assert_int_equal(fr, 4);
+    assert_int_equal(by, 40);
+
+    stub_set(1, 0);
+    run_until(f, 4, 10000);
+    assert_int_equal(f->n_status[0], 4);
+    gw_sink_pending(s, &fr, &by);
+    assert_int_equal(fr, 0);
+    assert_int_equal(by, 0);
+
+    submit_ok(s, extra); /* room again */
+    run_until(f, 5, 10000);
+    assert_int_equal(f->n_status[0], 5);
+    assert_int_equal(f->wrong_thread, 0);
+    gw_sink_free(s);
+    pthread_mutex_lock(&g_stub.mu);
+    assert_true(g_stub.batches >= 3); /* batches of at most 2 */
+    pthread_mutex_unlock(&g_stub.mu);
+}
+
+static void test_queue_full_by_bytes(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.queue_max_frames = 100;
+    f->cfg.queue_max_bytes = 1000;
+    stub_reset(0);
+    struct gw_sink *s = sink_new(f, &stub_ops);
+
+    for (uint64_t i = 1; i <= 3; i++)
+        submit_ok(s, item(f, 1, i, 300));
+    struct gw_sink_item *big = item(f, 1, 4, 300);
+    assert_int_equal(gw_sink_submit(s, big), -1);
+    submit_ok(s, item(f, 1, 5, 100)); /* exactly 1000 */
+    struct gw_sink_item *one = item(f, 1, 6, 1);
+    assert_int_equal(gw_sink_submit(s, one), -1);
+    size_t fr, by;
+    gw_sink_pending(s, &fr, &by);
+    assert_int_equal(fr, 4);
+    assert_int_equal(by, 1000);
+
+    stub_set(1, 0);
+    run_until(f, 4, 10000);
+    /* larger than the whole queue: refused even when empty */
+    struct gw_sink_item *huge = item(f, 1, 7, 1001);
+    assert_int_equal(gw_sink_submit(s, huge), -1);
+    gw_sink_item_free(huge);
+    submit_ok(s, big);
+    submit_ok(s, one);
+    run_until(f, 6, 10000);
+    assert_int_equal(f->n_status[0], 6);
+    gw_sink_free(s);
+}
+
+static void test_backend_failure_then_recovery(void **state)
+{
+    struct fx *f = *state;
+    stub_reset(1);
+    stub_set(1, 1);
+    struct gw_sink *s = sink_new(f, &stub_ops);
+    submit_ok(s, item(f, 1, 1, 10));
+    submit_ok(s, item(f, 1, 2, 10));
+    run_until(f, 2, 10000);
+    /* the stub set STORED and returned -1: the sink reports FAILED */
+    assert_int_equal(f->n_status[2], 2);
+    assert_int_equal(gw_sink_failing(s), 1);
+
+    stub_set(1, 0);
+    submit_ok(s, item(f, 1, 1, 10));
+    run_until(f, 3, 10000);
+    assert_int_equal(f->status_of[1], GW_SINK_STORED);
+    assert_int_equal(gw_sink_failing(s), 0);
+    gw_sink_free(s);
+}
+
+static void test_group_commit(void **state)
+{
+    struct fx *f = *state;
+    g_wrap_calls = 0;
+    g_wrap_max = 0;
+    struct gw_sink *s = sink_new(f, &wrap_ops);
+    for (uint64_t i = 0; i < 1000; i++)
+        submit_ok(s, item(f, 3, i, 200));
+    run_until(f, 1000, 60000);
+    assert_int_equal(f->n_status[0], 1000);
+    assert_int_equal(f->wrong_thread, 0);
+    gw_sink_free(s);
+    /* each commit is an fsync; the queue fills while one is in progress */
+    fprintf(stderr, "    group commit: 1000 frames in %d batches (largest %zu)\n",
+            g_wrap_calls, g_wrap_max);
+    assert_true(g_wrap_calls < 100);
+    assert_true(g_wrap_max > 1 && g_wrap_max <= 512);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames"), 1000);
+}
+
+/* Root-proof storage failure: another connection holds the write lock, the
+ * sink's BEGIN IMMEDIATE times out (SQLITE_BUSY) and the batch fails. */
+static void test_storage_failure_busy(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.busy_timeout_ms = 50;
+    struct gw_sink *s = sink_new(f, &gw_sink_sqlite_ops);
+
+    sqlite3 *lock;
+    assert_int_equal(sqlite3_open(f->path, &lock), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(lock, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+
+    submit_ok(s, item(f, 9, 1, 10));
+    submit_ok(s, item(f, 9, 2, 10));
+    run_until(f, 2, 10000);
+    assert_int_equal(f->n_status[2], 2);
+    assert_int_equal(gw_sink_failing(s), 1);
+
+    assert_int_equal(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(lock);
+
+    /* the agent retries with the same seq */
+    submit_ok(s, item(f, 9, 1, 10));
+    run_until(f, 3, 10000);
+    assert_int_equal(f->status_of[1], GW_SINK_STORED);
+    assert_int_equal(gw_sink_failing(s), 0);
+    submit_ok(s, item(f, 9, 1, 10));
+    run_until(f, 4, 10000);
+    assert_int_equal(f->status_of[1], GW_SINK_DUPLICATE);
+    gw_sink_free(s);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames"), 1);
+}
+
+static void test_free_drains(void **state)
+{
+    struct fx *f = *state;
+    struct gw_sink *s = sink_new(f, &gw_sink_sqlite_ops);
+    for (uint64_t i = 0; i < 700; i++)
+        submit_ok(s, item(f, 4, i, 64));
+    gw_sink_free(s); /* no loop iteration at all */
+    assert_int_equal(f->done, 700);
+    assert_int_equal(f->n_status[0], 700);
+    assert_int_equal(f->wrong_thread, 0);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE server_id=4"), 700);
+    gw_sink_free(NULL);
+}
+
+static void test_new_errors(void **state)
+{
+    struct fx *f = *state;
+    struct gw_sink *s = (struct gw_sink *)(uintptr_t)1;
+    char err[512] = "";
+    char path[192];
+
+    snprintf(path, sizeof path, "%s/no/such/dir/pg.db", f->dir);
+    f->cfg.sqlite_path = path;
+    assert_int_equal(gw_sink_new(&s, f->base, &gw_sink_sqlite_ops, &f->cfg, err, sizeof err), -1);
+    assert_null(s);
+    assert_non_null(strstr(err, path));
+
+    f->cfg.sqlite_path = NULL;
+    assert_int_equal(gw_sink_new(&s, f->base, &gw_sink_sqlite_ops, &f->cfg, err, sizeof err), -1);
+    assert_null(s);
+
+    f->cfg.sqlite_path = f->path;
+    f->cfg.queue_max_frames = 0;
+    assert_int_equal(gw_sink_new(&s, f->base, &gw_sink_sqlite_ops, &f->cfg, err, sizeof err), -1);
+    assert_null(s);
+
+    /* a file that is not a database */
+    f->cfg.queue_max_frames = 16;
+    FILE *fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    for (int i = 0; i < 256; i++)
+        fputs("not a database ", fp);
+    fclose(fp);
+    assert_int_equal(gw_sink_new(&s, f->base, &gw_sink_sqlite_ops, &f->cfg, err, sizeof err), -1);
+    assert_null(s);
+    assert_non_null(strstr(err, f->path));
+}
+
+static void test_item_new(void **state)
+{
+    (void)state;
+    const uint8_t b[3] = {1, 2, 3};
+    struct gw_sink_item *it = gw_sink_item_new("n", b, 3);
+    assert_non_null(it);
+    assert_string_equal(it->reported_name, "n");
+    assert_memory_equal(it->body, b, 3);
+    assert_int_equal(it->body_len, 3);
+    assert_null(it->next);
+    gw_sink_item_free(it);
+    it = gw_sink_item_new(NULL, NULL, 0);
+    assert_non_null(it);
+    assert_null(it->reported_name);
+    assert_non_null(it->body);
+    assert_int_equal(it->body_len, 0);
+    gw_sink_item_free(it);
+    gw_sink_item_free(NULL);
+}
+
+int main(void)
+{
+    if (evthread_use_pthreads() != 0) {
+        fprintf(stderr, "evthread_use_pthreads failed\n");
+        return 1;
+    }
+    pthread_mutex_init(&g_stub.mu, NULL);
+    pthread_cond_init(&g_stub.cv, NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_store_on_loop_thread, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_full_by_frames, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_full_by_bytes, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_backend_failure_then_recovery, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_storage_failure_busy, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_free_drains, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_new_errors, fx_setup, fx_teardown),
+        cmocka_unit_test(test_item_new),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    libevent_global_shutdown();
+    return rc;
+}
