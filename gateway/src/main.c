@@ -179,6 +179,7 @@ static void keep_restart_only(struct gw_config *nc, const struct gw_config *oc)
                            nc->queue_max_bytes != oc->queue_max_bytes ||
                            nc->batch_max_frames != oc->batch_max_frames ||
                            nc->sqlite_synchronous != oc->sqlite_synchronous ||
+                           nc->busy_timeout_ms != oc->busy_timeout_ms ||
                            nc->session_tickets != oc->session_tickets ||
                            nc->ticket_lifetime_s != oc->ticket_lifetime_s;
 
@@ -193,6 +194,7 @@ static void keep_restart_only(struct gw_config *nc, const struct gw_config *oc)
     nc->queue_max_bytes = oc->queue_max_bytes;
     nc->batch_max_frames = oc->batch_max_frames;
     nc->sqlite_synchronous = oc->sqlite_synchronous;
+    nc->busy_timeout_ms = oc->busy_timeout_ms;
     nc->session_tickets = oc->session_tickets;
     nc->ticket_lifetime_s = oc->ticket_lifetime_s;
     char *tmp = nc->sqlite_path;

@@ -1,0 +1,786 @@
+/*
+ * config.c - the gateway's settings: defaults, the INI file, validation.
+ *
+ * One table row per key (section, name, type, offset, range).  Loading,
+ * range checks, validation and cleanup all walk that table, so a new key is
+ * one row here plus its lines in docs/OPERATIONS.md and
+ * gateway/panelgate.conf.sample.
+ *
+ * The file is read into memory and fed to inih line by line through our own
+ * reader.  The reader counts lines (Debian's inih is built without
+ * INI_HANDLER_LINENO), strips leading blanks (so an indented key is a key,
+ * never a multi-line continuation), rejects lines longer than inih's line
+ * buffer (inih would silently split them), NUL bytes and unknown sections.
+ * Parsing stops at the first error.  Pure: no sockets, no globals.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#define KIB 1024ull
+#define MIB (1024ull * KIB)
+#define GIB (1024ull * MIB)
+#define MAX_FILE_BYTES (1024u * 1024u)
+#define DAY_MS 86400000ull
+
+#if defined(__GNUC__)
+#define PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define PRINTF(a, b)
+#endif
+
+enum ktype {
+    K_LISTEN, /* struct gw_listen[] + n_listen */
+    K_U32,    /* uint32_t */
+    K_SIZE,   /* size_t */
+    K_BOOL,   /* bool */
+    K_STR,    /* char *, heap; empty value = NULL */
+    K_LEVEL,  /* enum gw_log_level */
+    K_SYNC,   /* enum gw_sqlite_sync */
+    K_ENGINE, /* char *, "sqlite" only */
+};
+
+#define F_BYTES 1u    /* a size in bytes: accepts a k/m/g suffix */
+#define F_REQUIRED 2u /* string that must be set */
+
+struct key {
+    const char *section;
+    const char *name;
+    enum ktype type;
+    size_t off;
+    uint64_t min, max;
+    unsigned flags;
+};
+
+#define OFF(field) offsetof(struct gw_config, field)
+#define COUNT_MAX (16ull * 1024 * 1024)
+
+static const struct key keys[] = {
+    {"server", "listen", K_LISTEN, OFF(listen), 1, GW_MAX_LISTEN, 0},
+    {"server", "max_connections", K_U32, OFF(max_connections), 1, 1000000, 0},
+    {"server", "handshake_timeout_ms", K_U32, OFF(handshake_timeout_ms), 1, 600000, 0},
+    {"server", "idle_timeout_ms", K_U32, OFF(idle_timeout_ms), 1, DAY_MS, 0},
+    {"server", "request_timeout_ms", K_U32, OFF(request_timeout_ms), 1, 3600000, 0},
+    {"server", "shutdown_timeout_ms", K_U32, OFF(shutdown_timeout_ms), 1, 3600000, 0},
+    {"server", "port_file", K_STR, OFF(port_file), 0, 0, 0},
+
+    {"tls", "cert_file", K_STR, OFF(cert_file), 0, 0, F_REQUIRED},
+    {"tls", "key_file", K_STR, OFF(key_file), 0, 0, F_REQUIRED},
+    {"tls", "client_ca_file", K_STR, OFF(client_ca_file), 0, 0, F_REQUIRED},
+    {"tls", "session_tickets", K_BOOL, OFF(session_tickets), 0, 1, 0},
+    {"tls", "ticket_lifetime_s", K_U32, OFF(ticket_lifetime_s), 1, 604800, 0},
+    {"tls", "ciphersuites", K_STR, OFF(ciphersuites), 0, 0, 0},
+
+    {"http2", "max_concurrent_streams", K_U32, OFF(max_concurrent_streams), 1, 1000, 0},
+    {"http2", "max_header_list_size", K_U32, OFF(max_header_list_size), 1024, MIB, F_BYTES},
+    {"http2", "initial_window_size", K_U32, OFF(initial_window_size), 65535, 2147483647,
+     F_BYTES},
+    {"http2", "stream_reset_burst", K_U32, OFF(stream_reset_burst), 1, 1000000, 0},
+    {"http2", "stream_reset_rate", K_U32, OFF(stream_reset_rate), 1, 1000000, 0},
+    {"http2", "max_continuations", K_U32, OFF(max_continuations), 0, 1000, 0},
+    {"http2", "max_body_bytes", K_SIZE, OFF(max_body_bytes), 1, GIB, F_BYTES},
+    {"http2", "max_conn_buffer_bytes", K_SIZE, OFF(max_conn_buffer_bytes), 1, 64 * GIB,
+     F_BYTES},
+
+    {"frame", "max_frame_bytes", K_SIZE, OFF(frame.max_frame_bytes), 1, GIB, F_BYTES},
+    {"frame", "max_arena_bytes", K_SIZE, OFF(frame.max_arena_bytes), 1, 4 * GIB, F_BYTES},
+    {"frame", "max_depth", K_U32, OFF(frame.max_depth), PA_LIMIT_MIN_DEPTH,
+     PA_LIMIT_MAX_DEPTH, 0},
+    {"frame", "max_name_len", K_U32, OFF(frame.max_name_len), 1, 65535, F_BYTES},
+    {"frame", "max_str_len", K_U32, OFF(frame.max_str_len), 1, MIB, F_BYTES},
+    {"frame", "max_server_ips", K_U32, OFF(frame.max_server_ips), 0, COUNT_MAX, 0},
+    {"frame", "max_vhosts", K_U32, OFF(frame.max_vhosts), 0, COUNT_MAX, 0},
+    {"frame", "max_apps", K_U32, OFF(frame.max_apps), 0, COUNT_MAX, 0},
+    {"frame", "max_instances", K_U32, OFF(frame.max_instances), 0, COUNT_MAX, 0},
+    {"frame", "max_streams", K_U32, OFF(frame.max_streams), 0, COUNT_MAX, 0},
+    {"frame", "max_conns", K_U32, OFF(frame.max_conns), 0, COUNT_MAX, 0},
+    {"frame", "max_config_nodes", K_U32, OFF(frame.max_config_nodes), 0, COUNT_MAX, 0},
+    {"frame", "max_unknown_keys", K_U32, OFF(frame.max_unknown_keys), 0, COUNT_MAX, 0},
+
+    {"storage", "storage_engine", K_ENGINE, OFF(storage_engine), 0, 0, F_REQUIRED},
+    {"storage", "sqlite_path", K_STR, OFF(sqlite_path), 0, 0, F_REQUIRED},
+    {"storage", "sqlite_synchronous", K_SYNC, OFF(sqlite_synchronous), 0, 0, 0},
+    {"storage", "queue_max_frames", K_U32, OFF(queue_max_frames), 1, 1000000, 0},
+    {"storage", "queue_max_bytes", K_SIZE, OFF(queue_max_bytes), 1, 64 * GIB, F_BYTES},
+    {"storage", "batch_max_frames", K_U32, OFF(batch_max_frames), 1, 100000, 0},
+    {"storage", "busy_timeout_ms", K_U32, OFF(busy_timeout_ms), 1, 600000, 0},
+    {"storage", "retry_after_s", K_U32, OFF(retry_after_s), 1, 3600, 0},
+
+    {"registry", "registry_path", K_STR, OFF(registry_path), 0, 0, 0},
+
+    {"log", "log_level", K_LEVEL, OFF(log_level), 0, 0, 0},
+    {"log", "refusal_log_per_s", K_U32, OFF(refusal_log_per_s), 0, 100000, 0},
+};
+
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+static const char *const sections[] = {
+    "server", "tls", "http2", "frame", "storage", "registry", "log",
+};
+
+#define SECTION_LIST "server, tls, http2, frame, storage, registry, log"
+
+/* ------------------------------------------------------------ helpers */
+
+static void *field(struct gw_config *c, const struct key *k)
+{
+    return (char *)c + k->off;
+}
+
+static const void *cfield(const struct gw_config *c, const struct key *k)
+{
+    return (const char *)c + k->off;
+}
+
+static char lower(char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+}
+
+static bool eq_nocase(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (lower(*a) != lower(*b))
+            return false;
+    return *a == *b;
+}
+
+static const struct key *find_key(const char *section, const char *name)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static bool known_section(const char *s, size_t len)
+{
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+        if (strlen(sections[i]) == len && memcmp(sections[i], s, len) == 0)
+            return true;
+    return false;
+}
+
+static uint64_t key_max(const struct key *k)
+{
+#if SIZE_MAX < UINT64_MAX
+    if (k->type == K_SIZE && k->max > SIZE_MAX)
+        return SIZE_MAX;
+#endif
+    return k->max;
+}
+
+static uint64_t get_uint(const struct gw_config *c, const struct key *k)
+{
+    if (k->type == K_SIZE)
+        return *(const size_t *)cfield(c, k);
+    return *(const uint32_t *)cfield(c, k);
+}
+
+/* Formats a reason into buf and returns -1, for "return bad(...)". */
+PRINTF(3, 4)
+static int bad(char *buf, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Strict unsigned decimal, optional k/m/g suffix (KiB/MiB/GiB) for sizes. */
+static int parse_uint(const char *v, unsigned flags, uint64_t *out, char *why, size_t n)
+{
+    const char *s = v;
+    uint64_t x = 0;
+
+    if (*s == '\0')
+        return bad(why, n, "empty value");
+    if (*s == '-')
+        return bad(why, n, "'%.64s': negative values are not allowed", v);
+    if (*s < '0' || *s > '9')
+        return bad(why, n, "'%.64s' is not a whole number", v);
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (x > (UINT64_MAX - d) / 10)
+            return bad(why, n, "'%.64s' is too large", v);
+        x = x * 10 + d;
+    }
+    if (*s != '\0') {
+        uint64_t mult = 0;
+        if (!(flags & F_BYTES))
+            return bad(why, n, "'%.64s' is not a whole number", v);
+        switch (s[1] == '\0' ? *s : '?') {
+        case 'k': case 'K': mult = KIB; break;
+        case 'm': case 'M': mult = MIB; break;
+        case 'g': case 'G': mult = GIB; break;
+        default:
+            snprintf(why, n, "'%.64s': bad size suffix (use k, m or g for KiB, MiB, GiB)", v);
+            return -1;
+        }
+        if (x > UINT64_MAX / mult)
+            return bad(why, n, "'%.64s' is too large", v);
+        x *= mult;
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (eq_nocase(v, yes[i])) {
+            *out = true;
+            return 0;
+        }
+        if (eq_nocase(v, no[i])) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* One "HOST:PORT" / "[HOST]:PORT" entry of |len| bytes at |s|.  The host
+ * is stored in its canonical numeric form. */
+static int parse_hostport(const char *s, size_t len, struct gw_listen *out, char *why,
+                          size_t n)
+{
+    char item[128], host[sizeof out->host];
+    unsigned char bin[16];
+    const char *h, *port;
+    size_t hlen;
+    int fam;
+
+    if (len >= sizeof item)
+        return bad(why, n, "'%.40s...': address too long", s);
+    memcpy(item, s, len);
+    item[len] = '\0';
+    if (item[0] == '[') {
+        const char *rb = strchr(item, ']');
+        if (rb == NULL)
+            return bad(why, n, "'%s': missing ']'", item);
+        if (rb[1] != ':')
+            return bad(why, n, "'%s': expected ':PORT' after ']'", item);
+        fam = AF_INET6;
+        h = item + 1;
+        hlen = (size_t)(rb - h);
+        port = rb + 2;
+    } else {
+        const char *colon = strrchr(item, ':');
+        if (colon == NULL)
+            return bad(why, n, "'%s': missing ':PORT'", item);
+        if (memchr(item, ':', (size_t)(colon - item)) != NULL)
+            return bad(why, n, "'%s': put IPv6 addresses in brackets, e.g. [::1]:8443", item);
+        fam = AF_INET;
+        h = item;
+        hlen = (size_t)(colon - item);
+        port = colon + 1;
+    }
+    if (hlen == 0 || hlen >= sizeof host)
+        return bad(why, n, "'%s': missing or overlong address", item);
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    if (inet_pton(fam, host, bin) != 1)
+        return bad(why, n, "'%s': '%s' is not a numeric %s address (names are not resolved)",
+                   item, host, fam == AF_INET ? "IPv4" : "IPv6");
+    unsigned long p = 0;
+    size_t digits = 0;
+    for (; port[digits] >= '0' && port[digits] <= '9' && digits < 6; digits++)
+        p = p * 10 + (unsigned long)(port[digits] - '0');
+    if (digits == 0 || port[digits] != '\0' || p > 65535)
+        return bad(why, n, "'%s': port must be a number 0..65535", item);
+    if (inet_ntop(fam, bin, out->host, sizeof out->host) == NULL)
+        return bad(why, n, "'%s': cannot format address", item);
+    out->port = (uint16_t)p;
+    return 0;
+}
+
+/* Comma-separated list; replaces c->listen only when all of it is valid. */
+static int parse_listen(struct gw_config *c, const char *v, char *why, size_t n)
+{
+    struct gw_listen tmp[GW_MAX_LISTEN];
+    unsigned cnt = 0;
+    const char *s = v;
+
+    memset(tmp, 0, sizeof tmp);
+    for (;;) {
+        const char *end = strchr(s, ',');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        while (len > 0 && (*s == ' ' || *s == '\t'))
+            s++, len--;
+        while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+            len--;
+        if (len == 0)
+            return bad(why, n, "empty address in the list");
+        if (cnt == GW_MAX_LISTEN)
+            return bad(why, n, "more than %d addresses", GW_MAX_LISTEN);
+        if (parse_hostport(s, len, &tmp[cnt], why, n) != 0)
+            return -1;
+        for (unsigned i = 0; i < cnt; i++) {
+            if (tmp[i].port == tmp[cnt].port && strcmp(tmp[i].host, tmp[cnt].host) == 0 &&
+                tmp[i].port != 0)
+                return bad(why, n, "'%.*s' is listed twice", (int)len, s);
+        }
+        cnt++;
+        if (end == NULL)
+            break;
+        s = end + 1;
+    }
+    memcpy(c->listen, tmp, sizeof tmp);
+    c->n_listen = cnt;
+    return 0;
+}
+
+static int set_str(char **slot, const char *v)
+{
+    char *copy = NULL;
+    if (*v != '\0') {
+        size_t len = strlen(v);
+        copy = malloc(len + 1);
+        if (copy == NULL)
+            return -1;
+        memcpy(copy, v, len + 1);
+    }
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int set_value(struct gw_config *c, const struct key *k, const char *v, char *why,
+                     size_t n)
+{
+    uint64_t x;
+    bool b;
+    int lvl;
+
+    switch (k->type) {
+    case K_LISTEN:
+        return parse_listen(c, v, why, n);
+    case K_U32:
+    case K_SIZE:
+        if (parse_uint(v, k->flags, &x, why, n) != 0)
+            return -1;
+        if (x < k->min || x > key_max(k))
+            return bad(why, n, "'%.64s' is out of range %" PRIu64 "..%" PRIu64, v, k->min,
+                       key_max(k));
+        if (k->type == K_SIZE)
+            *(size_t *)field(c, k) = (size_t)x;
+        else
+            *(uint32_t *)field(c, k) = (uint32_t)x;
+        return 0;
+    case K_BOOL:
+        if (parse_bool(v, &b) != 0)
+            return bad(why, n, "'%.64s' is not a boolean (true/false, yes/no, on/off, 1/0)", v);
+        *(bool *)field(c, k) = b;
+        return 0;
+    case K_STR:
+        if (set_str((char **)field(c, k), v) != 0)
+            return bad(why, n, "out of memory");
+        return 0;
+    case K_LEVEL:
+        lvl = gw_log_level_parse(v);
+        if (lvl < 0)
+            return bad(why, n, "'%.64s' is not a log level (debug, info, warn, error)", v);
+        *(enum gw_log_level *)field(c, k) = (enum gw_log_level)lvl;
+        return 0;
+    case K_SYNC:
+        if (eq_nocase(v, "normal")) {
+            *(enum gw_sqlite_sync *)field(c, k) = GW_SYNC_NORMAL;
+        } else if (eq_nocase(v, "full")) {
+            *(enum gw_sqlite_sync *)field(c, k) = GW_SYNC_FULL;
+        } else {
+            snprintf(why, n, "'%.64s' is not normal or full", v);
+            return -1;
+        }
+        return 0;
+    case K_ENGINE:
+        if (strcmp(v, "sqlite") != 0)
+            return bad(why, n, "unknown engine '%.64s' (sqlite is the only engine built)", v);
+        if (set_str((char **)field(c, k), v) != 0)
+            return bad(why, n, "out of memory");
+        return 0;
+    }
+    snprintf(why, n, "internal error: bad key type");
+    return -1;
+}
+
+/* ------------------------------------------------------------ parsing */
+
+struct parse {
+    struct gw_config *c;
+    const char *path;
+    char *err;
+    size_t errlen;
+    const char *data;
+    size_t len, pos;
+    int lineno;
+    int err_line;      /* line of the first error; 0 = none */
+    int seen[N_KEYS];  /* line where each key was set; 0 = not set */
+};
+
+/* Records the first error: "FILE:LINE: [section] key: reason" (section and
+ * key parts only when given). */
+PRINTF(4, 5)
+static void fail(struct parse *p, const char *section, const char *name, const char *fmt, ...)
+{
+    char reason[256];
+    va_list ap;
+
+    if (p->err_line != 0)
+        return;
+    p->err_line = p->lineno;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    if (p->err == NULL || p->errlen == 0)
+        return;
+    if (section != NULL && name != NULL)
+        snprintf(p->err, p->errlen, "%s:%d: [%.64s] %.64s: %s", p->path, p->lineno, section,
+                 name, reason);
+    else if (section != NULL)
+        snprintf(p->err, p->errlen, "%s:%d: [%.64s]: %s", p->path, p->lineno, section, reason);
+    else if (name != NULL)
+        snprintf(p->err, p->errlen, "%s:%d: %.64s: %s", p->path, p->lineno, name, reason);
+    else
+        snprintf(p->err, p->errlen, "%s:%d: %s", p->path, p->lineno, reason);
+}
+
+/* inih reader: hands over one line per call, so inih's line number and
+ * ours agree. */
+static char *next_line(char *str, int num, void *stream)
+{
+    struct parse *p = stream;
+    const char *s, *nl;
+    size_t len;
+
+    if (p->err_line != 0 || p->pos >= p->len)
+        return NULL;
+    s = p->data + p->pos;
+    nl = memchr(s, '\n', p->len - p->pos);
+    len = nl ? (size_t)(nl - s) : p->len - p->pos;
+    p->pos += len + (nl ? 1 : 0);
+    p->lineno++;
+    if (len > 0 && s[len - 1] == '\r')
+        len--;
+    if (memchr(s, '\0', len) != NULL) {
+        fail(p, NULL, NULL, "NUL byte in the line");
+        return NULL;
+    }
+    while (len > 0 && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    if (num < 4 || len > (size_t)num - 3) {
+        fail(p, NULL, NULL, "line longer than %d characters", num - 3);
+        return NULL;
+    }
+    if (len > 0 && *s == '[') {
+        const char *rb = memchr(s, ']', len);
+        if (rb != NULL) {
+            size_t nlen = (size_t)(rb - s - 1);
+            const char *t = rb + 1, *end = s + len;
+            if (!known_section(s + 1, nlen)) {
+                fail(p, NULL, NULL, "[%.*s]: unknown section (known: " SECTION_LIST ")",
+                     (int)(nlen > 64 ? 64 : nlen), s + 1);
+                return NULL;
+            }
+            while (t < end && (*t == ' ' || *t == '\t'))
+                t++;
+            if (t < end && *t != ';' && *t != '#') {
+                fail(p, NULL, NULL, "[%.*s]: unexpected text after ']'",
+                     (int)(nlen > 64 ? 64 : nlen), s + 1);
+                return NULL;
+            }
+        }
+    }
+    memcpy(str, s, len);
+    str[len] = '\n';
+    str[len + 1] = '\0';
+    return str;
+}
+
+static int on_value(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse *p = user;
+    const struct key *k;
+    char why[256];
+    size_t i;
+
+    if (p->err_line != 0)
+        return 0;
+    if (*section == '\0') {
+        fail(p, NULL, name, "outside any [section]");
+        return 0;
+    }
+    if (!known_section(section, strlen(section))) {
+        fail(p, section, NULL, "unknown section (known: " SECTION_LIST ")");
+        return 0;
+    }
+    k = find_key(section, name);
+    if (k == NULL) {
+        fail(p, section, name, "unknown key");
+        return 0;
+    }
+    i = (size_t)(k - keys);
+    if (p->seen[i] != 0) {
+        fail(p, section, name, "duplicate key (first set on line %d)", p->seen[i]);
+        return 0;
+    }
+    p->seen[i] = p->lineno;
+    if (set_value(p->c, k, value, why, sizeof why) != 0) {
+        fail(p, section, name, "%s", why);
+        return 0;
+    }
+    return 1;
+}
+
+/* Reads at most MAX_FILE_BYTES of |path| into a NUL-terminated heap buffer. */
+static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n;
+    int rv = -1;
+
+    *out = NULL;
+    if (f == NULL)
+        return bad(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    buf = malloc(MAX_FILE_BYTES + 1);
+    if (buf == NULL) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto out;
+    }
+    n = fread(buf, 1, MAX_FILE_BYTES + 1, f);
+    if (ferror(f)) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        goto out;
+    }
+    if (n > MAX_FILE_BYTES) {
+        snprintf(err, errlen, "%s: larger than %u bytes", path, MAX_FILE_BYTES);
+        goto out;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    buf = NULL;
+    rv = 0;
+out:
+    free(buf);
+    fclose(f);
+    return rv;
+}
+
+/* ------------------------------------------------------------ public */
+
+int gw_log_level_parse(const char *s)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    if (s == NULL)
+        return -1;
+    for (int i = 0; i < 4; i++)
+        if (eq_nocase(s, names[i]))
+            return i;
+    return -1;
+}
+
+int gw_config_defaults(struct gw_config *c)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->listen[0].host, "0.0.0.0");
+    c->listen[0].port = 8443;
+    strcpy(c->listen[1].host, "::");
+    c->listen[1].port = 8443;
+    c->n_listen = 2;
+    c->max_connections = 10000;
+    c->handshake_timeout_ms = 10000;
+    c->idle_timeout_ms = 120000;
+    c->request_timeout_ms = 30000;
+    c->shutdown_timeout_ms = 30000;
+
+    c->session_tickets = true;
+    c->ticket_lifetime_s = 86400;
+
+    c->max_concurrent_streams = 100;
+    c->max_header_list_size = 16384;
+    c->initial_window_size = 1048576;
+    c->stream_reset_burst = 1000;
+    c->stream_reset_rate = 33;
+    c->max_continuations = 8;
+
+    pa_frame_limits_default(&c->frame);
+    c->max_body_bytes = c->frame.max_frame_bytes;
+    c->max_conn_buffer_bytes = 16u << 20;
+
+    c->sqlite_synchronous = GW_SYNC_FULL;
+    c->queue_max_frames = 4096;
+    c->queue_max_bytes = 64u << 20;
+    c->batch_max_frames = 512;
+    c->busy_timeout_ms = 5000;
+    c->retry_after_s = 5;
+
+    c->log_level = GW_LOG_INFO;
+    c->refusal_log_per_s = 10;
+
+    if (set_str(&c->storage_engine, "sqlite") != 0 ||
+        set_str(&c->sqlite_path, "panelgate.db") != 0) {
+        gw_config_cleanup(c);
+        return -1;
+    }
+    return 0;
+}
+
+int gw_config_load(struct gw_config *c, const char *path, char *err, size_t errlen)
+{
+    struct parse p;
+    char *data = NULL, why[512];
+    size_t len = 0;
+    int rc, rv = -1;
+    char dummy[1];
+
+    if (err == NULL || errlen == 0) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    err[0] = '\0';
+    if (read_file(path, &data, &len, err, errlen) != 0)
+        return -1;
+
+    memset(&p, 0, sizeof p);
+    p.c = c;
+    p.path = path;
+    p.err = err;
+    p.errlen = errlen;
+    p.data = data;
+    p.len = len;
+    if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
+        p.pos = 3; /* UTF-8 byte order mark */
+
+    rc = ini_parse_stream(next_line, &p, on_value, &p);
+    if (rc > 0 && (p.err_line == 0 || rc < p.err_line)) {
+        snprintf(err, errlen, "%s:%d: syntax error (expected '[section]' or 'key = value')",
+                 path, rc);
+        goto out;
+    }
+    if (p.err_line != 0)
+        goto out;
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: parser failed (%d)", path, rc);
+        goto out;
+    }
+
+    /* The body limit follows the frame limit unless it is set explicitly. */
+    if (p.seen[find_key("frame", "max_frame_bytes") - keys] != 0 &&
+        p.seen[find_key("http2", "max_body_bytes") - keys] == 0)
+        c->max_body_bytes = c->frame.max_frame_bytes;
+
+    if (gw_config_validate(c, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        goto out;
+    }
+    rv = 0;
+out:
+    free(data);
+    return rv;
+}
+
+int gw_config_validate(const struct gw_config *c, char *err, size_t errlen)
+{
+    char dummy[1];
+
+    if (err == NULL || errlen == 0) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    err[0] = '\0';
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key *k = &keys[i];
+        const char *s;
+        switch (k->type) {
+        case K_LISTEN:
+            if (c->n_listen < 1 || c->n_listen > GW_MAX_LISTEN)
+                return bad(err, errlen, "[server] listen: needs 1..%d addresses", GW_MAX_LISTEN);
+            for (unsigned j = 0; j < c->n_listen; j++) {
+                unsigned char bin[16];
+                const char *h = c->listen[j].host;
+                if (memchr(h, '\0', sizeof c->listen[j].host) == NULL ||
+                    (inet_pton(AF_INET, h, bin) != 1 && inet_pton(AF_INET6, h, bin) != 1))
+                    return bad(err, errlen, "[server] listen: entry %u is not a numeric address",
+                               j + 1);
+            }
+            break;
+        case K_U32:
+        case K_SIZE: {
+            uint64_t x = get_uint(c, k);
+            if (x < k->min || x > key_max(k))
+                return bad(err, errlen,
+                           "[%s] %s: %" PRIu64 " is out of range %" PRIu64 "..%" PRIu64,
+                           k->section, k->name, x, k->min, key_max(k));
+            break;
+        }
+        case K_STR:
+        case K_ENGINE:
+            s = *(char *const *)cfield(c, k);
+            if ((k->flags & F_REQUIRED) && (s == NULL || *s == '\0'))
+                return bad(err, errlen, "[%s] %s: required, and not set", k->section, k->name);
+            if (k->type == K_ENGINE && strcmp(s, "sqlite") != 0)
+                return bad(err, errlen, "[%s] %s: unknown engine (sqlite is the only engine built)",
+                           k->section, k->name);
+            break;
+        case K_LEVEL:
+            if ((int)c->log_level < GW_LOG_DEBUG || (int)c->log_level > GW_LOG_ERROR)
+                return bad(err, errlen, "[%s] %s: invalid level", k->section, k->name);
+            break;
+        case K_SYNC:
+            if (c->sqlite_synchronous != GW_SYNC_NORMAL &&
+                c->sqlite_synchronous != GW_SYNC_FULL)
+                return bad(err, errlen, "[%s] %s: must be normal or full", k->section, k->name);
+            break;
+        case K_BOOL:
+            break;
+        }
+    }
+    if (pa_frame_limits_check(&c->frame) != 0)
+        return bad(err, errlen, "[frame]: limits rejected by the frame codec");
+    if (c->max_body_bytes > c->frame.max_frame_bytes)
+        return bad(err, errlen,
+                   "[http2] max_body_bytes: %zu is larger than [frame] max_frame_bytes (%zu)",
+                   c->max_body_bytes, c->frame.max_frame_bytes);
+    if (c->max_conn_buffer_bytes < c->max_body_bytes)
+        return bad(err, errlen,
+                   "[http2] max_conn_buffer_bytes: %zu is smaller than max_body_bytes (%zu), "
+                   "so a body of the largest allowed size could never be buffered",
+                   c->max_conn_buffer_bytes, c->max_body_bytes);
+    if (c->batch_max_frames > c->queue_max_frames)
+        return bad(err, errlen,
+                   "[storage] batch_max_frames: %" PRIu32 " is larger than queue_max_frames "
+                   "(%" PRIu32 ")",
+                   c->batch_max_frames, c->queue_max_frames);
+    if (c->queue_max_bytes < c->max_body_bytes)
+        return bad(err, errlen,
+                   "[storage] queue_max_bytes: %zu is smaller than [http2] max_body_bytes "
+                   "(%zu), so a frame of the largest allowed size could never be queued",
+                   c->queue_max_bytes, c->max_body_bytes);
+    return 0;
+}
+
+void gw_config_cleanup(struct gw_config *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (keys[i].type == K_STR || keys[i].type == K_ENGINE) {
+            char **slot = (char **)field(c, &keys[i]);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+}

@@ -1,0 +1,680 @@
+/*
+ * test_gw_config.c - defaults, the INI file and validation (config.c).
+ *
+ * Every file is written into a fresh mkdtemp directory, removed at the end.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+#define TLS_OK "[tls]\ncert_file = /etc/pg/gw.crt\nkey_file = /etc/pg/gw.key\n" \
+               "client_ca_file = /etc/pg/ca.crt\n"
+
+struct fx {
+    char dir[64];
+    char path[128];
+    int n_files;
+    struct gw_config c;
+    char err[512];
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -1;
+    strcpy(f->dir, "/tmp/test_gw_config.XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char p[160];
+    for (int i = 0; i < f->n_files; i++) {
+        snprintf(p, sizeof p, "%s/f%d.conf", f->dir, i);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    gw_config_cleanup(&f->c);
+    free(f);
+    return 0;
+}
+
+/* Writes |body| to a new file in the fixture directory; f->path names it. */
+static const char *put(struct fx *f, const char *body)
+{
+    snprintf(f->path, sizeof f->path, "%s/f%d.conf", f->dir, f->n_files++);
+    FILE *fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(body, 1, strlen(body), fp), strlen(body));
+    assert_int_equal(fclose(fp), 0);
+    return f->path;
+}
+
+/* Loads |body| over fresh defaults; returns gw_config_load's result. */
+static int load(struct fx *f, const char *body)
+{
+    gw_config_cleanup(&f->c);
+    assert_int_equal(gw_config_defaults(&f->c), 0);
+    f->err[0] = '\0';
+    return gw_config_load(&f->c, put(f, body), f->err, sizeof f->err);
+}
+
+static void set_tls(struct gw_config *c)
+{
+    c->cert_file = strdup("/x/gw.crt");
+    c->key_file = strdup("/x/gw.key");
+    c->client_ca_file = strdup("/x/ca.crt");
+    assert_true(c->cert_file && c->key_file && c->client_ca_file);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_defaults(void **state)
+{
+    struct fx *f = *state;
+    struct gw_config *c = &f->c;
+    struct pa_frame_limits lim;
+
+    assert_int_equal(gw_config_defaults(c), 0);
+    assert_int_equal(c->n_listen, 2);
+    assert_string_equal(c->listen[0].host, "0.0.0.0");
+    assert_int_equal(c->listen[0].port, 8443);
+    assert_string_equal(c->listen[1].host, "::");
+    assert_int_equal(c->listen[1].port, 8443);
+    assert_int_equal(c->max_connections, 10000);
+    assert_int_equal(c->handshake_timeout_ms, 10000);
+    assert_int_equal(c->idle_timeout_ms, 120000);
+    assert_int_equal(c->request_timeout_ms, 30000);
+    assert_int_equal(c->shutdown_timeout_ms, 30000);
+    assert_null(c->port_file);
+    assert_null(c->cert_file);
+    assert_true(c->session_tickets);
+    assert_int_equal(c->ticket_lifetime_s, 86400);
+    assert_null(c->ciphersuites);
+    assert_int_equal(c->max_concurrent_streams, 100);
+    assert_int_equal(c->max_header_list_size, 16384);
+    assert_int_equal(c->initial_window_size, 1048576);
+    assert_int_equal(c->stream_reset_burst, 1000);
+    assert_int_equal(c->stream_reset_rate, 33);
+    assert_int_equal(c->max_continuations, 8);
+    memset(&lim, 0, sizeof lim); /* padding */
+    pa_frame_limits_default(&lim);
+    assert_memory_equal(&c->frame, &lim, sizeof lim);
+    assert_int_equal(c->max_body_bytes, c->frame.max_frame_bytes);
+    assert_int_equal(c->max_body_bytes, 4u << 20);
+    assert_int_equal(c->max_conn_buffer_bytes, 16u << 20);
+    assert_string_equal(c->storage_engine, "sqlite");
+    assert_string_equal(c->sqlite_path, "panelgate.db");
+    assert_int_equal(c->sqlite_synchronous, GW_SYNC_FULL);
+    assert_int_equal(c->queue_max_frames, 4096);
+    assert_int_equal(c->queue_max_bytes, 64u << 20);
+    assert_int_equal(c->batch_max_frames, 512);
+    assert_int_equal(c->busy_timeout_ms, 5000);
+    assert_int_equal(c->retry_after_s, 5);
+    assert_null(c->registry_path);
+    assert_int_equal(c->log_level, GW_LOG_INFO);
+    assert_int_equal(c->refusal_log_per_s, 10);
+
+    /* only the three TLS paths are missing, named in order */
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[tls] cert_file: required"));
+    c->cert_file = strdup("/x/gw.crt");
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[tls] key_file: required"));
+    c->key_file = strdup("/x/gw.key");
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[tls] client_ca_file: required"));
+    c->client_ca_file = strdup("/x/ca.crt");
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), 0);
+    assert_int_equal(gw_config_validate(c, NULL, 0), 0);
+}
+
+static void test_full_file(void **state)
+{
+    struct fx *f = *state;
+    struct gw_config *c = &f->c;
+    static const char body[] =
+        "\xEF\xBB\xBF; panelgate test config\r\n"
+        "# every key, none at its default\n"
+        "[server]\n"
+        "listen = 127.0.0.1:0, [::1]:9443 , [0:0::0:1]:9444,10.1.2.3:65535\n"
+        "max_connections = 500\n"
+        "  handshake_timeout_ms = 2500   ; indented, inline comment\n"
+        "idle_timeout_ms = 60000\n"
+        "request_timeout_ms = 1000\n"
+        "shutdown_timeout_ms = 7000\n"
+        "port_file = /run/pg/ports\n"
+        "\n"
+        "[tls]\n"
+        "cert_file = /etc/pg/gw.crt\n"
+        "key_file = /etc/pg/gw.key\n"
+        "client_ca_file = /etc/pg/ca.crt\n"
+        "session_tickets = Off\n"
+        "ticket_lifetime_s = 3600\n"
+        "ciphersuites = TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n"
+        "[http2]\n"
+        "max_concurrent_streams = 1000\n"
+        "max_header_list_size = 8k\n"
+        "initial_window_size = 65535\n"
+        "stream_reset_burst = 50\n"
+        "stream_reset_rate = 5\n"
+        "max_continuations = 0\n"
+        "max_body_bytes = 1M\n"
+        "max_conn_buffer_bytes = 3m\n"
+        "[frame]\n"
+        "max_frame_bytes = 2m\n"
+        "max_arena_bytes = 1G\n"
+        "max_depth = 9\n"
+        "max_name_len = 128\n"
+        "max_str_len = 512\n"
+        "max_server_ips = 8\n"
+        "max_vhosts = 4\n"
+        "max_apps = 40\n"
+        "max_instances = 400\n"
+        "max_streams = 4000\n"
+        "max_conns = 0\n"
+        "max_config_nodes = 10\n"
+        "max_unknown_keys = 0\n"
+        "[storage]\n"
+        "storage_engine = sqlite\n"
+        "sqlite_path = /var/lib/panelgate/pg.db\n"
+        "sqlite_synchronous = normal\n"
+        "queue_max_frames = 100\n"
+        "queue_max_bytes = 16m\n"
+        "batch_max_frames = 100\n"
+        "busy_timeout_ms = 1\n"
+        "retry_after_s = 30\n"
+        "[registry]\n"
+        "registry_path = /var/lib/panelgate/registry.db\n"
+        "[log]\n"
+        "log_level = debug\n"
+        "refusal_log_per_s = 0\n";
+
+    assert_int_equal(load(f, body), 0);
+    assert_string_equal(f->err, "");
+    assert_int_equal(c->n_listen, 4);
+    assert_string_equal(c->listen[0].host, "127.0.0.1");
+    assert_int_equal(c->listen[0].port, 0);
+    assert_string_equal(c->listen[1].host, "::1");
+    assert_int_equal(c->listen[1].port, 9443);
+    assert_string_equal(c->listen[2].host, "::1"); /* canonical form */
+    assert_int_equal(c->listen[2].port, 9444);
+    assert_string_equal(c->listen[3].host, "10.1.2.3");
+    assert_int_equal(c->listen[3].port, 65535);
+    assert_int_equal(c->max_connections, 500);
+    assert_int_equal(c->handshake_timeout_ms, 2500);
+    assert_int_equal(c->idle_timeout_ms, 60000);
+    assert_int_equal(c->request_timeout_ms, 1000);
+    assert_int_equal(c->shutdown_timeout_ms, 7000);
+    assert_string_equal(c->port_file, "/run/pg/ports");
+    assert_string_equal(c->cert_file, "/etc/pg/gw.crt");
+    assert_string_equal(c->key_file, "/etc/pg/gw.key");
+    assert_string_equal(c->client_ca_file, "/etc/pg/ca.crt");
+    assert_false(c->session_tickets);
+    assert_int_equal(c->ticket_lifetime_s, 3600);
+    assert_string_equal(c->ciphersuites, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
+    assert_int_equal(c->max_concurrent_streams, 1000);
+    assert_int_equal(c->max_header_list_size, 8192);
+    assert_int_equal(c->initial_window_size, 65535);
+    assert_int_equal(c->stream_reset_burst, 50);
+    assert_int_equal(c->stream_reset_rate, 5);
+    assert_int_equal(c->max_continuations, 0);
+    assert_int_equal(c->max_body_bytes, 1u << 20);
+    assert_int_equal(c->max_conn_buffer_bytes, 3u << 20);
+    assert_int_equal(c->frame.max_frame_bytes, 2u << 20);
+    assert_int_equal(c->frame.max_arena_bytes, 1u << 30);
+    assert_int_equal(c->frame.max_depth, 9);
+    assert_int_equal(c->frame.max_name_len, 128);
+    assert_int_equal(c->frame.max_str_len, 512);
+    assert_int_equal(c->frame.max_server_ips, 8);
+    assert_int_equal(c->frame.max_vhosts, 4);
+    assert_int_equal(c->frame.max_apps, 40);
+    assert_int_equal(c->frame.max_instances, 400);
+    assert_int_equal(c->frame.max_streams, 4000);
+    assert_int_equal(c->frame.max_conns, 0);
+    assert_int_equal(c->frame.max_config_nodes, 10);
+    assert_int_equal(c->frame.max_unknown_keys, 0);
+    assert_string_equal(c->storage_engine, "sqlite");
+    assert_string_equal(c->sqlite_path, "/var/lib/panelgate/pg.db");
+    assert_int_equal(c->sqlite_synchronous, GW_SYNC_NORMAL);
+    assert_int_equal(c->queue_max_frames, 100);
+    assert_int_equal(c->queue_max_bytes, 16u << 20);
+    assert_int_equal(c->batch_max_frames, 100);
+    assert_int_equal(c->busy_timeout_ms, 1);
+    assert_int_equal(c->retry_after_s, 30);
+    assert_string_equal(c->registry_path, "/var/lib/panelgate/registry.db");
+    assert_int_equal(c->log_level, GW_LOG_DEBUG);
+    assert_int_equal(c->refusal_log_per_s, 0);
+
+    /* an empty value unsets an optional string */
+    assert_int_equal(load(f, TLS_OK "ciphersuites =\n[server]\nport_file=\n"), 0);
+    assert_null(c->ciphersuites);
+    assert_null(c->port_file);
+}
+
+struct bad {
+    const char *body;
+    int line;
+    const char *where;  /* "[section] key" or "" */
+    const char *reason; /* substring of the reason */
+};
+
+static const struct bad bad_cases[] = {
+    {"[server]\nmax_connection = 5\n", 2, "[server] max_connection", "unknown key"},
+    {TLS_OK "[servers]\nmax_connections = 5\n", 5, "[servers]", "unknown section"},
+    {"[server]\n[bogus]\n", 2, "[bogus]", "unknown section"},
+    {"[server] extra\n", 1, "[server]", "unexpected text"},
+    {"max_connections = 5\n", 1, "max_connections", "outside any [section]"},
+    {"[server]\n\nmax_connections = 12x\n", 3, "[server] max_connections", "not a whole number"},
+    {"[server]\nmax_connections = -1\n", 2, "[server] max_connections", "negative"},
+    {"[server]\nmax_connections = +1\n", 2, "[server] max_connections", "not a whole number"},
+    {"[server]\nmax_connections =\n", 2, "[server] max_connections", "empty value"},
+    {"[server]\nmax_connections = 99999999999999999999999\n", 2, "[server] max_connections",
+     "too large"},
+    {"[http2]\nmax_concurrent_streams = 1001\n", 2, "[http2] max_concurrent_streams",
+     "out of range 1..1000"},
+    {"[http2]\nmax_concurrent_streams = 0\n", 2, "[http2] max_concurrent_streams",
+     "out of range"},
+    {"[http2]\ninitial_window_size = 65534\n", 2, "[http2] initial_window_size", "out of range"},
+    {"[http2]\ninitial_window_size = 2g\n", 2, "[http2] initial_window_size", "out of range"},
+    {"[server]\nidle_timeout_ms = 0\n", 2, "[server] idle_timeout_ms", "out of range"},
+    {"[storage]\nqueue_max_frames = 0\n", 2, "[storage] queue_max_frames", "out of range"},
+    {"[frame]\nmax_depth = 5\n", 2, "[frame] max_depth", "out of range 9..64"},
+    {"[tls]\nsession_tickets = maybe\n", 2, "[tls] session_tickets", "not a boolean"},
+    {"[server]\nlisten = 1.2.3.4\n", 2, "[server] listen", "missing ':PORT'"},
+    {"[server]\nlisten = [::1]8443\n", 2, "[server] listen", "expected ':PORT' after ']'"},
+    {"[server]\nlisten = [::1:8443\n", 2, "[server] listen", "missing ']'"},
+    {"[server]\nlisten = localhost:8443\n", 2, "[server] listen", "not a numeric IPv4"},
+    {"[server]\nlisten = [ip6-localhost]:8443\n", 2, "[server] listen", "not a numeric IPv6"},
+    {"[server]\nlisten = ::1:8443\n", 2, "[server] listen", "brackets"},
+    {"[server]\nlisten = 1.2.3.4:65536\n", 2, "[server] listen", "port"},
+    {"[server]\nlisten = 1.2.3.4:\n", 2, "[server] listen", "port"},
+    {"[server]\nlisten = 1.2.3.4:80,\n", 2, "[server] listen", "empty address"},
+    {"[server]\nlisten = 1.2.3.4:80, 1.2.3.4:80\n", 2, "[server] listen", "listed twice"},
+    {"[server]\nlisten = 127.0.0.1:1,127.0.0.1:2,127.0.0.1:3,127.0.0.1:4,127.0.0.1:5,"
+     "127.0.0.1:6,127.0.0.1:7,127.0.0.1:8,127.0.0.1:9\n",
+     2, "[server] listen", "more than 8"},
+    {"[server]\nmax_connections = 5\n; a comment\nmax_connections = 6\n", 4,
+     "[server] max_connections", "duplicate key (first set on line 2)"},
+    {"[server]\nmax_connections = 5\n[tls]\n[server]\nmax_connections = 6\n", 5,
+     "[server] max_connections", "duplicate key"},
+    {"[storage]\nqueue_max_bytes = 64x\n", 2, "[storage] queue_max_bytes", "bad size suffix"},
+    {"[storage]\nqueue_max_bytes = 64MiB\n", 2, "[storage] queue_max_bytes", "bad size suffix"},
+    {"[server]\nmax_connections = 5k\n", 2, "[server] max_connections", "not a whole number"},
+    {"[storage]\nstorage_engine = jetstream\n", 2, "[storage] storage_engine",
+     "sqlite is the only engine built"},
+    {"[storage]\nsqlite_synchronous = off\n", 2, "[storage] sqlite_synchronous",
+     "normal or full"},
+    {"[log]\nlog_level = verbose\n", 2, "[log] log_level", "not a log level"},
+    {"[server]\nthis line has no equals sign\n", 2, "", "syntax error"},
+    {"[server\n", 1, "", "syntax error"},
+};
+
+static void test_errors(void **state)
+{
+    struct fx *f = *state;
+    char want[512];
+
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        const struct bad *b = &bad_cases[i];
+        int rc = load(f, b->body);
+        if (b->where[0] != '\0')
+            snprintf(want, sizeof want, "%s:%d: %s: ", f->path, b->line, b->where);
+        else
+            snprintf(want, sizeof want, "%s:%d: ", f->path, b->line);
+        if (rc != -1 || strncmp(f->err, want, strlen(want)) != 0 ||
+            strstr(f->err + strlen(want), b->reason) == NULL) {
+            print_error("case %zu: rc=%d\n  got  '%s'\n  want '%s...%s'\n", i, rc, f->err, want,
+                        b->reason);
+            fail();
+        }
+    }
+}
+
+static void test_long_line_and_nul(void **state)
+{
+    struct fx *f = *state;
+    char body[400];
+    char want[256];
+
+    /* inih's line buffer is 200 bytes: longer lines are refused, not split */
+    snprintf(body, sizeof body, "[server]\nport_file = /%0300d\n", 0);
+    assert_int_equal(load(f, body), -1);
+    snprintf(want, sizeof want, "%s:2: line longer than", f->path);
+    assert_non_null(strstr(f->err, want));
+
+    /* a NUL byte cannot sneak a value past the parser */
+    FILE *fp;
+    snprintf(f->path, sizeof f->path, "%s/f%d.conf", f->dir, f->n_files++);
+    fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    fwrite("[log]\nlog_level = info\0garbage\n", 1, 31, fp);
+    fclose(fp);
+    gw_config_cleanup(&f->c);
+    assert_int_equal(gw_config_defaults(&f->c), 0);
+    assert_int_equal(gw_config_load(&f->c, f->path, f->err, sizeof f->err), -1);
+    snprintf(want, sizeof want, "%s:2: NUL byte", f->path);
+    assert_non_null(strstr(f->err, want));
+}
+
+static void test_size_suffixes(void **state)
+{
+    struct fx *f = *state;
+    static const struct {
+        const char *v;
+        size_t want;
+    } cases[] = {
+        {"0", 0},          {"1", 1},           {"4096", 4096},     {"4k", 4096},
+        {"4K", 4096},      {"3m", 3u << 20},   {"3M", 3u << 20},   {"2g", 2ull << 30},
+        {"2G", 2ull << 30}, {"64G", 64ull << 30}, {"007", 7},
+    };
+    char body[256];
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* queue_max_bytes has a minimum of 1 and must hold one body */
+        snprintf(body, sizeof body,
+                 TLS_OK "[http2]\nmax_body_bytes = 1\n[storage]\nqueue_max_bytes = %s\n",
+                 cases[i].v);
+        int rc = load(f, body);
+        if (cases[i].want == 0) {
+            assert_int_equal(rc, -1);
+            assert_non_null(strstr(f->err, "out of range"));
+            continue;
+        }
+        if (rc != 0)
+            print_error("case %s: %s\n", cases[i].v, f->err);
+        assert_int_equal(rc, 0);
+        assert_int_equal(f->c.queue_max_bytes, cases[i].want);
+    }
+    assert_int_equal(load(f, TLS_OK "[storage]\nqueue_max_bytes = 65g\n"), -1);
+    assert_non_null(strstr(f->err, "out of range"));
+    assert_int_equal(load(f, TLS_OK "[storage]\nqueue_max_bytes = 99999999999G\n"), -1);
+    assert_non_null(strstr(f->err, "too large"));
+    assert_int_equal(load(f, TLS_OK "[http2]\nmax_header_list_size = 1m\n"), 0);
+    assert_int_equal(f->c.max_header_list_size, 1u << 20);
+}
+
+static void test_max_body_follows_frame(void **state)
+{
+    struct fx *f = *state;
+    char want[256];
+
+    assert_int_equal(load(f, TLS_OK "[frame]\nmax_frame_bytes = 1m\n"), 0);
+    assert_int_equal(f->c.frame.max_frame_bytes, 1u << 20);
+    assert_int_equal(f->c.max_body_bytes, 1u << 20);
+
+    assert_int_equal(load(f, TLS_OK "[frame]\nmax_frame_bytes = 8m\n"), 0);
+    assert_int_equal(f->c.max_body_bytes, 8u << 20);
+
+    /* a body that follows the frame limit must still fit the buffers */
+    assert_int_equal(load(f, TLS_OK "[frame]\nmax_frame_bytes = 32m\n"), -1);
+    snprintf(want, sizeof want, "%s: [http2] max_conn_buffer_bytes: ", f->path);
+    assert_int_equal(strncmp(f->err, want, strlen(want)), 0);
+    assert_int_equal(load(f, TLS_OK "[http2]\nmax_conn_buffer_bytes = 64m\n"
+                                    "[frame]\nmax_frame_bytes = 32m\n"),
+                     0);
+    assert_int_equal(f->c.max_body_bytes, 32u << 20);
+
+    assert_int_equal(load(f, TLS_OK "[http2]\nmax_body_bytes = 512k\n"
+                                    "[frame]\nmax_frame_bytes = 1m\n"),
+                     0);
+    assert_int_equal(f->c.max_body_bytes, 512u << 10);
+    assert_int_equal(f->c.frame.max_frame_bytes, 1u << 20);
+
+    /* larger than the frame limit: a file-wide error naming the key */
+    assert_int_equal(load(f, TLS_OK "[http2]\nmax_body_bytes = 8m\n"), -1);
+    snprintf(want, sizeof want, "%s: [http2] max_body_bytes: ", f->path);
+    assert_int_equal(strncmp(f->err, want, strlen(want)), 0);
+    assert_non_null(strstr(f->err, "max_frame_bytes"));
+
+    /* a body must fit the queue */
+    assert_int_equal(load(f, TLS_OK "[storage]\nqueue_max_bytes = 1m\n"), -1);
+    snprintf(want, sizeof want, "%s: [storage] queue_max_bytes: ", f->path);
+    assert_int_equal(strncmp(f->err, want, strlen(want)), 0);
+}
+
+static void test_validate(void **state)
+{
+    struct fx *f = *state;
+    struct gw_config *c = &f->c;
+
+    assert_int_equal(gw_config_defaults(c), 0);
+    set_tls(c);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), 0);
+
+    c->frame.max_depth = 5;
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[frame] max_depth"));
+    c->frame.max_depth = 65;
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[frame] max_depth"));
+    c->frame.max_depth = 16;
+
+    c->frame.max_name_len = 0;
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[frame] max_name_len"));
+    c->frame.max_name_len = 255;
+
+    c->batch_max_frames = c->queue_max_frames + 1;
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[storage] batch_max_frames"));
+    c->batch_max_frames = c->queue_max_frames;
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), 0);
+
+    c->request_timeout_ms = 0;
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[server] request_timeout_ms"));
+    c->request_timeout_ms = 1;
+
+    c->initial_window_size = 2147483648u;
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[http2] initial_window_size"));
+    c->initial_window_size = 65535;
+
+    c->n_listen = 0;
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[server] listen"));
+    c->n_listen = 1;
+    strcpy(c->listen[0].host, "example.com");
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[server] listen"));
+    strcpy(c->listen[0].host, "::1");
+
+    c->sqlite_synchronous = (enum gw_sqlite_sync)7;
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[storage] sqlite_synchronous"));
+    c->sqlite_synchronous = GW_SYNC_NORMAL;
+
+    free(c->sqlite_path);
+    c->sqlite_path = NULL;
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[storage] sqlite_path: required"));
+    c->sqlite_path = strdup("x.db");
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), 0);
+
+    /* loading: the same check with the file name in front */
+    char want[256];
+    assert_int_equal(load(f, "[server]\nmax_connections = 5\n"), -1);
+    snprintf(want, sizeof want, "%s: [tls] cert_file: required", f->path);
+    assert_int_equal(strncmp(f->err, want, strlen(want)), 0);
+}
+
+static void test_missing_file(void **state)
+{
+    struct fx *f = *state;
+    char path[160];
+
+    snprintf(path, sizeof path, "%s/does-not-exist.conf", f->dir);
+    assert_int_equal(gw_config_defaults(&f->c), 0);
+    assert_int_equal(gw_config_load(&f->c, path, f->err, sizeof f->err), -1);
+    assert_int_equal(strncmp(f->err, path, strlen(path)), 0);
+    assert_non_null(strstr(f->err, "cannot open"));
+
+    /* a directory is not a config file either */
+    assert_int_equal(gw_config_load(&f->c, f->dir, f->err, sizeof f->err), -1);
+    assert_int_equal(strncmp(f->err, f->dir, strlen(f->dir)), 0);
+
+    /* no error buffer: still fails cleanly */
+    assert_int_equal(gw_config_load(&f->c, path, NULL, 0), -1);
+}
+
+static void test_listen_replaces_default(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(load(f, TLS_OK "[server]\nlisten = [::]:0\n"), 0);
+    assert_int_equal(f->c.n_listen, 1);
+    assert_string_equal(f->c.listen[0].host, "::");
+    assert_int_equal(f->c.listen[0].port, 0);
+
+    /* two ephemeral listeners on one address are fine */
+    assert_int_equal(load(f, TLS_OK "[server]\nlisten = 127.0.0.1:0,127.0.0.1:0\n"), 0);
+    assert_int_equal(f->c.n_listen, 2);
+
+    /* a failed list leaves the default list in place */
+    assert_int_equal(load(f, "[server]\nlisten = 127.0.0.1:1, nope:2\n"), -1);
+    assert_int_equal(f->c.n_listen, 2);
+    assert_string_equal(f->c.listen[0].host, "0.0.0.0");
+}
+
+static void test_cleanup_safe(void **state)
+{
+    struct fx *f = *state;
+    struct gw_config z;
+
+    memset(&z, 0, sizeof z);
+    gw_config_cleanup(&z);
+    gw_config_cleanup(&z);
+    gw_config_cleanup(NULL);
+
+    /* half-filled after an error: strings set before it are freed */
+    assert_int_equal(load(f, TLS_OK "[storage]\nsqlite_path = /a/b\nqueue_max_frames = x\n"), -1);
+    assert_string_equal(f->c.sqlite_path, "/a/b");
+    gw_config_cleanup(&f->c);
+    gw_config_cleanup(&f->c);
+    assert_null(f->c.cert_file);
+    assert_null(f->c.sqlite_path);
+    assert_null(f->c.storage_engine);
+}
+
+/* Compares two configs: strings by value, everything else byte for byte
+ * (both start from gw_config_defaults' zeroed struct, so padding agrees). */
+static void assert_config_equal(const struct gw_config *a, const struct gw_config *b)
+{
+    struct gw_config x = *a, y = *b;
+    char **xs[] = {&x.port_file, &x.cert_file, &x.key_file, &x.client_ca_file,
+                   &x.ciphersuites, &x.storage_engine, &x.sqlite_path, &x.registry_path};
+    char **ys[] = {&y.port_file, &y.cert_file, &y.key_file, &y.client_ca_file,
+                   &y.ciphersuites, &y.storage_engine, &y.sqlite_path, &y.registry_path};
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+        if (*xs[i] == NULL || *ys[i] == NULL)
+            assert_ptr_equal(*xs[i], *ys[i]);
+        else
+            assert_string_equal(*xs[i], *ys[i]);
+        *xs[i] = *ys[i] = NULL;
+    }
+    assert_memory_equal(&x, &y, sizeof x);
+}
+
+/* gateway/panelgate.conf.sample loads, and its commented-out settings are
+ * exactly the defaults: uncommenting every "#key = value" changes nothing. */
+static void test_sample_file(void **state)
+{
+    struct fx *f = *state;
+    char path[512], line[512], *body = NULL;
+    const char *data = getenv("PANELGATE_TEST_DATA");
+    struct gw_config want;
+    size_t len = 0, n;
+    FILE *fp;
+
+    if (data != NULL && *data != '\0')
+        snprintf(path, sizeof path, "%s/../../gateway/panelgate.conf.sample", data);
+    else
+        snprintf(path, sizeof path, "gateway/panelgate.conf.sample");
+    fp = fopen(path, "r");
+    if (fp == NULL) {
+        print_message("sample not found at %s, skipped\n", path);
+        skip();
+    }
+    assert_int_equal(gw_config_defaults(&want), 0);
+    want.cert_file = strdup("/etc/panelgate/gateway.crt");
+    want.key_file = strdup("/etc/panelgate/gateway.key");
+    want.client_ca_file = strdup("/etc/panelgate/agent-ca.crt");
+
+    assert_int_equal(gw_config_defaults(&f->c), 0);
+    if (gw_config_load(&f->c, path, f->err, sizeof f->err) != 0)
+        print_error("%s\n", f->err);
+    assert_string_equal(f->err, "");
+    assert_config_equal(&f->c, &want);
+
+    int settings = 0;
+    while (fgets(line, sizeof line, fp) != NULL) {
+        const char *l = line;
+        if (l[0] == '#' && l[1] >= 'a' && l[1] <= 'z') {
+            l++;
+            settings++;
+        }
+        n = strlen(l);
+        body = realloc(body, len + n + 1);
+        assert_non_null(body);
+        memcpy(body + len, l, n + 1);
+        len += n;
+    }
+    fclose(fp);
+    /* every key (45) but the three TLS paths: a new key must join the sample */
+    assert_int_equal(settings, 42);
+    int rc = load(f, body);
+    free(body);
+    if (rc != 0)
+        print_error("uncommented sample: %s\n", f->err);
+    assert_int_equal(rc, 0);
+    assert_config_equal(&f->c, &want);
+    gw_config_cleanup(&want);
+}
+
+static void test_log_level_parse(void **state)
+{
+    (void)state;
+    assert_int_equal(gw_log_level_parse("debug"), GW_LOG_DEBUG);
+    assert_int_equal(gw_log_level_parse("info"), GW_LOG_INFO);
+    assert_int_equal(gw_log_level_parse("WARN"), GW_LOG_WARN);
+    assert_int_equal(gw_log_level_parse("error"), GW_LOG_ERROR);
+    assert_int_equal(gw_log_level_parse("warning"), -1);
+    assert_int_equal(gw_log_level_parse(""), -1);
+    assert_int_equal(gw_log_level_parse(NULL), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_line_and_nul, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_suffixes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_body_follows_frame, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listen_replaces_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cleanup_safe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sample_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_level_parse, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
