@@ -141,7 +141,7 @@ static int fail(struct dec *d, int code, const char *fmt, ...)
     if (!e)
         return code;
     e->code = code;
-    e->offset = (size_t)(d->tok - d->r.start);
+    e->offset = d->r.start ? (size_t)(d->tok - d->r.start) : 0;
     format_path(d, e->path, sizeof e->path);
     va_list ap;
     va_start(ap, fmt);

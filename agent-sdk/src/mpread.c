@@ -11,7 +11,7 @@ void mp_reader_init(struct mp_reader *r, const uint8_t *buf, size_t len)
 {
     r->start = buf;
     r->p = buf;
-    r->end = buf + len;
+    r->end = buf ? buf + len : buf; /* NULL + 0 is undefined behaviour */
 }
 
 static uint64_t be(const uint8_t *p, unsigned n)
