@@ -360,7 +360,7 @@ static int set_str(char **slot, const char *v)
 static int set_value(struct gw_config *c, const struct key *k, const char *v, char *why,
                      size_t n)
 {
-    uint64_t x;
+    uint64_t x = 0;
     bool b;
     int lvl;
 
