@@ -31,7 +31,7 @@ struct gw_stream {
     struct gw_stream *prev, *next;
     int32_t id;
     enum stream_state state;
-    bool is_post, path_ok, ct_ok, encoding_bad, headers_too_big;
+    bool is_post, is_head, path_ok, ct_ok, encoding_bad, headers_too_big;
     bool req_done;  /* END_STREAM received */
     int64_t content_length; /* -1 when absent */
     uint32_t header_bytes;
@@ -160,7 +160,9 @@ static int submit(struct gw_stream *s, int status, const char *ctype, const char
     s->state = ST_ANSWERED;
     if (s->timer)
         event_del(s->timer);
-    return nghttp2_submit_response(s->c->h2, s->id, nva, n, &prd) == 0 ? 0 : -1;
+    /* a response to HEAD has no content (RFC 9110 9.3.2) */
+    return nghttp2_submit_response(s->c->h2, s->id, nva, n, s->is_head ? NULL : &prd) == 0 ? 0
+                                                                                        : -1;
 }
 
 static int respond_problem(struct gw_stream *s, int status, const char *type, const char *title,
@@ -343,6 +345,12 @@ static int request_done(struct gw_stream *s)
         return -1;
     if (s->state != ST_BODY)
         return 0;
+    /* revoked while the body was arriving: nothing more from this server */
+    if (s->c->revoked) {
+        body_release(s);
+        return respond_problem(s, 403, "revoked", "server revoked",
+                               "this server's registration was revoked", -1);
+    }
     return process_frame(s);
 }
 
@@ -434,6 +442,7 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint
     }
     if (name_is(name, namelen, ":method")) {
         s->is_post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
+        s->is_head = valuelen == 4 && memcmp(value, "HEAD", 4) == 0;
     } else if (name_is(name, namelen, ":path")) {
         s->path_ok = valuelen == 9 && memcmp(value, "/v1/stats", 9) == 0;
     } else if (name_is(name, namelen, "content-type")) {

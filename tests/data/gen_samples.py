@@ -16,11 +16,22 @@ V4_NETS = ("192.0.2", "198.51.100", "203.0.113")
 PERIOD_MS = 5000
 
 
+# The servers' own addresses (server.ips): never used for a viewer, so a
+# privacy test can look for every viewer IP in what the gateway stored.
+SERVER_IPS = {"198.51.100.23", "2001:db8:100::23", "203.0.113.10", "192.0.2.77",
+              "2001:db8:200::10"}
+
+
 def viewer_ip(rng):
-    if rng.random() < 0.7:
-        return "%s.%d" % (rng.choice(V4_NETS), rng.randint(1, 254))
-    groups = [0x2001, 0x0DB8] + [rng.choice((0, rng.randint(1, 0xFFFF))) for _ in range(6)]
-    return ipaddress.IPv6Address(":".join("%x" % g for g in groups)).compressed
+    while True:
+        if rng.random() < 0.7:
+            ip = "%s.%d" % (rng.choice(V4_NETS), rng.randint(1, 254))
+        else:
+            groups = [0x2001, 0x0DB8] + [rng.choice((0, rng.randint(1, 0xFFFF)))
+                                         for _ in range(6)]
+            ip = ipaddress.IPv6Address(":".join("%x" % g for g in groups)).compressed
+        if ip not in SERVER_IPS:
+            return ip
 
 
 def stream(rng, name, viewers, kbps):

@@ -91,7 +91,9 @@ head -c 4096 /dev/zero | tr '\0' '\301' >garbage
 expect_decode_error garbage
 # the sample with one byte of a viewer connection overwritten by 0xc1
 cp nimble.mp garbage
-printf '\301' | dd of=garbage bs=1 seek=$((size - 20)) conv=notrunc status=none
+# (the header byte of the last connection's "in" key, so the path names it)
+off=$(/usr/bin/python3 -c 'import sys; print(open(sys.argv[1], "rb").read().rindex(b"\xa2in"))' garbage)
+printf '\301' | dd of=garbage bs=1 seek="$off" conv=notrunc status=none
 expect_decode_error garbage
 grep -Eq "^panelagent: decode: conns\[299\](\.[a-z]+)?: " err || fail "no path: $(cat err)"
 # the sample followed by more bytes
