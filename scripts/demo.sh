@@ -1,116 +1,145 @@
 #!/usr/bin/env bash
-# demo.sh - a tour of what exists so far (interim, until the gateway lands):
-#   1. the dev PKI (certs/dev-pki.sh into $BUILD_DIR/dev-pki) and the
-#      identities a gateway registry would pin (SPKI SHA-256);
-#   2. tests/data/{nimble,wowza}.json encoded to wire frames by panelagent,
-#      decoded back, re-encoded byte for byte, summarised as a gateway would
-#      see them;
-#   3. one rejection: a truncated frame, exit 2 with the field path.
-# Run from anywhere after a build (`make demo` does both).  Exits non-zero
-# when any step fails.
+# demo.sh - the main job, end to end, on loopback:
+#   1. a dev PKI (certs/dev-pki.sh into $BUILD_DIR/dev-pki);
+#   2. the gateway on its embedded SQLite default, with nimble-01 and
+#      wowza-01 registered by the SHA-256 of their public keys;
+#   3. the sample Nimble-style and Wowza-style frames (tests/data) encoded by
+#      panelagent and sent over mTLS HTTP/2 with curl: 202 once committed;
+#      a resend (same seq), a malformed frame and an agent with no
+#      certificate show what the gateway does with each;
+#   4. what was stored, and a check that no viewer IP is in the database;
+#   5. SIGTERM: the gateway drains and exits 0.
+# Run after a build (`make demo` does both).  Exits non-zero when a step
+# fails.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$root"
 build=${BUILD_DIR:-build}
 agent=$build/bin/panelagent
+gateway=$build/bin/panelgate
 pki=$build/dev-pki
 demo=$build/demo
-
-if [[ -x /usr/bin/python3 ]]; then
-    py=/usr/bin/python3
-else
-    py=$(command -v python3 || true)
-fi
+py=/usr/bin/python3
 
 header() { printf '\n== %s ==\n' "$*"; }
-fail() { echo "demo: FAILED: $*" >&2; exit 1; }
+fail() {
+    echo "demo: FAILED: $*" >&2
+    [[ -f $demo/gateway.log ]] && tail -n 5 "$demo/gateway.log" | sed 's/^/  log: /' >&2
+    exit 1
+}
+spki() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1; }
+wait_for() { # wait_for SECONDS COMMAND...
+    local deadline=$((SECONDS + $1)); shift
+    until "$@"; do ((SECONDS < deadline)) || return 1; sleep 0.1; done
+}
 
-[[ -x $agent ]] || fail "$agent not found: run 'make' first"
+[[ -x $agent && -x $gateway ]] || fail "run 'make' first"
+rm -rf "$demo"
 mkdir -p "$demo"
 
 # --- 1. identities -------------------------------------------------------------
 header "dev PKI ($pki)"
-bash certs/dev-pki.sh "$pki"
-for id in ca gateway nimble-01 wowza-01; do
-    crt=$pki/$id.crt
-    subject=$(openssl x509 -in "$crt" -noout -subject -nameopt RFC2253)
-    spki=$(openssl x509 -in "$crt" -noout -pubkey |
-           openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
-    printf '  %-10s %-28s spki-sha256 %s\n' "$id" "$subject" "$spki"
-done
-echo "  (a gateway registry pins each agent by its spki-sha256)"
-
-# --- 2. frames -----------------------------------------------------------------
-# pretty: indented JSON on stdin -> stdout, at most 80 lines.
-pretty() {
-    "$py" -c '
-import json, sys
-lines = json.dumps(json.load(sys.stdin), indent=2).splitlines()
-for l in lines[:80]:
-    print("    " + l)
-if len(lines) > 80:
-    print("    ... (%d more lines)" % (len(lines) - 80))
-'
-}
-
-summarize() {
-    "$py" -c '
-import json, sys
-f = json.load(sys.stdin)
-s = f["server"]
-vh = f.get("vhosts", [])
-streams = sum(len(i.get("streams", [])) for v in vh for a in v.get("apps", [])
-              for i in a.get("instances", []))
-conns = len(f.get("conns", []))
-print("  gateway receives: server %r, kind %s, seq %s: %d vhost(s), %d stream(s), "
-      "%d viewer connection(s)" % (s["name"], s["kind"], f["seq"], len(vh), streams, conns))
-print("  (viewer IPs are reduced to per-country/ASN aggregates inside the gateway,"
-      " never stored)")
-'
-}
-
-for name in nimble wowza; do
-    src=tests/data/$name.json
-    wire=$demo/$name.msgpack
-    back=$demo/$name.decoded.json
-    header "$name: $src"
-    [[ -f $src ]] || fail "$src is missing"
-
-    "$agent" encode <"$src" >"$wire" || fail "panelagent encode < $src"
-    echo "  encoded: $wire, $(stat -c %s "$wire") bytes (JSON: $(stat -c %s "$src") bytes)"
-
-    "$agent" decode <"$wire" >"$back" || fail "panelagent decode < $wire"
-    echo "  decoded:"
-    if [[ -n $py ]]; then
-        pretty <"$back" || fail "decode output is not JSON"
-    else
-        head -c 4000 "$back"; echo
-    fi
-
-    "$agent" encode <"$back" >"$demo/$name.re.msgpack" || fail "re-encoding $back"
-    cmp -s "$wire" "$demo/$name.re.msgpack" ||
-        fail "decode -> encode of $wire did not give the same bytes"
-    echo "  round trip: decode -> encode gives the same $(stat -c %s "$wire") bytes"
-
-    if [[ -n $py ]]; then
-        summarize <"$back" || fail "summarising $back"
-    fi
+bash certs/dev-pki.sh "$pki" >/dev/null
+for id in nimble-01 wowza-01; do
+    printf '  %-10s spki-sha256 %s\n' "$id" "$(spki "$pki/$id.crt")"
 done
 
-# --- 3. a rejection --------------------------------------------------------------
-header "rejection: a truncated frame"
-wire=$demo/nimble.msgpack
-cut=$(($(stat -c %s "$wire") / 2))
-head -c "$cut" "$wire" >"$demo/truncated.msgpack"
-echo "  \$ head -c $cut $wire | panelagent decode"
-set +e
-"$agent" decode <"$demo/truncated.msgpack" >/dev/null 2>"$demo/truncated.err"
-rc=$?
-set -e
-sed 's/^/  stderr: /' "$demo/truncated.err"
-echo "  exit status: $rc"
-[[ $rc -eq 2 ]] || fail "a truncated frame should exit 2, got $rc"
-[[ -s $demo/truncated.err ]] || fail "a truncated frame should explain itself on stderr"
+# --- 2. the gateway ------------------------------------------------------------
+header "gateway"
+cat >"$demo/panelgate.conf" <<EOF
+[server]
+listen = 127.0.0.1:0
+port_file = $demo/ports
+[tls]
+cert_file = $pki/gateway.crt
+key_file = $pki/gateway.key
+client_ca_file = $pki/ca.crt
+[storage]
+sqlite_path = $demo/panelgate.db
+EOF
+"$gateway" --config "$demo/panelgate.conf" 2>"$demo/gateway.log" &
+gw_pid=$!
+trap 'kill "$gw_pid" 2>/dev/null || true' EXIT
+wait_for 10 test -s "$demo/ports" || fail "the gateway did not start"
+port=$(awk 'NR == 1 {print $2}' "$demo/ports")
+echo "  panelgate pid $gw_pid listening on 127.0.0.1:$port, storage $demo/panelgate.db"
+
+# Until panelgatectl exists, a server is registered with two rows (see
+# docs/OPERATIONS.md) and a reload.
+for id in nimble-01 wowza-01; do
+    kind=${id%-01}
+    sqlite3 "$demo/panelgate.db" \
+        "INSERT INTO servers(name, kind, created_at) VALUES('$id', '$kind', strftime('%s','now'));
+         INSERT INTO server_pins(spki_sha256, server_id, created_at)
+         VALUES(x'$(spki "$pki/$id.crt")', (SELECT id FROM servers WHERE name = '$id'),
+                strftime('%s','now'));"
+done
+kill -HUP "$gw_pid"
+wait_for 10 grep -q '"event":"reloaded"' "$demo/gateway.log" || fail "no reload"
+echo "  registered nimble-01 and wowza-01, reloaded (SIGHUP)"
+
+# --- 3. frames over mTLS HTTP/2 --------------------------------------------------
+post() { # post ID FILE: prints "HTTP <status>: <body>"
+    local code
+    code=$(curl -sS --http2 --cacert "$pki/ca.crt" --cert "$pki/$1.crt" --key "$pki/$1.key" \
+        -H 'content-type: application/msgpack' --data-binary "@$2" \
+        -o "$demo/response" -w '%{http_code}' "https://localhost:$port/v1/stats")
+    echo "  HTTP $code: $(cat "$demo/response")"
+}
+for id in nimble-01 wowza-01; do
+    name=${id%-01}
+    "$agent" encode <"tests/data/$name.json" >"$demo/$name.msgpack"
+    header "$id sends tests/data/$name.json ($(stat -c %s "$demo/$name.msgpack") bytes msgpack)"
+    out=$(post "$id" "$demo/$name.msgpack")
+    echo "$out"
+    [[ $out == *"HTTP 202"* ]] || fail "$id: expected 202"
+done
+
+header "nimble-01 resends the same frame (same seq)"
+out=$(post nimble-01 "$demo/nimble.msgpack"); echo "$out"
+[[ $out == *"HTTP 202"* ]] || fail "a resend must be acknowledged"
+
+header "nimble-01 sends a truncated frame"
+head -c 3000 "$demo/nimble.msgpack" >"$demo/truncated.msgpack"
+out=$(post nimble-01 "$demo/truncated.msgpack"); echo "$out"
+[[ $out == *"HTTP 400"* ]] || fail "a truncated frame must get 400"
+
+header "an agent without a client certificate"
+if curl -sS --http2 --cacert "$pki/ca.crt" "https://localhost:$port/v1/stats" 2>"$demo/nocert.err"; then
+    fail "a connection without a client certificate was accepted"
+fi
+sed 's/^/  /' "$demo/nocert.err"
+grep '"handshake_refused"' "$demo/gateway.log" | tail -n 1 | sed 's/^/  log: /'
+
+# --- 4. what was stored ----------------------------------------------------------
+header "stored in $demo/panelgate.db"
+sqlite3 -header -column "$demo/panelgate.db" \
+    "SELECT s.name AS server, f.seq, f.reported_name,
+            strftime('%Y-%m-%d %H:%M:%S', f.ts_ms / 1000, 'unixepoch') AS frame_time,
+            length(f.body) AS stored_bytes
+     FROM frames f JOIN servers s ON s.id = f.server_id ORDER BY s.name"
+rows=$(sqlite3 "$demo/panelgate.db" "SELECT count(*) FROM frames")
+[[ $rows == 2 ]] || fail "expected 2 stored frames (the resend is stored once), got $rows"
+"$py" - "$demo" tests/data/nimble.json tests/data/wowza.json <<'EOF' || fail "privacy check"
+import glob, ipaddress, json, sys
+demo, samples = sys.argv[1], sys.argv[2:]
+ips = {c["ip"] for s in samples for c in json.load(open(s))["conns"]}
+blob = b"".join(open(p, "rb").read() for p in glob.glob(demo + "/panelgate.db*"))
+found = [ip for ip in ips if ip.encode() in blob or ipaddress.ip_address(ip).packed in blob]
+print("  viewer IPs sent: %d; found in the database files (as text or binary): %d"
+      % (len(ips), len(found)))
+sys.exit(1 if found else 0)
+EOF
+
+# --- 5. stop ----------------------------------------------------------------------
+header "SIGTERM"
+kill -TERM "$gw_pid"
+rc=0
+wait "$gw_pid" || rc=$?
+trap - EXIT
+tail -n 1 "$demo/gateway.log" | sed 's/^/  log: /'
+[[ $rc == 0 ]] || fail "the gateway exited $rc"
+echo "  the gateway drained and exited 0"
 
 header "demo: all steps passed"
