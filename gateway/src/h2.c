@@ -3,10 +3,12 @@
  * turned into `POST /v1/stats` requests (docs/PROTOCOL.md, section 3).
  *
  * A request is checked as soon as its headers end (431, 403, 404, 405, 415,
- * 503, 413 are answered at once); its body is counted while it streams and
- * answered 413 the moment it passes the limit.  A complete body is decoded
- * with the shared codec, reduced (no viewer IP survives), and handed to the
- * sink; the 202 goes out when the sink reports the commit.
+ * 503, 413 are answered at once; the rest of such a request is read and
+ * dropped, up to one body's worth); its body is counted while it streams and
+ * answered 413 the moment it passes the limit, followed by RST_STREAM
+ * (NO_ERROR) so the agent stops sending.  A complete body is decoded with
+ * the shared codec, reduced (no viewer IP survives), and handed to the sink;
+ * the 202 goes out when the sink reports the commit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,9 @@ struct gw_stream {
     enum stream_state state;
     bool is_post, is_head, path_ok, ct_ok, encoding_bad, headers_too_big;
     bool req_done;  /* END_STREAM received */
+    bool stop_body; /* answered while a body we will not read is still
+                       coming (413, 408, 503): ask the agent to stop */
+    size_t discarded; /* body bytes ignored after an early answer */
     int64_t content_length; /* -1 when absent */
     uint32_t header_bytes;
     struct pa_buf body;
@@ -158,7 +163,9 @@ static int submit(struct gw_stream *s, int status, const char *ctype, const char
 
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = resp_read};
     s->state = ST_ANSWERED;
-    if (s->timer)
+    /* an early answer keeps the request timer: the rest of the request
+     * must still arrive in time */
+    if (s->timer && s->req_done)
         event_del(s->timer);
     /* a response to HEAD has no content (RFC 9110 9.3.2) */
     return nghttp2_submit_response(s->c->h2, s->id, nva, n, s->is_head ? NULL : &prd) == 0 ? 0
@@ -329,6 +336,7 @@ static int check_headers(struct gw_stream *s)
                                "retry with the same seq after retry-after seconds", -1);
     if (s->content_length >= 0 && (uint64_t)s->content_length > cfg->max_body_bytes) {
         snprintf(detail, sizeof detail, "body larger than %zu bytes", cfg->max_body_bytes);
+        s->stop_body = true;
         return respond_problem(s, 413, "frame:too_big", pa_frame_strerror(PA_FE_TOO_BIG),
                                detail, -1);
     }
@@ -361,11 +369,17 @@ static void on_request_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
-    if (s->state != ST_HEADERS && s->state != ST_BODY)
+    if (s->req_done)
         return;
-    body_release(s);
-    respond_problem(s, 408, "request_timeout", "request timeout",
-                    "the request did not complete in time", -1);
+    if (s->state == ST_ANSWERED) {
+        /* answered early, and the agent never finished the request */
+        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+    } else if (s->state == ST_HEADERS || s->state == ST_BODY) {
+        body_release(s);
+        s->stop_body = true;
+        respond_problem(s, 408, "request_timeout", "request timeout",
+                        "the request did not complete in time", -1);
+    }
     gw_conn_flush(c);
 }
 
@@ -497,10 +511,23 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id,
     char detail[96];
     (void)flags;
 
-    if (!s || s->state != ST_BODY)
+    if (!s)
+        return 0;
+    if (s->state == ST_ANSWERED && !s->req_done && !s->stop_body) {
+        /* answered at the headers (404, 415, ...): the body is read and
+         * dropped like any other (RFC 9113 8.1), up to one body's worth */
+        s->discarded += len;
+        if (s->discarded > cfg->max_body_bytes) {
+            s->stop_body = true;
+            nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
+        }
+        return 0;
+    }
+    if (s->state != ST_BODY)
         return 0;
     if (s->body.len + len > cfg->max_body_bytes) {
         body_release(s);
+        s->stop_body = true;
         snprintf(detail, sizeof detail, "body larger than %zu bytes", cfg->max_body_bytes);
         return respond_problem(s, 413, "frame:too_big", pa_frame_strerror(PA_FE_TOO_BIG), detail,
                                -1) == 0
@@ -509,6 +536,7 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id,
     }
     if (c->body_bytes + len > cfg->max_conn_buffer_bytes) {
         body_release(s);
+        s->stop_body = true;
         return respond_problem(s, 503, "overloaded", "too many bodies in flight",
                                "this connection buffers too much; retry with the same seq",
                                -1) == 0
@@ -530,9 +558,9 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *frame, void *
         !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
     s = stream_of(h2, frame->hd.stream_id);
-    /* answered before the request ended: ask the agent to stop sending
-     * (RFC 9113 8.1) */
-    if (s && !s->req_done)
+    /* a body too large, or too slow, is still coming: ask the agent to stop
+     * sending (RFC 9113 8.1); other early answers let the request finish */
+    if (s && !s->req_done && s->stop_body)
         nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;
 }
