@@ -45,6 +45,7 @@ struct gw_stream {
     size_t resp_off;
     struct event *timer; /* request timeout */
     struct gw_sink_item *item;
+    int32_t win_before; /* our send window when a SETTINGS frame began */
 };
 
 /* ---- stream bookkeeping ------------------------------------------------ */
@@ -479,12 +480,40 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint
     return 0;
 }
 
+/* RFC 9113 6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE change that pushes any
+ * stream's window past 2^31-1 is a connection error FLOW_CONTROL_ERROR;
+ * nghttp2 1.52 only resets the stream.  The windows were noted when the
+ * frame began (on_begin_frame). */
+static void settings_overflow(nghttp2_session *h2, struct gw_conn *c,
+                              const nghttp2_settings *set)
+{
+    int64_t delta = 0;
+    bool changed = false;
+
+    for (size_t i = 0; i < set->niv; i++) {
+        if (set->iv[i].settings_id == NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE) {
+            delta = (int64_t)set->iv[i].value - c->init_win_before;
+            changed = true;
+        }
+    }
+    if (!changed || delta <= 0)
+        return;
+    for (struct gw_stream *s = c->streams; s; s = s->next) {
+        if (s->win_before >= 0 && s->win_before + delta > NGHTTP2_MAX_WINDOW_SIZE) {
+            nghttp2_session_terminate_session(h2, NGHTTP2_FLOW_CONTROL_ERROR);
+            return;
+        }
+    }
+}
+
 static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *ud)
 {
     struct gw_conn *c = ud;
     struct gw_stream *s;
 
     gw_conn_touch(c);
+    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK))
+        settings_overflow(h2, c, &frame->settings);
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     s = stream_of(h2, frame->hd.stream_id);
@@ -549,6 +578,48 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id,
     return 0;
 }
 
+/* nghttp2 1.52 ignores a HEADERS frame whose stream id is lower than the
+ * last one the client used.  RFC 9113 5.1.1 tells two cases apart: an id
+ * the client skipped (never opened) is an unexpected stream identifier, a
+ * connection error PROTOCOL_ERROR; an id it used before is a closed stream,
+ * which nghttp2 already handles.  Skipped ids are kept as ranges; clients
+ * number their streams consecutively, so there are few. */
+static int on_begin_frame(nghttp2_session *h2, const nghttp2_frame_hd *hd, void *ud)
+{
+    struct gw_conn *c = ud;
+    int32_t id = hd->stream_id;
+
+    if (hd->type == NGHTTP2_SETTINGS && !(hd->flags & NGHTTP2_FLAG_ACK)) {
+        /* see settings_overflow() */
+        c->init_win_before = (int32_t)nghttp2_session_get_remote_settings(
+            h2, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE);
+        for (struct gw_stream *s = c->streams; s; s = s->next)
+            s->win_before = nghttp2_session_get_stream_remote_window_size(h2, s->id);
+        return 0;
+    }
+    if (hd->type != NGHTTP2_HEADERS || id <= 0 || (id & 1) == 0)
+        return 0;
+    if (id > c->last_client_sid) {
+        int32_t next = c->last_client_sid + 2;
+        if (c->last_client_sid == 0)
+            next = 1;
+        if (id > next && c->n_sid_gaps < sizeof c->sid_gaps / sizeof c->sid_gaps[0]) {
+            c->sid_gaps[c->n_sid_gaps].lo = next;
+            c->sid_gaps[c->n_sid_gaps].hi = id - 2;
+            c->n_sid_gaps++;
+        }
+        c->last_client_sid = id;
+        return 0;
+    }
+    for (unsigned i = 0; i < c->n_sid_gaps; i++) {
+        if (id >= c->sid_gaps[i].lo && id <= c->sid_gaps[i].hi) {
+            nghttp2_session_terminate_session(h2, NGHTTP2_PROTOCOL_ERROR);
+            return 0;
+        }
+    }
+    return 0;
+}
+
 static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *frame, void *ud)
 {
     struct gw_stream *s;
@@ -588,6 +659,7 @@ int gw_h2_session_new(struct gw_conn *c)
 
     if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
         goto out;
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
