@@ -115,9 +115,11 @@ static const struct key keys[] = {
     {"storage", "retry_after_s", K_U32, OFF(retry_after_s), 1, 3600, 0},
 
     {"registry", "registry_path", K_STR, OFF(registry_path), 0, 0, 0},
+    {"registry", "poll_interval_ms", K_U32, OFF(registry_poll_interval_ms), 0, 3600000, 0},
 
     {"log", "log_level", K_LEVEL, OFF(log_level), 0, 0, 0},
     {"log", "refusal_log_per_s", K_U32, OFF(refusal_log_per_s), 0, 100000, 0},
+    {"log", "activity_interval_ms", K_U32, OFF(activity_interval_ms), 100, 86400000, 0},
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -627,8 +629,11 @@ int gw_config_defaults(struct gw_config *c)
     c->busy_timeout_ms = 5000;
     c->retry_after_s = 5;
 
+    c->registry_poll_interval_ms = 2000;
+
     c->log_level = GW_LOG_INFO;
     c->refusal_log_per_s = 10;
+    c->activity_interval_ms = 60000;
 
     if (set_str(&c->storage_engine, "sqlite") != 0 ||
         set_str(&c->sqlite_path, "panelgate.db") != 0) {

@@ -81,11 +81,15 @@ struct gw_config {
 
     /* [registry] */
     char *registry_path; /* NULL = sqlite_path (one file holds both) */
+    uint32_t registry_poll_interval_ms; /* 2000; 0 = only SIGHUP reloads it */
 
     /* [log] */
     enum gw_log_level log_level;         /* info */
     uint32_t refusal_log_per_s;          /* 10: refused-handshake log lines
                                             per second, the rest counted */
+    uint32_t activity_interval_ms;       /* 60000: refused handshakes are
+                                            written to the activity log,
+                                            aggregated, this often */
 };
 
 /* Fills every default.  Strings are heap copies (or NULL). */

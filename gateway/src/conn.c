@@ -28,6 +28,7 @@
 
 #define OUT_CHUNK 16384 /* plaintext gathered from nghttp2 per TLS write */
 #define CLOSE_GRACE_MS 5000 /* GOAWAY sent: how long to wait for the peer */
+#define LINGER_MS 2000      /* refused: how long to drain before closing */
 
 int64_t gw_now_ms(void)
 {
@@ -80,10 +81,75 @@ static int bio_send(void *ctx, const unsigned char *buf, size_t len)
     return MBEDTLS_ERR_NET_SEND_FAILED;
 }
 
+/* RFC 5246 7.4.1.2 (and RFC 8446 4.1.2): a ClientHello's compression
+ * methods MUST include null.  mbedTLS 2.28 answers one without it anyway,
+ * choosing null, so the gateway checks the first record itself as the
+ * bytes stream by: byte p of the connection, the record header first
+ * (5 bytes), then the handshake header (4), then the ClientHello body.
+ * A ClientHello that does not fit its first record is left to mbedTLS. */
+static void hello_feed(struct gw_conn *c, const unsigned char *buf, size_t n)
+{
+    struct gw_hello_check *h = &c->hello;
+
+    for (size_t i = 0; i < n && !h->done; i++, h->p++) {
+        uint32_t p = h->p, x = buf[i];
+        if (p == 0) {
+            h->done = x != 22; /* not a handshake record */
+            continue;
+        }
+        if (p == 3 || p == 4) {
+            h->rec_len = (h->rec_len << 8) | x;
+            continue;
+        }
+        if (p < 5)
+            continue;
+        if (p >= 5 + h->rec_len) {
+            h->done = true;
+            continue;
+        }
+        if (p == 5) {
+            h->done = x != 1; /* not a ClientHello */
+            continue;
+        }
+        if (p < 9 + 34) /* handshake header, version, random */
+            continue;
+        uint32_t b = p - 9, cs_at = 35 + h->sid_len;
+        if (b == 34) {
+            h->sid_len = x;
+            continue;
+        }
+        if (b < cs_at)
+            continue;
+        if (b < cs_at + 2) {
+            h->cs_len = (h->cs_len << 8) | x;
+            continue;
+        }
+        uint32_t cm_at = cs_at + 2 + h->cs_len;
+        if (b < cm_at)
+            continue;
+        if (b == cm_at) {
+            h->cm_len = x;
+            h->bad = h->done = x == 0;
+            continue;
+        }
+        if (x == 0)
+            h->null_seen = true;
+        if (b == cm_at + h->cm_len) {
+            h->done = true;
+            h->bad = !h->null_seen;
+        }
+    }
+}
+
 static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
     struct gw_conn *c = ctx;
     ssize_t n = recv(c->fd, buf, len, 0);
+    if (n > 0 && !c->hello.done) {
+        hello_feed(c, buf, (size_t)n);
+        if (c->hello.bad)
+            return MBEDTLS_ERR_SSL_BAD_HS_CLIENT_HELLO;
+    }
     if (n >= 0)
         return (int)n; /* 0: EOF */
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -123,9 +189,44 @@ static void log_refusal(struct gw_conn *c, const char *reason)
     app->refusal_suppressed = 0;
 }
 
+/* After a fatal alert: close our sending side and read (and drop) what the
+ * peer still sends for a moment.  Closing a socket with unread bytes makes
+ * the kernel send a reset, which can destroy the alert before the peer
+ * reads it. */
+static void linger(struct gw_conn *c)
+{
+    arm_write(c, false);
+    if (c->h2) {
+        nghttp2_session_del(c->h2);
+        c->h2 = NULL;
+    }
+    shutdown(c->fd, SHUT_WR);
+    c->state = GW_CONN_LINGER;
+    arm_timer(c, LINGER_MS);
+}
+
+static void drain_linger(struct gw_conn *c)
+{
+    unsigned char buf[4096];
+
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        gw_conn_close(c); /* EOF or error: the peer is done */
+        return;
+    }
+}
+
 static void refuse(struct gw_conn *c, const char *reason, bool send_alert)
 {
     struct gw_stats *st = &c->app->stats;
+    const struct gw_server *known = c->have_spki ? gw_registry_lookup(c->app->reg, c->spki) : NULL;
+
+    gw_refusals_note(&c->app->refusals, reason, c->have_spki ? c->spki : NULL,
+                     known ? known->id : 0, c->peer, gw_now_ms());
 
     st->handshakes_refused++;
     if (strcmp(reason, "unregistered") == 0 || strcmp(reason, "pin_expired") == 0)
@@ -136,7 +237,7 @@ static void refuse(struct gw_conn *c, const char *reason, bool send_alert)
         mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
                                        MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED);
     log_refusal(c, reason);
-    gw_conn_close(c);
+    linger(c);
 }
 
 /* Called by mbedTLS for each certificate of the chain, the root first and
@@ -196,6 +297,14 @@ static void handshake(struct gw_conn *c)
         if (ret == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE)
             mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
                                            MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
+        else if (c->hello.bad)
+            mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                           MBEDTLS_SSL_ALERT_MSG_ILLEGAL_PARAMETER);
+        /* nor for a record it cannot parse (an unknown content type, say):
+         * RFC 5246 6 / RFC 8446 5 ask for unexpected_message */
+        else if (ret == MBEDTLS_ERR_SSL_INVALID_RECORD || ret == MBEDTLS_ERR_SSL_UNEXPECTED_RECORD)
+            mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                           MBEDTLS_SSL_ALERT_MSG_UNEXPECTED_MESSAGE);
         refuse(c, reason, false);
         return;
     }
@@ -349,6 +458,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (c->state == GW_CONN_HANDSHAKE)
         handshake(c);
+    else if (c->state == GW_CONN_LINGER)
+        drain_linger(c);
     else
         read_tls(c);
 }
@@ -360,7 +471,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (c->state == GW_CONN_HANDSHAKE)
         handshake(c);
-    else
+    else if (c->state != GW_CONN_LINGER)
         gw_conn_flush(c);
 }
 
@@ -388,6 +499,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         gw_conn_flush(c);
         return;
     case GW_CONN_CLOSING:
+    case GW_CONN_LINGER:
         gw_conn_close(c);
         return;
     }

@@ -18,6 +18,9 @@
 #include <mbedtls/ssl.h>
 #include <nghttp2/nghttp2.h>
 
+#include <sqlite3.h>
+
+#include "activity.h"
 #include "arena.h"
 #include "config.h"
 #include "log.h"
@@ -66,15 +69,34 @@ struct gw_app {
     double refusal_tokens;
     int64_t refusal_last_ms;
     uint64_t refusal_suppressed;
+    /* refused handshakes, aggregated for the activity log */
+    struct gw_refusals refusals;
+    struct event *activity_timer;
+    /* registry change detection: meta.registry_generation */
+    sqlite3 *reg_db;
+    int64_t reg_generation;
+    struct event *poll_timer;
 };
+
+/* main.c: one activity-log row by actor "gateway" (through the sink). */
+int gw_app_activity(void *app, const char *action, int64_t server_id, const char *details,
+                    int64_t at_ms);
 
 enum gw_conn_state {
     GW_CONN_HANDSHAKE,
     GW_CONN_H2,
     GW_CONN_CLOSING, /* flushing what is left, then close */
+    GW_CONN_LINGER,  /* refused: our side shut, draining the peer's bytes so
+                        a TCP reset cannot overtake the alert */
 };
 
 struct gw_stream;
+
+/* Where the first TLS record stands as it passes through bio_recv (conn.c). */
+struct gw_hello_check {
+    uint32_t p, rec_len, sid_len, cs_len, cm_len;
+    bool done, null_seen, bad;
+};
 
 struct gw_conn {
     struct gw_app *app;
@@ -91,6 +113,7 @@ struct gw_conn {
     mbedtls_ssl_context ssl;
     bool chain_bad;     /* a certificate in the chain failed verification */
     const char *refusal; /* why the registry refused it, for the log */
+    struct gw_hello_check hello; /* the ClientHello's compression methods */
 
     /* identity, resolved once per connection at the handshake */
     uint8_t spki[GW_SPKI_LEN];
@@ -106,6 +129,14 @@ struct gw_conn {
     struct pa_buf out;  /* TLS plaintext not yet accepted by mbedtls_ssl_write */
     size_t out_off;
     size_t body_bytes;  /* request bodies buffered on this connection */
+    /* client stream ids skipped so far (RFC 9113 5.1.1: a lower id that
+     * was never opened is a connection error; one that was is closed) */
+    int32_t last_client_sid;
+    struct {
+        int32_t lo, hi;
+    } sid_gaps[16];
+    unsigned n_sid_gaps;
+    int32_t init_win_before; /* peer's INITIAL_WINDOW_SIZE before a SETTINGS */
 };
 
 /* conn.c */

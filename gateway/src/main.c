@@ -22,6 +22,7 @@
 #include "config.h"
 #include "gw.h"
 #include "log.h"
+#include "regdb.h"
 #include "registry.h"
 #include "sink.h"
 #include "tls.h"
@@ -166,6 +167,124 @@ static int write_port_file(struct gw_app *app, char *err, size_t errlen)
     return 0;
 }
 
+/* ---- activity log and registry changes ----------------------------------- */
+
+int gw_app_activity(void *arg, const char *action, int64_t server_id, const char *details,
+                    int64_t at_ms)
+{
+    struct gw_app *app = arg;
+    struct gw_sink_item *it = gw_sink_activity_new(action, server_id, details, at_ms);
+
+    if (!it || gw_sink_submit(app->sink, it) != 0) {
+        gw_sink_item_free(it);
+        gw_log(GW_LOG_WARN, NULL, "activity_dropped", "could not queue activity row %s",
+               action);
+        return -1;
+    }
+    return 0;
+}
+
+/* Swaps in |nr| (when not NULL) and disconnects every live connection whose
+ * server is no longer admitted: revoked, unregistered, or its pin expired
+ * at the end of a rotation overlap.  Returns how many were disconnected. */
+static unsigned apply_registry(struct gw_app *app, struct gw_registry *nr, const char *cause)
+{
+    int64_t now_ms = gw_now_ms();
+    unsigned gone = 0;
+
+    if (nr) {
+        gw_registry_unref(app->reg);
+        app->reg = nr;
+    }
+    for (struct gw_conn *c = app->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state != GW_CONN_H2 || c->revoked)
+            continue;
+        const char *why;
+        if (gw_registry_find(app->reg, c->spki, now_ms / 1000, &why))
+            continue;
+        struct gw_log_ctx ctx;
+        char hex[2 * GW_SPKI_LEN + 1], details[160];
+        gw_conn_log_ctx(c, &ctx);
+        gw_log(GW_LOG_WARN, &ctx, "disconnected", "reason=%s at %s", why, cause);
+        gw_spki_hex(c->spki, hex);
+        snprintf(details, sizeof details, "{\"reason\":\"%s\",\"spki_sha256\":\"%s\"}", why,
+                 hex);
+        gw_app_activity(app, "disconnected", c->server_id, details, now_ms);
+        c->revoked = true;
+        app->stats.goaways_revoked++;
+        gone++;
+        gw_conn_goaway(c, NGHTTP2_NO_ERROR, why);
+        gw_conn_flush(c);
+    }
+    return gone;
+}
+
+/* Every poll interval: reload the registry snapshot when panelgatectl has
+ * changed it (meta.registry_generation moved), and in any case sweep the
+ * live connections, so a pin whose overlap ended stops being admitted. */
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_app *app = arg;
+    struct gw_registry *nr = NULL;
+    char err[256];
+    int64_t gen = 0;
+    (void)fd;
+    (void)what;
+
+    if (app->draining)
+        return;
+    if (app->reg_db && gw_regdb_generation(app->reg_db, &gen, err, sizeof err) == 0 &&
+        gen != app->reg_generation) {
+        if (gw_registry_load(registry_path(app->cfg), &nr, err, sizeof err) != 0) {
+            gw_log(GW_LOG_ERROR, NULL, "registry_reload_failed", "%s", err);
+            return;
+        }
+        app->reg_generation = gen;
+        gw_log(GW_LOG_INFO, NULL, "registry_reloaded", "generation=%lld pins=%zu",
+               (long long)gen, gw_registry_count(nr));
+    }
+    apply_registry(app, nr, nr ? "registry change" : "pin expiry");
+}
+
+static void on_activity_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_app *app = arg;
+    (void)fd;
+    (void)what;
+    gw_refusals_flush(&app->refusals, gw_app_activity, app);
+}
+
+static void add_periodic(struct event *ev, uint32_t ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    event_del(ev);
+    if (ms)
+        event_add(ev, &tv);
+}
+
+static void restart_timers(struct gw_app *app)
+{
+    add_periodic(app->poll_timer, app->cfg->registry_poll_interval_ms);
+    add_periodic(app->activity_timer, app->cfg->activity_interval_ms);
+}
+
+/* A read-only connection to the registry for change detection; failure
+ * here only disables polling (SIGHUP still reloads). */
+static void open_registry_poll(struct gw_app *app)
+{
+    char err[256];
+    const char *path = registry_path(app->cfg);
+
+    if (sqlite3_open_v2(path, &app->reg_db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        gw_regdb_generation(app->reg_db, &app->reg_generation, err, sizeof err) != 0) {
+        gw_log(GW_LOG_WARN, NULL, "registry_poll_disabled",
+               "cannot watch %s for changes; SIGHUP reloads the registry", path);
+        sqlite3_close(app->reg_db);
+        app->reg_db = NULL;
+    }
+}
+
 /* ---- reload ---------------------------------------------------------------- */
 
 /* Settings that need a restart keep their running values. */
@@ -235,33 +354,19 @@ static void reload(struct gw_app *app)
 
     gw_tls_unref(app->tls);
     app->tls = nt;
-    gw_registry_unref(app->reg);
-    app->reg = nr;
     gw_config_cleanup(app->cfg);
     free(app->cfg);
     app->cfg = nc;
     gw_log_set_level(nc->log_level);
+    restart_timers(app);
 
-    /* revocation takes effect on live connections too */
-    uint32_t revoked = 0;
-    for (struct gw_conn *c = app->conns, *next; c; c = next) {
-        next = c->next;
-        if (c->state != GW_CONN_H2 || c->revoked)
-            continue;
-        const char *why;
-        if (gw_registry_find(app->reg, c->spki, gw_now_ms() / 1000, &why))
-            continue;
-        struct gw_log_ctx ctx;
-        gw_conn_log_ctx(c, &ctx);
-        gw_log(GW_LOG_WARN, &ctx, "disconnected", "reason=%s at reload", why);
-        c->revoked = true;
-        app->stats.goaways_revoked++;
-        revoked++;
-        gw_conn_goaway(c, NGHTTP2_NO_ERROR, why);
-        gw_conn_flush(c);
-    }
+    unsigned gone = apply_registry(app, nr, "reload");
+    char details[96];
+    snprintf(details, sizeof details, "{\"registry_pins\":%zu,\"disconnected\":%u}",
+             gw_registry_count(app->reg), gone);
+    gw_app_activity(app, "reload", 0, details, gw_now_ms());
     gw_log(GW_LOG_INFO, NULL, "reloaded", "registry=%zu servers_pinned disconnected=%u",
-           gw_registry_count(app->reg), revoked);
+           gw_registry_count(app->reg), gone);
     return;
 
 fail:
@@ -290,6 +395,7 @@ static void start_drain(struct gw_app *app)
     if (app->draining)
         return;
     app->draining = true;
+    gw_refusals_flush(&app->refusals, gw_app_activity, app);
     gw_log(GW_LOG_INFO, NULL, "draining", "stopping: connections=%u", app->n_conns);
     for (unsigned i = 0; i < app->n_listeners; i++)
         evconnlistener_free(app->listeners[i]);
@@ -297,7 +403,7 @@ static void start_drain(struct gw_app *app)
 
     for (struct gw_conn *c = app->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == GW_CONN_HANDSHAKE) {
+        if (c->state == GW_CONN_HANDSHAKE || c->state == GW_CONN_LINGER) {
             gw_conn_close(c);
         } else if (c->state == GW_CONN_H2) {
             gw_conn_goaway(c, NGHTTP2_NO_ERROR, "shutting down");
@@ -423,6 +529,15 @@ int main(int argc, char **argv)
         gw_log(GW_LOG_ERROR, NULL, "start_failed", "%s", err);
         goto out;
     }
+    gw_refusals_init(&app.refusals);
+    open_registry_poll(&app);
+    app.poll_timer = event_new(app.base, -1, EV_PERSIST, on_poll, &app);
+    app.activity_timer = event_new(app.base, -1, EV_PERSIST, on_activity_timer, &app);
+    if (!app.poll_timer || !app.activity_timer) {
+        gw_log(GW_LOG_ERROR, NULL, "start_failed", "cannot create timers");
+        goto out;
+    }
+    restart_timers(&app);
     const int signums[] = {SIGHUP, SIGTERM, SIGINT};
     for (unsigned i = 0; i < 3; i++) {
         sigs[i] = evsignal_new(app.base, signums[i], on_signal, &app);
@@ -445,6 +560,8 @@ out:
         gw_conn_close(app.conns);
     for (unsigned i = 0; i < app.n_listeners; i++)
         evconnlistener_free(app.listeners[i]);
+    if (app.sink)
+        gw_refusals_flush(&app.refusals, gw_app_activity, &app);
     /* commits everything still queued and runs the last completions */
     gw_sink_free(app.sink);
     if (app.base)
@@ -454,6 +571,11 @@ out:
             event_free(sigs[i]);
     if (app.drain_timer)
         event_free(app.drain_timer);
+    if (app.poll_timer)
+        event_free(app.poll_timer);
+    if (app.activity_timer)
+        event_free(app.activity_timer);
+    sqlite3_close(app.reg_db);
     gw_registry_unref(app.reg);
     gw_tls_unref(app.tls);
     gw_tls_global_free(app.tls_global);

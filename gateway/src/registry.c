@@ -79,7 +79,9 @@ static const char schema_sql[] =
     " server_id INTEGER,"
     " details TEXT);"
     "CREATE INDEX IF NOT EXISTS activity_at ON activity(at);"
-    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '" SCHEMA_VERSION "');";
+    "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', '" SCHEMA_VERSION "');"
+    /* advanced by every registry change (regdb.c); the gateway polls it */
+    "INSERT OR IGNORE INTO meta(key, value) VALUES('registry_generation', 0);";
 
 static int check_version(sqlite3 *db, char *err, size_t errlen)
 {
@@ -366,25 +368,28 @@ out:
     return rv;
 }
 
+const struct gw_server *gw_registry_lookup(const struct gw_registry *r,
+                                           const uint8_t spki[GW_SPKI_LEN])
+{
+    if (r == NULL || spki == NULL || r->slots == NULL)
+        return NULL;
+    uint64_t h = spki_hash(spki);
+    for (size_t p = (size_t)h & r->mask;; p = (p + 1) & r->mask) {
+        const struct slot *s = &r->slots[p];
+        if (s->idx == 0)
+            return NULL;
+        if (s->h == h && memcmp(r->srv[s->idx - 1].spki, spki, GW_SPKI_LEN) == 0)
+            return &r->srv[s->idx - 1];
+    }
+}
+
 const struct gw_server *gw_registry_find(const struct gw_registry *r,
                                          const uint8_t spki[GW_SPKI_LEN], int64_t now,
                                          const char **why)
 {
     const char *reason = "unregistered";
-    const struct gw_server *found = NULL;
+    const struct gw_server *found = gw_registry_lookup(r, spki);
 
-    if (r != NULL && spki != NULL && r->slots != NULL) {
-        uint64_t h = spki_hash(spki);
-        for (size_t p = (size_t)h & r->mask;; p = (p + 1) & r->mask) {
-            const struct slot *s = &r->slots[p];
-            if (s->idx == 0)
-                break;
-            if (s->h == h && memcmp(r->srv[s->idx - 1].spki, spki, GW_SPKI_LEN) == 0) {
-                found = &r->srv[s->idx - 1];
-                break;
-            }
-        }
-    }
     if (found != NULL) {
         if (found->status != GW_SERVER_ACTIVE) {
             reason = "revoked";

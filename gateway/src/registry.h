@@ -50,6 +50,11 @@ const struct gw_server *gw_registry_find(const struct gw_registry *r,
                                          const uint8_t spki[GW_SPKI_LEN],
                                          int64_t now, const char **why);
 
+/* The pin's entry whatever its status or expiry (to attribute a refusal to
+ * a server); NULL when the key is not pinned at all. */
+const struct gw_server *gw_registry_lookup(const struct gw_registry *r,
+                                           const uint8_t spki[GW_SPKI_LEN]);
+
 size_t gw_registry_count(const struct gw_registry *r);
 
 struct gw_registry *gw_registry_ref(struct gw_registry *r);

@@ -103,6 +103,20 @@ fail:
     return NULL;
 }
 
+struct gw_sink_item *gw_sink_activity_new(const char *action, int64_t server_id,
+                                          const char *details, int64_t at_ms)
+{
+    const char *d = details ? details : "{}";
+    struct gw_sink_item *it = gw_sink_item_new(NULL, (const uint8_t *)d, strlen(d));
+    if (it == NULL)
+        return NULL;
+    it->kind = GW_SINK_ACTIVITY;
+    it->action = action;
+    it->server_id = server_id;
+    it->received_ms = at_ms;
+    return it;
+}
+
 void gw_sink_item_free(struct gw_sink_item *it)
 {
     if (it == NULL)

@@ -24,17 +24,26 @@ enum gw_sink_status {
     GW_SINK_FAILED = -1,    /* not stored: storage error (retry later) */
 };
 
+/* What an item carries. */
+enum gw_sink_kind {
+    GW_SINK_FRAME = 0,    /* a stats frame (the default) */
+    GW_SINK_ACTIVITY = 1, /* an activity-log row written by the gateway */
+};
+
 struct gw_sink_item;
 typedef void (*gw_sink_done_fn)(struct gw_sink_item *it, void *ud);
 
 struct gw_sink_item {
     /* set by the submitter */
-    int64_t server_id;
+    enum gw_sink_kind kind;
+    const char *action;      /* GW_SINK_ACTIVITY: a static string */
+    int64_t server_id;       /* ACTIVITY: 0 = no server */
     uint64_t seq;
     uint64_t ts_ms;          /* the frame's own timestamp */
-    int64_t received_ms;     /* gateway clock at receipt */
+    int64_t received_ms;     /* gateway clock at receipt (ACTIVITY: when) */
     char *reported_name;     /* heap; the hostname the frame reports */
-    uint8_t *body;           /* heap; the frame minus viewer IPs (msgpack) */
+    uint8_t *body;           /* heap; the frame minus viewer IPs (msgpack);
+                                ACTIVITY: the details, JSON text */
     size_t body_len;
     gw_sink_done_fn done;    /* called on the loop thread; may be NULL */
     void *ud;                /* the submitter may clear it to detach */
@@ -65,6 +74,11 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
 
 /* Allocates an item with copies of name and body; NULL on OOM. */
 struct gw_sink_item *gw_sink_item_new(const char *reported_name, const uint8_t *body, size_t len);
+
+/* An activity row by actor "gateway": |action| static, |details| JSON text
+ * copied; |at_ms| the time.  NULL on OOM. */
+struct gw_sink_item *gw_sink_activity_new(const char *action, int64_t server_id,
+                                          const char *details, int64_t at_ms);
 void gw_sink_item_free(struct gw_sink_item *it);
 
 /* Takes |it| on success (0).  Returns -1 and leaves |it| with the caller

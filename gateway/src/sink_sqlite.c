@@ -38,6 +38,7 @@ struct sq {
     sqlite3 *db;
     sqlite3_stmt *begin;
     sqlite3_stmt *insert;
+    sqlite3_stmt *insert_activity;
     sqlite3_stmt *commit;
     sqlite3_stmt *rollback;
     int failing;        /* last batch failed */
@@ -78,6 +79,7 @@ static void sq_close(void *state)
         return;
     sqlite3_finalize(q->begin);
     sqlite3_finalize(q->insert);
+    sqlite3_finalize(q->insert_activity);
     sqlite3_finalize(q->commit);
     sqlite3_finalize(q->rollback);
     sqlite3_close(q->db);
@@ -170,13 +172,39 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
     }
     if (exec(q, frames_sql, path, err, errlen) != 0)
         goto fail;
+    /* Activity rows belong with the registry: attach it when it lives in a
+     * file of its own. */
+    const char *activity_table = "main.activity";
+    if (cfg->registry_path != NULL && strcmp(cfg->registry_path, path) != 0) {
+        sqlite3_stmt *at = NULL;
+        rc = sqlite3_prepare_v2(q->db, "ATTACH DATABASE ?1 AS reg", -1, &at, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(at, 1, cfg->registry_path, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(at);
+        sqlite3_finalize(at);
+        if (rc != SQLITE_DONE) {
+            seterr(err, errlen, "sqlite %s: cannot attach registry %s: %s", path,
+                   cfg->registry_path, sqlite3_errmsg(q->db));
+            goto fail;
+        }
+        /* a registry of its own is made by panelgatectl; the prepare below
+         * fails with "no such table" when it is not a registry */
+        activity_table = "reg.activity";
+    }
+    char activity_sql[160];
+    snprintf(activity_sql, sizeof activity_sql,
+             "INSERT INTO %s(at, actor, action, server_id, details)"
+             " VALUES(?1, 'gateway', ?2, ?3, ?4)",
+             activity_table);
     if (prep(q, &q->begin, "BEGIN IMMEDIATE", path, err, errlen) != 0 ||
         prep(q, &q->commit, "COMMIT", path, err, errlen) != 0 ||
         prep(q, &q->rollback, "ROLLBACK", path, err, errlen) != 0 ||
         prep(q, &q->insert,
              "INSERT OR IGNORE INTO frames(server_id, seq, ts_ms, received_ms, reported_name, body)"
              " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-             path, err, errlen) != 0)
+             path, err, errlen) != 0 ||
+        prep(q, &q->insert_activity, activity_sql, path, err, errlen) != 0)
         goto fail;
     *state = q;
     return 0;
@@ -193,10 +221,34 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_DONE : rc;
 }
 
+static int insert_activity(struct sq *q, struct gw_sink_item *it)
+{
+    sqlite3_stmt *st = q->insert_activity;
+    int rc = sqlite3_bind_int64(st, 1, it->received_ms / 1000);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 2, it->action ? it->action : "unknown", -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = it->server_id ? sqlite3_bind_int64(st, 3, it->server_id) : sqlite3_bind_null(st, 3);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 4, (const char *)it->body, (int)it->body_len, SQLITE_STATIC);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        it->status = GW_SINK_STORED;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
 static int insert_one(struct sq *q, struct gw_sink_item *it)
 {
     sqlite3_stmt *st = q->insert;
-    int rc = sqlite3_bind_int64(st, 1, it->server_id);
+    int rc;
+
+    if (it->kind == GW_SINK_ACTIVITY)
+        return insert_activity(q, it);
+    rc = sqlite3_bind_int64(st, 1, it->server_id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, (int64_t)it->seq); /* bit pattern, see top */
     if (rc == SQLITE_OK)
