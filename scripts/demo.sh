@@ -2,12 +2,13 @@
 # demo.sh - the main job, end to end, on loopback:
 #   1. a dev PKI (certs/dev-pki.sh into $BUILD_DIR/dev-pki);
 #   2. the gateway on its embedded SQLite default, with nimble-01 and
-#      wowza-01 registered by the SHA-256 of their public keys;
+#      wowza-01 registered by panelgatectl (SPKI pins), picked up live;
 #   3. the sample Nimble-style and Wowza-style frames (tests/data) encoded by
 #      panelagent and sent over mTLS HTTP/2 with curl: 202 once committed;
 #      a resend (same seq), a malformed frame and an agent with no
 #      certificate show what the gateway does with each;
-#   4. what was stored, and a check that no viewer IP is in the database;
+#   4. what was stored, a check that no viewer IP is in the database, and
+#      the activity log;
 #   5. SIGTERM: the gateway drains and exits 0.
 # Run after a build (`make demo` does both).  Exits non-zero when a step
 # fails.
@@ -18,6 +19,7 @@ cd "$root"
 build=${BUILD_DIR:-build}
 agent=$build/bin/panelagent
 gateway=$build/bin/panelgate
+ctl=$build/bin/panelgatectl
 pki=$build/dev-pki
 demo=$build/demo
 py=/usr/bin/python3
@@ -34,7 +36,7 @@ wait_for() { # wait_for SECONDS COMMAND...
     until "$@"; do ((SECONDS < deadline)) || return 1; sleep 0.1; done
 }
 
-[[ -x $agent && -x $gateway ]] || fail "run 'make' first"
+[[ -x $agent && -x $gateway && -x $ctl ]] || fail "run 'make' first"
 rm -rf "$demo"
 mkdir -p "$demo"
 
@@ -57,6 +59,10 @@ key_file = $pki/gateway.key
 client_ca_file = $pki/ca.crt
 [storage]
 sqlite_path = $demo/panelgate.db
+[registry]
+poll_interval_ms = 200
+[log]
+activity_interval_ms = 500
 EOF
 "$gateway" --config "$demo/panelgate.conf" 2>"$demo/gateway.log" &
 gw_pid=$!
@@ -65,19 +71,16 @@ wait_for 10 test -s "$demo/ports" || fail "the gateway did not start"
 port=$(awk 'NR == 1 {print $2}' "$demo/ports")
 echo "  panelgate pid $gw_pid listening on 127.0.0.1:$port, storage $demo/panelgate.db"
 
-# Until panelgatectl exists, a server is registered with two rows (see
-# docs/OPERATIONS.md) and a reload.
+# Register both agents by the public keys of their certificates; the
+# gateway notices the registry change on its next poll, no signal needed.
 for id in nimble-01 wowza-01; do
-    kind=${id%-01}
-    sqlite3 "$demo/panelgate.db" \
-        "INSERT INTO servers(name, kind, created_at) VALUES('$id', '$kind', strftime('%s','now'));
-         INSERT INTO server_pins(spki_sha256, server_id, created_at)
-         VALUES(x'$(spki "$pki/$id.crt")', (SELECT id FROM servers WHERE name = '$id'),
-                strftime('%s','now'));"
+    "$ctl" --db "$demo/panelgate.db" --actor demo register "$id" --kind "${id%-01}" \
+        --cert "$pki/$id.crt" >/dev/null || fail "panelgatectl register $id"
 done
-kill -HUP "$gw_pid"
-wait_for 10 grep -q '"event":"reloaded"' "$demo/gateway.log" || fail "no reload"
-echo "  registered nimble-01 and wowza-01, reloaded (SIGHUP)"
+wait_for 10 grep -q '"event":"registry_reloaded"' "$demo/gateway.log" ||
+    fail "the gateway did not pick up the registrations"
+echo "  \$ panelgatectl --db $demo/panelgate.db list"
+"$ctl" --db "$demo/panelgate.db" list | sed 's/^/  /'
 
 # --- 3. frames over mTLS HTTP/2 --------------------------------------------------
 post() { # post ID FILE: prints "HTTP <status>: <body>"
@@ -131,6 +134,11 @@ print("  viewer IPs sent: %d; found in the database files (as text or binary): %
       % (len(ips), len(found)))
 sys.exit(1 if found else 0)
 EOF
+
+refusal_logged() { "$ctl" --db "$demo/panelgate.db" activity --action handshake_refused | grep -q refused; }
+wait_for 10 refusal_logged || fail "the refused handshake is not in the activity log"
+echo "  \$ panelgatectl --db $demo/panelgate.db activity"
+"$ctl" --db "$demo/panelgate.db" activity | sed 's/^/  /'
 
 # --- 5. stop ----------------------------------------------------------------------
 header "SIGTERM"
