@@ -12,6 +12,7 @@
  * (gw_core does not link cJSON).
  */
 #include "regdb.h"
+#include "err.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,25 +21,10 @@
 
 #define BUSY_TIMEOUT_MS 5000
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int dberr(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
-    seterr(err, errlen, "database: %s: %s", what, sqlite3_errmsg(db));
+    gw_seterr(err, errlen, "database: %s: %s", what, sqlite3_errmsg(db));
     return GW_REG_EFAIL;
 }
 
@@ -48,7 +34,7 @@ static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        seterr(err, errlen, "database: %s: %s", sql, msg ? msg : sqlite3_errmsg(db));
+        gw_seterr(err, errlen, "database: %s: %s", sql, msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
         return GW_REG_EFAIL;
     }
@@ -65,16 +51,16 @@ int gw_regdb_open(const char *path, int create, sqlite3 **out, char *err, size_t
         return GW_REG_EARG;
     *out = NULL;
     if (path == NULL || *path == '\0') {
-        seterr(err, errlen, "database: no path");
+        gw_seterr(err, errlen, "database: no path");
         return GW_REG_EARG;
     }
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path, &db, flags, NULL);
     if (rc != SQLITE_OK) {
         if (!create && rc == SQLITE_CANTOPEN)
-            seterr(err, errlen, "database %s: cannot open (missing or unreadable)", path);
+            gw_seterr(err, errlen, "database %s: cannot open (missing or unreadable)", path);
         else
-            seterr(err, errlen, "database %s: cannot open: %s", path,
+            gw_seterr(err, errlen, "database %s: cannot open: %s", path,
                    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         goto out;
     }
@@ -83,14 +69,14 @@ int gw_regdb_open(const char *path, int create, sqlite3 **out, char *err, size_t
     /* journal_mode answers with a row; sqlite3_exec ignores it. */
     char *msg = NULL;
     if (sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, &msg) != SQLITE_OK) {
-        seterr(err, errlen, "database %s: %s", path, msg ? msg : sqlite3_errmsg(db));
+        gw_seterr(err, errlen, "database %s: %s", path, msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
         goto out;
     }
     if (exec_sql(db, "PRAGMA foreign_keys=ON", err, errlen) != 0)
         goto out;
     if (gw_registry_schema(db, serr, sizeof serr) != 0) {
-        seterr(err, errlen, "database %s: %s", path, serr);
+        gw_seterr(err, errlen, "database %s: %s", path, serr);
         goto out;
     }
     /* The gateway polls this row; registry.c's schema does not make it. */
@@ -296,7 +282,7 @@ static int find_server(sqlite3 *db, const char *name, int64_t *id, char *status,
     }
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
-        seterr(err, errlen, "unknown server %s (not registered)", name);
+        gw_seterr(err, errlen, "unknown server %s (not registered)", name);
         rv = GW_REG_ENOTFOUND;
         goto out;
     }
@@ -351,7 +337,7 @@ static int pin_in_use(sqlite3 *db, const uint8_t spki[GW_SPKI_LEN], char *err, s
     if (rv != 0)
         return rv;
     if (owner[0] != '\0') {
-        seterr(err, errlen, "this public key is already pinned to server %s", owner);
+        gw_seterr(err, errlen, "this public key is already pinned to server %s", owner);
         return GW_REG_EPINUSE;
     }
     return 0;
@@ -380,7 +366,7 @@ static int add_pin(sqlite3 *db, int64_t server_id, const uint8_t spki[GW_SPKI_LE
             char owner[256];
             sqlite3_reset(st);
             if (pin_owner(db, spki, owner, sizeof owner, err, errlen) == 0)
-                seterr(err, errlen, "this public key is already pinned to server %s",
+                gw_seterr(err, errlen, "this public key is already pinned to server %s",
                        owner[0] ? owner : "(another)");
             rv = GW_REG_EPINUSE;
         } else {
@@ -406,17 +392,17 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
     if (id_out != NULL)
         *id_out = 0;
     if (db == NULL || spki == NULL || actor == NULL || *actor == '\0') {
-        seterr(err, errlen, "register: missing argument");
+        gw_seterr(err, errlen, "register: missing argument");
         return GW_REG_EARG;
     }
     if (!gw_regdb_name_ok(name)) {
-        seterr(err, errlen,
+        gw_seterr(err, errlen,
                "bad server name '%.64s': 1..255 of A-Z a-z 0-9 . _ -, not starting with . or -",
                name ? name : "");
         return GW_REG_EARG;
     }
     if (!kind_ok(kind)) {
-        seterr(err, errlen, "bad kind '%.32s': nimble or wowza", kind ? kind : "");
+        gw_seterr(err, errlen, "bad kind '%.32s': nimble or wowza", kind ? kind : "");
         return GW_REG_EARG;
     }
     if (details == NULL) {
@@ -427,7 +413,7 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
         jb_kstr(&jb, "spki_sha256", hex);
         jb_raw(&jb, "}");
         if (jb.oom) {
-            seterr(err, errlen, "register: out of memory");
+            gw_seterr(err, errlen, "register: out of memory");
             goto out;
         }
         details = jb.p;
@@ -438,7 +424,7 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
     int64_t other;
     rv = find_server(db, name, &other, NULL, 0, err, errlen);
     if (rv == 0) {
-        seterr(err, errlen, "server %s is already registered", name);
+        gw_seterr(err, errlen, "server %s is already registered", name);
         rv = GW_REG_EEXISTS;
         goto out;
     }
@@ -460,7 +446,7 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
     sqlite3_bind_int64(st, 3, now);
     if (sqlite3_step(st) != SQLITE_DONE) {
         if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE) {
-            seterr(err, errlen, "server %s is already registered", name);
+            gw_seterr(err, errlen, "server %s is already registered", name);
             rv = GW_REG_EEXISTS;
         } else {
             rv = dberr(db, "adding a server", err, errlen);
@@ -492,11 +478,11 @@ int gw_regdb_rotate(sqlite3 *db, const char *name, const uint8_t spki[GW_SPKI_LE
     struct jbuf jb = {0};
 
     if (db == NULL || spki == NULL || actor == NULL || *actor == '\0' || overlap_s < 0) {
-        seterr(err, errlen, "rotate: bad argument");
+        gw_seterr(err, errlen, "rotate: bad argument");
         return GW_REG_EARG;
     }
     if (!gw_regdb_name_ok(name)) {
-        seterr(err, errlen, "bad server name '%.64s'", name ? name : "");
+        gw_seterr(err, errlen, "bad server name '%.64s'", name ? name : "");
         return GW_REG_EARG;
     }
     if ((rv = tx_begin(&t, db, err, errlen)) != 0)
@@ -532,7 +518,7 @@ int gw_regdb_rotate(sqlite3 *db, const char *name, const uint8_t spki[GW_SPKI_LE
     jb_kint(&jb, "old_pins_limited", limited);
     jb_raw(&jb, "}");
     if (jb.oom) {
-        seterr(err, errlen, "rotate: out of memory");
+        gw_seterr(err, errlen, "rotate: out of memory");
         goto out;
     }
     if ((rv = add_pin(db, id, spki, now, err, errlen)) != 0 ||
@@ -556,11 +542,11 @@ int gw_regdb_revoke(sqlite3 *db, const char *name, const char *actor, int64_t no
     struct tx t = {0};
 
     if (db == NULL || actor == NULL || *actor == '\0') {
-        seterr(err, errlen, "revoke: missing argument");
+        gw_seterr(err, errlen, "revoke: missing argument");
         return GW_REG_EARG;
     }
     if (!gw_regdb_name_ok(name)) {
-        seterr(err, errlen, "bad server name '%.64s'", name ? name : "");
+        gw_seterr(err, errlen, "bad server name '%.64s'", name ? name : "");
         return GW_REG_EARG;
     }
     if ((rv = tx_begin(&t, db, err, errlen)) != 0)
@@ -666,7 +652,7 @@ int gw_regdb_list(sqlite3 *db, gw_regdb_server_fn fn, void *ud, char *err, size_
         return GW_REG_EARG;
     s = malloc(sizeof *s);
     if (s == NULL) {
-        seterr(err, errlen, "list: out of memory");
+        gw_seterr(err, errlen, "list: out of memory");
         goto out;
     }
     /* one read transaction: servers and pins agree */
@@ -722,7 +708,7 @@ int gw_regdb_show(sqlite3 *db, const char *name, struct gw_regdb_server *out, ch
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
-        seterr(err, errlen, "unknown server %s (not registered)", name);
+        gw_seterr(err, errlen, "unknown server %s (not registered)", name);
         rv = GW_REG_ENOTFOUND;
         goto out;
     }
@@ -750,7 +736,7 @@ int gw_activity_add(sqlite3 *db, int64_t at, const char *actor, const char *acti
     int rv = GW_REG_EFAIL;
 
     if (db == NULL || actor == NULL || *actor == '\0' || action == NULL || *action == '\0') {
-        seterr(err, errlen, "activity: actor and action are required");
+        gw_seterr(err, errlen, "activity: actor and action are required");
         return GW_REG_EARG;
     }
     if (sqlite3_prepare_v2(db,

@@ -13,6 +13,7 @@
  * refcount on the loop thread only (no atomics).
  */
 #include "registry.h"
+#include "err.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -37,21 +38,6 @@ struct gw_registry {
     size_t mask;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ------------------------------------------------------------- schema */
 
@@ -90,18 +76,18 @@ static int check_version(sqlite3 *db, char *err, size_t errlen)
     int rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='schema_version'", -1,
                                 &st, NULL);
     if (rc != SQLITE_OK) {
-        seterr(err, errlen, "registry schema: %s", sqlite3_errmsg(db));
+        gw_seterr(err, errlen, "registry schema: %s", sqlite3_errmsg(db));
         goto out;
     }
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
-        seterr(err, errlen, "registry schema: schema_version missing (%s)",
+        gw_seterr(err, errlen, "registry schema: schema_version missing (%s)",
                rc == SQLITE_DONE ? "no row" : sqlite3_errmsg(db));
         goto out;
     }
     const unsigned char *v = sqlite3_column_text(st, 0);
     if (v == NULL || strcmp((const char *)v, SCHEMA_VERSION) != 0) {
-        seterr(err, errlen, "registry schema: version %.16s, this build knows " SCHEMA_VERSION,
+        gw_seterr(err, errlen, "registry schema: version %.16s, this build knows " SCHEMA_VERSION,
                v ? (const char *)v : "NULL");
         goto out;
     }
@@ -115,25 +101,25 @@ int gw_registry_schema(sqlite3 *db, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (db == NULL) {
-        seterr(err, errlen, "registry schema: no database");
+        gw_seterr(err, errlen, "registry schema: no database");
         return -1;
     }
     /* A savepoint nests inside a caller's transaction and is a transaction
      * of its own otherwise: the schema appears whole or not at all. */
     if (sqlite3_exec(db, "SAVEPOINT gw_schema", NULL, NULL, &msg) != SQLITE_OK) {
-        seterr(err, errlen, "registry schema: %s", msg ? msg : sqlite3_errmsg(db));
+        gw_seterr(err, errlen, "registry schema: %s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
         return -1;
     }
     if (sqlite3_exec(db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
-        seterr(err, errlen, "registry schema: %s", msg ? msg : sqlite3_errmsg(db));
+        gw_seterr(err, errlen, "registry schema: %s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
         goto fail;
     }
     if (check_version(db, err, errlen) != 0)
         goto fail;
     if (sqlite3_exec(db, "RELEASE gw_schema", NULL, NULL, &msg) != SQLITE_OK) {
-        seterr(err, errlen, "registry schema: %s", msg ? msg : sqlite3_errmsg(db));
+        gw_seterr(err, errlen, "registry schema: %s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
         goto fail;
     }
@@ -184,7 +170,7 @@ static int alloc_table(struct gw_registry *r, size_t n, char *err, size_t errlen
     size_t cap = 16;
     while (cap < n * 2) {
         if (cap > SIZE_MAX / 4 / sizeof(struct slot)) {
-            seterr(err, errlen, "registry: too many pins (%zu)", n);
+            gw_seterr(err, errlen, "registry: too many pins (%zu)", n);
             return -1;
         }
         cap *= 2;
@@ -192,7 +178,7 @@ static int alloc_table(struct gw_registry *r, size_t n, char *err, size_t errlen
     r->slots = calloc(cap, sizeof *r->slots);
     r->srv = calloc(n ? n : 1, sizeof *r->srv);
     if (r->slots == NULL || r->srv == NULL) {
-        seterr(err, errlen, "registry: out of memory for %zu pins", n);
+        gw_seterr(err, errlen, "registry: out of memory for %zu pins", n);
         return -1;
     }
     r->mask = cap - 1;
@@ -208,7 +194,7 @@ static int read_row(sqlite3_stmt *st, struct gw_server *s, char *err, size_t err
     const void *blob = sqlite3_column_blob(st, 0);
     int blen = sqlite3_column_bytes(st, 0);
     if (sqlite3_column_type(st, 0) != SQLITE_BLOB || blen != GW_SPKI_LEN || blob == NULL) {
-        seterr(err, errlen, "registry: server %lld has a pin that is not a 32-byte SHA-256",
+        gw_seterr(err, errlen, "registry: server %lld has a pin that is not a 32-byte SHA-256",
                (long long)s->id);
         return -1;
     }
@@ -226,7 +212,7 @@ static int read_row(sqlite3_stmt *st, struct gw_server *s, char *err, size_t err
     const unsigned char *name = sqlite3_column_text(st, 3);
     int nlen = sqlite3_column_bytes(st, 3);
     if (name == NULL || nlen <= 0 || (size_t)nlen >= sizeof s->name) {
-        seterr(err, errlen, "registry: server %lld: name empty or longer than %zu bytes",
+        gw_seterr(err, errlen, "registry: server %lld: name empty or longer than %zu bytes",
                (long long)s->id, sizeof s->name - 1);
         return -1;
     }
@@ -234,7 +220,7 @@ static int read_row(sqlite3_stmt *st, struct gw_server *s, char *err, size_t err
 
     const char *kind = (const char *)sqlite3_column_text(st, 4);
     if (kind == NULL || (strcmp(kind, "nimble") != 0 && strcmp(kind, "wowza") != 0)) {
-        seterr(err, errlen, "registry: server %lld: kind is not nimble or wowza",
+        gw_seterr(err, errlen, "registry: server %lld: kind is not nimble or wowza",
                (long long)s->id);
         return -1;
     }
@@ -246,7 +232,7 @@ static int read_row(sqlite3_stmt *st, struct gw_server *s, char *err, size_t err
     } else if (status != NULL && strcmp(status, "revoked") == 0) {
         s->status = GW_SERVER_REVOKED;
     } else {
-        seterr(err, errlen, "registry: server %lld: status is not active or revoked",
+        gw_seterr(err, errlen, "registry: server %lld: status is not active or revoked",
                (long long)s->id);
         return -1;
     }
@@ -259,12 +245,12 @@ static int count_pins(sqlite3 *db, const char *db_path, size_t *n, char *err, si
     int rv = -1;
     if (sqlite3_prepare_v2(db, "SELECT count(*) FROM server_pins", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
-        seterr(err, errlen, "registry %s: %s", db_path, sqlite3_errmsg(db));
+        gw_seterr(err, errlen, "registry %s: %s", db_path, sqlite3_errmsg(db));
         goto out;
     }
     int64_t c = sqlite3_column_int64(st, 0);
     if (c < 0 || (uint64_t)c >= UINT32_MAX || (uint64_t)c > SIZE_MAX / sizeof(struct gw_server)) {
-        seterr(err, errlen, "registry %s: too many pins", db_path);
+        gw_seterr(err, errlen, "registry %s: too many pins", db_path);
         goto out;
     }
     *n = (size_t)c;
@@ -287,12 +273,12 @@ static int read_pins(sqlite3 *db, const char *db_path, struct gw_registry *r, si
                                 " FROM server_pins p JOIN servers s ON s.id = p.server_id",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK) {
-        seterr(err, errlen, "registry %s: %s", db_path, sqlite3_errmsg(db));
+        gw_seterr(err, errlen, "registry %s: %s", db_path, sqlite3_errmsg(db));
         goto out;
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (r->n == cap) {
-            seterr(err, errlen, "registry %s: pins changed while loading", db_path);
+            gw_seterr(err, errlen, "registry %s: pins changed while loading", db_path);
             goto out;
         }
         if (read_row(st, &r->srv[r->n], err, errlen) != 0)
@@ -300,13 +286,13 @@ static int read_pins(sqlite3 *db, const char *db_path, struct gw_registry *r, si
         if (table_put(r, r->n) != 0) {
             char hex[2 * GW_SPKI_LEN + 1];
             gw_spki_hex(r->srv[r->n].spki, hex);
-            seterr(err, errlen, "registry %s: pin %s appears twice", db_path, hex);
+            gw_seterr(err, errlen, "registry %s: pin %s appears twice", db_path, hex);
             goto out;
         }
         r->n++;
     }
     if (rc != SQLITE_DONE) {
-        seterr(err, errlen, "registry %s: %s", db_path, sqlite3_errmsg(db));
+        gw_seterr(err, errlen, "registry %s: %s", db_path, sqlite3_errmsg(db));
         goto out;
     }
     rv = 0;
@@ -325,14 +311,14 @@ int gw_registry_load(const char *db_path, struct gw_registry **out, char *err, s
         return -1;
     *out = NULL;
     if (db_path == NULL || *db_path == '\0') {
-        seterr(err, errlen, "registry: no database path");
+        gw_seterr(err, errlen, "registry: no database path");
         goto out;
     }
     /* READONLY never creates the file: a missing registry is an error, not
      * an empty one that would refuse every agent. */
     int rc = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        seterr(err, errlen, "registry %s: cannot open: %s", db_path,
+        gw_seterr(err, errlen, "registry %s: cannot open: %s", db_path,
                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         goto out;
     }
@@ -340,14 +326,14 @@ int gw_registry_load(const char *db_path, struct gw_registry **out, char *err, s
 
     r = calloc(1, sizeof *r);
     if (r == NULL) {
-        seterr(err, errlen, "registry: out of memory");
+        gw_seterr(err, errlen, "registry: out of memory");
         goto out;
     }
     r->refs = 1;
     /* One read transaction: the count and the rows agree, and the snapshot
      * is consistent even while panelgatectl writes. */
     if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
-        seterr(err, errlen, "registry %s: %s", db_path, sqlite3_errmsg(db));
+        gw_seterr(err, errlen, "registry %s: %s", db_path, sqlite3_errmsg(db));
         goto out;
     }
     size_t n = 0;

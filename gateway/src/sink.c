@@ -36,6 +36,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "err.h"
 
 struct gw_sink {
     const struct gw_sink_ops *ops;
@@ -58,21 +59,6 @@ struct gw_sink {
     int failing;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---------------------------------------------------------------- items */
 
@@ -225,18 +211,18 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
     *out = NULL;
     if (base == NULL || ops == NULL || ops->open == NULL || ops->write_batch == NULL ||
         ops->close == NULL || cfg == NULL) {
-        seterr(err, errlen, "sink: invalid arguments");
+        gw_seterr(err, errlen, "sink: invalid arguments");
         return -1;
     }
     if (cfg->queue_max_frames == 0 || cfg->queue_max_bytes == 0 || cfg->batch_max_frames == 0) {
-        seterr(err, errlen, "sink %s: queue_max_frames, queue_max_bytes and batch_max_frames "
+        gw_seterr(err, errlen, "sink %s: queue_max_frames, queue_max_bytes and batch_max_frames "
                "must be positive", ops->name ? ops->name : "?");
         return -1;
     }
 
     s = calloc(1, sizeof *s);
     if (s == NULL) {
-        seterr(err, errlen, "sink: out of memory");
+        gw_seterr(err, errlen, "sink: out of memory");
         return -1;
     }
     s->ops = ops;
@@ -248,23 +234,23 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
 
     s->batch = calloc(s->batch_max, sizeof *s->batch);
     if (s->batch == NULL) {
-        seterr(err, errlen, "sink: out of memory");
+        gw_seterr(err, errlen, "sink: out of memory");
         goto fail;
     }
     if (pthread_mutex_init(&s->mu, NULL) != 0) {
-        seterr(err, errlen, "sink: pthread_mutex_init failed");
+        gw_seterr(err, errlen, "sink: pthread_mutex_init failed");
         goto fail;
     }
     mu_ok = 1;
     if (pthread_cond_init(&s->cv, NULL) != 0) {
-        seterr(err, errlen, "sink: pthread_cond_init failed");
+        gw_seterr(err, errlen, "sink: pthread_cond_init failed");
         goto fail;
     }
     cv_ok = 1;
     /* Never added, only activated: it does not keep the loop alive. */
     s->wake = event_new(base, -1, 0, wake_cb, s);
     if (s->wake == NULL) {
-        seterr(err, errlen, "sink: event_new failed");
+        gw_seterr(err, errlen, "sink: event_new failed");
         goto fail;
     }
     if (ops->open(&s->state, cfg, err, errlen) != 0)
@@ -277,7 +263,7 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
     int rc = pthread_create(&s->thread, NULL, writer_main, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        seterr(err, errlen, "sink %s: cannot start the writer thread: %s",
+        gw_seterr(err, errlen, "sink %s: cannot start the writer thread: %s",
                ops->name ? ops->name : "?", strerror(rc));
         ops->close(s->state);
         goto fail;

@@ -33,6 +33,7 @@
 #include "config.h"
 #include "log.h"
 #include "registry.h"
+#include "err.h"
 
 struct sq {
     sqlite3 *db;
@@ -46,21 +47,6 @@ struct sq {
     char err[256];      /* text of the last failure */
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const char frames_sql[] =
     "CREATE TABLE IF NOT EXISTS frames("
@@ -90,7 +76,7 @@ static int exec(struct sq *q, const char *sql, const char *path, char *err, size
 {
     char *msg = NULL;
     if (sqlite3_exec(q->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        seterr(err, errlen, "sqlite %s: %s: %s", path, sql, msg ? msg : sqlite3_errmsg(q->db));
+        gw_seterr(err, errlen, "sqlite %s: %s: %s", path, sql, msg ? msg : sqlite3_errmsg(q->db));
         sqlite3_free(msg);
         return -1;
     }
@@ -103,12 +89,12 @@ static int set_wal(struct sq *q, const char *path, char *err, size_t errlen)
     int rv = -1;
     if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
-        seterr(err, errlen, "sqlite %s: journal_mode=WAL: %s", path, sqlite3_errmsg(q->db));
+        gw_seterr(err, errlen, "sqlite %s: journal_mode=WAL: %s", path, sqlite3_errmsg(q->db));
         goto out;
     }
     const char *mode = (const char *)sqlite3_column_text(st, 0);
     if (mode == NULL || strcasecmp(mode, "wal") != 0) {
-        seterr(err, errlen, "sqlite %s: journal_mode is %s, not wal", path,
+        gw_seterr(err, errlen, "sqlite %s: journal_mode is %s, not wal", path,
                mode ? mode : "unknown");
         goto out;
     }
@@ -122,7 +108,7 @@ static int prep(struct sq *q, sqlite3_stmt **st, const char *sql, const char *pa
                 size_t errlen)
 {
     if (sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
-        seterr(err, errlen, "sqlite %s: %s: %s", path, sql, sqlite3_errmsg(q->db));
+        gw_seterr(err, errlen, "sqlite %s: %s: %s", path, sql, sqlite3_errmsg(q->db));
         return -1;
     }
     return 0;
@@ -135,19 +121,19 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
 
     *state = NULL;
     if (path == NULL || *path == '\0') {
-        seterr(err, errlen, "sqlite: no sqlite_path");
+        gw_seterr(err, errlen, "sqlite: no sqlite_path");
         return -1;
     }
     q = calloc(1, sizeof *q);
     if (q == NULL) {
-        seterr(err, errlen, "sqlite: out of memory");
+        gw_seterr(err, errlen, "sqlite: out of memory");
         return -1;
     }
     int rc = sqlite3_open_v2(path, &q->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
     if (rc != SQLITE_OK) {
-        seterr(err, errlen, "sqlite %s: cannot open: %s", path,
+        gw_seterr(err, errlen, "sqlite %s: cannot open: %s", path,
                q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
         goto fail;
     }
@@ -166,7 +152,7 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
     if (cfg->registry_path == NULL || strcmp(cfg->registry_path, path) == 0) {
         char rerr[256];
         if (gw_registry_schema(q->db, rerr, sizeof rerr) != 0) {
-            seterr(err, errlen, "sqlite %s: %s", path, rerr);
+            gw_seterr(err, errlen, "sqlite %s: %s", path, rerr);
             goto fail;
         }
     }
@@ -184,7 +170,7 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
             rc = sqlite3_step(at);
         sqlite3_finalize(at);
         if (rc != SQLITE_DONE) {
-            seterr(err, errlen, "sqlite %s: cannot attach registry %s: %s", path,
+            gw_seterr(err, errlen, "sqlite %s: cannot attach registry %s: %s", path,
                    cfg->registry_path, sqlite3_errmsg(q->db));
             goto fail;
         }
