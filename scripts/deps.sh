@@ -14,9 +14,11 @@ PACKAGES=(
     build-essential cmake pkg-config clang libclang-rt-14-dev
     # libraries
     libmsgpack-dev libcjson-dev libcmocka-dev libmbedtls-dev libnghttp2-dev
-    libevent-dev libsqlite3-dev libinih-dev
+    libevent-dev libsqlite3-dev libinih-dev libmaxminddb-dev
     # tools used by tests and the demo
     sqlite3 nghttp2-client curl python3-h2 openssl gnutls-bin
+    # builds the small MaxMind-format test databases (tests/data/make_test_mmdb.pl)
+    libmaxmind-db-writer-perl
 )
 
 if [[ "${PANELGATE_SKIP_DEPS:-0}" == 1 ]]; then

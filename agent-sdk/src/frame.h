@@ -222,10 +222,21 @@ int pa_frame_encode(const struct pa_frame *f, struct pa_buf *out);
 
 /* Encoding flags. */
 enum {
-    /* Storage form: conns entries keep their traffic but lose "ip".  Not a
-     * valid wire frame; used by the gateway so no viewer IP is written. */
+    /* Conns entries keep their traffic but lose "ip".  Not a valid wire
+     * frame.  (The gateway's first storage form; it now stores aggregates,
+     * PA_ENCODE_NO_CONNS.) */
     PA_ENCODE_NO_VIEWER_IPS = 1u << 0,
+    /* Storage form: no "conns" key at all (the gateway stores aggregates
+     * instead, gateway/src/privacy.h).  The rest is the canonical frame, so
+     * the output is a valid wire frame without connections. */
+    PA_ENCODE_NO_CONNS = 1u << 1,
 };
+
+/* Contract relied on by the gateway's stored form: the top-level map of
+ * every encoding is a fixmap (one header byte, 0x80 | count) of 6 to 9
+ * keys, so a caller may append up to 15 - count more key/value pairs right
+ * after the output and add their number to that byte. */
+#define PA_ENCODE_MAX_TOP_KEYS 9u
 
 /* pa_frame_encode() with flags. */
 int pa_frame_encode_flags(const struct pa_frame *f, struct pa_buf *out, unsigned flags);

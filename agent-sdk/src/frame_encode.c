@@ -161,6 +161,7 @@ int pa_frame_encode(const struct pa_frame *f, struct pa_buf *out)
 int pa_frame_encode_flags(const struct pa_frame *f, struct pa_buf *out, unsigned flags)
 {
     bool with_ip = !(flags & PA_ENCODE_NO_VIEWER_IPS);
+    bool with_conns = f && f->n_conns > 0 && !(flags & PA_ENCODE_NO_CONNS);
     struct enc e = {.failed = 0};
     size_t len0;
 
@@ -169,7 +170,8 @@ int pa_frame_encode_flags(const struct pa_frame *f, struct pa_buf *out, unsigned
     len0 = out->len;
     msgpack_packer_init(&e.pk, out, write_cb);
 
-    P(&e, msgpack_pack_map(&e.pk, 6u + has_config(f) + (f->n_vhosts > 0) + (f->n_conns > 0)));
+    /* at most PA_ENCODE_MAX_TOP_KEYS: always a fixmap (see frame.h) */
+    P(&e, msgpack_pack_map(&e.pk, 6u + has_config(f) + (f->n_vhosts > 0) + with_conns));
     put_kv_u64(&e, "v", f->version);
     put_kv_u64(&e, "seq", f->seq);
     put_kv_u64(&e, "ts", f->ts_ms);
@@ -212,7 +214,7 @@ int pa_frame_encode_flags(const struct pa_frame *f, struct pa_buf *out, unsigned
         for (uint32_t i = 0; i < f->n_vhosts; i++)
             put_vhost(&e, &f->vhosts[i]);
     }
-    if (f->n_conns) {
+    if (with_conns) {
         put_key(&e, "conns");
         P(&e, msgpack_pack_array(&e.pk, f->n_conns));
         for (uint32_t i = 0; i < f->n_conns; i++) {

@@ -99,3 +99,77 @@ unsigned gw_refusals_flush(struct gw_refusals *r, gw_activity_emit_fn emit, void
     r->overflow = 0;
     return rows;
 }
+
+/* ---- throttled connections ------------------------------------------------ */
+
+void gw_throttles_init(struct gw_throttles *t)
+{
+    memset(t, 0, sizeof *t);
+}
+
+void gw_throttles_note(struct gw_throttles *t, const char *addr, int64_t now_ms)
+{
+    struct gw_throttle *s = NULL;
+
+    for (unsigned i = 0; i < t->n; i++) {
+        if (strcmp(t->slot[i].addr, addr) == 0) {
+            s = &t->slot[i];
+            break;
+        }
+    }
+    if (!s) {
+        if (t->n == GW_THROTTLE_SLOTS) {
+            if (t->overflow++ == 0)
+                t->overflow_first_ms = now_ms;
+            t->overflow_last_ms = now_ms;
+            return;
+        }
+        s = &t->slot[t->n++];
+        memset(s, 0, sizeof *s);
+        snprintf(s->addr, sizeof s->addr, "%s", addr);
+        s->first_ms = now_ms;
+    }
+    s->count++;
+    s->last_ms = now_ms;
+}
+
+static int emit_throttle(const struct gw_throttle *s, gw_activity_emit_fn emit, void *ud)
+{
+    char num[96];
+    struct pa_buf b;
+    int rv = -1;
+
+    pa_buf_init(&b, NULL);
+    snprintf(num, sizeof num, "\",\"count\":%llu,\"first\":%lld,\"last\":%lld}",
+             (unsigned long long)s->count, (long long)(s->first_ms / 1000),
+             (long long)(s->last_ms / 1000));
+    if (pa_buf_append(&b, "{\"addr\":\"", 9) || gw_json_escape(&b, s->addr) ||
+        pa_buf_append(&b, num, strlen(num) + 1)) /* with the NUL */
+        goto out;
+    rv = emit(ud, "handshake_throttled", 0, (const char *)b.data, s->last_ms);
+out:
+    pa_buf_cleanup(&b);
+    return rv;
+}
+
+unsigned gw_throttles_flush(struct gw_throttles *t, gw_activity_emit_fn emit, void *ud)
+{
+    unsigned rows = 0;
+
+    for (unsigned i = 0; i < t->n; i++)
+        if (emit_throttle(&t->slot[i], emit, ud) == 0)
+            rows++;
+    if (t->overflow) {
+        struct gw_throttle o;
+        memset(&o, 0, sizeof o);
+        snprintf(o.addr, sizeof o.addr, "other");
+        o.count = t->overflow;
+        o.first_ms = t->overflow_first_ms;
+        o.last_ms = t->overflow_last_ms;
+        if (emit_throttle(&o, emit, ud) == 0)
+            rows++;
+    }
+    t->n = 0;
+    t->overflow = 0;
+    return rows;
+}

@@ -48,4 +48,30 @@ void gw_refusals_note(struct gw_refusals *r, const char *reason, const uint8_t *
  * table.  Returns the number of rows emitted. */
 unsigned gw_refusals_flush(struct gw_refusals *r, gw_activity_emit_fn emit, void *ud);
 
+/* Connections closed at accept by the per-source-address limit, aggregated
+ * per address (the limiter's key as text, an IPv6 /64 for IPv6) between
+ * flushes.  The agent's address, never a viewer's. */
+#define GW_THROTTLE_SLOTS 128
+
+struct gw_throttle {
+    char addr[48];
+    uint64_t count;
+    int64_t first_ms, last_ms;
+};
+
+struct gw_throttles {
+    struct gw_throttle slot[GW_THROTTLE_SLOTS];
+    unsigned n;
+    uint64_t overflow; /* throttled connections that found no free slot */
+    int64_t overflow_first_ms, overflow_last_ms;
+};
+
+void gw_throttles_init(struct gw_throttles *t);
+void gw_throttles_note(struct gw_throttles *t, const char *addr, int64_t now_ms);
+
+/* Emits one "handshake_throttled" row per address, with details
+ * {"addr","count","first","last"} (Unix seconds), plus one with addr
+ * "other" for the overflow; empties the table.  Returns the rows emitted. */
+unsigned gw_throttles_flush(struct gw_throttles *t, gw_activity_emit_fn emit, void *ud);
+
 #endif /* GW_ACTIVITY_H */

@@ -114,8 +114,25 @@ static const struct key keys[] = {
     {"storage", "busy_timeout_ms", K_U32, OFF(busy_timeout_ms), 1, 600000, 0},
     {"storage", "retry_after_s", K_U32, OFF(retry_after_s), 1, 3600, 0},
 
+    {"geo", "country_db", K_STR, OFF(country_db), 0, 0, 0},
+    {"geo", "asn_db", K_STR, OFF(asn_db), 0, 0, 0},
+
     {"registry", "registry_path", K_STR, OFF(registry_path), 0, 0, 0},
     {"registry", "poll_interval_ms", K_U32, OFF(registry_poll_interval_ms), 0, 3600000, 0},
+
+    {"ratelimit", "frames_per_s", K_U32, OFF(rl.frames_per_s), 0, 1000000, 0},
+    {"ratelimit", "frames_burst", K_U32, OFF(rl.frames_burst), 1, 1000000000, 0},
+    {"ratelimit", "bytes_per_s", K_SIZE, OFF(rl.bytes_per_s), 0, 64 * GIB, F_BYTES},
+    {"ratelimit", "bytes_burst", K_SIZE, OFF(rl.bytes_burst), 1, 64 * GIB, F_BYTES},
+    {"ratelimit", "global_frames_per_s", K_U32, OFF(rl_global_frames_per_s), 0, 100000000, 0},
+    {"ratelimit", "global_frames_burst", K_U32, OFF(rl_global_frames_burst), 1, 1000000000, 0},
+    {"ratelimit", "handshakes_per_s_per_addr", K_U32, OFF(rl_handshakes_per_s), 0, 1000000, 0},
+    {"ratelimit", "handshakes_burst_per_addr", K_U32, OFF(rl_handshakes_burst), 1, 1000000, 0},
+    {"ratelimit", "addr_table_size", K_U32, OFF(rl_addr_table_size), 8, 1048576, 0},
+    {"ratelimit", "server_table_size", K_U32, OFF(rl_server_table_size), 8, 1048576, 0},
+    {"ratelimit", "abuse_threshold", K_U32, OFF(rl_abuse_threshold), 0, 1000000, 0},
+    {"ratelimit", "abuse_window_s", K_U32, OFF(rl_abuse_window_s), 1, 86400, 0},
+    {"ratelimit", "ban_s", K_U32, OFF(rl_ban_s), 1, 86400, 0},
 
     {"log", "log_level", K_LEVEL, OFF(log_level), 0, 0, 0},
     {"log", "refusal_log_per_s", K_U32, OFF(refusal_log_per_s), 0, 100000, 0},
@@ -125,10 +142,29 @@ static const struct key keys[] = {
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
 static const char *const sections[] = {
-    "server", "tls", "http2", "frame", "storage", "registry", "log",
+    "server", "tls", "http2", "frame", "storage", "geo", "registry", "ratelimit",
+    "ratelimit.nimble", "ratelimit.wowza", "log",
 };
 
-#define SECTION_LIST "server, tls, http2, frame, storage, registry, log"
+#define SECTION_LIST                                                                       \
+    "server, tls, http2, frame, storage, geo, registry, ratelimit, ratelimit.nimble, "        \
+    "ratelimit.wowza, ratelimit.server NAME, log"
+
+/* The keys of [ratelimit.nimble], [ratelimit.wowza] and [ratelimit.server
+ * NAME]: offsets into struct gw_rl_limits, the same ranges as [ratelimit].
+ * Row i is bit (1 << i) of struct gw_rl_override's set (GW_RL_SET_*). */
+#define LOFF(field) offsetof(struct gw_rl_limits, field)
+static const struct key rl_keys[] = {
+    {"ratelimit", "frames_per_s", K_U32, LOFF(frames_per_s), 0, 1000000, 0},
+    {"ratelimit", "frames_burst", K_U32, LOFF(frames_burst), 1, 1000000000, 0},
+    {"ratelimit", "bytes_per_s", K_SIZE, LOFF(bytes_per_s), 0, 64 * GIB, F_BYTES},
+    {"ratelimit", "bytes_burst", K_SIZE, LOFF(bytes_burst), 1, 64 * GIB, F_BYTES},
+};
+#define N_RL_KEYS (sizeof rl_keys / sizeof rl_keys[0])
+
+const char *const gw_rl_kind_names[GW_RL_N_KINDS] = {"nimble", "wowza"};
+
+#define RL_SERVER_SECTION "ratelimit.server"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -359,10 +395,27 @@ static int set_str(char **slot, const char *v)
     return 0;
 }
 
+/* A K_U32 or K_SIZE value into |slot|, range-checked. */
+static int set_uint(void *slot, const struct key *k, unsigned flags, const char *v, char *why,
+                    size_t n)
+{
+    uint64_t x = 0;
+
+    if (parse_uint(v, flags, &x, why, n) != 0)
+        return -1;
+    if (x < k->min || x > key_max(k))
+        return bad(why, n, "'%.64s' is out of range %" PRIu64 "..%" PRIu64, v, k->min,
+                   key_max(k));
+    if (k->type == K_SIZE)
+        *(size_t *)slot = (size_t)x;
+    else
+        *(uint32_t *)slot = (uint32_t)x;
+    return 0;
+}
+
 static int set_value(struct gw_config *c, const struct key *k, const char *v, char *why,
                      size_t n)
 {
-    uint64_t x = 0;
     bool b;
     int lvl;
 
@@ -371,16 +424,7 @@ static int set_value(struct gw_config *c, const struct key *k, const char *v, ch
         return parse_listen(c, v, why, n);
     case K_U32:
     case K_SIZE:
-        if (parse_uint(v, k->flags, &x, why, n) != 0)
-            return -1;
-        if (x < k->min || x > key_max(k))
-            return bad(why, n, "'%.64s' is out of range %" PRIu64 "..%" PRIu64, v, k->min,
-                       key_max(k));
-        if (k->type == K_SIZE)
-            *(size_t *)field(c, k) = (size_t)x;
-        else
-            *(uint32_t *)field(c, k) = (uint32_t)x;
-        return 0;
+        return set_uint(field(c, k), k, k->flags, v, why, n);
     case K_BOOL:
         if (parse_bool(v, &b) != 0)
             return bad(why, n, "'%.64s' is not a boolean (true/false, yes/no, on/off, 1/0)", v);
@@ -429,6 +473,12 @@ struct parse {
     int lineno;
     int err_line;      /* line of the first error; 0 = none */
     int seen[N_KEYS];  /* line where each key was set; 0 = not set */
+    /* the same for the override sections: per kind, and per entry of
+     * c->rl_servers (grown with it) */
+    int kind_seen[GW_RL_N_KINDS][N_RL_KEYS];
+    int (*server_seen)[N_RL_KEYS];
+    uint32_t server_cap;
+    uint32_t cur_server; /* the [ratelimit.server NAME] being read */
 };
 
 /* Records the first error: "FILE:LINE: [section] key: reason" (section and
@@ -456,6 +506,130 @@ static void fail(struct parse *p, const char *section, const char *name, const c
         snprintf(p->err, p->errlen, "%s:%d: %.64s: %s", p->path, p->lineno, name, reason);
     else
         snprintf(p->err, p->errlen, "%s:%d: %s", p->path, p->lineno, reason);
+}
+
+/* A server name as panelgatectl accepts it: 1..255 of A-Z a-z 0-9 . _ -,
+ * not starting with '.' or '-'. */
+static bool server_name_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > 255 || s[0] == '.' || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* "[ratelimit.server NAME]" (|s|, |len|: between the brackets) selects
+ * NAME's override, adding it on first sight; a section may repeat.
+ * Returns 1 for such a section, 0 for any other, -1 on an error (reported). */
+static int server_section(struct parse *p, const char *s, size_t len)
+{
+    const size_t plen = sizeof RL_SERVER_SECTION - 1;
+    struct gw_config *c = p->c;
+    uint32_t i;
+
+    if (len < plen || memcmp(s, RL_SERVER_SECTION, plen) != 0)
+        return 0;
+    if (len > plen && s[plen] != ' ' && s[plen] != '\t')
+        return 0; /* [ratelimit.serverX]: an unknown section */
+    s += plen;
+    len -= plen;
+    while (len > 0 && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (len == 0) {
+        fail(p, RL_SERVER_SECTION, NULL, "needs a server name: [" RL_SERVER_SECTION " NAME]");
+        return -1;
+    }
+    if (!server_name_ok(s, len)) {
+        fail(p, NULL, NULL,
+             "[" RL_SERVER_SECTION " %.*s]: not a server name (1..255 of A-Z a-z 0-9 . _ -, "
+             "not starting with . or -)",
+             (int)(len > 64 ? 64 : len), s);
+        return -1;
+    }
+    for (i = 0; i < c->n_rl_servers; i++)
+        if (c->rl_servers[i].name[len] == '\0' && memcmp(c->rl_servers[i].name, s, len) == 0)
+            break;
+    if (i == c->n_rl_servers) {
+        if (i == GW_RL_MAX_SERVER_OVERRIDES) {
+            fail(p, NULL, NULL, "more than %d [" RL_SERVER_SECTION " NAME] sections",
+                 GW_RL_MAX_SERVER_OVERRIDES);
+            return -1;
+        }
+        if (i == p->server_cap) {
+            uint32_t cap = p->server_cap ? 2 * p->server_cap : 8;
+            struct gw_rl_server_override *o = realloc(c->rl_servers, cap * sizeof *o);
+            if (o != NULL)
+                c->rl_servers = o;
+            int(*seen)[N_RL_KEYS] = realloc(p->server_seen, cap * sizeof *seen);
+            if (seen != NULL)
+                p->server_seen = seen;
+            if (o == NULL || seen == NULL) {
+                fail(p, NULL, NULL, "out of memory");
+                return -1;
+            }
+            p->server_cap = cap;
+        }
+        memset(&c->rl_servers[i], 0, sizeof c->rl_servers[i]);
+        memcpy(c->rl_servers[i].name, s, len);
+        memset(p->server_seen[i], 0, sizeof p->server_seen[i]);
+        c->n_rl_servers++;
+    }
+    p->cur_server = i;
+    return 1;
+}
+
+/* A key of an override section: [ratelimit.KIND] or, for section
+ * "ratelimit.server", the [ratelimit.server NAME] read last.  Returns 0 when
+ * |section| is not one of them. */
+static int on_override(struct parse *p, const char *section, const char *name, const char *value)
+{
+    struct gw_rl_override *o = NULL;
+    int *seen = NULL;
+    char sect[300], why[256];
+    size_t i;
+
+    if (strcmp(section, RL_SERVER_SECTION) == 0 && p->cur_server < p->c->n_rl_servers) {
+        o = &p->c->rl_servers[p->cur_server].o;
+        seen = p->server_seen[p->cur_server];
+        snprintf(sect, sizeof sect, RL_SERVER_SECTION " %s", p->c->rl_servers[p->cur_server].name);
+    }
+    for (int k = 0; k < GW_RL_N_KINDS && o == NULL; k++) {
+        snprintf(sect, sizeof sect, "ratelimit.%s", gw_rl_kind_names[k]);
+        if (strcmp(section, sect) == 0) {
+            o = &p->c->rl_kind[k];
+            seen = p->kind_seen[k];
+        }
+    }
+    if (o == NULL)
+        return 0;
+    for (i = 0; i < N_RL_KEYS; i++)
+        if (strcmp(rl_keys[i].name, name) == 0)
+            break;
+    if (i == N_RL_KEYS) {
+        fail(p, sect, name,
+             "unknown key (an override takes frames_per_s, frames_burst, bytes_per_s, "
+             "bytes_burst)");
+        return 1;
+    }
+    if (seen[i] != 0) {
+        fail(p, sect, name, "duplicate key (first set on line %d)", seen[i]);
+        return 1;
+    }
+    seen[i] = p->lineno;
+    if (set_uint((char *)&o->v + rl_keys[i].off, &rl_keys[i], rl_keys[i].flags, value, why,
+                 sizeof why) != 0) {
+        fail(p, sect, name, "%s", why);
+        return 1;
+    }
+    o->set |= 1u << i;
+    return 1;
 }
 
 /* inih reader: hands over one line per call, so inih's line number and
@@ -490,7 +664,10 @@ static char *next_line(char *str, int num, void *stream)
         if (rb != NULL) {
             size_t nlen = (size_t)(rb - s - 1);
             const char *t = rb + 1, *end = s + len;
-            if (!known_section(s + 1, nlen)) {
+            int srv = server_section(p, s + 1, nlen);
+            if (srv < 0)
+                return NULL;
+            if (srv == 0 && !known_section(s + 1, nlen)) {
                 fail(p, NULL, NULL, "[%.*s]: unknown section (known: " SECTION_LIST ")",
                      (int)(nlen > 64 ? 64 : nlen), s + 1);
                 return NULL;
@@ -501,6 +678,15 @@ static char *next_line(char *str, int num, void *stream)
                 fail(p, NULL, NULL, "[%.*s]: unexpected text after ']'",
                      (int)(nlen > 64 ? 64 : nlen), s + 1);
                 return NULL;
+            }
+            if (srv == 1) {
+                /* inih keeps 50 characters of a section name: it gets
+                 * the bare section, and the name stays in p->cur_server */
+                static const char bare[] = "[" RL_SERVER_SECTION "]";
+                memcpy(str, bare, sizeof bare - 1);
+                str[sizeof bare - 1] = '\n';
+                str[sizeof bare] = '\0';
+                return str;
             }
         }
     }
@@ -523,6 +709,8 @@ static int on_value(void *user, const char *section, const char *name, const cha
         fail(p, NULL, name, "outside any [section]");
         return 0;
     }
+    if (on_override(p, section, name, value))
+        return p->err_line == 0;
     if (!known_section(section, strlen(section))) {
         fail(p, section, NULL, "unknown section (known: " SECTION_LIST ")");
         return 0;
@@ -631,6 +819,20 @@ int gw_config_defaults(struct gw_config *c)
 
     c->registry_poll_interval_ms = 2000;
 
+    c->rl.frames_per_s = 5;
+    c->rl.frames_burst = 50;
+    c->rl.bytes_per_s = 8u << 20;
+    c->rl.bytes_burst = 32u << 20;
+    c->rl_global_frames_per_s = 20000;
+    c->rl_global_frames_burst = 40000;
+    c->rl_handshakes_per_s = 10;
+    c->rl_handshakes_burst = 40;
+    c->rl_addr_table_size = 8192;
+    c->rl_server_table_size = 16384;
+    c->rl_abuse_threshold = 100;
+    c->rl_abuse_window_s = 10;
+    c->rl_ban_s = 60;
+
     c->log_level = GW_LOG_INFO;
     c->refusal_log_per_s = 10;
     c->activity_interval_ms = 60000;
@@ -693,8 +895,61 @@ int gw_config_load(struct gw_config *c, const char *path, char *err, size_t errl
     }
     rv = 0;
 out:
+    free(p.server_seen);
     free(data);
     return rv;
+}
+
+/* One override section: every key it sets in range, and a bytes burst that
+ * holds the largest body. */
+static int validate_override(const struct gw_config *c, const char *sect,
+                             const struct gw_rl_override *o, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < N_RL_KEYS; i++) {
+        const struct key *k = &rl_keys[i];
+        const void *slot = (const char *)&o->v + k->off;
+        uint64_t x = k->type == K_SIZE ? *(const size_t *)slot : *(const uint32_t *)slot;
+        if (!(o->set & (1u << i)))
+            continue;
+        if (x < k->min || x > key_max(k))
+            return bad(err, errlen,
+                       "[%.280s] %s: %" PRIu64 " is out of range %" PRIu64 "..%" PRIu64, sect,
+                       k->name, x, k->min, key_max(k));
+    }
+    if ((o->set & GW_RL_SET_BYTES_BURST) && o->v.bytes_burst < c->max_body_bytes)
+        return bad(err, errlen,
+                   "[%.280s] bytes_burst: %zu is smaller than [http2] max_body_bytes (%zu), so "
+                   "a body of the largest allowed size could never pass",
+                   sect, o->v.bytes_burst, c->max_body_bytes);
+    return 0;
+}
+
+static int validate_rl(const struct gw_config *c, char *err, size_t errlen)
+{
+    char sect[300];
+
+    if (c->rl.bytes_burst < c->max_body_bytes)
+        return bad(err, errlen,
+                   "[ratelimit] bytes_burst: %zu is smaller than [http2] max_body_bytes (%zu), "
+                   "so a body of the largest allowed size could never pass",
+                   c->rl.bytes_burst, c->max_body_bytes);
+    for (int k = 0; k < GW_RL_N_KINDS; k++) {
+        snprintf(sect, sizeof sect, "ratelimit.%s", gw_rl_kind_names[k]);
+        if (validate_override(c, sect, &c->rl_kind[k], err, errlen) != 0)
+            return -1;
+    }
+    if (c->n_rl_servers > GW_RL_MAX_SERVER_OVERRIDES || (c->n_rl_servers && !c->rl_servers))
+        return bad(err, errlen, "[" RL_SERVER_SECTION "]: bad override list");
+    for (uint32_t i = 0; i < c->n_rl_servers; i++) {
+        const struct gw_rl_server_override *o = &c->rl_servers[i];
+        if (!server_name_ok(o->name, strnlen(o->name, sizeof o->name)) ||
+            memchr(o->name, '\0', sizeof o->name) == NULL)
+            return bad(err, errlen, "[" RL_SERVER_SECTION "]: entry %u has a bad name", i + 1);
+        snprintf(sect, sizeof sect, RL_SERVER_SECTION " %s", o->name);
+        if (validate_override(c, sect, &o->o, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 int gw_config_validate(const struct gw_config *c, char *err, size_t errlen)
@@ -774,13 +1029,16 @@ int gw_config_validate(const struct gw_config *c, char *err, size_t errlen)
                    "[storage] queue_max_bytes: %zu is smaller than [http2] max_body_bytes "
                    "(%zu), so a frame of the largest allowed size could never be queued",
                    c->queue_max_bytes, c->max_body_bytes);
-    return 0;
+    return validate_rl(c, err, errlen);
 }
 
 void gw_config_cleanup(struct gw_config *c)
 {
     if (c == NULL)
         return;
+    free(c->rl_servers);
+    c->rl_servers = NULL;
+    c->n_rl_servers = 0;
     for (size_t i = 0; i < N_KEYS; i++) {
         if (keys[i].type == K_STR || keys[i].type == K_ENGINE) {
             char **slot = (char **)field(c, &keys[i]);

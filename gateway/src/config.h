@@ -34,6 +34,38 @@ enum gw_sqlite_sync {
     GW_SYNC_FULL = 2,
 };
 
+/* [ratelimit]: one registered server's limits, shared by all of its
+ * connections.  A rate of 0 means unlimited. */
+struct gw_rl_limits {
+    uint32_t frames_per_s; /* 5 */
+    uint32_t frames_burst; /* 50 */
+    size_t bytes_per_s;    /* 8 MiB */
+    size_t bytes_burst;    /* 32 MiB; at least http2.max_body_bytes */
+};
+
+/* Which keys of an override section are set (the rest fall through). */
+#define GW_RL_SET_FRAMES_PER_S 1u
+#define GW_RL_SET_FRAMES_BURST 2u
+#define GW_RL_SET_BYTES_PER_S 4u
+#define GW_RL_SET_BYTES_BURST 8u
+
+struct gw_rl_override {
+    unsigned set; /* GW_RL_SET_* */
+    struct gw_rl_limits v;
+};
+
+/* [ratelimit.server NAME] */
+struct gw_rl_server_override {
+    char name[256];
+    struct gw_rl_override o;
+};
+
+/* [ratelimit.nimble], [ratelimit.wowza]: gw_rl_kind_names[k] */
+enum { GW_RL_KIND_NIMBLE, GW_RL_KIND_WOWZA, GW_RL_N_KINDS };
+extern const char *const gw_rl_kind_names[GW_RL_N_KINDS];
+
+#define GW_RL_MAX_SERVER_OVERRIDES 4096
+
 struct gw_config {
     /* [server] */
     struct gw_listen listen[GW_MAX_LISTEN]; /* listen = 0.0.0.0:8443, [::]:8443 */
@@ -79,9 +111,32 @@ struct gw_config {
     uint32_t busy_timeout_ms;      /* 5000 */
     uint32_t retry_after_s;        /* 5: retry-after on 503 */
 
+    /* [geo] — MaxMind-format databases for the privacy reduction; when
+     * unset, viewer connections are reduced to plain counts */
+    char *country_db; /* e.g. GeoLite2-Country.mmdb; NULL = none */
+    char *asn_db;     /* e.g. GeoLite2-ASN.mmdb; NULL = none */
+
     /* [registry] */
     char *registry_path; /* NULL = sqlite_path (one file holds both) */
     uint32_t registry_poll_interval_ms; /* 2000; 0 = only SIGHUP reloads it */
+
+    /* [ratelimit] (ratelimit.h) */
+    struct gw_rl_limits rl;            /* per server, unless overridden */
+    uint32_t rl_global_frames_per_s;   /* 20000; 0 = unlimited */
+    uint32_t rl_global_frames_burst;   /* 40000 */
+    uint32_t rl_handshakes_per_s;      /* 10 new connections per source
+                                          address (IPv6: per /64); 0 = off */
+    uint32_t rl_handshakes_burst;      /* 40 */
+    uint32_t rl_addr_table_size;       /* 8192 source addresses tracked */
+    uint32_t rl_server_table_size;     /* 16384 servers tracked */
+    uint32_t rl_abuse_threshold;       /* 100 429s within abuse_window_s
+                                          start a ban; 0 = never */
+    uint32_t rl_abuse_window_s;        /* 10 */
+    uint32_t rl_ban_s;                 /* 60 */
+    /* [ratelimit.nimble], [ratelimit.wowza], [ratelimit.server NAME] */
+    struct gw_rl_override rl_kind[GW_RL_N_KINDS];
+    struct gw_rl_server_override *rl_servers; /* heap, n_rl_servers */
+    uint32_t n_rl_servers;
 
     /* [log] */
     enum gw_log_level log_level;         /* info */

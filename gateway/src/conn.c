@@ -23,6 +23,7 @@
 #include <mbedtls/x509.h>
 
 #include "gw.h"
+#include "limiter.h"
 #include "log.h"
 #include "tls.h"
 
@@ -258,9 +259,13 @@ static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flag
         c->have_spki = true;
     if (*flags || c->chain_bad)
         return 0;
-    if (!c->have_spki ||
-        !gw_registry_find(c->app->reg, c->spki, gw_now_ms() / 1000, &why)) {
+    const struct gw_server *srv =
+        c->have_spki ? gw_registry_find(c->app->reg, c->spki, gw_now_ms() / 1000, &why) : NULL;
+    if (!srv) {
         c->refusal = why ? why : "unregistered";
+        *flags |= MBEDTLS_X509_BADCERT_OTHER;
+    } else if (gw_limiter_banned(c->app, srv->id) > 0) {
+        c->refusal = "banned"; /* rate-limit escalation, until the ban ends */
         *flags |= MBEDTLS_X509_BADCERT_OTHER;
     }
     return 0;
@@ -321,6 +326,10 @@ static void handshake(struct gw_conn *c)
     }
     if (!srv) {
         refuse(c, why, true);
+        return;
+    }
+    if (gw_limiter_banned(c->app, srv->id) > 0) { /* a resumed session, say */
+        refuse(c, "banned", true);
         return;
     }
     c->server_id = srv->id;
@@ -525,6 +534,12 @@ void gw_conn_accept(struct gw_app *app, int fd, const struct sockaddr *sa, int s
     struct gw_conn *c;
     int one = 1;
 
+    /* new connections per source address, before any TLS work (every
+     * attempt counts, also one refused below) */
+    if (!app->draining && !gw_limiter_accept(app, sa, (size_t)salen)) {
+        close(fd);
+        return;
+    }
     if (app->draining || app->n_conns >= app->cfg->max_connections) {
         app->stats.conns_refused_limit++;
         close(fd);

@@ -30,6 +30,8 @@ struct gw_tls_global;
 struct gw_tls;
 struct gw_sink;
 struct gw_sink_item;
+struct gw_geo;
+struct gw_limiter;
 
 /* Counters, on the loop thread only. */
 struct gw_stats {
@@ -47,6 +49,9 @@ struct gw_stats {
     uint64_t frames_rejected;      /* 4xx for a frame */
     uint64_t frames_unavailable;   /* 503 */
     uint64_t goaways_revoked;
+    uint64_t handshakes_throttled; /* closed at accept: per-address limit */
+    uint64_t frames_rate_limited;  /* 429 */
+    uint64_t rate_limit_bans;
 };
 
 struct gw_app {
@@ -56,7 +61,9 @@ struct gw_app {
     struct gw_tls_global *tls_global;
     struct gw_tls *tls;       /* for new connections */
     struct gw_registry *reg;  /* current snapshot */
+    struct gw_geo *geo;       /* [geo] databases (privacy.h); reopened at reload */
     struct gw_sink *sink;
+    struct gw_limiter *limiter; /* rate limiting (limiter.h); NULL = none */
     struct evconnlistener *listeners[GW_MAX_LISTEN];
     unsigned n_listeners;
     struct gw_conn *conns;    /* all live connections */

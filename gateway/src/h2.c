@@ -3,7 +3,7 @@
  * turned into `POST /v1/stats` requests (docs/PROTOCOL.md, section 3).
  *
  * A request is checked as soon as its headers end (431, 403, 404, 405, 415,
- * 503, 413 are answered at once; the rest of such a request is read and
+ * 429, 503, 413 are answered at once; the rest of such a request is read and
  * dropped, up to one body's worth); its body is counted while it streams and
  * answered 413 the moment it passes the limit, followed by RST_STREAM
  * (NO_ERROR) so the agent stops sending.  A complete body is decoded with
@@ -17,7 +17,9 @@
 
 #include "frame.h"
 #include "gw.h"
+#include "limiter.h"
 #include "log.h"
+#include "privacy.h"
 #include "problem.h"
 #include "sink.h"
 
@@ -197,6 +199,28 @@ static int respond_problem(struct gw_stream *s, int status, const char *type, co
     return submit(s, status, "application/problem+json", xn, xv, NULL, NULL);
 }
 
+/* 429 rate_limited, retry-after |retry_s|; |why| names the bucket
+ * (limiter.h).  The rest of the body is not wanted: RST_STREAM(NO_ERROR)
+ * after the answer stops the agent from sending it. */
+static int respond_rate_limited(struct gw_stream *s, uint32_t retry_s, const char *why)
+{
+    char retry[16], detail[128];
+
+    if (strcmp(why, "banned") == 0)
+        snprintf(detail, sizeof detail,
+                 "too many 429s: this server is refused for %u more seconds", retry_s);
+    else if (strcmp(why, "global") == 0)
+        snprintf(detail, sizeof detail, "the gateway is over its total frames per second");
+    else
+        snprintf(detail, sizeof detail, "over this server's %s per second limit", why);
+    snprintf(retry, sizeof retry, "%u", retry_s);
+    s->resp.len = 0;
+    if (gw_problem_json(&s->resp, 429, "rate_limited", "rate limited", detail, -1) != 0)
+        return -1;
+    s->stop_body = true;
+    return submit(s, 429, "application/problem+json", "retry-after", retry, NULL, NULL);
+}
+
 static int respond_accepted(struct gw_stream *s, uint64_t seq)
 {
     char num[24], body[48];
@@ -268,11 +292,21 @@ static int process_frame(struct gw_stream *s)
         goto out;
     }
 
-    /* Privacy: the stored form carries each connection's traffic but no
-     * address; then the decoded addresses are wiped. */
-    code = pa_frame_encode_flags(f, &stored, PA_ENCODE_NO_VIEWER_IPS);
+    /* Privacy: the connections become geo/ASN aggregates ("viewers"), the
+     * stored form has no "conns"; then the decoded addresses are wiped. */
+    struct gw_viewers viewers;
+    code = gw_privacy_reduce(c->app->geo, f->conns, f->n_conns, &arena, &viewers);
+    if (code == 0)
+        code = gw_privacy_encode(f, &viewers, &stored);
     if (f->n_conns)
         explicit_bzero(f->conns, (size_t)f->n_conns * sizeof *f->conns);
+    if (viewers.lookup_errors) {
+        struct gw_log_ctx ctx;
+        gw_conn_log_ctx(c, &ctx);
+        gw_log(GW_LOG_WARN, &ctx, "geo_lookup_failed",
+               "%u database lookups failed (counted as unknown); check [geo]",
+               viewers.lookup_errors);
+    }
     if (code != 0) {
         rv = respond_problem(s, 503, "overloaded", "out of memory", NULL, -1);
         goto out;
@@ -312,6 +346,7 @@ static int check_headers(struct gw_stream *s)
     struct gw_conn *c = s->c;
     const struct gw_config *cfg = c->app->cfg;
     char detail[96];
+    const char *why;
 
     if (s->headers_too_big) {
         snprintf(detail, sizeof detail, "header list larger than %u bytes",
@@ -332,6 +367,9 @@ static int check_headers(struct gw_stream *s)
                                s->encoding_bad ? "content-encoding is not supported"
                                                : "content-type must be application/msgpack",
                                -1);
+    uint32_t retry_s = gw_limiter_request(c, s->content_length, &why);
+    if (retry_s > 0)
+        return respond_rate_limited(s, retry_s, why);
     if (gw_sink_failing(c->app->sink))
         return respond_problem(s, 503, "storage_unavailable", "storage is unavailable",
                                "retry with the same seq after retry-after seconds", -1);
@@ -359,6 +397,13 @@ static int request_done(struct gw_stream *s)
         body_release(s);
         return respond_problem(s, 403, "revoked", "server revoked",
                                "this server's registration was revoked", -1);
+    }
+    /* bytes per second: charged for the whole body, now it is complete */
+    const char *why;
+    uint32_t retry_s = gw_limiter_body(s->c, s->body.len, &why);
+    if (retry_s > 0) {
+        body_release(s);
+        return respond_rate_limited(s, retry_s, why);
     }
     return process_frame(s);
 }

@@ -21,7 +21,9 @@
 
 #include "config.h"
 #include "gw.h"
+#include "limiter.h"
 #include "log.h"
+#include "privacy.h"
 #include "regdb.h"
 #include "registry.h"
 #include "sink.h"
@@ -41,12 +43,13 @@ static void usage(FILE *out)
             "media-server agents and stores their stats frames.\n"
             "\n"
             "  -c, --config FILE   configuration file (INI; see docs/OPERATIONS.md)\n"
-            "      --check-config  load and check the configuration, certificates and\n"
-            "                      keys, then exit (0 = valid)\n"
+            "      --check-config  load and check the configuration, certificates,\n"
+            "                      keys and [geo] databases, then exit (0 = valid)\n"
             "  -V, --version       print the version and exit\n"
             "  -h, --help          print this help and exit\n"
             "\n"
-            "Signals: SIGHUP reloads configuration, certificates, CA and registry;\n"
+            "Signals: SIGHUP reloads configuration, certificates, CA, registry and\n"
+            "geo databases;\n"
             "SIGTERM/SIGINT stop accepting, send GOAWAY, commit every accepted frame,\n"
             "then exit 0.\n"
             "\n"
@@ -253,6 +256,7 @@ static void on_activity_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     gw_refusals_flush(&app->refusals, gw_app_activity, app);
+    gw_limiter_flush(app);
 }
 
 static void add_periodic(struct event *ev, uint32_t ms)
@@ -286,6 +290,13 @@ static void open_registry_poll(struct gw_app *app)
 }
 
 /* ---- reload ---------------------------------------------------------------- */
+
+static void log_geo(const struct gw_app *app)
+{
+    char desc[256];
+    gw_log(GW_LOG_INFO, NULL, "geo_databases", "%s",
+           gw_geo_describe(app->geo, desc, sizeof desc));
+}
 
 /* Settings that need a restart keep their running values. */
 static void keep_restart_only(struct gw_config *nc, const struct gw_config *oc)
@@ -330,6 +341,7 @@ static void reload(struct gw_app *app)
     struct gw_config *nc = calloc(1, sizeof *nc);
     struct gw_tls *nt = NULL;
     struct gw_registry *nr = NULL;
+    struct gw_geo *ng = NULL;
 
     if (!nc || gw_config_defaults(nc) != 0 ||
         gw_config_load(nc, app->config_path, err, sizeof err) != 0 ||
@@ -346,7 +358,8 @@ static void reload(struct gw_app *app)
         goto fail;
     }
     if (gw_tls_new(&nt, app->tls_global, nc, err, sizeof err) != 0 ||
-        gw_registry_load(registry_path(nc), &nr, err, sizeof err) != 0) {
+        gw_registry_load(registry_path(nc), &nr, err, sizeof err) != 0 ||
+        gw_geo_open(&ng, nc->country_db, nc->asn_db, err, sizeof err) != 0) {
         gw_log(GW_LOG_ERROR, NULL, "reload_failed", "%s; keeping the running configuration",
                err);
         goto fail;
@@ -354,11 +367,17 @@ static void reload(struct gw_app *app)
 
     gw_tls_unref(app->tls);
     app->tls = nt;
+    gw_geo_free(app->geo);
+    app->geo = ng;
+    log_geo(app);
     gw_config_cleanup(app->cfg);
     free(app->cfg);
     app->cfg = nc;
     gw_log_set_level(nc->log_level);
     restart_timers(app);
+    if (gw_limiter_reload(app->limiter, nc) != 0)
+        gw_log(GW_LOG_WARN, NULL, "reload_partial",
+               "out of memory resizing the rate-limit tables; they keep their size");
 
     unsigned gone = apply_registry(app, nr, "reload");
     char details[96];
@@ -370,6 +389,7 @@ static void reload(struct gw_app *app)
     return;
 
 fail:
+    gw_geo_free(ng);
     gw_tls_unref(nt);
     gw_registry_unref(nr);
     if (nc) {
@@ -396,6 +416,7 @@ static void start_drain(struct gw_app *app)
         return;
     app->draining = true;
     gw_refusals_flush(&app->refusals, gw_app_activity, app);
+    gw_limiter_flush(app);
     gw_log(GW_LOG_INFO, NULL, "draining", "stopping: connections=%u", app->n_conns);
     for (unsigned i = 0; i < app->n_listeners; i++)
         evconnlistener_free(app->listeners[i]);
@@ -438,11 +459,13 @@ static void log_stats(const struct gw_app *app)
     gw_log(GW_LOG_INFO, NULL, "stopped",
            "conns_accepted=%llu handshakes_ok=%llu handshakes_refused=%llu "
            "frames_accepted=%llu frames_duplicate=%llu frames_rejected=%llu "
-           "frames_unavailable=%llu",
+           "frames_unavailable=%llu handshakes_throttled=%llu frames_rate_limited=%llu "
+           "rate_limit_bans=%llu",
            (unsigned long long)s->conns_accepted, (unsigned long long)s->handshakes_ok,
            (unsigned long long)s->handshakes_refused, (unsigned long long)s->frames_accepted,
            (unsigned long long)s->frames_duplicate, (unsigned long long)s->frames_rejected,
-           (unsigned long long)s->frames_unavailable);
+           (unsigned long long)s->frames_unavailable, (unsigned long long)s->handshakes_throttled,
+           (unsigned long long)s->frames_rate_limited, (unsigned long long)s->rate_limit_bans);
 }
 
 int main(int argc, char **argv)
@@ -508,7 +531,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (gw_tls_global_new(&app.tls_global, app.cfg, err, sizeof err) != 0 ||
-        gw_tls_new(&app.tls, app.tls_global, app.cfg, err, sizeof err) != 0) {
+        gw_tls_new(&app.tls, app.tls_global, app.cfg, err, sizeof err) != 0 ||
+        gw_geo_open(&app.geo, app.cfg->country_db, app.cfg->asn_db, err, sizeof err) != 0) {
         fprintf(stderr, "panelgate: %s\n", err);
         rc = EX_CONFIG;
         goto out;
@@ -530,6 +554,10 @@ int main(int argc, char **argv)
         goto out;
     }
     gw_refusals_init(&app.refusals);
+    if (gw_limiter_new(&app.limiter, app.cfg, gw_app_activity, &app) != 0) {
+        gw_log(GW_LOG_ERROR, NULL, "start_failed", "out of memory for the rate-limit tables");
+        goto out;
+    }
     open_registry_poll(&app);
     app.poll_timer = event_new(app.base, -1, EV_PERSIST, on_poll, &app);
     app.activity_timer = event_new(app.base, -1, EV_PERSIST, on_activity_timer, &app);
@@ -548,6 +576,7 @@ int main(int argc, char **argv)
     }
     gw_log(GW_LOG_INFO, NULL, "started", "panelgate %s listeners=%u registry=%zu storage=%s",
            PANELGATE_VERSION, app.n_listeners, gw_registry_count(app.reg), app.cfg->sqlite_path);
+    log_geo(&app);
 
     if (event_base_dispatch(app.base) < 0) {
         gw_log(GW_LOG_ERROR, NULL, "loop_failed", "event loop error");
@@ -560,10 +589,13 @@ out:
         gw_conn_close(app.conns);
     for (unsigned i = 0; i < app.n_listeners; i++)
         evconnlistener_free(app.listeners[i]);
-    if (app.sink)
+    if (app.sink) {
         gw_refusals_flush(&app.refusals, gw_app_activity, &app);
+        gw_limiter_flush(&app);
+    }
     /* commits everything still queued and runs the last completions */
     gw_sink_free(app.sink);
+    gw_limiter_free(app.limiter);
     if (app.base)
         log_stats(&app);
     for (unsigned i = 0; i < 3; i++)
@@ -577,6 +609,7 @@ out:
         event_free(app.activity_timer);
     sqlite3_close(app.reg_db);
     gw_registry_unref(app.reg);
+    gw_geo_free(app.geo);
     gw_tls_unref(app.tls);
     gw_tls_global_free(app.tls_global);
     if (app.base)

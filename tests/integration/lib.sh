@@ -299,7 +299,12 @@ PG_DB=$T/pg.db
 # gw_config [LINES...]: writes $GW_CONF: listeners on 127.0.0.1:0 and [::1]:0,
 # the dev PKI, $PG_DB, debug logs; each extra argument is one more line
 # (sections may repeat, e.g. gw_config "[http2]" "max_body_bytes = 64k").
+# Unless the lines set up [ratelimit] themselves, the per-server and
+# per-address limits are off: the tests open many connections and send
+# frames fast from one address (test_gw_ratelimit.sh tests the limits).
 gw_config() {
+    local rl=1 l
+    for l in "$@"; do [[ $l == "[ratelimit]" ]] && rl=0; done
     {
         echo "[server]"
         echo "listen = 127.0.0.1:0, [::1]:0"
@@ -313,7 +318,12 @@ gw_config() {
         echo "[log]"
         echo "log_level = debug"
         echo "refusal_log_per_s = 1000"
-        local l
+        if ((rl)); then
+            echo "[ratelimit]"
+            echo "frames_per_s = 0"
+            echo "bytes_per_s = 0"
+            echo "handshakes_per_s_per_addr = 0"
+        fi
         for l in "$@"; do echo "$l"; done
     } >"$GW_CONF"
 }

@@ -818,6 +818,37 @@ static void test_encode_without_viewer_ips(void **state)
     pa_buf_cleanup(&plain);
 }
 
+static void test_encode_without_conns(void **state)
+{
+    /* PA_ENCODE_NO_CONNS: the canonical frame without its "conns" key, a
+     * valid wire frame; the top-level map stays a fixmap (frame.h) */
+    struct fixture *fx = *state;
+    struct pa_frame *f = tu_frame_nimble(&fx->a, 40, 5);
+    assert_int_equal(pa_frame_encode_flags(f, &fx->b, PA_ENCODE_NO_CONNS), 0);
+
+    struct tu_node root = tu_frame_tree(&fx->pool, f);
+    assert_true(tu_del(&root, "conns"));
+    size_t len;
+    uint8_t *want = tu_bytes(&fx->pool, &root, &len);
+    assert_int_equal(fx->b.len, len);
+    assert_memory_equal(fx->b.data, want, len);
+    assert_true(fx->b.data[0] >= 0x86 && fx->b.data[0] <= 0x80 + PA_ENCODE_MAX_TOP_KEYS - 1);
+
+    struct pa_frame *back = decode_ok(fx, fx->b.data, fx->b.len, NULL);
+    assert_int_equal(back->n_conns, 0);
+    assert_int_equal(back->n_vhosts, f->n_vhosts);
+    /* with both flags, still no conns */
+    size_t one = fx->b.len;
+    assert_int_equal(
+        pa_frame_encode_flags(f, &fx->b, PA_ENCODE_NO_CONNS | PA_ENCODE_NO_VIEWER_IPS), 0);
+    assert_int_equal(fx->b.len, 2 * one);
+    assert_memory_equal(fx->b.data + one, fx->b.data, one);
+    /* every optional key present: the most keys the encoder writes */
+    fx->b.len = 0;
+    assert_int_equal(pa_frame_encode(f, &fx->b), 0);
+    assert_int_equal(fx->b.data[0], 0x80 + PA_ENCODE_MAX_TOP_KEYS);
+}
+
 /* ---- allocation failures ---------------------------------------------- */
 
 static void test_decode_allocation_failure_sweep(void **state)
@@ -939,6 +970,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_keys_at_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_without_viewer_ips, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encode_without_conns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_allocation_failure_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_allocation_failure_sweep, setup, teardown),
     };

@@ -138,6 +138,43 @@ static void test_emit_failure_still_empties(void **state)
     assert_int_equal(gw_refusals_flush(&r, emit, &k), 0);
 }
 
+/* Connections closed at accept: one handshake_throttled row per address
+ * and interval, the overflow as "other". */
+static void test_throttles(void **state)
+{
+    struct gw_throttles t;
+    struct sink k = {0};
+    char addr[48];
+    (void)state;
+
+    gw_throttles_init(&t);
+    for (int i = 0; i < 500; i++)
+        gw_throttles_note(&t, "127.0.0.2", 5000 + i);
+    gw_throttles_note(&t, "2001:db8:1:2::/64", 7000);
+    assert_int_equal(gw_throttles_flush(&t, emit, &k), 2);
+    assert_string_equal(k.rows[0].action, "handshake_throttled");
+    assert_int_equal(k.rows[0].server_id, 0);
+    assert_string_equal(k.rows[0].details,
+                        "{\"addr\":\"127.0.0.2\",\"count\":500,\"first\":5,\"last\":5}");
+    assert_int_equal(k.rows[0].at_ms, 5499);
+    assert_string_equal(k.rows[1].details,
+                        "{\"addr\":\"2001:db8:1:2::/64\",\"count\":1,\"first\":7,\"last\":7}");
+    /* emptied */
+    assert_int_equal(gw_throttles_flush(&t, emit, &k), 0);
+
+    /* a table full of addresses counts the rest under "other" */
+    k.n = 0;
+    for (int i = 0; i < GW_THROTTLE_SLOTS + 3; i++) {
+        snprintf(addr, sizeof addr, "10.0.%d.%d", i / 256, i % 256);
+        gw_throttles_note(&t, addr, 1000 * (int64_t)i);
+    }
+    assert_int_equal(gw_throttles_flush(&t, emit, &k), GW_THROTTLE_SLOTS + 1);
+    char want[128];
+    snprintf(want, sizeof want, "{\"addr\":\"other\",\"count\":3,\"first\":%d,\"last\":%d}",
+             GW_THROTTLE_SLOTS, GW_THROTTLE_SLOTS + 2);
+    assert_string_equal(k.rows[GW_THROTTLE_SLOTS].details, want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_full_table_counts_the_rest),
         cmocka_unit_test(test_peer_is_json_escaped),
         cmocka_unit_test(test_emit_failure_still_empties),
+        cmocka_unit_test(test_throttles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -130,6 +130,23 @@ static void test_defaults(void **state)
     assert_null(c->registry_path);
     assert_int_equal(c->log_level, GW_LOG_INFO);
     assert_int_equal(c->refusal_log_per_s, 10);
+    assert_int_equal(c->rl.frames_per_s, 5);
+    assert_int_equal(c->rl.frames_burst, 50);
+    assert_int_equal(c->rl.bytes_per_s, 8u << 20);
+    assert_int_equal(c->rl.bytes_burst, 32u << 20);
+    assert_int_equal(c->rl_global_frames_per_s, 20000);
+    assert_int_equal(c->rl_global_frames_burst, 40000);
+    assert_int_equal(c->rl_handshakes_per_s, 10);
+    assert_int_equal(c->rl_handshakes_burst, 40);
+    assert_int_equal(c->rl_addr_table_size, 8192);
+    assert_int_equal(c->rl_server_table_size, 16384);
+    assert_int_equal(c->rl_abuse_threshold, 100);
+    assert_int_equal(c->rl_abuse_window_s, 10);
+    assert_int_equal(c->rl_ban_s, 60);
+    for (int k = 0; k < GW_RL_N_KINDS; k++)
+        assert_int_equal(c->rl_kind[k].set, 0);
+    assert_null(c->rl_servers);
+    assert_int_equal(c->n_rl_servers, 0);
 
     /* only the three TLS paths are missing, named in order */
     assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
@@ -323,6 +340,29 @@ static const struct bad bad_cases[] = {
      "normal or full"},
     {"[log]\nlog_level = verbose\n", 2, "[log] log_level", "not a log level"},
     {"[server]\nthis line has no equals sign\n", 2, "", "syntax error"},
+    {"[ratelimit]\nframes_burst = 0\n", 2, "[ratelimit] frames_burst", "out of range 1.."},
+    {"[ratelimit]\nbytes_per_s = 65g\n", 2, "[ratelimit] bytes_per_s", "out of range"},
+    {"[ratelimit]\nban_s = 0\n", 2, "[ratelimit] ban_s", "out of range 1..86400"},
+    {"[ratelimit]\naddr_table_size = 7\n", 2, "[ratelimit] addr_table_size", "out of range"},
+    {"[ratelimit.nimble]\nframes_per_s = 1\nglobal_frames_per_s = 3\n", 3,
+     "[ratelimit.nimble] global_frames_per_s", "unknown key (an override takes"},
+    {"[ratelimit.wowza]\nframes_burst = 0\n", 2, "[ratelimit.wowza] frames_burst",
+     "out of range"},
+    {"[ratelimit.wowza]\nbytes_burst = 1x\n", 2, "[ratelimit.wowza] bytes_burst",
+     "bad size suffix"},
+    {"[ratelimit.wowza]\nframes_per_s = 1\n[log]\n[ratelimit.wowza]\nframes_per_s = 2\n", 5,
+     "[ratelimit.wowza] frames_per_s", "duplicate key (first set on line 2)"},
+    {"[ratelimit.server a-1]\nframes_per_s = 1\n[ratelimit.server b]\n"
+     "[ratelimit.server a-1]\nframes_per_s = 2\n",
+     5, "[ratelimit.server a-1] frames_per_s", "duplicate key (first set on line 2)"},
+    {"[ratelimit.server x]\nban_s = 3\n", 2, "[ratelimit.server x] ban_s", "unknown key"},
+    {"[ratelimit.server]\n", 1, "[ratelimit.server]", "needs a server name"},
+    {"[ratelimit.server   ]\n", 1, "[ratelimit.server]", "needs a server name"},
+    {"[ratelimit.server -x]\n", 1, "[ratelimit.server -x]", "not a server name"},
+    {"[ratelimit.server a b]\n", 1, "[ratelimit.server a b]", "not a server name"},
+    {"[ratelimit.serverx]\n", 1, "[ratelimit.serverx]", "unknown section"},
+    {"[ratelimit.kaltura]\n", 1, "[ratelimit.kaltura]", "unknown section"},
+    {"[ratelimit.server x] y\n", 1, "[ratelimit.server x]", "unexpected text"},
     {"[server\n", 1, "", "syntax error"},
 };
 
@@ -578,10 +618,14 @@ static void test_cleanup_safe(void **state)
 static void assert_config_equal(const struct gw_config *a, const struct gw_config *b)
 {
     struct gw_config x = *a, y = *b;
-    char **xs[] = {&x.port_file, &x.cert_file, &x.key_file, &x.client_ca_file,
-                   &x.ciphersuites, &x.storage_engine, &x.sqlite_path, &x.registry_path};
-    char **ys[] = {&y.port_file, &y.cert_file, &y.key_file, &y.client_ca_file,
-                   &y.ciphersuites, &y.storage_engine, &y.sqlite_path, &y.registry_path};
+    char **xs[] = {&x.port_file,      &x.cert_file,    &x.key_file,
+                   &x.client_ca_file, &x.ciphersuites, &x.storage_engine,
+                   &x.sqlite_path,    &x.registry_path, &x.country_db,
+                   &x.asn_db};
+    char **ys[] = {&y.port_file,      &y.cert_file,    &y.key_file,
+                   &y.client_ca_file, &y.ciphersuites, &y.storage_engine,
+                   &y.sqlite_path,    &y.registry_path, &y.country_db,
+                   &y.asn_db};
     for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
         if (*xs[i] == NULL || *ys[i] == NULL)
             assert_ptr_equal(*xs[i], *ys[i]);
@@ -589,6 +633,10 @@ static void assert_config_equal(const struct gw_config *a, const struct gw_confi
             assert_string_equal(*xs[i], *ys[i]);
         *xs[i] = *ys[i] = NULL;
     }
+    assert_int_equal(x.n_rl_servers, y.n_rl_servers);
+    if (x.n_rl_servers)
+        assert_memory_equal(x.rl_servers, y.rl_servers, x.n_rl_servers * sizeof *x.rl_servers);
+    x.rl_servers = y.rl_servers = NULL;
     assert_memory_equal(&x, &y, sizeof x);
 }
 
@@ -637,8 +685,8 @@ static void test_sample_file(void **state)
         len += n;
     }
     fclose(fp);
-    /* every key (47) but the three TLS paths: a new key must join the sample */
-    assert_int_equal(settings, 44);
+    /* every key (62) but the three TLS paths: a new key must join the sample */
+    assert_int_equal(settings, 59);
     int rc = load(f, body);
     free(body);
     if (rc != 0)
@@ -646,6 +694,108 @@ static void test_sample_file(void **state)
     assert_int_equal(rc, 0);
     assert_config_equal(&f->c, &want);
     gw_config_cleanup(&want);
+}
+
+/* [ratelimit], [ratelimit.KIND] and [ratelimit.server NAME]: values, merging
+ * of repeated sections, names longer than inih's section buffer, and the
+ * bytes_burst cross-check. */
+static void test_ratelimit_sections(void **state)
+{
+    struct fx *f = *state;
+    struct gw_config *c = &f->c;
+    char body[1024], longname[121];
+
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    snprintf(body, sizeof body,
+             TLS_OK "[ratelimit]\n"
+                    "frames_per_s = 0\n"
+                    "bytes_burst = 4m\n"
+                    "abuse_threshold = 0\n"
+                    "[ratelimit.nimble]\n"
+                    "frames_per_s = 7\n"
+                    "bytes_per_s = 1k\n"
+                    "[ratelimit.server edge-1]   ; the busy one\n"
+                    "frames_burst = 500\n"
+                    "[ratelimit.wowza]\n"
+                    "bytes_burst = 1g\n"
+                    "[ratelimit.server %s]\n"
+                    "frames_per_s = 1\n"
+                    "  [ ratelimit.server edge-1 ]\n",
+             longname);
+    /* a section name is compared as written: "[ ratelimit.server" is not one */
+    assert_int_equal(load(f, body), -1);
+    assert_non_null(strstr(f->err, "unknown section"));
+
+    snprintf(body, sizeof body,
+             TLS_OK "[ratelimit]\n"
+                    "frames_per_s = 0\n"
+                    "bytes_burst = 4m\n"
+                    "abuse_threshold = 0\n"
+                    "[ratelimit.nimble]\n"
+                    "frames_per_s = 7\n"
+                    "bytes_per_s = 1k\n"
+                    "[ratelimit.server edge-1]   ; the busy one\n"
+                    "frames_burst = 500\n"
+                    "[ratelimit.wowza]\n"
+                    "bytes_burst = 1g\n"
+                    "[ratelimit.server %s]\n"
+                    "frames_per_s = 1\n"
+                    "[ratelimit.server\tedge-1 ]\n"
+                    "bytes_per_s = 0\n",
+             longname);
+    assert_int_equal(load(f, body), 0);
+    assert_string_equal(f->err, "");
+    assert_int_equal(c->rl.frames_per_s, 0);
+    assert_int_equal(c->rl.bytes_burst, 4u << 20);
+    assert_int_equal(c->rl_abuse_threshold, 0);
+    assert_int_equal(c->rl_kind[GW_RL_KIND_NIMBLE].set,
+                     GW_RL_SET_FRAMES_PER_S | GW_RL_SET_BYTES_PER_S);
+    assert_int_equal(c->rl_kind[GW_RL_KIND_NIMBLE].v.frames_per_s, 7);
+    assert_int_equal(c->rl_kind[GW_RL_KIND_NIMBLE].v.bytes_per_s, 1024);
+    assert_int_equal(c->rl_kind[GW_RL_KIND_WOWZA].set, GW_RL_SET_BYTES_BURST);
+    assert_int_equal(c->rl_kind[GW_RL_KIND_WOWZA].v.bytes_burst, 1u << 30);
+    assert_int_equal(c->n_rl_servers, 2);
+    assert_string_equal(c->rl_servers[0].name, "edge-1");
+    assert_int_equal(c->rl_servers[0].o.set, GW_RL_SET_FRAMES_BURST | GW_RL_SET_BYTES_PER_S);
+    assert_int_equal(c->rl_servers[0].o.v.frames_burst, 500);
+    assert_int_equal(c->rl_servers[0].o.v.bytes_per_s, 0);
+    assert_string_equal(c->rl_servers[1].name, longname);
+    assert_int_equal(c->rl_servers[1].o.set, GW_RL_SET_FRAMES_PER_S);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), 0);
+
+    /* many servers: the list grows; cleanup frees it */
+    char *big = malloc(64 * 1024);
+    size_t n = (size_t)snprintf(big, 64 * 1024, TLS_OK);
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(big + n, 64 * 1024 - n, "[ratelimit.server s%d]\nframes_per_s = %d\n",
+                              i, i);
+    assert_int_equal(load(f, big), 0);
+    free(big);
+    assert_int_equal(c->n_rl_servers, 1000);
+    assert_string_equal(c->rl_servers[999].name, "s999");
+    assert_int_equal(c->rl_servers[999].o.v.frames_per_s, 999);
+
+    /* every bytes_burst holds the largest body */
+    assert_int_equal(load(f, TLS_OK "[ratelimit]\nbytes_burst = 1m\n"), -1);
+    assert_non_null(strstr(f->err, "[ratelimit] bytes_burst: 1048576 is smaller than [http2] "
+                                   "max_body_bytes (4194304)"));
+    assert_int_equal(
+        load(f, TLS_OK "[http2]\nmax_body_bytes = 1m\n[ratelimit]\nbytes_burst = 1m\n"), 0);
+    assert_int_equal(load(f, TLS_OK "[ratelimit.wowza]\nbytes_burst = 100k\n"), -1);
+    assert_non_null(strstr(f->err, "[ratelimit.wowza] bytes_burst: 102400 is smaller"));
+    assert_int_equal(load(f, TLS_OK "[ratelimit.server z]\nbytes_burst = 1\n"), -1);
+    assert_non_null(strstr(f->err, "[ratelimit.server z] bytes_burst: 1 is smaller"));
+    /* ... a cross-check names the file, without a line */
+    assert_int_equal(strncmp(f->err, f->path, strlen(f->path)), 0);
+    assert_int_equal(strncmp(f->err + strlen(f->path), ": [", 3), 0);
+
+    /* validate() checks overrides built in code too */
+    assert_int_equal(load(f, TLS_OK), 0);
+    c->rl_kind[GW_RL_KIND_NIMBLE].set = GW_RL_SET_FRAMES_BURST;
+    c->rl_kind[GW_RL_KIND_NIMBLE].v.frames_burst = 0;
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_non_null(strstr(f->err, "[ratelimit.nimble] frames_burst: 0 is out of range"));
 }
 
 static void test_log_level_parse(void **state)
@@ -674,6 +824,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listen_replaces_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleanup_safe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ratelimit_sections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_level_parse, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
