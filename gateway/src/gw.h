@@ -63,6 +63,7 @@ struct gw_app {
     struct gw_registry *reg;  /* current snapshot */
     struct gw_geo *geo;       /* [geo] databases (privacy.h); reopened at reload */
     struct gw_sink *sink;
+    int64_t sink_probe_ms;    /* last request let through to a failing sink */
     struct gw_limiter *limiter; /* rate limiting (limiter.h); NULL = none */
     struct evconnlistener *listeners[GW_MAX_LISTEN];
     unsigned n_listeners;

@@ -340,6 +340,20 @@ out:
     return rv;
 }
 
+/* While storage is failing, requests are answered 503 at once, except one
+ * per SINK_PROBE_MS that goes through to the sink: only a write can find
+ * out that storage is back (and clear the failing state). */
+#define SINK_PROBE_MS 1000
+
+static bool sink_probe_due(struct gw_app *app)
+{
+    int64_t now = gw_now_ms();
+    if (now - app->sink_probe_ms < SINK_PROBE_MS)
+        return false;
+    app->sink_probe_ms = now;
+    return true;
+}
+
 /* The headers are complete: answer now if the request cannot succeed. */
 static int check_headers(struct gw_stream *s)
 {
@@ -370,7 +384,7 @@ static int check_headers(struct gw_stream *s)
     uint32_t retry_s = gw_limiter_request(c, s->content_length, &why);
     if (retry_s > 0)
         return respond_rate_limited(s, retry_s, why);
-    if (gw_sink_failing(c->app->sink))
+    if (gw_sink_failing(c->app->sink) && !sink_probe_due(c->app))
         return respond_problem(s, 503, "storage_unavailable", "storage is unavailable",
                                "retry with the same seq after retry-after seconds", -1);
     if (s->content_length >= 0 && (uint64_t)s->content_length > cfg->max_body_bytes) {
