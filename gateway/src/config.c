@@ -113,6 +113,8 @@ static const struct key keys[] = {
     {"storage", "batch_max_frames", K_U32, OFF(batch_max_frames), 1, 100000, 0},
     {"storage", "busy_timeout_ms", K_U32, OFF(busy_timeout_ms), 1, 600000, 0},
     {"storage", "retry_after_s", K_U32, OFF(retry_after_s), 1, 3600, 0},
+    {"storage", "retention_days", K_U32, OFF(retention_days), 0, 36500, 0},
+    {"storage", "retention_interval_s", K_U32, OFF(retention_interval_s), 1, 86400, 0},
 
     {"geo", "country_db", K_STR, OFF(country_db), 0, 0, 0},
     {"geo", "asn_db", K_STR, OFF(asn_db), 0, 0, 0},
@@ -816,6 +818,8 @@ int gw_config_defaults(struct gw_config *c)
     c->batch_max_frames = 512;
     c->busy_timeout_ms = 5000;
     c->retry_after_s = 5;
+    c->retention_days = 0;
+    c->retention_interval_s = 3600;
 
     c->registry_poll_interval_ms = 2000;
 

@@ -110,6 +110,8 @@ struct gw_config {
     uint32_t batch_max_frames;     /* 512: frames per group commit */
     uint32_t busy_timeout_ms;      /* 5000 */
     uint32_t retry_after_s;        /* 5: retry-after on 503 */
+    uint32_t retention_days;       /* 0 = keep frames forever */
+    uint32_t retention_interval_s; /* 3600: how often retention runs */
 
     /* [geo] — MaxMind-format databases for the privacy reduction; when
      * unset, viewer connections are reduced to plain counts */

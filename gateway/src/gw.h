@@ -84,6 +84,7 @@ struct gw_app {
     sqlite3 *reg_db;
     int64_t reg_generation;
     struct event *poll_timer;
+    struct event *retention_timer; /* [storage] retention_days */
 };
 
 /* main.c: one activity-log row by actor "gateway" (through the sink). */

@@ -259,6 +259,25 @@ static void on_activity_timer(evutil_socket_t fd, short what, void *arg)
     gw_limiter_flush(app);
 }
 
+/* Every retention_interval_s (and once at start): hands the sink a purge of
+ * the frames older than retention_days; the writer thread deletes them in
+ * chunks and records "purge". */
+static void on_retention_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_app *app = arg;
+    (void)fd;
+    (void)what;
+    if (app->draining || app->cfg->retention_days == 0)
+        return;
+    int64_t now_ms = gw_now_ms();
+    int64_t cutoff = now_ms - (int64_t)app->cfg->retention_days * 86400000;
+    struct gw_sink_item *it = gw_sink_purge_new(cutoff, now_ms);
+    if (!it || gw_sink_submit(app->sink, it) != 0) {
+        gw_sink_item_free(it);
+        gw_log(GW_LOG_WARN, NULL, "purge_deferred", "storage queue full; retention runs later");
+    }
+}
+
 static void add_periodic(struct event *ev, uint32_t ms)
 {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -271,6 +290,7 @@ static void restart_timers(struct gw_app *app)
 {
     add_periodic(app->poll_timer, app->cfg->registry_poll_interval_ms);
     add_periodic(app->activity_timer, app->cfg->activity_interval_ms);
+    add_periodic(app->retention_timer, app->cfg->retention_interval_s * 1000u);
 }
 
 /* A read-only connection to the registry for change detection; failure
@@ -561,11 +581,13 @@ int main(int argc, char **argv)
     open_registry_poll(&app);
     app.poll_timer = event_new(app.base, -1, EV_PERSIST, on_poll, &app);
     app.activity_timer = event_new(app.base, -1, EV_PERSIST, on_activity_timer, &app);
-    if (!app.poll_timer || !app.activity_timer) {
+    app.retention_timer = event_new(app.base, -1, EV_PERSIST, on_retention_timer, &app);
+    if (!app.poll_timer || !app.activity_timer || !app.retention_timer) {
         gw_log(GW_LOG_ERROR, NULL, "start_failed", "cannot create timers");
         goto out;
     }
     restart_timers(&app);
+    on_retention_timer(-1, 0, &app);
     const int signums[] = {SIGHUP, SIGTERM, SIGINT};
     for (unsigned i = 0; i < 3; i++) {
         sigs[i] = evsignal_new(app.base, signums[i], on_signal, &app);
@@ -607,6 +629,8 @@ out:
         event_free(app.poll_timer);
     if (app.activity_timer)
         event_free(app.activity_timer);
+    if (app.retention_timer)
+        event_free(app.retention_timer);
     sqlite3_close(app.reg_db);
     gw_registry_unref(app.reg);
     gw_geo_free(app.geo);

@@ -435,8 +435,11 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
 
     rv = GW_REG_EFAIL;
     if (sqlite3_prepare_v2(db,
-                           "INSERT INTO servers(name, kind, status, created_at)"
-                           " VALUES(?1, ?2, 'active', ?3)",
+                           /* ids are never reused after an erasure */
+                           "INSERT INTO servers(id, name, kind, status, created_at)"
+                           " VALUES(MAX(COALESCE((SELECT MAX(id) FROM servers), 0),"
+                           " COALESCE((SELECT CAST(value AS INTEGER) FROM meta"
+                           " WHERE key = 'server_id_floor'), 0)) + 1, ?1, ?2, 'active', ?3)",
                            -1, &st, NULL) != SQLITE_OK) {
         rv = dberr(db, "adding a server", err, errlen);
         goto out;
@@ -825,5 +828,350 @@ int gw_activity_query(sqlite3 *db, const struct gw_activity_filter *f, gw_activi
     rv = 0;
 out:
     sqlite3_finalize(st);
+    return rv;
+}
+
+/* ------------------------------------------- retention, erasure, export */
+
+static int frames_exist(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rv = GW_REG_EFAIL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'frames'",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rv = dberr(db, "looking for the frames table", err, errlen);
+        goto out;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        rv = 0;
+    else if (rc == SQLITE_DONE) {
+        gw_seterr(err, errlen,
+                  "database: no frames table (give the gateway's [storage] sqlite_path file)");
+        rv = GW_REG_EARG;
+    } else
+        rv = dberr(db, "looking for the frames table", err, errlen);
+out:
+    sqlite3_finalize(st);
+    return rv;
+}
+
+/* Runs |sql| with ?1 bound to |v|; *changes (optional) gets the row count. */
+static int exec_int(sqlite3 *db, const char *sql, int64_t v, int64_t *changes, char *err,
+                    size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rv = GW_REG_EFAIL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        rv = dberr(db, sql, err, errlen);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, v);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rv = dberr(db, sql, err, errlen);
+        goto out;
+    }
+    if (changes != NULL)
+        *changes = sqlite3_changes(db);
+    rv = 0;
+out:
+    sqlite3_finalize(st);
+    return rv;
+}
+
+int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit, int64_t *deleted,
+                        char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    struct tx t = {0};
+    int rv;
+
+    *deleted = 0;
+    if (limit == 0)
+        limit = GW_REGDB_PURGE_CHUNK;
+    if ((rv = tx_begin(&t, db, err, errlen)) != 0)
+        goto out;
+    rv = GW_REG_EFAIL;
+    if (sqlite3_prepare_v2(db,
+                           "DELETE FROM frames WHERE (server_id, seq) IN"
+                           " (SELECT server_id, seq FROM frames WHERE received_ms < ?1 LIMIT ?2)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rv = dberr(db, "purging frames", err, errlen);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, cutoff_ms);
+    sqlite3_bind_int64(st, 2, limit);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rv = dberr(db, "purging frames", err, errlen);
+        goto out;
+    }
+    int64_t n = sqlite3_changes(db);
+    if ((rv = tx_commit(&t, err, errlen)) != 0)
+        goto out;
+    *deleted = n;
+    rv = 0;
+out:
+    sqlite3_finalize(st);
+    tx_rollback(&t);
+    return rv;
+}
+
+int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *actor,
+                   int64_t now, int64_t *n_deleted, char *err, size_t errlen)
+{
+    int rv;
+    int64_t total = 0, n;
+    char details[96];
+
+    if (n_deleted != NULL)
+        *n_deleted = 0;
+    if (db == NULL || actor == NULL || *actor == '\0') {
+        gw_seterr(err, errlen, "purge: missing argument");
+        return GW_REG_EARG;
+    }
+    if (!sqlite3_get_autocommit(db)) {
+        gw_seterr(err, errlen, "purge: runs its own transactions");
+        return GW_REG_EARG;
+    }
+    if ((rv = frames_exist(db, err, errlen)) != 0)
+        return rv;
+    if (chunk == 0)
+        chunk = GW_REGDB_PURGE_CHUNK;
+    do {
+        if ((rv = gw_regdb_purge_step(db, cutoff_ms, chunk, &n, err, errlen)) != 0)
+            break; /* what was deleted stays deleted; record it below */
+        total += n;
+    } while (n == (int64_t)chunk);
+    snprintf(details, sizeof details, "{\"received_before_ms\":%lld,\"frames\":%lld}",
+             (long long)cutoff_ms, (long long)total);
+    if (n_deleted != NULL)
+        *n_deleted = total;
+    if (rv != 0) {
+        if (total > 0)
+            gw_activity_add(db, now, actor, "purge", 0, details, NULL, 0);
+        return rv;
+    }
+    return gw_activity_add(db, now, actor, "purge", 0, details, err, errlen);
+}
+
+int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now,
+                   int64_t *n_frames, int64_t *n_activity, char *err, size_t errlen)
+{
+    struct tx t = {0};
+    struct jbuf jb = {0};
+    int rv;
+    int64_t id, frames = 0, acts = 0, pins = 0, orphans = 0, n;
+
+    if (n_frames != NULL)
+        *n_frames = 0;
+    if (n_activity != NULL)
+        *n_activity = 0;
+    if (db == NULL || actor == NULL || *actor == '\0') {
+        gw_seterr(err, errlen, "erase: missing argument");
+        return GW_REG_EARG;
+    }
+    if (!gw_regdb_name_ok(name)) {
+        gw_seterr(err, errlen, "bad server name '%.64s'", name ? name : "");
+        return GW_REG_EARG;
+    }
+    if ((rv = frames_exist(db, err, errlen)) != 0)
+        return rv;
+    if ((rv = tx_begin(&t, db, err, errlen)) != 0)
+        goto out;
+    if ((rv = find_server(db, name, &id, NULL, 0, err, errlen)) != 0)
+        goto out;
+    if ((rv = exec_int(db, "DELETE FROM frames WHERE server_id = ?1", id, &frames, err,
+                       errlen)) != 0 ||
+        (rv = exec_int(db, "DELETE FROM activity WHERE server_id = ?1", id, &acts, err,
+                       errlen)) != 0 ||
+        (rv = exec_int(db, "DELETE FROM server_pins WHERE server_id = ?1", id, &pins, err,
+                       errlen)) != 0 ||
+        (rv = exec_int(db, "DELETE FROM servers WHERE id = ?1", id, NULL, err, errlen)) != 0 ||
+        /* rows of servers erased earlier that landed after their erasure
+         * (frames in flight in the gateway's queue) */
+        (rv = exec_int(db,
+                       "DELETE FROM frames WHERE server_id <> ?1 AND server_id NOT IN"
+                       " (SELECT id FROM servers)",
+                       0, &orphans, err, errlen)) != 0 ||
+        (rv = exec_int(db,
+                       "DELETE FROM activity WHERE server_id IS NOT NULL AND server_id <> ?1"
+                       " AND server_id NOT IN (SELECT id FROM servers)",
+                       0, &n, err, errlen)) != 0 ||
+        (rv = exec_int(db,
+                       "INSERT OR REPLACE INTO meta(key, value) VALUES('server_id_floor',"
+                       " MAX(?1, COALESCE((SELECT CAST(value AS INTEGER) FROM meta"
+                       " WHERE key = 'server_id_floor'), 0)))",
+                       id, NULL, err, errlen)) != 0)
+        goto out;
+    orphans += n;
+    jb_raw(&jb, "{");
+    jb_kstr(&jb, "server", name);
+    jb_kint(&jb, "frames", frames);
+    jb_kint(&jb, "pins", pins);
+    jb_kint(&jb, "activity_rows", acts);
+    if (orphans > 0)
+        jb_kint(&jb, "orphan_rows", orphans);
+    jb_raw(&jb, "}");
+    if (jb.oom) {
+        gw_seterr(err, errlen, "erase: out of memory");
+        rv = GW_REG_EFAIL;
+        goto out;
+    }
+    if ((rv = bump_generation(db, err, errlen)) != 0 ||
+        (rv = gw_activity_add(db, now, actor, "erase", 0, jb.p, err, errlen)) != 0 ||
+        (rv = tx_commit(&t, err, errlen)) != 0)
+        goto out;
+    if (n_frames != NULL)
+        *n_frames = frames;
+    if (n_activity != NULL)
+        *n_activity = acts;
+    rv = 0;
+out:
+    tx_rollback(&t);
+    free(jb.p);
+    return rv;
+}
+
+struct export_act {
+    const struct gw_regdb_export_ops *ops;
+    void *ud;
+    int stopped;
+};
+
+static int export_act_one(const struct gw_activity_row *r, void *ud)
+{
+    struct export_act *a = ud;
+    if (a->ops->activity != NULL && a->ops->activity(r, a->ud) != 0) {
+        a->stopped = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int gw_regdb_export(sqlite3 *db, const char *name, const struct gw_regdb_export_ops *ops,
+                    void *ud, const char *format, const char *actor, int64_t now,
+                    char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    struct gw_regdb_server *s = NULL;
+    int rv = GW_REG_EFAIL, in_tx = 0;
+    int64_t n_frames = 0;
+
+    if (db == NULL || ops == NULL || !sqlite3_get_autocommit(db)) {
+        gw_seterr(err, errlen, "export: bad argument");
+        return GW_REG_EARG;
+    }
+    if (!gw_regdb_name_ok(name)) {
+        gw_seterr(err, errlen, "bad server name '%.64s'", name ? name : "");
+        return GW_REG_EARG;
+    }
+    if ((rv = frames_exist(db, err, errlen)) != 0)
+        return rv;
+    rv = GW_REG_EFAIL;
+    s = malloc(sizeof *s);
+    if (s == NULL) {
+        gw_seterr(err, errlen, "export: out of memory");
+        goto out;
+    }
+    /* one read snapshot for everything */
+    if (exec_sql(db, "BEGIN", err, errlen) != 0)
+        goto out;
+    in_tx = 1;
+    if ((rv = gw_regdb_show(db, name, s, err, errlen)) != 0)
+        goto out;
+    rv = GW_REG_EFAIL;
+    if (ops->server != NULL && ops->server(s, ud) != 0) {
+        gw_seterr(err, errlen, "export stopped");
+        goto out;
+    }
+    /* every pin (gw_regdb_show keeps 8) */
+    if (sqlite3_prepare_v2(db,
+                           "SELECT spki_sha256, created_at, not_after FROM server_pins"
+                           " WHERE server_id = ?1 ORDER BY created_at DESC, rowid DESC",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rv = dberr(db, "reading pins", err, errlen);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, s->id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct gw_regdb_pin p;
+        memset(&p, 0, sizeof p);
+        const void *blob = sqlite3_column_blob(st, 0);
+        if (blob != NULL && sqlite3_column_bytes(st, 0) == GW_SPKI_LEN)
+            memcpy(p.spki, blob, GW_SPKI_LEN);
+        p.created_at = sqlite3_column_int64(st, 1);
+        if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+            int64_t na = sqlite3_column_int64(st, 2);
+            p.not_after = na > 0 ? na : 1;
+        }
+        if (ops->pin != NULL && ops->pin(&p, ud) != 0) {
+            gw_seterr(err, errlen, "export stopped");
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rv = dberr(db, "reading pins", err, errlen);
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT seq, ts_ms, received_ms, reported_name, body FROM frames"
+                           " WHERE server_id = ?1 ORDER BY seq < 0, seq", /* as uint64 */
+                           -1, &st, NULL) != SQLITE_OK) {
+        rv = dberr(db, "reading frames", err, errlen);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, s->id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct gw_regdb_frame f = {
+            .seq = (uint64_t)sqlite3_column_int64(st, 0), /* bit pattern (sink_sqlite.c) */
+            .ts_ms = (uint64_t)sqlite3_column_int64(st, 1),
+            .received_ms = sqlite3_column_int64(st, 2),
+            .reported_name = (const char *)sqlite3_column_text(st, 3),
+        };
+        f.body = sqlite3_column_blob(st, 4);
+        f.body_len = (size_t)sqlite3_column_bytes(st, 4);
+        n_frames++;
+        if (ops->frame != NULL && ops->frame(&f, ud) != 0) {
+            gw_seterr(err, errlen, "export stopped");
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rv = dberr(db, "reading frames", err, errlen);
+        goto out;
+    }
+    struct gw_activity_filter filt = {.server = name};
+    struct export_act a = {.ops = ops, .ud = ud};
+    if ((rv = gw_activity_query(db, &filt, export_act_one, &a, err, errlen)) != 0)
+        goto out;
+    if (a.stopped) {
+        gw_seterr(err, errlen, "export stopped");
+        rv = GW_REG_EFAIL;
+        goto out;
+    }
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    in_tx = 0;
+    rv = 0;
+    if (actor != NULL) {
+        struct jbuf jb = {0};
+        jb_raw(&jb, "{");
+        jb_kstr(&jb, "format", format ? format : "");
+        jb_kint(&jb, "frames", n_frames);
+        jb_raw(&jb, "}");
+        if (jb.oom)
+            rv = GW_REG_EFAIL;
+        else
+            rv = gw_activity_add(db, now, actor, "export", s->id, jb.p, err, errlen);
+        free(jb.p);
+    }
+out:
+    sqlite3_finalize(st);
+    if (in_tx)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    free(s);
     return rv;
 }

@@ -108,6 +108,59 @@ typedef int (*gw_activity_fn)(const struct gw_activity_row *row, void *ud);
 int gw_activity_query(sqlite3 *db, const struct gw_activity_filter *f, gw_activity_fn fn,
                       void *ud, char *err, size_t errlen);
 
+/* ---- data rights: retention, erasure, portability ----
+ * These need the frames table, i.e. the registry in the same file as the
+ * frames ([storage] sqlite_path, the default). */
+
+#define GW_REGDB_PURGE_CHUNK 5000
+
+/* Deletes up to |limit| frames with received_ms < |cutoff_ms| in one
+ * transaction of its own; *deleted gets how many.  The building block of
+ * the chunked purge (the gateway's sink thread uses it too). */
+int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit, int64_t *deleted,
+                        char *err, size_t errlen);
+
+/* Deletes every frame received before |cutoff_ms| (gateway clock, ms), in
+ * chunks of |chunk| rows per transaction (0 = GW_REGDB_PURGE_CHUNK) so a
+ * big purge never holds the write lock long; then records "purge" with
+ * {"received_before_ms":cutoff,"frames":n} by |actor| at |now| (s). */
+int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *actor,
+                   int64_t now, int64_t *n_deleted, char *err, size_t errlen);
+
+/* Erases server |name| in one transaction: its frames, its pins, its
+ * activity rows and its servers row, leaving one "erase" row (server NULL,
+ * details {"server":name,"frames":n,"pins":p,"activity_rows":m}).
+ * Advances registry_generation: its next handshake is refused.  Server ids
+ * are never reused after an erasure (meta.server_id_floor). */
+int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now,
+                   int64_t *n_frames, int64_t *n_activity, char *err, size_t errlen);
+
+struct gw_regdb_frame {
+    uint64_t seq;
+    uint64_t ts_ms;
+    int64_t received_ms;
+    const char *reported_name; /* or NULL */
+    const uint8_t *body;       /* the stored msgpack */
+    size_t body_len;
+};
+
+/* Callbacks for gw_regdb_export, in this order: server once, every pin
+ * (newest first), every frame (by seq), every activity row (oldest
+ * first).  A non-zero return stops the export (GW_REG_EFAIL). */
+struct gw_regdb_export_ops {
+    int (*server)(const struct gw_regdb_server *s, void *ud);
+    int (*pin)(const struct gw_regdb_pin *p, void *ud);
+    int (*frame)(const struct gw_regdb_frame *f, void *ud);
+    int (*activity)(const struct gw_activity_row *r, void *ud);
+};
+
+/* Streams everything stored for |name| from one read snapshot, then records
+ * "export" ({"format":format,"frames":n}) by |actor| when actor is not
+ * NULL. */
+int gw_regdb_export(sqlite3 *db, const char *name, const struct gw_regdb_export_ops *ops,
+                    void *ud, const char *format, const char *actor, int64_t now,
+                    char *err, size_t errlen);
+
 /* meta.registry_generation (0 when absent). */
 int gw_regdb_generation(sqlite3 *db, int64_t *gen, char *err, size_t errlen);
 

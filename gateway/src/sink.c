@@ -103,6 +103,18 @@ struct gw_sink_item *gw_sink_activity_new(const char *action, int64_t server_id,
     return it;
 }
 
+struct gw_sink_item *gw_sink_purge_new(int64_t cutoff_ms, int64_t at_ms)
+{
+    struct gw_sink_item *it = gw_sink_item_new(NULL, NULL, 0);
+    if (it == NULL)
+        return NULL;
+    it->kind = GW_SINK_PURGE;
+    it->action = "purge";
+    it->ts_ms = (uint64_t)cutoff_ms;
+    it->received_ms = at_ms;
+    return it;
+}
+
 void gw_sink_item_free(struct gw_sink_item *it)
 {
     if (it == NULL)

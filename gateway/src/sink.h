@@ -28,6 +28,8 @@ enum gw_sink_status {
 enum gw_sink_kind {
     GW_SINK_FRAME = 0,    /* a stats frame (the default) */
     GW_SINK_ACTIVITY = 1, /* an activity-log row written by the gateway */
+    GW_SINK_PURGE = 2,    /* retention: delete frames received before ts_ms,
+                             in chunks, then a "purge" activity row */
 };
 
 struct gw_sink_item;
@@ -79,6 +81,11 @@ struct gw_sink_item *gw_sink_item_new(const char *reported_name, const uint8_t *
  * copied; |at_ms| the time.  NULL on OOM. */
 struct gw_sink_item *gw_sink_activity_new(const char *action, int64_t server_id,
                                           const char *details, int64_t at_ms);
+/* A retention purge (GW_SINK_PURGE): frames with received_ms < |cutoff_ms|
+ * are deleted on the writer thread, GW_REGDB_PURGE_CHUNK rows per
+ * transaction, outside the batch's own commit; |at_ms| is when.  NULL on
+ * OOM. */
+struct gw_sink_item *gw_sink_purge_new(int64_t cutoff_ms, int64_t at_ms);
 void gw_sink_item_free(struct gw_sink_item *it);
 
 /* Takes |it| on success (0).  Returns -1 and leaves |it| with the caller

@@ -33,6 +33,7 @@
 #include "config.h"
 #include "log.h"
 #include "registry.h"
+#include "regdb.h"
 #include "err.h"
 
 struct sq {
@@ -156,7 +157,10 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
             goto fail;
         }
     }
-    if (exec(q, frames_sql, path, err, errlen) != 0)
+    if (exec(q, frames_sql, path, err, errlen) != 0 ||
+        /* retention purges by receipt time (regdb.c gw_regdb_purge) */
+        exec(q, "CREATE INDEX IF NOT EXISTS frames_received ON frames(received_ms)", path, err,
+             errlen) != 0)
         goto fail;
     /* Activity rows belong with the registry: attach it when it lives in a
      * file of its own. */
@@ -207,7 +211,9 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_DONE : rc;
 }
 
-static int insert_activity(struct sq *q, struct gw_sink_item *it)
+/* One activity row of |it|'s action, server and time, with |details|. */
+static int insert_activity_text(struct sq *q, const struct gw_sink_item *it,
+                                const char *details, size_t len)
 {
     sqlite3_stmt *st = q->insert_activity;
     int rc = sqlite3_bind_int64(st, 1, it->received_ms / 1000);
@@ -216,14 +222,20 @@ static int insert_activity(struct sq *q, struct gw_sink_item *it)
     if (rc == SQLITE_OK)
         rc = it->server_id ? sqlite3_bind_int64(st, 3, it->server_id) : sqlite3_bind_null(st, 3);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 4, (const char *)it->body, (int)it->body_len, SQLITE_STATIC);
+        rc = sqlite3_bind_text(st, 4, details, (int)len, SQLITE_STATIC);
     if (rc != SQLITE_OK)
         return rc;
     rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        it->status = GW_SINK_STORED;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    return rc;
+}
+
+static int insert_activity(struct sq *q, struct gw_sink_item *it)
+{
+    int rc = insert_activity_text(q, it, (const char *)it->body, it->body_len);
+    if (rc == SQLITE_DONE)
+        it->status = GW_SINK_STORED;
     return rc;
 }
 
@@ -280,9 +292,76 @@ static void note_failure(struct sq *q, int rc, size_t n)
     q->last_rc = rc;
 }
 
+/* A GW_SINK_PURGE item: chunked deletes, each its own transaction, then
+ * the activity row (autocommit).  Runs between batches, never inside one. */
+static void purge_one(struct sq *q, struct gw_sink_item *it)
+{
+    char err[256], details[96];
+    int64_t cutoff = (int64_t)it->ts_ms, total = 0, n = 0;
+    int rv;
+
+    it->status = GW_SINK_FAILED;
+    do {
+        rv = gw_regdb_purge_step(q->db, cutoff, GW_REGDB_PURGE_CHUNK, &n, err, sizeof err);
+        if (rv != 0)
+            break;
+        total += n;
+    } while (n == GW_REGDB_PURGE_CHUNK);
+    if (rv != 0)
+        gw_log(GW_LOG_WARN, NULL, "purge_failed", "retention purge stopped after %lld frames: %s",
+               (long long)total, err);
+    else if (total > 0)
+        gw_log(GW_LOG_INFO, NULL, "purged", "retention removed %lld frames", (long long)total);
+    if (rv == 0 && total == 0) {
+        it->status = GW_SINK_STORED; /* nothing to record */
+        return;
+    }
+    snprintf(details, sizeof details, "{\"received_before_ms\":%lld,\"frames\":%lld}",
+             (long long)cutoff, (long long)total);
+    if (insert_activity_text(q, it, details, strlen(details)) == SQLITE_DONE && rv == 0)
+        it->status = GW_SINK_STORED;
+    else
+        it->status = GW_SINK_FAILED;
+}
+
+static int write_frames(struct sq *q, struct gw_sink_item **items, size_t n);
+
 static int sq_write_batch(void *state, struct gw_sink_item **items, size_t n)
 {
     struct sq *q = state;
+    size_t n_purge = 0;
+    for (size_t i = 0; i < n; i++)
+        n_purge += items[i]->kind == GW_SINK_PURGE;
+    if (n_purge == 0)
+        return write_frames(q, items, n);
+    /* the rest as one commit, in order, then the purges */
+    int rv = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (items[i]->kind != GW_SINK_PURGE)
+            k++;
+    if (k > 0) {
+        struct gw_sink_item **rest = malloc(k * sizeof *rest);
+        if (rest == NULL) {
+            for (size_t i = 0; i < n; i++)
+                items[i]->status = GW_SINK_FAILED;
+            return -1;
+        }
+        k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (items[i]->kind != GW_SINK_PURGE)
+                rest[k++] = items[i];
+        rv = write_frames(q, rest, k);
+        free(rest);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (items[i]->kind == GW_SINK_PURGE)
+            purge_one(q, items[i]);
+    return rv;
+}
+
+static int write_frames(struct sq *q, struct gw_sink_item **items, size_t n)
+{
     int rc = step_done(q->begin);
     if (rc != SQLITE_DONE)
         goto fail;

@@ -707,6 +707,293 @@ static void test_list(void **state)
     assert_true(sqlite3_get_autocommit(f->db));
 }
 
+/* ------------------------------------------- retention, erasure, export */
+
+static void frames_table(struct fx *f)
+{
+    assert_int_equal(sqlite3_exec(f->db,
+                                  "CREATE TABLE frames(server_id INTEGER NOT NULL,"
+                                  " seq INTEGER NOT NULL, ts_ms INTEGER NOT NULL,"
+                                  " received_ms INTEGER NOT NULL, reported_name TEXT,"
+                                  " body BLOB NOT NULL, PRIMARY KEY(server_id, seq))"
+                                  " WITHOUT ROWID",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+}
+
+/* n frames of |sid|, seq from |seq0|, received at received_ms. */
+static void add_frames(struct fx *f, int64_t sid, int64_t seq0, int n, int64_t received_ms)
+{
+    sqlite3_stmt *st;
+    static const uint8_t body[] = {0x81, 0xa1, 'v', 0x01}; /* {"v":1} */
+    assert_int_equal(sqlite3_prepare_v2(f->db,
+                                        "INSERT INTO frames VALUES(?1, ?2, ?3, ?4, 'edge', ?5)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(f->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    for (int i = 0; i < n; i++) {
+        sqlite3_bind_int64(st, 1, sid);
+        sqlite3_bind_int64(st, 2, seq0 + i);
+        sqlite3_bind_int64(st, 3, 1000 + seq0 + i);
+        sqlite3_bind_int64(st, 4, received_ms);
+        sqlite3_bind_blob(st, 5, body, sizeof body, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_reset(st);
+    }
+    assert_int_equal(sqlite3_exec(f->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_finalize(st);
+}
+
+static int64_t count_where(struct fx *f, const char *sql)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(f->db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+static void test_purge_chunks(void **state)
+{
+    struct fx *f = *state;
+    int64_t a, b, n = -1;
+    reg_ok(f, "a", "nimble", 1, NOW, &a);
+    reg_ok(f, "b", "wowza", 2, NOW, &b);
+    int64_t gen = generation(f);
+
+    /* the frames table is required */
+    assert_int_equal(gw_regdb_purge(f->db, 5000, 0, "ops", NOW, &n, f->err, sizeof f->err),
+                     GW_REG_EARG);
+    assert_non_null(strstr(f->err, "frames"));
+    frames_table(f);
+
+    add_frames(f, a, 1, 250, 1000);  /* old */
+    add_frames(f, b, 1, 23, 4999);   /* old, just */
+    add_frames(f, a, 1000, 10, 5000); /* at the cutoff: kept */
+    add_frames(f, b, 1000, 7, 9000);
+
+    /* chunks of 100: 273 rows in 3 transactions; the count is exact */
+    assert_int_equal(gw_regdb_purge(f->db, 5000, 100, "ops", NOW + 5, &n, f->err,
+                                    sizeof f->err),
+                     0);
+    assert_int_equal(n, 273);
+    assert_int_equal(count_rows(f, "frames"), 17);
+    assert_int_equal(count_where(f, "SELECT min(received_ms) FROM frames"), 5000);
+    assert_int_equal(sqlite3_get_autocommit(f->db), 1);
+    /* a chunk that divides the count exactly, then nothing left */
+    add_frames(f, a, 2000, 200, 10);
+    assert_int_equal(gw_regdb_purge(f->db, 5000, 100, "ops", NOW + 6, &n, f->err,
+                                    sizeof f->err),
+                     0);
+    assert_int_equal(n, 200);
+    assert_int_equal(gw_regdb_purge(f->db, 5000, 0, "ops", NOW + 7, &n, f->err, sizeof f->err),
+                     0);
+    assert_int_equal(n, 0);
+    assert_int_equal(count_rows(f, "frames"), 17);
+
+    /* one "purge" row per purge, no server, counts in details */
+    assert_int_equal(count_where(f, "SELECT count(*) FROM activity WHERE action = 'purge'"
+                                    " AND actor = 'ops' AND server_id IS NULL"),
+                     3);
+    assert_int_equal(count_where(f, "SELECT json_extract(details, '$.frames') FROM activity"
+                                    " WHERE action = 'purge' AND at = 1732838405"),
+                     273);
+    assert_int_equal(count_where(f, "SELECT json_extract(details, '$.received_before_ms')"
+                                    " FROM activity WHERE action = 'purge' LIMIT 1"),
+                     5000);
+    /* the registry did not change */
+    assert_int_equal(generation(f), gen);
+    /* no actor, or inside a caller's transaction: refused */
+    assert_int_equal(gw_regdb_purge(f->db, 5000, 0, "", NOW, &n, f->err, sizeof f->err),
+                     GW_REG_EARG);
+    assert_int_equal(sqlite3_exec(f->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(gw_regdb_purge(f->db, 5000, 0, "ops", NOW, &n, f->err, sizeof f->err),
+                     GW_REG_EARG);
+    assert_int_equal(sqlite3_exec(f->db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+}
+
+static void test_erase(void **state)
+{
+    struct fx *f = *state;
+    int64_t a, b, c, nf = -1, na = -1;
+    uint8_t pin[GW_SPKI_LEN];
+    frames_table(f);
+    reg_ok(f, "a", "nimble", 1, NOW, &a);
+    reg_ok(f, "b", "wowza", 2, NOW, &b);
+    pin_of(pin, 3);
+    assert_int_equal(gw_regdb_rotate(f->db, "b", pin, 60, "alice", NOW + 1, f->err,
+                                     sizeof f->err),
+                     0);
+    assert_int_equal(gw_activity_add(f->db, NOW + 2, "gateway", "disconnected", b, "{}",
+                                     f->err, sizeof f->err),
+                     0);
+    add_frames(f, a, 1, 5, 1000);
+    add_frames(f, b, 1, 12, 1000);
+    int64_t gen = generation(f);
+
+    assert_int_equal(gw_regdb_erase(f->db, "nobody", "ops", NOW, &nf, &na, f->err,
+                                    sizeof f->err),
+                     GW_REG_ENOTFOUND);
+    assert_int_equal(gw_regdb_erase(f->db, "-bad", "ops", NOW, &nf, &na, f->err,
+                                    sizeof f->err),
+                     GW_REG_EARG);
+    assert_int_equal(gw_regdb_erase(f->db, "b", "ops", NOW + 10, &nf, &na, f->err,
+                                    sizeof f->err),
+                     0);
+    assert_int_equal(nf, 12);
+    assert_int_equal(na, 3); /* register, rotate, disconnected */
+    assert_true(generation(f) > gen);
+
+    /* nothing of b is left but the erase record */
+    char q[160];
+    snprintf(q, sizeof q, "SELECT count(*) FROM frames WHERE server_id = %lld", (long long)b);
+    assert_int_equal(count_where(f, q), 0);
+    snprintf(q, sizeof q, "SELECT count(*) FROM activity WHERE server_id = %lld", (long long)b);
+    assert_int_equal(count_where(f, q), 0);
+    snprintf(q, sizeof q, "SELECT count(*) FROM server_pins WHERE server_id = %lld",
+             (long long)b);
+    assert_int_equal(count_where(f, q), 0);
+    assert_int_equal(count_where(f, "SELECT count(*) FROM servers WHERE name = 'b'"), 0);
+    assert_int_equal(count_where(f, "SELECT count(*) FROM activity WHERE action = 'erase'"
+                                    " AND actor = 'ops' AND server_id IS NULL"
+                                    " AND json_extract(details, '$.server') = 'b'"
+                                    " AND json_extract(details, '$.frames') = 12"
+                                    " AND json_extract(details, '$.pins') = 2"
+                                    " AND json_extract(details, '$.activity_rows') = 3"),
+                     1);
+    /* a untouched */
+    assert_int_equal(count_rows(f, "frames"), 5);
+    assert_int_equal(count_rows(f, "server_pins"), 1);
+    snprintf(q, sizeof q, "SELECT count(*) FROM activity WHERE server_id = %lld", (long long)a);
+    assert_int_equal(count_where(f, q), 1);
+    struct gw_regdb_server s;
+    assert_int_equal(gw_regdb_show(f->db, "b", &s, f->err, sizeof f->err), GW_REG_ENOTFOUND);
+
+    /* b's id is never given to a new server; rows that land late for the
+     * erased id go with the next erasure */
+    assert_int_equal(gw_activity_add(f->db, NOW + 11, "gateway", "disconnected", b, "{}",
+                                     f->err, sizeof f->err),
+                     0);
+    add_frames(f, b, 100, 2, 2000);
+    reg_ok(f, "c", "nimble", 4, NOW + 12, &c);
+    assert_true(c > b);
+    assert_int_equal(gw_regdb_erase(f->db, "a", "ops", NOW + 13, &nf, &na, f->err,
+                                    sizeof f->err),
+                     0);
+    assert_int_equal(nf, 5);
+    assert_int_equal(count_rows(f, "frames"), 0);
+    snprintf(q, sizeof q, "SELECT count(*) FROM activity WHERE server_id = %lld", (long long)b);
+    assert_int_equal(count_where(f, q), 0);
+    reg_ok(f, "d", "nimble", 5, NOW + 14, &a);
+    assert_true(a > c);
+}
+
+struct exp_seen {
+    int servers, pins, frames, acts;
+    int64_t server_id;
+    uint64_t last_seq;
+    int body_ok;
+    int stop_at_frame;
+};
+
+static int ex_server(const struct gw_regdb_server *s, void *ud)
+{
+    struct exp_seen *e = ud;
+    e->servers++;
+    e->server_id = s->id;
+    return strcmp(s->name, "a") != 0;
+}
+
+static int ex_pin(const struct gw_regdb_pin *p, void *ud)
+{
+    (void)p;
+    ((struct exp_seen *)ud)->pins++;
+    return 0;
+}
+
+static int ex_frame(const struct gw_regdb_frame *fr, void *ud)
+{
+    struct exp_seen *e = ud;
+    e->frames++;
+    if (fr->seq <= e->last_seq && e->frames > 1)
+        e->body_ok = 0;
+    e->last_seq = fr->seq;
+    if (fr->body_len != 4 || fr->body[0] != 0x81 || fr->ts_ms != 1000 + fr->seq ||
+        fr->reported_name == NULL || strcmp(fr->reported_name, "edge") != 0)
+        e->body_ok = 0;
+    return e->stop_at_frame && e->frames == e->stop_at_frame;
+}
+
+static int ex_act(const struct gw_activity_row *r, void *ud)
+{
+    struct exp_seen *e = ud;
+    e->acts++;
+    if (r->server == NULL || strcmp(r->server, "a") != 0)
+        e->body_ok = 0;
+    return 0;
+}
+
+static void test_export(void **state)
+{
+    struct fx *f = *state;
+    int64_t a, b;
+    uint8_t pin[GW_SPKI_LEN];
+    static const struct gw_regdb_export_ops ops = {ex_server, ex_pin, ex_frame, ex_act};
+    frames_table(f);
+    reg_ok(f, "a", "nimble", 1, NOW, &a);
+    reg_ok(f, "b", "wowza", 2, NOW, &b);
+    for (uint8_t i = 0; i < 10; i++) { /* more pins than gw_regdb_show keeps */
+        pin_of(pin, (uint8_t)(10 + i));
+        assert_int_equal(gw_regdb_rotate(f->db, "a", pin, 60, "alice", NOW + 1 + i, f->err,
+                                         sizeof f->err),
+                         0);
+    }
+    add_frames(f, a, 1, 30, 1000);
+    add_frames(f, b, 1, 4, 1000);
+    /* a seq above INT64_MAX comes back as the uint64 */
+    add_frames(f, a, INT64_MIN, 1, 1000);
+
+    struct exp_seen e = {.body_ok = 1};
+    assert_int_equal(gw_regdb_export(f->db, "a", &ops, &e, "json", "ops", NOW + 20, f->err,
+                                     sizeof f->err),
+                     0);
+    assert_int_equal(e.servers, 1);
+    assert_int_equal(e.server_id, a);
+    assert_int_equal(e.pins, 11);
+    assert_int_equal(e.frames, 31);
+    assert_int_equal(e.acts, 11); /* register + 10 rotations */
+    assert_int_equal(e.last_seq, (uint64_t)1 << 63);
+    assert_int_equal(e.body_ok, 1); /* by seq as uint64, every field */
+    /* recorded after the read: one "export" row for a */
+    assert_int_equal(count_where(f, "SELECT count(*) FROM activity WHERE action = 'export'"
+                                    " AND actor = 'ops'"
+                                    " AND json_extract(details, '$.frames') = 31"
+                                    " AND json_extract(details, '$.format') = 'json'"),
+                     1);
+    assert_int_equal(sqlite3_get_autocommit(f->db), 1);
+
+    /* a callback stopping the export: an error, nothing recorded */
+    struct exp_seen e2 = {.body_ok = 1, .stop_at_frame = 3};
+    assert_int_equal(gw_regdb_export(f->db, "a", &ops, &e2, "json", "ops", NOW + 21, f->err,
+                                     sizeof f->err),
+                     GW_REG_EFAIL);
+    assert_int_equal(e2.frames, 3);
+    assert_int_equal(e2.acts, 0);
+    assert_int_equal(count_where(f, "SELECT count(*) FROM activity WHERE action = 'export'"), 1);
+    assert_int_equal(sqlite3_get_autocommit(f->db), 1);
+    /* unknown server; NULL actor records nothing */
+    struct exp_seen e3 = {.body_ok = 1};
+    assert_int_equal(gw_regdb_export(f->db, "zz", &ops, &e3, "json", "ops", NOW, f->err,
+                                     sizeof f->err),
+                     GW_REG_ENOTFOUND);
+    assert_int_equal(gw_regdb_export(f->db, "a", &ops, &e3, "json", NULL, NOW, f->err,
+                                     sizeof f->err),
+                     0);
+    assert_int_equal(count_where(f, "SELECT count(*) FROM activity WHERE action = 'export'"), 1);
+    assert_int_equal(e3.acts, 12);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,6 +1010,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_activity_rows, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_activity_details_json, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_list, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_purge_chunks, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_erase, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_export, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
