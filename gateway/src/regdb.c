@@ -472,11 +472,37 @@ out:
     return rv;
 }
 
+/* Runs |sql|, a statement with one or two integer parameters (?1 = a,
+ * ?2 = b when it has one); *changes (optional) gets the row count.  Errors
+ * name |what|. */
+static int exec_int(sqlite3 *db, const char *sql, int64_t a, int64_t b, const char *what,
+                    int64_t *changes, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rv = GW_REG_EFAIL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        rv = dberr(db, what, err, errlen);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, a);
+    if (sqlite3_bind_parameter_count(st) >= 2)
+        sqlite3_bind_int64(st, 2, b);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rv = dberr(db, what, err, errlen);
+        goto out;
+    }
+    if (changes != NULL)
+        *changes = sqlite3_changes(db);
+    rv = 0;
+out:
+    sqlite3_finalize(st);
+    return rv;
+}
+
 int gw_regdb_rotate(sqlite3 *db, const char *name, const uint8_t spki[GW_SPKI_LEN],
                     int64_t overlap_s, const char *actor, int64_t now, char *err, size_t errlen)
 {
     int rv = GW_REG_EFAIL;
-    sqlite3_stmt *st = NULL;
     struct tx t = {0};
     struct jbuf jb = {0};
 
@@ -495,22 +521,13 @@ int gw_regdb_rotate(sqlite3 *db, const char *name, const uint8_t spki[GW_SPKI_LE
         (rv = pin_in_use(db, spki, err, errlen)) != 0)
         goto out;
 
-    int64_t not_after = now + overlap_s;
+    int64_t not_after = now + overlap_s, limited;
+    if ((rv = exec_int(db,
+                       "UPDATE server_pins SET not_after = ?1"
+                       " WHERE server_id = ?2 AND (not_after IS NULL OR not_after > ?1)",
+                       not_after, id, "limiting the old pins", &limited, err, errlen)) != 0)
+        goto out;
     rv = GW_REG_EFAIL;
-    if (sqlite3_prepare_v2(db,
-                           "UPDATE server_pins SET not_after = ?1"
-                           " WHERE server_id = ?2 AND (not_after IS NULL OR not_after > ?1)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rv = dberr(db, "limiting the old pins", err, errlen);
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, not_after);
-    sqlite3_bind_int64(st, 2, id);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rv = dberr(db, "limiting the old pins", err, errlen);
-        goto out;
-    }
-    int limited = sqlite3_changes(db);
 
     char hex[2 * GW_SPKI_LEN + 1];
     gw_spki_hex(spki, hex);
@@ -531,7 +548,6 @@ int gw_regdb_rotate(sqlite3 *db, const char *name, const uint8_t spki[GW_SPKI_LE
         goto out;
     rv = 0;
 out:
-    sqlite3_finalize(st);
     tx_rollback(&t);
     free(jb.p);
     return rv;
@@ -541,7 +557,6 @@ int gw_regdb_revoke(sqlite3 *db, const char *name, const char *actor, int64_t no
                     size_t errlen)
 {
     int rv = GW_REG_EFAIL;
-    sqlite3_stmt *st = NULL;
     struct tx t = {0};
 
     if (db == NULL || actor == NULL || *actor == '\0') {
@@ -563,25 +578,15 @@ int gw_regdb_revoke(sqlite3 *db, const char *name, const char *actor, int64_t no
         rv = tx_commit(&t, err, errlen);
         goto out;
     }
-    rv = GW_REG_EFAIL;
-    if (sqlite3_prepare_v2(db, "UPDATE servers SET status = 'revoked' WHERE id = ?1", -1, &st,
-                           NULL) != SQLITE_OK) {
-        rv = dberr(db, "revoking", err, errlen);
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, id);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rv = dberr(db, "revoking", err, errlen);
-        goto out;
-    }
-    if ((rv = bump_generation(db, err, errlen)) != 0 ||
+    if ((rv = exec_int(db, "UPDATE servers SET status = 'revoked' WHERE id = ?1", id, 0,
+                       "revoking", NULL, err, errlen)) != 0 ||
+        (rv = bump_generation(db, err, errlen)) != 0 ||
         (rv = gw_activity_add(db, now, actor, "revoke", id, "{\"status\":\"revoked\"}", err,
                               errlen)) != 0 ||
         (rv = tx_commit(&t, err, errlen)) != 0)
         goto out;
     rv = 0;
 out:
-    sqlite3_finalize(st);
     tx_rollback(&t);
     return rv;
 }
@@ -857,33 +862,9 @@ out:
     return rv;
 }
 
-/* Runs |sql| with ?1 bound to |v|; *changes (optional) gets the row count. */
-static int exec_int(sqlite3 *db, const char *sql, int64_t v, int64_t *changes, char *err,
-                    size_t errlen)
-{
-    sqlite3_stmt *st = NULL;
-    int rv = GW_REG_EFAIL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        rv = dberr(db, sql, err, errlen);
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, v);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rv = dberr(db, sql, err, errlen);
-        goto out;
-    }
-    if (changes != NULL)
-        *changes = sqlite3_changes(db);
-    rv = 0;
-out:
-    sqlite3_finalize(st);
-    return rv;
-}
-
 int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit, int64_t *deleted,
                         char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
     struct tx t = {0};
     int rv;
 
@@ -892,27 +873,16 @@ int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit, int64_t 
         limit = GW_REGDB_PURGE_CHUNK;
     if ((rv = tx_begin(&t, db, err, errlen)) != 0)
         goto out;
-    rv = GW_REG_EFAIL;
-    if (sqlite3_prepare_v2(db,
-                           "DELETE FROM frames WHERE (server_id, seq) IN"
-                           " (SELECT server_id, seq FROM frames WHERE received_ms < ?1 LIMIT ?2)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rv = dberr(db, "purging frames", err, errlen);
-        goto out;
-    }
-    sqlite3_bind_int64(st, 1, cutoff_ms);
-    sqlite3_bind_int64(st, 2, limit);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rv = dberr(db, "purging frames", err, errlen);
-        goto out;
-    }
-    int64_t n = sqlite3_changes(db);
-    if ((rv = tx_commit(&t, err, errlen)) != 0)
+    int64_t n;
+    if ((rv = exec_int(db,
+                       "DELETE FROM frames WHERE (server_id, seq) IN"
+                       " (SELECT server_id, seq FROM frames WHERE received_ms < ?1 LIMIT ?2)",
+                       cutoff_ms, limit, "purging frames", &n, err, errlen)) != 0 ||
+        (rv = tx_commit(&t, err, errlen)) != 0)
         goto out;
     *deleted = n;
     rv = 0;
 out:
-    sqlite3_finalize(st);
     tx_rollback(&t);
     return rv;
 }
@@ -981,28 +951,29 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
         goto out;
     if ((rv = find_server(db, name, &id, NULL, 0, err, errlen)) != 0)
         goto out;
-    if ((rv = exec_int(db, "DELETE FROM frames WHERE server_id = ?1", id, &frames, err,
-                       errlen)) != 0 ||
-        (rv = exec_int(db, "DELETE FROM activity WHERE server_id = ?1", id, &acts, err,
-                       errlen)) != 0 ||
-        (rv = exec_int(db, "DELETE FROM server_pins WHERE server_id = ?1", id, &pins, err,
-                       errlen)) != 0 ||
-        (rv = exec_int(db, "DELETE FROM servers WHERE id = ?1", id, NULL, err, errlen)) != 0 ||
+    if ((rv = exec_int(db, "DELETE FROM frames WHERE server_id = ?1", id, 0, "erasing frames",
+                       &frames, err, errlen)) != 0 ||
+        (rv = exec_int(db, "DELETE FROM activity WHERE server_id = ?1", id, 0,
+                       "erasing activity", &acts, err, errlen)) != 0 ||
+        (rv = exec_int(db, "DELETE FROM server_pins WHERE server_id = ?1", id, 0,
+                       "erasing pins", &pins, err, errlen)) != 0 ||
+        (rv = exec_int(db, "DELETE FROM servers WHERE id = ?1", id, 0, "erasing the server",
+                       NULL, err, errlen)) != 0 ||
         /* rows of servers erased earlier that landed after their erasure
          * (frames in flight in the gateway's queue) */
         (rv = exec_int(db,
                        "DELETE FROM frames WHERE server_id <> ?1 AND server_id NOT IN"
                        " (SELECT id FROM servers)",
-                       0, &orphans, err, errlen)) != 0 ||
+                       0, 0, "erasing late frames", &orphans, err, errlen)) != 0 ||
         (rv = exec_int(db,
                        "DELETE FROM activity WHERE server_id IS NOT NULL AND server_id <> ?1"
                        " AND server_id NOT IN (SELECT id FROM servers)",
-                       0, &n, err, errlen)) != 0 ||
+                       0, 0, "erasing late activity", &n, err, errlen)) != 0 ||
         (rv = exec_int(db,
                        "INSERT OR REPLACE INTO meta(key, value) VALUES('server_id_floor',"
                        " MAX(?1, COALESCE((SELECT CAST(value AS INTEGER) FROM meta"
                        " WHERE key = 'server_id_floor'), 0)))",
-                       id, NULL, err, errlen)) != 0)
+                       id, 0, "keeping erased ids", NULL, err, errlen)) != 0)
         goto out;
     orphans += n;
     jb_raw(&jb, "{");
