@@ -13,6 +13,7 @@
  */
 #include "regdb.h"
 #include "err.h"
+#include "problem.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -193,62 +194,48 @@ out:
 
 /* ------------------------------------------------------ JSON text */
 
+/* Activity details, built on pa_buf and gw_json_escape (problem.c) and
+ * kept NUL-terminated so the text can be bound as it is. */
 struct jbuf {
-    char *p;
-    size_t len, cap;
+    struct pa_buf b;
     int oom;
 };
 
-static void jb_put(struct jbuf *b, const char *s, size_t n)
+static void jb_put(struct jbuf *j, const char *s, size_t n)
 {
-    if (b->oom)
+    if (j->oom || pa_buf_append(&j->b, s, n) != 0 || pa_buf_reserve(&j->b, 1) != 0) {
+        j->oom = 1;
         return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
     }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    j->b.data[j->b.len] = '\0';
 }
 
-static void jb_raw(struct jbuf *b, const char *s)
+static void jb_raw(struct jbuf *j, const char *s)
 {
-    jb_put(b, s, strlen(s));
+    jb_put(j, s, strlen(s));
 }
 
-/* A JSON string: quotes, backslashes and control bytes escaped; other
- * bytes copied (names are ASCII by gw_regdb_name_ok). */
-static void jb_str(struct jbuf *b, const char *s)
+static const char *jb_text(const struct jbuf *j)
 {
-    jb_put(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char esc[8];
-        if (*p == '"' || *p == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)*p;
-            jb_put(b, esc, 2);
-        } else if (*p < 0x20 || *p == 0x7f) {
-            snprintf(esc, sizeof esc, "\\u%04x", *p);
-            jb_put(b, esc, 6);
-        } else {
-            jb_put(b, (const char *)p, 1);
-        }
-    }
-    jb_put(b, "\"", 1);
+    return (const char *)j->b.data;
+}
+
+static void jb_free(struct jbuf *j)
+{
+    pa_buf_cleanup(&j->b);
+}
+
+static void jb_str(struct jbuf *j, const char *s)
+{
+    jb_put(j, "\"", 1);
+    if (!j->oom && gw_json_escape(&j->b, s) != 0)
+        j->oom = 1;
+    jb_put(j, "\"", 1);
 }
 
 static void jb_key(struct jbuf *b, const char *k)
 {
-    jb_raw(b, b->len > 1 ? "," : "");
+    jb_raw(b, b->b.len > 1 ? "," : "");
     jb_str(b, k);
     jb_put(b, ":", 1);
 }
@@ -416,7 +403,7 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
             gw_seterr(err, errlen, "register: out of memory");
             goto out;
         }
-        details = jb.p;
+        details = jb_text(&jb);
     }
 
     if ((rv = tx_begin(&t, db, err, errlen)) != 0)
@@ -468,7 +455,7 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
 out:
     sqlite3_finalize(st);
     tx_rollback(&t);
-    free(jb.p);
+    jb_free(&jb);
     return rv;
 }
 
@@ -543,13 +530,13 @@ int gw_regdb_rotate(sqlite3 *db, const char *name, const uint8_t spki[GW_SPKI_LE
     }
     if ((rv = add_pin(db, id, spki, now, err, errlen)) != 0 ||
         (rv = bump_generation(db, err, errlen)) != 0 ||
-        (rv = gw_activity_add(db, now, actor, "rotate", id, jb.p, err, errlen)) != 0 ||
+        (rv = gw_activity_add(db, now, actor, "rotate", id, jb_text(&jb), err, errlen)) != 0 ||
         (rv = tx_commit(&t, err, errlen)) != 0)
         goto out;
     rv = 0;
 out:
     tx_rollback(&t);
-    free(jb.p);
+    jb_free(&jb);
     return rv;
 }
 
@@ -990,7 +977,7 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
         goto out;
     }
     if ((rv = bump_generation(db, err, errlen)) != 0 ||
-        (rv = gw_activity_add(db, now, actor, "erase", 0, jb.p, err, errlen)) != 0 ||
+        (rv = gw_activity_add(db, now, actor, "erase", 0, jb_text(&jb), err, errlen)) != 0 ||
         (rv = tx_commit(&t, err, errlen)) != 0)
         goto out;
     if (n_frames != NULL)
@@ -1000,7 +987,7 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
     rv = 0;
 out:
     tx_rollback(&t);
-    free(jb.p);
+    jb_free(&jb);
     return rv;
 }
 
@@ -1136,8 +1123,8 @@ int gw_regdb_export(sqlite3 *db, const char *name, const struct gw_regdb_export_
         if (jb.oom)
             rv = GW_REG_EFAIL;
         else
-            rv = gw_activity_add(db, now, actor, "export", s->id, jb.p, err, errlen);
-        free(jb.p);
+            rv = gw_activity_add(db, now, actor, "export", s->id, jb_text(&jb), err, errlen);
+        jb_free(&jb);
     }
 out:
     sqlite3_finalize(st);
