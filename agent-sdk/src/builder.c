@@ -1,0 +1,2 @@
+/* builder.c - see internal.h (being written) */
+#include "internal.h"

@@ -1,0 +1,2 @@
+/* client.c - see internal.h (being written) */
+#include "internal.h"

@@ -1,0 +1,2 @@
+/* keygen.c - see internal.h (being written) */
+#include "internal.h"

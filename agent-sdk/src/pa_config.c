@@ -1,0 +1,2 @@
+/* pa_config.c - see internal.h (being written) */
+#include "internal.h"

@@ -1,0 +1,2 @@
+/* seqstore.c - see internal.h (being written) */
+#include "internal.h"

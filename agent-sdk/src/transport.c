@@ -1,0 +1,2 @@
+/* transport.c - see internal.h (being written) */
+#include "internal.h"
