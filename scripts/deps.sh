@@ -15,6 +15,8 @@ PACKAGES=(
     # libraries
     libmsgpack-dev libcjson-dev libcmocka-dev libmbedtls-dev libnghttp2-dev
     libevent-dev libsqlite3-dev libinih-dev libmaxminddb-dev
+    # the Java (JNI) binding and the Wowza-style example
+    default-jdk-headless
     # tools used by tests and the demo
     sqlite3 nghttp2-client curl python3-h2 openssl gnutls-bin
     # builds the small MaxMind-format test databases (tests/data/make_test_mmdb.pl)
