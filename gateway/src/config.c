@@ -46,6 +46,7 @@ enum ktype {
     K_LEVEL,  /* enum gw_log_level */
     K_SYNC,   /* enum gw_sqlite_sync */
     K_ENGINE, /* char *, "sqlite" only */
+    K_ADDR,   /* one struct gw_listen (+ admin_on); empty = off */
 };
 
 #define F_BYTES 1u    /* a size in bytes: accepts a k/m/g suffix */
@@ -136,6 +137,8 @@ static const struct key keys[] = {
     {"ratelimit", "abuse_window_s", K_U32, OFF(rl_abuse_window_s), 1, 86400, 0},
     {"ratelimit", "ban_s", K_U32, OFF(rl_ban_s), 1, 86400, 0},
 
+    {"admin", "listen", K_ADDR, OFF(admin_listen), 0, 0, 0},
+
     {"log", "log_level", K_LEVEL, OFF(log_level), 0, 0, 0},
     {"log", "refusal_log_per_s", K_U32, OFF(refusal_log_per_s), 0, 100000, 0},
     {"log", "activity_interval_ms", K_U32, OFF(activity_interval_ms), 100, 86400000, 0},
@@ -145,12 +148,12 @@ static const struct key keys[] = {
 
 static const char *const sections[] = {
     "server", "tls", "http2", "frame", "storage", "geo", "registry", "ratelimit",
-    "ratelimit.nimble", "ratelimit.wowza", "log",
+    "ratelimit.nimble", "ratelimit.wowza", "admin", "log",
 };
 
 #define SECTION_LIST                                                                       \
     "server, tls, http2, frame, storage, geo, registry, ratelimit, ratelimit.nimble, "        \
-    "ratelimit.wowza, ratelimit.server NAME, log"
+    "ratelimit.wowza, ratelimit.server NAME, admin, log"
 
 /* The keys of [ratelimit.nimble], [ratelimit.wowza] and [ratelimit.server
  * NAME]: offsets into struct gw_rl_limits, the same ranges as [ratelimit].
@@ -451,6 +454,17 @@ static int set_value(struct gw_config *c, const struct key *k, const char *v, ch
             snprintf(why, n, "'%.64s' is not normal or full", v);
             return -1;
         }
+        return 0;
+    case K_ADDR:
+        if (*v == '\0') {
+            c->admin_on = false;
+            return 0;
+        }
+        if (strchr(v, ',') != NULL)
+            return bad(why, n, "one address only");
+        if (parse_hostport(v, strlen(v), &c->admin_listen, why, n) != 0)
+            return -1;
+        c->admin_on = true;
         return 0;
     case K_ENGINE:
         if (strcmp(v, "sqlite") != 0)
@@ -820,6 +834,10 @@ int gw_config_defaults(struct gw_config *c)
     c->retry_after_s = 5;
     c->retention_days = 0;
     c->retention_interval_s = 3600;
+    c->store_samples = true;
+    snprintf(c->admin_listen.host, sizeof c->admin_listen.host, "127.0.0.1");
+    c->admin_listen.port = 8445;
+    c->admin_on = true;
 
     c->registry_poll_interval_ms = 2000;
 
@@ -1009,6 +1027,16 @@ int gw_config_validate(const struct gw_config *c, char *err, size_t errlen)
                 return bad(err, errlen, "[%s] %s: must be normal or full", k->section, k->name);
             break;
         case K_BOOL:
+            break;
+        case K_ADDR:
+            if (c->admin_on) {
+                unsigned char bin[16];
+                const char *h = c->admin_listen.host;
+                if (memchr(h, '\0', sizeof c->admin_listen.host) == NULL ||
+                    (inet_pton(AF_INET, h, bin) != 1 && inet_pton(AF_INET6, h, bin) != 1))
+                    return bad(err, errlen, "[%s] %s: not a numeric address", k->section,
+                               k->name);
+            }
             break;
         }
     }

@@ -112,6 +112,10 @@ struct gw_config {
     uint32_t retry_after_s;        /* 5: retry-after on 503 */
     uint32_t retention_days;       /* 0 = keep frames forever */
     uint32_t retention_interval_s; /* 3600: how often retention runs */
+    bool store_samples;            /* true: write the derived tables
+                                      (docs/STORAGE.md).  Not a file key:
+                                      bench/sink_bench.c turns it off to
+                                      measure the frames table alone */
 
     /* [geo] — MaxMind-format databases for the privacy reduction; when
      * unset, viewer connections are reduced to plain counts */
@@ -139,6 +143,10 @@ struct gw_config {
     struct gw_rl_override rl_kind[GW_RL_N_KINDS];
     struct gw_rl_server_override *rl_servers; /* heap, n_rl_servers */
     uint32_t n_rl_servers;
+
+    /* [admin] */
+    struct gw_listen admin_listen; /* 127.0.0.1:8445 */
+    bool admin_on;                 /* false when "listen =" is empty */
 
     /* [log] */
     enum gw_log_level log_level;         /* info */

@@ -32,6 +32,9 @@ struct gw_sink;
 struct gw_sink_item;
 struct gw_geo;
 struct gw_limiter;
+struct gw_admin;
+
+#define GW_N_STATUS 12
 
 /* Counters, on the loop thread only. */
 struct gw_stats {
@@ -52,7 +55,21 @@ struct gw_stats {
     uint64_t handshakes_throttled; /* closed at accept: per-address limit */
     uint64_t frames_rate_limited;  /* 429 */
     uint64_t rate_limit_bans;
+    /* answers to requests by status: gw_status_codes[i] -> responses[i];
+     * the last slot counts any other status */
+    uint64_t responses[GW_N_STATUS + 1];
 };
+
+/* The statuses the gateway answers with, for responses[] (h2.c). */
+extern const int gw_status_codes[GW_N_STATUS];
+
+static inline void gw_stats_count_status(struct gw_stats *st, int status)
+{
+    unsigned i = 0;
+    while (i < GW_N_STATUS && gw_status_codes[i] != status)
+        i++;
+    st->responses[i]++;
+}
 
 struct gw_app {
     struct event_base *base;
@@ -85,6 +102,13 @@ struct gw_app {
     int64_t reg_generation;
     struct event *poll_timer;
     struct event *retention_timer; /* [storage] retention_days */
+    struct gw_admin *admin;        /* [admin] listener (admin.h); NULL = off */
+    int64_t started_ms;
+    /* the storage alarm (main.c): the current outage, while it lasts */
+    int64_t outage_since_ms;
+    uint64_t outage_unavailable0;  /* stats.frames_unavailable at its start */
+    uint64_t outage_batches0;      /* sink batch_failures at its start */
+    char outage_reason[160];
 };
 
 /* main.c: one activity-log row by actor "gateway" (through the sink). */

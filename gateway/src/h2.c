@@ -20,6 +20,7 @@
 #include "limiter.h"
 #include "log.h"
 #include "privacy.h"
+#include "samples.h"
 #include "problem.h"
 #include "sink.h"
 
@@ -146,6 +147,9 @@ static ssize_t resp_read(nghttp2_session *session, int32_t stream_id, uint8_t *b
     }
 
 /* Submits status + body.  extra_name/extra_value: one optional header. */
+const int gw_status_codes[GW_N_STATUS] = {202, 400, 403, 404, 405, 408,
+                                          413, 415, 429, 431, 500, 503};
+
 static int submit(struct gw_stream *s, int status, const char *ctype, const char *extra_name,
                   const char *extra_value, const char *extra2_name, const char *extra2_value)
 {
@@ -165,6 +169,7 @@ static int submit(struct gw_stream *s, int status, const char *ctype, const char
         nva[n++] = (nghttp2_nv)NV(extra2_name, extra2_value);
 
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = resp_read};
+    gw_stats_count_status(&s->c->app->stats, status);
     s->state = ST_ANSWERED;
     /* an early answer keeps the request timer: the rest of the request
      * must still arrive in time */
@@ -295,9 +300,14 @@ static int process_frame(struct gw_stream *s)
     /* Privacy: the connections become geo/ASN aggregates ("viewers"), the
      * stored form has no "conns"; then the decoded addresses are wiped. */
     struct gw_viewers viewers;
+    struct gw_samples *samples = NULL;
     code = gw_privacy_reduce(c->app->geo, f->conns, f->n_conns, &arena, &viewers);
     if (code == 0)
         code = gw_privacy_encode(f, &viewers, &stored);
+    /* the panel-facing rows, built here so the writer never decodes the
+     * body again (samples.h); no viewer IP is in them */
+    if (code == 0 && cfg->store_samples)
+        code = gw_samples_build(f, &viewers, &samples);
     if (f->n_conns)
         explicit_bzero(f->conns, (size_t)f->n_conns * sizeof *f->conns);
     if (viewers.lookup_errors) {
@@ -314,9 +324,11 @@ static int process_frame(struct gw_stream *s)
 
     struct gw_sink_item *it = gw_sink_item_new(f->server.name, stored.data, stored.len);
     if (!it) {
+        free(samples);
         rv = respond_problem(s, 503, "overloaded", "out of memory", NULL, -1);
         goto out;
     }
+    it->samples = samples;
     it->server_id = c->server_id;
     it->seq = f->seq;
     it->ts_ms = f->ts_ms;

@@ -19,11 +19,13 @@
 #include <msgpack.h>
 #include <sqlite3.h>
 
+#include "admin.h"
 #include "config.h"
 #include "gw.h"
 #include "limiter.h"
 #include "log.h"
 #include "privacy.h"
+#include "problem.h"
 #include "regdb.h"
 #include "registry.h"
 #include "sink.h"
@@ -187,6 +189,52 @@ int gw_app_activity(void *arg, const char *action, int64_t server_id, const char
     return 0;
 }
 
+/* The storage alarm: the sink's failing state changed (loop thread).  An
+ * outage is logged once at level error when it begins and once at info
+ * when it ends; the activity log gets one "storage_outage" row for the
+ * whole outage when it ends (written through the storage that just came
+ * back: while it fails, nothing can be written there). */
+static void on_sink_state(int failing, const struct gw_sink_stats *st, void *arg)
+{
+    struct gw_app *app = arg;
+    int64_t now = gw_now_ms();
+
+    if (failing) {
+        app->outage_since_ms = st->failing_since_ms ? st->failing_since_ms : now;
+        app->outage_unavailable0 = app->stats.frames_unavailable;
+        app->outage_batches0 = st->batch_failures ? st->batch_failures - 1 : 0;
+        snprintf(app->outage_reason, sizeof app->outage_reason, "%s",
+                 st->reason[0] ? st->reason : "storage error");
+        gw_log(GW_LOG_ERROR, NULL, "storage_failing",
+               "storage is failing: %s; requests get 503 storage_unavailable, one per second "
+               "probes storage",
+               app->outage_reason);
+        return;
+    }
+    int64_t dur = app->outage_since_ms ? now - app->outage_since_ms : 0;
+    uint64_t refused = app->stats.frames_unavailable - app->outage_unavailable0;
+    uint64_t batches = st->batch_failures - app->outage_batches0;
+    gw_log(GW_LOG_INFO, NULL, "storage_recovered",
+           "storage accepts frames again after %lld ms: %llu failed batches, %llu requests "
+           "answered 503",
+           (long long)dur, (unsigned long long)batches, (unsigned long long)refused);
+    struct pa_buf d;
+    pa_buf_init(&d, NULL);
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "{\"since_ms\":%lld,\"until_ms\":%lld,\"duration_ms\":%lld,"
+                     "\"failed_batches\":%llu,\"requests_503\":%llu,\"reason\":\"",
+                     (long long)app->outage_since_ms, (long long)now, (long long)dur,
+                     (unsigned long long)batches, (unsigned long long)refused);
+    if (pa_buf_append(&d, head, (size_t)n) == 0 && gw_json_escape(&d, app->outage_reason) == 0 &&
+        pa_buf_append(&d, "\"}", 3) == 0)
+        gw_app_activity(app, "storage_outage", 0, (const char *)d.data, now);
+    else
+        gw_log(GW_LOG_WARN, NULL, "activity_dropped", "out of memory for storage_outage");
+    pa_buf_cleanup(&d);
+    app->outage_since_ms = 0;
+}
+
 /* Swaps in |nr| (when not NULL) and disconnects every live connection whose
  * server is no longer admitted: revoked, unregistered, or its pin expired
  * at the end of a rotation overlap.  Returns how many were disconnected. */
@@ -322,7 +370,10 @@ static void log_geo(const struct gw_app *app)
 static void keep_restart_only(struct gw_config *nc, const struct gw_config *oc)
 {
     bool listen_changed = nc->n_listen != oc->n_listen ||
-                          memcmp(nc->listen, oc->listen, sizeof nc->listen) != 0;
+                          memcmp(nc->listen, oc->listen, sizeof nc->listen) != 0 ||
+                          nc->admin_on != oc->admin_on ||
+                          memcmp(&nc->admin_listen, &oc->admin_listen,
+                                 sizeof nc->admin_listen) != 0;
     bool storage_changed = strcmp(nc->sqlite_path, oc->sqlite_path) != 0 ||
                            strcmp(nc->storage_engine, oc->storage_engine) != 0 ||
                            nc->queue_max_frames != oc->queue_max_frames ||
@@ -334,12 +385,15 @@ static void keep_restart_only(struct gw_config *nc, const struct gw_config *oc)
                            nc->ticket_lifetime_s != oc->ticket_lifetime_s;
 
     if (listen_changed)
-        gw_log(GW_LOG_WARN, NULL, "reload_ignored", "listen addresses change only at restart");
+        gw_log(GW_LOG_WARN, NULL, "reload_ignored",
+               "listen addresses ([server], [admin]) change only at restart");
     if (storage_changed)
         gw_log(GW_LOG_WARN, NULL, "reload_ignored",
                "storage and session-ticket settings change only at restart");
     memcpy(nc->listen, oc->listen, sizeof nc->listen);
     nc->n_listen = oc->n_listen;
+    nc->admin_listen = oc->admin_listen;
+    nc->admin_on = oc->admin_on;
     nc->queue_max_frames = oc->queue_max_frames;
     nc->queue_max_bytes = oc->queue_max_bytes;
     nc->batch_max_frames = oc->batch_max_frames;
@@ -567,12 +621,15 @@ int main(int argc, char **argv)
         gw_log(GW_LOG_ERROR, NULL, "start_failed", "cannot create the event loop");
         goto out;
     }
+    app.started_ms = gw_now_ms();
     if (gw_sink_new(&app.sink, app.base, &gw_sink_sqlite_ops, app.cfg, err, sizeof err) != 0 ||
         gw_registry_load(registry_path(app.cfg), &app.reg, err, sizeof err) != 0 ||
+        gw_admin_new(&app.admin, &app, err, sizeof err) != 0 ||
         open_listeners(&app, err, sizeof err) != 0 || write_port_file(&app, err, sizeof err) != 0) {
         gw_log(GW_LOG_ERROR, NULL, "start_failed", "%s", err);
         goto out;
     }
+    gw_sink_on_state(app.sink, on_sink_state, &app);
     gw_refusals_init(&app.refusals);
     if (gw_limiter_new(&app.limiter, app.cfg, gw_app_activity, &app) != 0) {
         gw_log(GW_LOG_ERROR, NULL, "start_failed", "out of memory for the rate-limit tables");
@@ -615,6 +672,9 @@ out:
         gw_refusals_flush(&app.refusals, gw_app_activity, &app);
         gw_limiter_flush(&app);
     }
+    /* no /metrics or /healthz past this point */
+    gw_admin_free(app.admin);
+    app.admin = NULL;
     /* commits everything still queued and runs the last completions */
     gw_sink_free(app.sink);
     gw_limiter_free(app.limiter);

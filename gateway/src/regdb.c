@@ -14,6 +14,8 @@
 #include "regdb.h"
 #include "err.h"
 #include "problem.h"
+#include "samples.h"
+#include "store.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -849,23 +851,83 @@ out:
     return rv;
 }
 
+/* The frames a purge chunk deletes: the oldest by receipt, in the order of
+ * frames_received (whose entries carry the key), so every statement of the
+ * chunk picks the same ones. */
+#define PURGE_CHUNK_KEYS                                                                   \
+    " FROM frames WHERE received_ms < ?1 ORDER BY received_ms, server_id, seq LIMIT ?2)"
+
+/* The derived rows go first, while the frames still say which they are. */
+static const char *const purge_derived_sql[] = {
+    "DELETE FROM stream_samples WHERE (server_id, seq) IN (SELECT server_id, seq"
+    PURGE_CHUNK_KEYS,
+    "DELETE FROM geo_samples WHERE (server_id, seq) IN (SELECT server_id, seq"
+    PURGE_CHUNK_KEYS,
+    "DELETE FROM server_samples WHERE (server_id, ts_ms, seq) IN (SELECT server_id, ts_ms, seq"
+    PURGE_CHUNK_KEYS,
+};
+
+/* 1 when |db| has the derived tables (storage schema 2). */
+static int has_samples(sqlite3 *db, int *yes, char *err, size_t errlen)
+{
+    int v = 0;
+    if (gw_store_version(db, &v, err, errlen) != 0)
+        return GW_REG_EFAIL;
+    *yes = v >= 2;
+    return 0;
+}
+
 int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit, int64_t *deleted,
                         char *err, size_t errlen)
 {
     struct tx t = {0};
-    int rv;
+    int rv, derived = 0;
 
     *deleted = 0;
     if (limit == 0)
         limit = GW_REGDB_PURGE_CHUNK;
     if ((rv = tx_begin(&t, db, err, errlen)) != 0)
         goto out;
+    if ((rv = has_samples(db, &derived, err, errlen)) != 0)
+        goto out;
+    for (size_t i = 0; derived && i < sizeof purge_derived_sql / sizeof *purge_derived_sql; i++)
+        if ((rv = exec_int(db, purge_derived_sql[i], cutoff_ms, limit, "purging samples", NULL,
+                           err, errlen)) != 0)
+            goto out;
     int64_t n;
-    if ((rv = exec_int(db,
-                       "DELETE FROM frames WHERE (server_id, seq) IN"
-                       " (SELECT server_id, seq FROM frames WHERE received_ms < ?1 LIMIT ?2)",
+    if ((rv = exec_int(db, "DELETE FROM frames WHERE (server_id, seq) IN (SELECT server_id, seq"
+                       PURGE_CHUNK_KEYS,
                        cutoff_ms, limit, "purging frames", &n, err, errlen)) != 0 ||
         (rv = tx_commit(&t, err, errlen)) != 0)
+        goto out;
+    *deleted = n;
+    rv = 0;
+out:
+    tx_rollback(&t);
+    return rv;
+}
+
+int gw_regdb_purge_paths(sqlite3 *db, int64_t cutoff_ms, int64_t *deleted, char *err,
+                         size_t errlen)
+{
+    struct tx t = {0};
+    int rv, derived = 0;
+    int64_t n = 0;
+
+    *deleted = 0;
+    if ((rv = tx_begin(&t, db, err, errlen)) != 0)
+        goto out;
+    if ((rv = has_samples(db, &derived, err, errlen)) != 0)
+        goto out;
+    if (derived) {
+        /* last_ms lags the last use by less than GW_PATH_TOUCH_MS */
+        if ((rv = exec_int(db, "DELETE FROM stream_paths WHERE last_ms < ?1 - ?2", cutoff_ms,
+                           GW_PATH_TOUCH_MS, "purging stream paths", &n, err, errlen)) != 0)
+            goto out;
+        if (n > 0 && (rv = exec_sql(db, gw_store_bump_paths_sql, err, errlen)) != 0)
+            goto out;
+    }
+    if ((rv = tx_commit(&t, err, errlen)) != 0)
         goto out;
     *deleted = n;
     rv = 0;
@@ -879,7 +941,7 @@ int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *a
 {
     int rv;
     int64_t total = 0, n;
-    char details[96];
+    char details[128];
 
     if (n_deleted != NULL)
         *n_deleted = 0;
@@ -895,13 +957,18 @@ int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *a
         return rv;
     if (chunk == 0)
         chunk = GW_REGDB_PURGE_CHUNK;
+    int64_t paths = 0;
     do {
         if ((rv = gw_regdb_purge_step(db, cutoff_ms, chunk, &n, err, errlen)) != 0)
             break; /* what was deleted stays deleted; record it below */
         total += n;
     } while (n == (int64_t)chunk);
-    snprintf(details, sizeof details, "{\"received_before_ms\":%lld,\"frames\":%lld}",
-             (long long)cutoff_ms, (long long)total);
+    /* paths only once every old sample is gone */
+    if (rv == 0)
+        rv = gw_regdb_purge_paths(db, cutoff_ms, &paths, err, errlen);
+    snprintf(details, sizeof details,
+             "{\"received_before_ms\":%lld,\"frames\":%lld,\"stream_paths\":%lld}",
+             (long long)cutoff_ms, (long long)total, (long long)paths);
     if (n_deleted != NULL)
         *n_deleted = total;
     if (rv != 0) {
@@ -912,13 +979,18 @@ int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *a
     return gw_activity_add(db, now, actor, "purge", 0, details, err, errlen);
 }
 
+/* A server's rows besides frames, activity and pins (storage schema 2). */
+static const char *const erase_tables[] = {
+    "server_samples", "stream_samples", "geo_samples", "stream_paths",
+};
+
 int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now,
                    int64_t *n_frames, int64_t *n_activity, char *err, size_t errlen)
 {
     struct tx t = {0};
     struct jbuf jb = {0};
     int rv;
-    int64_t id, frames = 0, acts = 0, pins = 0, orphans = 0, n;
+    int64_t id, frames = 0, acts = 0, pins = 0, orphans = 0, samples = 0, n;
 
     if (n_frames != NULL)
         *n_frames = 0;
@@ -938,6 +1010,16 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
         goto out;
     if ((rv = find_server(db, name, &id, NULL, 0, err, errlen)) != 0)
         goto out;
+    int derived = 0;
+    if ((rv = has_samples(db, &derived, err, errlen)) != 0)
+        goto out;
+    for (size_t i = 0; derived && i < sizeof erase_tables / sizeof *erase_tables; i++) {
+        char q[160];
+        snprintf(q, sizeof q, "DELETE FROM %s WHERE server_id = ?1", erase_tables[i]);
+        if ((rv = exec_int(db, q, id, 0, "erasing samples", &n, err, errlen)) != 0)
+            goto out;
+        samples += n;
+    }
     if ((rv = exec_int(db, "DELETE FROM frames WHERE server_id = ?1", id, 0, "erasing frames",
                        &frames, err, errlen)) != 0 ||
         (rv = exec_int(db, "DELETE FROM activity WHERE server_id = ?1", id, 0,
@@ -945,14 +1027,29 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
         (rv = exec_int(db, "DELETE FROM server_pins WHERE server_id = ?1", id, 0,
                        "erasing pins", &pins, err, errlen)) != 0 ||
         (rv = exec_int(db, "DELETE FROM servers WHERE id = ?1", id, 0, "erasing the server",
-                       NULL, err, errlen)) != 0 ||
-        /* rows of servers erased earlier that landed after their erasure
-         * (frames in flight in the gateway's queue) */
-        (rv = exec_int(db,
-                       "DELETE FROM frames WHERE server_id <> ?1 AND server_id NOT IN"
-                       " (SELECT id FROM servers)",
-                       0, 0, "erasing late frames", &orphans, err, errlen)) != 0 ||
-        (rv = exec_int(db,
+                       NULL, err, errlen)) != 0)
+        goto out;
+    /* rows of servers erased earlier that landed after their erasure
+     * (frames in flight in the gateway's queue): every id up to the
+     * highest ever given that is no longer registered, looked up by key
+     * (never a scan of a whole table) */
+    for (size_t i = 0; i < sizeof erase_tables / sizeof *erase_tables + 1; i++) {
+        const char *tbl = i == 0 ? "frames" : erase_tables[i - 1];
+        char q[512];
+        if (i > 0 && !derived)
+            break;
+        snprintf(q, sizeof q,
+                 "WITH RECURSIVE ids(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM ids"
+                 " WHERE x < max(?1, COALESCE((SELECT CAST(value AS INTEGER) FROM meta"
+                 " WHERE key = 'server_id_floor'), 0)))"
+                 " DELETE FROM %s WHERE server_id IN"
+                 " (SELECT x FROM ids WHERE x NOT IN (SELECT id FROM servers))",
+                 tbl);
+        if ((rv = exec_int(db, q, id, 0, "erasing late rows", &n, err, errlen)) != 0)
+            goto out;
+        orphans += n;
+    }
+    if ((rv = exec_int(db,
                        "DELETE FROM activity WHERE server_id IS NOT NULL AND server_id <> ?1"
                        " AND server_id NOT IN (SELECT id FROM servers)",
                        0, 0, "erasing late activity", &n, err, errlen)) != 0 ||
@@ -962,10 +1059,15 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
                        " WHERE key = 'server_id_floor'), 0)))",
                        id, 0, "keeping erased ids", NULL, err, errlen)) != 0)
         goto out;
+    /* the gateway's writer forgets its cached path ids of this server */
+    if (derived && (rv = exec_sql(db, gw_store_bump_paths_sql, err, errlen)) != 0)
+        goto out;
     orphans += n;
     jb_raw(&jb, "{");
     jb_kstr(&jb, "server", name);
     jb_kint(&jb, "frames", frames);
+    if (derived)
+        jb_kint(&jb, "samples", samples);
     jb_kint(&jb, "pins", pins);
     jb_kint(&jb, "activity_rows", acts);
     if (orphans > 0)

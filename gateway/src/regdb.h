@@ -114,11 +114,20 @@ int gw_activity_query(sqlite3 *db, const struct gw_activity_filter *f, gw_activi
 
 #define GW_REGDB_PURGE_CHUNK 5000
 
-/* Deletes up to |limit| frames with received_ms < |cutoff_ms| in one
- * transaction of its own; *deleted gets how many.  The building block of
+/* Deletes up to |limit| frames with received_ms < |cutoff_ms|, and their
+ * derived rows (server_samples, stream_samples, geo_samples), in one
+ * transaction of its own; *deleted gets how many frames.  The building block of
  * the chunked purge (the gateway's sink thread uses it too). */
 int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit, int64_t *deleted,
                         char *err, size_t errlen);
+
+/* Deletes the stream_paths rows no sample can use any more once every frame
+ * received before |cutoff_ms| is gone (last_ms older than cutoff_ms -
+ * GW_PATH_TOUCH_MS), in a transaction of its own, and advances
+ * meta.stream_paths_generation when it deleted any.  Nothing to do on a
+ * storage schema 1 file. */
+int gw_regdb_purge_paths(sqlite3 *db, int64_t cutoff_ms, int64_t *deleted, char *err,
+                         size_t errlen);
 
 /* Deletes every frame received before |cutoff_ms| (gateway clock, ms), in
  * chunks of |chunk| rows per transaction (0 = GW_REGDB_PURGE_CHUNK) so a
@@ -127,9 +136,10 @@ int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit, int64_t 
 int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *actor,
                    int64_t now, int64_t *n_deleted, char *err, size_t errlen);
 
-/* Erases server |name| in one transaction: its frames, its pins, its
- * activity rows and its servers row, leaving one "erase" row (server NULL,
- * details {"server":name,"frames":n,"pins":p,"activity_rows":m}).
+/* Erases server |name| in one transaction: its frames, its samples and
+ * stream paths, its pins, its activity rows and its servers row, leaving
+ * one "erase" row (server NULL, details {"server":name,"frames":n,
+ * "samples":s,"pins":p,"activity_rows":m}).
  * Advances registry_generation: its next handshake is refused.  Server ids
  * are never reused after an erasure (meta.server_id_floor). */
 int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now,

@@ -32,11 +32,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
 #include "config.h"
 #include "err.h"
+#include "samples.h"
 
 struct gw_sink {
     const struct gw_sink_ops *ops;
@@ -57,8 +59,28 @@ struct gw_sink {
     size_t bytes;
     int stopping;
     int failing;
+    struct gw_sink_stats st;     /* counters; st.failing mirrors failing */
+    /* --- loop thread only --- */
+    int reported_failing;        /* the state last passed to state_fn */
+    gw_sink_state_fn state_fn;
+    void *state_ud;
 };
 
+
+/* The reason a backend gave for the batch its writer thread is writing. */
+static _Thread_local char tl_reason[160];
+
+void gw_sink_note_error(const char *why)
+{
+    snprintf(tl_reason, sizeof tl_reason, "%s", why ? why : "");
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---------------------------------------------------------------- items */
 
@@ -121,6 +143,7 @@ void gw_sink_item_free(struct gw_sink_item *it)
         return;
     free(it->reported_name);
     free(it->body);
+    free(it->samples);
     free(it);
 }
 
@@ -146,11 +169,25 @@ static struct gw_sink_item *take_done(struct gw_sink *s)
     return list;
 }
 
+/* Loop thread: tells state_fn about a change of the failing state. */
+static void report_state(struct gw_sink *s)
+{
+    struct gw_sink_stats st;
+    if (s->state_fn == NULL)
+        return;
+    gw_sink_get_stats(s, &st);
+    if (st.failing != s->reported_failing) {
+        s->reported_failing = st.failing;
+        s->state_fn(st.failing, &st, s->state_ud);
+    }
+}
+
 /* Loop thread. */
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
+    report_state(arg);
     complete_list(take_done(arg));
 }
 
@@ -184,16 +221,39 @@ static void *writer_main(void *arg)
 
         for (size_t i = 0; i < n; i++)
             s->batch[i]->status = GW_SINK_FAILED; /* until the backend says otherwise */
+        tl_reason[0] = '\0';
         int rc = s->ops->write_batch(s->state, s->batch, n);
+        const char *why = tl_reason[0] ? tl_reason : NULL;
         if (rc != 0) {
             for (size_t i = 0; i < n; i++)
                 s->batch[i]->status = GW_SINK_FAILED;
         }
 
         pthread_mutex_lock(&s->mu);
+        s->st.batches++;
+        if (rc != 0) {
+            s->st.batch_failures++;
+            if (!s->failing) {
+                s->st.outages++;
+                s->st.failing_since_ms = wall_ms();
+            }
+            snprintf(s->st.reason, sizeof s->st.reason, "%s", why ? why : "storage error");
+        } else {
+            s->st.failing_since_ms = 0;
+            s->st.reason[0] = '\0';
+        }
         s->failing = rc != 0;
+        s->st.failing = s->failing;
         for (size_t i = 0; i < n; i++) {
             struct gw_sink_item *it = s->batch[i];
+            if (it->status == GW_SINK_STORED) {
+                s->st.items_stored++;
+                s->st.frames_stored += it->kind == GW_SINK_FRAME;
+            } else if (it->status == GW_SINK_DUPLICATE) {
+                s->st.frames_duplicate++;
+            } else {
+                s->st.items_failed++;
+            }
             if (s->done_tail != NULL)
                 s->done_tail->next = it;
             else
@@ -343,6 +403,29 @@ int gw_sink_failing(struct gw_sink *s)
     return f;
 }
 
+void gw_sink_get_stats(struct gw_sink *s, struct gw_sink_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    *out = s->st;
+    out->failing = s->failing;
+    out->queue_frames = s->frames;
+    out->queue_bytes = s->bytes;
+    pthread_mutex_unlock(&s->mu);
+    out->queue_max_frames = s->max_frames;
+    out->queue_max_bytes = s->max_bytes;
+}
+
+void gw_sink_on_state(struct gw_sink *s, gw_sink_state_fn fn, void *ud)
+{
+    if (s == NULL)
+        return;
+    s->state_fn = fn;
+    s->state_ud = ud;
+}
+
 void gw_sink_free(struct gw_sink *s)
 {
     if (s == NULL)
@@ -354,6 +437,7 @@ void gw_sink_free(struct gw_sink *s)
 
     /* The writer commits everything queued, then exits. */
     pthread_join(s->thread, NULL);
+    report_state(s);
 
     /* The wake event may still be active: remove it before running the
      * rest here, so wake_cb never sees a freed sink. */

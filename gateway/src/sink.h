@@ -47,6 +47,9 @@ struct gw_sink_item {
     uint8_t *body;           /* heap; the frame minus viewer IPs (msgpack);
                                 ACTIVITY: the details, JSON text */
     size_t body_len;
+    struct gw_samples *samples; /* heap, one block (samples.h), or NULL:
+                                   the derived rows of a FRAME; freed with
+                                   the item */
     gw_sink_done_fn done;    /* called on the loop thread; may be NULL */
     void *ud;                /* the submitter may clear it to detach */
     /* set by the backend */
@@ -64,6 +67,11 @@ struct gw_sink_ops {
     int (*write_batch)(void *state, struct gw_sink_item **items, size_t n);
     void (*close)(void *state);
 };
+
+/* For a backend's write_batch, on the writer thread: why the batch fails
+ * (names and codes only, never values), kept for metrics, /healthz and
+ * the storage alarm (copied; thread-local, so one per writer). */
+void gw_sink_note_error(const char *why);
 
 extern const struct gw_sink_ops gw_sink_sqlite_ops;
 
@@ -97,6 +105,30 @@ void gw_sink_pending(struct gw_sink *s, size_t *frames, size_t *bytes);
 
 /* True when the last batch failed and no later batch has succeeded. */
 int gw_sink_failing(struct gw_sink *s);
+
+/* Counters and state for metrics and health (a consistent snapshot). */
+struct gw_sink_stats {
+    uint64_t batches;          /* write_batch calls */
+    uint64_t batch_failures;   /* ... that failed */
+    uint64_t items_stored;     /* items completed GW_SINK_STORED (frames,
+                                  activity rows, purges) */
+    uint64_t frames_stored;    /* frames among them */
+    uint64_t frames_duplicate; /* frames completed GW_SINK_DUPLICATE */
+    uint64_t items_failed;     /* items completed GW_SINK_FAILED */
+    uint64_t outages;          /* times the sink started failing */
+    int failing;               /* the last batch failed */
+    int64_t failing_since_ms;  /* when the current outage began (0 = none) */
+    size_t queue_frames, queue_bytes;         /* pending now */
+    size_t queue_max_frames, queue_max_bytes; /* the bounds */
+    char reason[160];          /* the backend's last error while failing */
+};
+void gw_sink_get_stats(struct gw_sink *s, struct gw_sink_stats *out);
+
+/* Called on the loop thread (from the sink's wake-up) when the failing
+ * state changes: |failing| 1 = an outage began (|st| says why), 0 = the
+ * first batch after one succeeded. */
+typedef void (*gw_sink_state_fn)(int failing, const struct gw_sink_stats *st, void *ud);
+void gw_sink_on_state(struct gw_sink *s, gw_sink_state_fn fn, void *ud);
 
 /* Stops taking items, lets the writer finish everything queued, runs the
  * remaining done callbacks on the calling (loop) thread, joins the thread

@@ -9,6 +9,15 @@
  *   frames(server_id, seq, ts_ms, received_ms, reported_name, body)
  *   PRIMARY KEY(server_id, seq) WITHOUT ROWID
  *
+ * and, in the same transaction, only for a frame whose frames row was
+ * really inserted (never for a duplicate), its derived rows (store.h,
+ * docs/STORAGE.md): one server_samples row, one stream_samples row per
+ * stream path (streams of the same path in one frame are added together)
+ * and one geo_samples row per viewers bucket.  Stream paths are looked up
+ * in stream_paths through a bounded in-memory cache (samples.h); the cache
+ * is emptied after a failed batch (its inserts were rolled back) and when
+ * meta.stream_paths_generation moves (a purge or erase deleted paths).
+ *
  * seq and ts_ms are uint64 on the wire; SQLite integers are int64, so both
  * are stored as the int64 with the same bit pattern ((int64_t)v, two's
  * complement): values above INT64_MAX read back negative and must be cast
@@ -35,6 +44,11 @@
 #include "registry.h"
 #include "regdb.h"
 #include "err.h"
+#include "samples.h"
+#include "store.h"
+
+/* Paths cached by the writer; a miss costs one indexed SELECT. */
+#define PATH_CACHE_ENTRIES 65536
 
 struct sq {
     sqlite3 *db;
@@ -43,21 +57,16 @@ struct sq {
     sqlite3_stmt *insert_activity;
     sqlite3_stmt *commit;
     sqlite3_stmt *rollback;
+    /* derived rows (NULL when cfg->store_samples is off) */
+    sqlite3_stmt *ins_server, *ins_stream, *ins_geo;
+    sqlite3_stmt *sel_path, *ins_path, *touch_path, *paths_gen;
+    struct gw_path_cache *paths;
+    int64_t paths_generation;
     int failing;        /* last batch failed */
     int last_rc;        /* extended code of the last failure */
     char err[256];      /* text of the last failure */
 };
 
-
-static const char frames_sql[] =
-    "CREATE TABLE IF NOT EXISTS frames("
-    " server_id INTEGER NOT NULL,"
-    " seq INTEGER NOT NULL,"          /* uint64 as its int64 bit pattern */
-    " ts_ms INTEGER NOT NULL,"        /* idem */
-    " received_ms INTEGER NOT NULL,"
-    " reported_name TEXT,"
-    " body BLOB NOT NULL,"
-    " PRIMARY KEY(server_id, seq)) WITHOUT ROWID";
 
 static void sq_close(void *state)
 {
@@ -69,6 +78,14 @@ static void sq_close(void *state)
     sqlite3_finalize(q->insert_activity);
     sqlite3_finalize(q->commit);
     sqlite3_finalize(q->rollback);
+    sqlite3_finalize(q->ins_server);
+    sqlite3_finalize(q->ins_stream);
+    sqlite3_finalize(q->ins_geo);
+    sqlite3_finalize(q->sel_path);
+    sqlite3_finalize(q->ins_path);
+    sqlite3_finalize(q->touch_path);
+    sqlite3_finalize(q->paths_gen);
+    gw_path_cache_free(q->paths);
     sqlite3_close(q->db);
     free(q);
 }
@@ -115,6 +132,53 @@ static int prep(struct sq *q, sqlite3_stmt **st, const char *sql, const char *pa
     return 0;
 }
 
+static int prep_samples(struct sq *q, const char *path, char *err, size_t errlen)
+{
+    /* a seed for the cache's hash: paths are chosen by agents */
+    uint64_t seed = (uint64_t)(uintptr_t)q ^ ((uint64_t)sqlite3_sourceid()[0] << 32);
+    sqlite3_randomness(sizeof seed, &seed);
+    q->paths = gw_path_cache_new(PATH_CACHE_ENTRIES, seed);
+    if (q->paths == NULL) {
+        gw_seterr(err, errlen, "sqlite: out of memory");
+        return -1;
+    }
+    q->paths_generation = -1; /* read at the first batch */
+    if (prep(q, &q->ins_server,
+             "INSERT INTO server_samples(server_id, ts_ms, seq, cpu_pct, ram_used, ram_total,"
+             " bytes_in, bytes_out, period_ms, conns) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             path, err, errlen) != 0 ||
+        /* the same path twice in one frame: added together, saturating */
+        prep(q, &q->ins_stream,
+             "INSERT INTO stream_samples(server_id, seq, stream_id, viewers, bitrate, bytes_in,"
+             " bytes_out) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+             " ON CONFLICT(server_id, seq, stream_id) DO UPDATE SET"
+             " viewers = min(viewers + excluded.viewers, 9223372036854775807),"
+             " bitrate = min(bitrate + excluded.bitrate, 9223372036854775807),"
+             " bytes_in = min(bytes_in + excluded.bytes_in, 9223372036854775807),"
+             " bytes_out = min(bytes_out + excluded.bytes_out, 9223372036854775807)",
+             path, err, errlen) != 0 ||
+        prep(q, &q->ins_geo,
+             "INSERT INTO geo_samples(server_id, seq, cc, asn, conns, bytes_in, bytes_out)"
+             " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             path, err, errlen) != 0 ||
+        prep(q, &q->sel_path,
+             "SELECT id, last_ms FROM stream_paths WHERE server_id = ?1 AND vhost = ?2"
+             " AND app = ?3 AND instance = ?4 AND stream = ?5",
+             path, err, errlen) != 0 ||
+        prep(q, &q->ins_path,
+             "INSERT INTO stream_paths(server_id, vhost, app, instance, stream, last_ms)"
+             " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+             path, err, errlen) != 0 ||
+        prep(q, &q->touch_path,
+             "UPDATE stream_paths SET last_ms = ?2 WHERE id = ?1 AND last_ms < ?2", path, err,
+             errlen) != 0 ||
+        prep(q, &q->paths_gen,
+             "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'stream_paths_generation'",
+             path, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
 static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t errlen)
 {
     struct sq *q = NULL;
@@ -157,11 +221,13 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
             goto fail;
         }
     }
-    if (exec(q, frames_sql, path, err, errlen) != 0 ||
-        /* retention purges by receipt time (regdb.c gw_regdb_purge) */
-        exec(q, "CREATE INDEX IF NOT EXISTS frames_received ON frames(received_ms)", path, err,
-             errlen) != 0)
-        goto fail;
+    {
+        char serr[256];
+        if (gw_store_schema(q->db, serr, sizeof serr) != 0) {
+            gw_seterr(err, errlen, "sqlite %s: %s", path, serr);
+            goto fail;
+        }
+    }
     /* Activity rows belong with the registry: attach it when it lives in a
      * file of its own. */
     const char *activity_table = "main.activity";
@@ -195,6 +261,8 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
              " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
              path, err, errlen) != 0 ||
         prep(q, &q->insert_activity, activity_sql, path, err, errlen) != 0)
+        goto fail;
+    if (cfg->store_samples && prep_samples(q, path, err, errlen) != 0)
         goto fail;
     *state = q;
     return 0;
@@ -239,6 +307,8 @@ static int insert_activity(struct sq *q, struct gw_sink_item *it)
     return rc;
 }
 
+static int insert_samples(struct sq *q, const struct gw_sink_item *it);
+
 static int insert_one(struct sq *q, struct gw_sink_item *it)
 {
     sqlite3_stmt *st = q->insert;
@@ -272,7 +342,184 @@ static int insert_one(struct sq *q, struct gw_sink_item *it)
         it->status = sqlite3_changes(q->db) == 0 ? GW_SINK_DUPLICATE : GW_SINK_STORED;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st); /* drop the SQLITE_STATIC pointers */
+    /* derived rows only for a row really inserted: a duplicate adds none */
+    if (rc == SQLITE_DONE && it->status == GW_SINK_STORED && it->samples != NULL &&
+        q->ins_server != NULL)
+        rc = insert_samples(q, it);
     return rc;
+}
+
+/* The id of |s|'s path for |server_id|: from the cache, else the table
+ * (inserted when new).  last_ms is moved forward at most once per
+ * GW_PATH_TOUCH_MS.  SQLITE_DONE or the error. */
+static int path_id(struct sq *q, int64_t server_id, const struct gw_stream_sample *s,
+                   int64_t now_ms, int64_t *id)
+{
+    struct gw_path_entry *e = gw_path_cache_get(q->paths, server_id, s);
+    int64_t last = now_ms;
+    int rc;
+
+    if (e != NULL) {
+        *id = e->id;
+        if (now_ms - e->last_ms < GW_PATH_TOUCH_MS)
+            return SQLITE_DONE;
+        last = e->last_ms;
+    } else {
+        int found = 0;
+        sqlite3_stmt *st = q->sel_path;
+        rc = sqlite3_bind_int64(st, 1, server_id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 2, s->vhost, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 3, s->app, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 4, s->instance, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 5, s->stream, -1, SQLITE_STATIC);
+        if (rc != SQLITE_OK)
+            return rc;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *id = sqlite3_column_int64(st, 0);
+            last = sqlite3_column_int64(st, 1);
+            found = 1;
+            rc = SQLITE_DONE;
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (rc != SQLITE_DONE)
+            return rc;
+        if (!found) { /* not in the table: add it */
+            st = q->ins_path;
+            rc = sqlite3_bind_int64(st, 1, server_id);
+            if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(st, 2, s->vhost, -1, SQLITE_STATIC);
+            if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(st, 3, s->app, -1, SQLITE_STATIC);
+            if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(st, 4, s->instance, -1, SQLITE_STATIC);
+            if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(st, 5, s->stream, -1, SQLITE_STATIC);
+            if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(st, 6, now_ms);
+            if (rc != SQLITE_OK)
+                return rc;
+            rc = sqlite3_step(st);
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            if (rc != SQLITE_DONE)
+                return rc;
+            *id = sqlite3_last_insert_rowid(q->db);
+        }
+    }
+    if (now_ms - last >= GW_PATH_TOUCH_MS) {
+        sqlite3_stmt *st = q->touch_path;
+        rc = sqlite3_bind_int64(st, 1, *id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 2, now_ms);
+        if (rc != SQLITE_OK)
+            return rc;
+        rc = step_done(st);
+        if (rc != SQLITE_DONE)
+            return rc;
+        last = now_ms;
+    }
+    /* a full cache empties itself; on OOM the next frame looks it up again */
+    (void)gw_path_cache_put(q->paths, server_id, s, *id, last);
+    return SQLITE_DONE;
+}
+
+/* The derived rows of a frame just inserted.  SQLITE_DONE or the error. */
+static int insert_samples(struct sq *q, const struct gw_sink_item *it)
+{
+    const struct gw_samples *sm = it->samples;
+    sqlite3_stmt *st = q->ins_server;
+    int rc;
+
+    rc = sqlite3_bind_int64(st, 1, it->server_id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, (int64_t)it->ts_ms); /* bit pattern, as frames */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 3, (int64_t)it->seq);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(st, 4, sm->cpu_pct);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 5, gw_samples_i64(sm->ram_used));
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 6, gw_samples_i64(sm->ram_total));
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 7, gw_samples_i64(sm->bytes_in));
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 8, gw_samples_i64(sm->bytes_out));
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 9, gw_samples_i64(sm->period_ms));
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 10, gw_samples_i64(sm->conns));
+    if (rc != SQLITE_OK || (rc = step_done(st)) != SQLITE_DONE)
+        return rc;
+
+    for (uint32_t i = 0; i < sm->n_streams; i++) {
+        const struct gw_stream_sample *ss = &sm->streams[i];
+        int64_t id = 0;
+        if ((rc = path_id(q, it->server_id, ss, it->received_ms, &id)) != SQLITE_DONE)
+            return rc;
+        st = q->ins_stream;
+        rc = sqlite3_bind_int64(st, 1, it->server_id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 2, (int64_t)it->seq);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 3, id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 4, gw_samples_i64(ss->viewers));
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 5, gw_samples_i64(ss->bitrate));
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 6, gw_samples_i64(ss->bytes_in));
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 7, gw_samples_i64(ss->bytes_out));
+        if (rc != SQLITE_OK || (rc = step_done(st)) != SQLITE_DONE)
+            return rc;
+    }
+    for (uint32_t i = 0; i < sm->n_viewers; i++) {
+        const struct gw_viewer_agg *v = &sm->viewers[i];
+        st = q->ins_geo;
+        rc = sqlite3_bind_int64(st, 1, it->server_id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 2, (int64_t)it->seq);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 3, v->cc, -1, SQLITE_TRANSIENT);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 4, (int64_t)v->asn);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 5, gw_samples_i64(v->conns));
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 6, gw_samples_i64(v->bytes_in));
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_int64(st, 7, gw_samples_i64(v->bytes_out));
+        if (rc != SQLITE_OK || (rc = step_done(st)) != SQLITE_DONE)
+            return rc;
+    }
+    return SQLITE_DONE;
+}
+
+/* At the start of a batch (write lock held): forget cached path ids when
+ * a purge or erase deleted paths since the last look. */
+static int check_paths_generation(struct sq *q)
+{
+    int64_t gen = 0;
+    int rc = sqlite3_step(q->paths_gen);
+    if (rc == SQLITE_ROW) {
+        gen = sqlite3_column_int64(q->paths_gen, 0);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(q->paths_gen);
+    if (rc != SQLITE_DONE)
+        return rc;
+    if (gen != q->paths_generation) {
+        gw_path_cache_clear(q->paths);
+        q->paths_generation = gen;
+    }
+    return SQLITE_DONE;
 }
 
 static void note_failure(struct sq *q, int rc, size_t n)
@@ -290,14 +537,15 @@ static void note_failure(struct sq *q, int rc, size_t n)
                q->err);
     q->failing = 1;
     q->last_rc = rc;
+    gw_sink_note_error(q->err);
 }
 
 /* A GW_SINK_PURGE item: chunked deletes, each its own transaction, then
  * the activity row (autocommit).  Runs between batches, never inside one. */
 static void purge_one(struct sq *q, struct gw_sink_item *it)
 {
-    char err[256], details[96];
-    int64_t cutoff = (int64_t)it->ts_ms, total = 0, n = 0;
+    char err[256], details[128];
+    int64_t cutoff = (int64_t)it->ts_ms, total = 0, n = 0, paths = 0;
     int rv;
 
     it->status = GW_SINK_FAILED;
@@ -307,17 +555,22 @@ static void purge_one(struct sq *q, struct gw_sink_item *it)
             break;
         total += n;
     } while (n == GW_REGDB_PURGE_CHUNK);
+    /* stream paths only once every old sample is gone */
+    if (rv == 0)
+        rv = gw_regdb_purge_paths(q->db, cutoff, &paths, err, sizeof err);
     if (rv != 0)
         gw_log(GW_LOG_WARN, NULL, "purge_failed", "retention purge stopped after %lld frames: %s",
                (long long)total, err);
-    else if (total > 0)
-        gw_log(GW_LOG_INFO, NULL, "purged", "retention removed %lld frames", (long long)total);
-    if (rv == 0 && total == 0) {
+    else if (total > 0 || paths > 0)
+        gw_log(GW_LOG_INFO, NULL, "purged", "retention removed %lld frames and %lld stream paths",
+               (long long)total, (long long)paths);
+    if (rv == 0 && total == 0 && paths == 0) {
         it->status = GW_SINK_STORED; /* nothing to record */
         return;
     }
-    snprintf(details, sizeof details, "{\"received_before_ms\":%lld,\"frames\":%lld}",
-             (long long)cutoff, (long long)total);
+    snprintf(details, sizeof details,
+             "{\"received_before_ms\":%lld,\"frames\":%lld,\"stream_paths\":%lld}",
+             (long long)cutoff, (long long)total, (long long)paths);
     if (insert_activity_text(q, it, details, strlen(details)) == SQLITE_DONE && rv == 0)
         it->status = GW_SINK_STORED;
     else
@@ -365,6 +618,8 @@ static int write_frames(struct sq *q, struct gw_sink_item **items, size_t n)
     int rc = step_done(q->begin);
     if (rc != SQLITE_DONE)
         goto fail;
+    if (q->paths != NULL && (rc = check_paths_generation(q)) != SQLITE_DONE)
+        goto fail;
     for (size_t i = 0; i < n; i++) {
         rc = insert_one(q, items[i]);
         if (rc != SQLITE_DONE)
@@ -384,10 +639,13 @@ fail:
     /* SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR). */
     if (!sqlite3_get_autocommit(q->db))
         step_done(q->rollback);
+    /* paths inserted or touched in this batch are gone again */
+    gw_path_cache_clear(q->paths);
     for (size_t i = 0; i < n; i++)
         items[i]->status = GW_SINK_FAILED;
     return -1;
 }
+
 
 const struct gw_sink_ops gw_sink_sqlite_ops = {
     .name = "sqlite",

@@ -302,9 +302,12 @@ PG_DB=$T/pg.db
 # Unless the lines set up [ratelimit] themselves, the per-server and
 # per-address limits are off: the tests open many connections and send
 # frames fast from one address (test_gw_ratelimit.sh tests the limits).
+# Unless they set up [admin], the admin listener takes any free loopback
+# port (its default, 127.0.0.1:8445, would collide between tests run in
+# parallel); admin_port reads it from the log.
 gw_config() {
-    local rl=1 l
-    for l in "$@"; do [[ $l == "[ratelimit]" ]] && rl=0; done
+    local rl=1 adm=1 l
+    for l in "$@"; do [[ $l == "[ratelimit]" ]] && rl=0; [[ $l == "[admin]" ]] && adm=0; done
     {
         echo "[server]"
         echo "listen = 127.0.0.1:0, [::1]:0"
@@ -323,6 +326,10 @@ gw_config() {
             echo "frames_per_s = 0"
             echo "bytes_per_s = 0"
             echo "handshakes_per_s_per_addr = 0"
+        fi
+        if ((adm)); then
+            echo "[admin]"
+            echo "listen = 127.0.0.1:0"
         fi
         for l in "$@"; do echo "$l"; done
     } >"$GW_CONF"
@@ -345,6 +352,12 @@ gw_start() {
     GW_PORT6=$(awk '$1 == "::1" { print $2; exit }' "$T/ports")
     export PG_PORT=$GW_PORT PG_PORT6=$GW_PORT6 PG_HOST=127.0.0.1
     note "gateway pid $GW_PID on 127.0.0.1:$GW_PORT and [::1]:$GW_PORT6"
+}
+
+# admin_port: the port of the admin listener, from the last admin_listening
+# log line.
+admin_port() {
+    grep '"event":"admin_listening"' "$GW_LOG" | tail -1 | sed -E 's/.*:([0-9]+) \(GET.*/\1/'
 }
 
 gw_ready() {

@@ -1,0 +1,169 @@
+/*
+ * metrics.c - Prometheus text exposition and the health verdict
+ * (metrics.h).  Pure.
+ */
+#include "metrics.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct out {
+    struct pa_buf *b;
+    int oom;
+};
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void put(struct out *o, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof line || pa_buf_append(o->b, line, (size_t)n) != 0)
+        o->oom = 1;
+}
+
+/* HELP and TYPE lines of one family. */
+static void family(struct out *o, const char *name, const char *type, const char *help)
+{
+    put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void counter(struct out *o, const char *name, const char *help, uint64_t v)
+{
+    family(o, name, "counter", help);
+    put(o, "%s %" PRIu64 "\n", name, v);
+}
+
+static void gauge(struct out *o, const char *name, const char *help, uint64_t v)
+{
+    family(o, name, "gauge", help);
+    put(o, "%s %" PRIu64 "\n", name, v);
+}
+
+int gw_metrics_render(const struct gw_metrics *m, struct pa_buf *out)
+{
+    struct out o = {.b = out};
+    const struct gw_stats *s = &m->stats;
+    const struct gw_sink_stats *k = &m->sink;
+    size_t len0 = out->len;
+
+    family(&o, "panelgate_build_info", "gauge", "Version of the running gateway.");
+    put(&o, "panelgate_build_info{version=\"%s\"} 1\n", m->version ? m->version : "unknown");
+    gauge(&o, "panelgate_start_time_seconds", "Unix time the gateway started.",
+          (uint64_t)(m->started_ms > 0 ? m->started_ms / 1000 : 0));
+    gauge(&o, "panelgate_draining", "1 while the gateway stops (SIGTERM).", m->draining);
+
+    /* connections and handshakes */
+    counter(&o, "panelgate_connections_accepted_total", "TCP connections accepted.",
+            s->conns_accepted);
+    counter(&o, "panelgate_connections_refused_total",
+            "Connections closed at accept: over max_connections or draining.",
+            s->conns_refused_limit);
+    counter(&o, "panelgate_connections_throttled_total",
+            "Connections closed at accept by the per-address limit.", s->handshakes_throttled);
+    gauge(&o, "panelgate_connections_open", "Agent connections open now.", m->conns_open);
+    family(&o, "panelgate_handshakes_total", "counter",
+           "Completed TLS handshakes, by full or resumed.");
+    put(&o, "panelgate_handshakes_total{resumed=\"false\"} %" PRIu64 "\n",
+        s->handshakes_ok >= s->handshakes_resumed ? s->handshakes_ok - s->handshakes_resumed : 0);
+    put(&o, "panelgate_handshakes_total{resumed=\"true\"} %" PRIu64 "\n", s->handshakes_resumed);
+    uint64_t known = s->refused_unregistered + s->refused_revoked + s->refused_alpn;
+    family(&o, "panelgate_handshakes_refused_total", "counter",
+           "Refused or failed handshakes, by reason (other: TLS errors, bans, peers gone).");
+    put(&o, "panelgate_handshakes_refused_total{reason=\"unregistered\"} %" PRIu64 "\n",
+        s->refused_unregistered);
+    put(&o, "panelgate_handshakes_refused_total{reason=\"revoked\"} %" PRIu64 "\n",
+        s->refused_revoked);
+    put(&o, "panelgate_handshakes_refused_total{reason=\"alpn\"} %" PRIu64 "\n",
+        s->refused_alpn);
+    put(&o, "panelgate_handshakes_refused_total{reason=\"other\"} %" PRIu64 "\n",
+        s->handshakes_refused > known ? s->handshakes_refused - known : 0);
+    counter(&o, "panelgate_handshake_timeouts_total", "Handshakes cut by handshake_timeout_ms.",
+            s->handshake_timeouts);
+    counter(&o, "panelgate_goaways_registry_total",
+            "Connections closed after a registry change (revoked, unregistered, pin expired).",
+            s->goaways_revoked);
+
+    /* requests */
+    family(&o, "panelgate_responses_total", "counter", "Answers to requests, by status.");
+    for (unsigned i = 0; i <= GW_N_STATUS; i++) {
+        if (i < GW_N_STATUS)
+            put(&o, "panelgate_responses_total{status=\"%d\"} %" PRIu64 "\n", gw_status_codes[i],
+                s->responses[i]);
+        else
+            put(&o, "panelgate_responses_total{status=\"other\"} %" PRIu64 "\n", s->responses[i]);
+    }
+    counter(&o, "panelgate_frames_accepted_total", "Frames answered 202 (stored or duplicate).",
+            s->frames_accepted);
+    counter(&o, "panelgate_frames_duplicate_total",
+            "Frames answered 202 that were stored already (same server and seq).",
+            s->frames_duplicate);
+    counter(&o, "panelgate_frames_rejected_total", "Requests answered 4xx (429 included).",
+            s->frames_rejected);
+    counter(&o, "panelgate_frames_unavailable_total",
+            "Requests answered 503 (storage failing, queue full, out of memory).",
+            s->frames_unavailable);
+    counter(&o, "panelgate_rate_limited_total", "Requests answered 429.", s->frames_rate_limited);
+    counter(&o, "panelgate_rate_limit_bans_total", "Servers banned after repeated 429s.",
+            s->rate_limit_bans);
+
+    /* storage */
+    counter(&o, "panelgate_sink_batches_total", "Group commits attempted.", k->batches);
+    counter(&o, "panelgate_sink_batch_failures_total", "Group commits that failed.",
+            k->batch_failures);
+    counter(&o, "panelgate_sink_frames_stored_total", "Frames committed.", k->frames_stored);
+    counter(&o, "panelgate_sink_frames_duplicate_total",
+            "Frames the sink found stored already.", k->frames_duplicate);
+    counter(&o, "panelgate_sink_items_failed_total",
+            "Items (frames, activity rows) not stored because their batch failed.",
+            k->items_failed);
+    counter(&o, "panelgate_sink_outages_total", "Times storage started failing.", k->outages);
+    gauge(&o, "panelgate_sink_failing",
+          "1 while storage is failing (the last group commit failed).", k->failing ? 1 : 0);
+    gauge(&o, "panelgate_sink_failing_since_seconds",
+          "Unix time the current storage outage began; 0 when none.",
+          (uint64_t)(k->failing && k->failing_since_ms > 0 ? k->failing_since_ms / 1000 : 0));
+    gauge(&o, "panelgate_sink_queue_frames", "Frames waiting for storage or being written.",
+          k->queue_frames);
+    gauge(&o, "panelgate_sink_queue_bytes", "Bytes waiting for storage or being written.",
+          k->queue_bytes);
+    gauge(&o, "panelgate_sink_queue_max_frames", "[storage] queue_max_frames.",
+          k->queue_max_frames);
+    gauge(&o, "panelgate_sink_queue_max_bytes", "[storage] queue_max_bytes.",
+          k->queue_max_bytes);
+    gauge(&o, "panelgate_registry_pins", "Pins in the registry snapshot in use.",
+          m->registry_pins);
+
+    if (o.oom) {
+        out->len = len0;
+        return -1;
+    }
+    return 0;
+}
+
+int gw_health(const struct gw_metrics *m, char *reason, size_t n)
+{
+    if (m->sink.failing) {
+        snprintf(reason, n, "storage failing: %s", m->sink.reason[0] ? m->sink.reason : "error");
+        return 503;
+    }
+    if (m->sink.queue_max_frames > 0 &&
+        (m->sink.queue_frames >= m->sink.queue_max_frames ||
+         m->sink.queue_bytes >= m->sink.queue_max_bytes)) {
+        snprintf(reason, n, "queue full: %zu frames, %zu bytes waiting", m->sink.queue_frames,
+                 m->sink.queue_bytes);
+        return 503;
+    }
+    if (m->draining) {
+        snprintf(reason, n, "draining");
+        return 503;
+    }
+    snprintf(reason, n, "ok");
+    return 200;
+}

@@ -1,0 +1,186 @@
+/*
+ * store.c - the storage schema and its migration (store.h).
+ */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Version 1: frames only.  Also run for version 2 (IF NOT EXISTS). */
+static const char v1_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta("
+    " key TEXT PRIMARY KEY,"
+    " value TEXT);"
+    "CREATE TABLE IF NOT EXISTS frames("
+    " server_id INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"          /* uint64 as its int64 bit pattern */
+    " ts_ms INTEGER NOT NULL,"        /* idem */
+    " received_ms INTEGER NOT NULL,"
+    " reported_name TEXT,"
+    " body BLOB NOT NULL,"
+    " PRIMARY KEY(server_id, seq)) WITHOUT ROWID;"
+    /* retention purges by receipt time (regdb.c gw_regdb_purge_step) */
+    "CREATE INDEX IF NOT EXISTS frames_received ON frames(received_ms);";
+
+/* Version 2: the derived tables.  Keys only, no secondary index on the
+ * sample tables: each costs a B-tree insert per row (docs/STORAGE.md has
+ * the measurements).  server_samples' key leads with (server_id, ts_ms), so
+ * it is also the per-server time index of the frames. */
+static const char v2_sql[] =
+    "CREATE TABLE IF NOT EXISTS server_samples("
+    " server_id INTEGER NOT NULL,"
+    " ts_ms INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " cpu_pct REAL NOT NULL,"
+    " ram_used INTEGER NOT NULL,"
+    " ram_total INTEGER NOT NULL,"
+    " bytes_in INTEGER NOT NULL,"
+    " bytes_out INTEGER NOT NULL,"
+    " period_ms INTEGER NOT NULL,"
+    " conns INTEGER NOT NULL,"
+    " PRIMARY KEY(server_id, ts_ms, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS stream_paths("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " server_id INTEGER NOT NULL,"
+    " vhost TEXT NOT NULL,"
+    " app TEXT NOT NULL,"
+    " instance TEXT NOT NULL,"
+    " stream TEXT NOT NULL,"
+    " last_ms INTEGER NOT NULL,"
+    " UNIQUE(server_id, vhost, app, instance, stream));"
+    "CREATE TABLE IF NOT EXISTS stream_samples("
+    " server_id INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " stream_id INTEGER NOT NULL,"
+    " viewers INTEGER NOT NULL,"
+    " bitrate INTEGER NOT NULL,"
+    " bytes_in INTEGER NOT NULL,"
+    " bytes_out INTEGER NOT NULL,"
+    " PRIMARY KEY(server_id, seq, stream_id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS geo_samples("
+    " server_id INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " cc TEXT NOT NULL,"
+    " asn INTEGER NOT NULL,"
+    " conns INTEGER NOT NULL,"
+    " bytes_in INTEGER NOT NULL,"
+    " bytes_out INTEGER NOT NULL,"
+    " PRIMARY KEY(server_id, seq, cc, asn)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO meta(key, value) VALUES('stream_paths_generation', 0);"
+    "INSERT OR REPLACE INTO meta(key, value) VALUES('storage_schema_version', '"
+    STR(GW_STORE_VERSION) "');";
+
+const char gw_store_bump_paths_sql[] =
+    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'stream_paths_generation'";
+
+static int table_exists(sqlite3 *db, const char *name, int *yes, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rv = -1;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
+        gw_seterr(err, errlen, "storage schema: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        gw_seterr(err, errlen, "storage schema: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    *yes = rc == SQLITE_ROW;
+    rv = 0;
+out:
+    sqlite3_finalize(st);
+    return rv;
+}
+
+int gw_store_version(sqlite3 *db, int *version, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int yes = 0, rv = -1;
+
+    *version = 0;
+    if (table_exists(db, "frames", &yes, err, errlen) != 0)
+        return -1;
+    if (!yes)
+        return 0;
+    if (table_exists(db, "meta", &yes, err, errlen) != 0)
+        return -1;
+    if (!yes) {
+        *version = 1;
+        return 0;
+    }
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'storage_schema_version'", -1,
+                           &st, NULL) != SQLITE_OK) {
+        gw_seterr(err, errlen, "storage schema: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        *version = 1; /* written before the version row existed */
+        rv = 0;
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        gw_seterr(err, errlen, "storage schema: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    const char *v = (const char *)sqlite3_column_text(st, 0);
+    if (v != NULL && strcmp(v, "1") == 0)
+        *version = 1;
+    else if (v != NULL && strcmp(v, STR(GW_STORE_VERSION)) == 0)
+        *version = GW_STORE_VERSION;
+    else {
+        gw_seterr(err, errlen, "storage schema: version %.16s, this build knows 1 and "
+                  STR(GW_STORE_VERSION), v ? v : "NULL");
+        goto out;
+    }
+    rv = 0;
+out:
+    sqlite3_finalize(st);
+    return rv;
+}
+
+int gw_store_schema(sqlite3 *db, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    int version = 0;
+
+    if (db == NULL) {
+        gw_seterr(err, errlen, "storage schema: no database");
+        return -1;
+    }
+    if (sqlite3_exec(db, "SAVEPOINT gw_store", NULL, NULL, &msg) != SQLITE_OK) {
+        gw_seterr(err, errlen, "storage schema: %s", msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    /* the version is read inside the savepoint: a concurrent migration
+     * cannot slip in between */
+    if (gw_store_version(db, &version, err, errlen) != 0)
+        goto fail;
+    if (sqlite3_exec(db, v1_sql, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(db, v2_sql, NULL, NULL, &msg) != SQLITE_OK) {
+        gw_seterr(err, errlen, "storage schema (from version %d): %s", version,
+                  msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        goto fail;
+    }
+    if (sqlite3_exec(db, "RELEASE gw_store", NULL, NULL, &msg) != SQLITE_OK) {
+        gw_seterr(err, errlen, "storage schema: %s", msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        goto fail;
+    }
+    return 0;
+fail:
+    sqlite3_exec(db, "ROLLBACK TO gw_store", NULL, NULL, NULL);
+    sqlite3_exec(db, "RELEASE gw_store", NULL, NULL, NULL);
+    return -1;
+}

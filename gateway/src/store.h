@@ -1,0 +1,43 @@
+/*
+ * store.h - the storage schema in the frames file ([storage] sqlite_path):
+ * frames plus the panel-facing tables derived from them (docs/STORAGE.md).
+ *
+ *   frames(server_id, seq, ts_ms, received_ms, reported_name, body)
+ *   server_samples(server_id, ts_ms, seq, cpu_pct, ram_used, ram_total,
+ *                  bytes_in, bytes_out, period_ms, conns)
+ *   stream_paths(id, server_id, vhost, app, instance, stream, last_ms)
+ *   stream_samples(server_id, seq, stream_id, viewers, bitrate, bytes_in,
+ *                  bytes_out)
+ *   geo_samples(server_id, seq, cc, asn, conns, bytes_in, bytes_out)
+ *
+ * meta.storage_schema_version says which layout the file has: 1 (frames
+ * only; a file written before the derived tables existed has no version
+ * row and is taken as 1) or 2 (this one).  Opening a version-1 file
+ * migrates it: the derived tables are created empty, the frames stay as
+ * they are (no backfill).  meta.stream_paths_generation advances whenever
+ * rows of stream_paths are deleted (purge, erase), so a writer caching path
+ * ids knows to forget them.
+ */
+#ifndef GW_STORE_H
+#define GW_STORE_H
+
+#include <stddef.h>
+
+#include <sqlite3.h>
+
+#define GW_STORE_VERSION 2
+
+/* Creates the storage tables when missing, migrates a version-1 file,
+ * refuses a newer version.  Inside a savepoint: all or nothing.  Returns 0
+ * or -1 with a reason in err. */
+int gw_store_schema(sqlite3 *db, char *err, size_t errlen);
+
+/* The layout of |db|: 0 (no frames table), 1 or 2.  Returns 0 or -1 with a
+ * reason in err (SQLite error, unknown version). */
+int gw_store_version(sqlite3 *db, int *version, char *err, size_t errlen);
+
+/* SQL that advances meta.stream_paths_generation (run it in the
+ * transaction that deletes paths). */
+extern const char gw_store_bump_paths_sql[];
+
+#endif /* GW_STORE_H */
