@@ -3,7 +3,7 @@
  * the real libpanelagent; run by tests/integration/test_sdk_examples.sh.
  *
  *   panelagent-hpp-check --ca CA --cert CRT --key KEY --dead-port PORT
- *                        [--gateway HOST:PORT]
+ *                        [--gateway HOST:PORT [--gateway-name NAME]]
  *
  * --dead-port is a loopback port where nothing listens (the "unreachable
  * gateway" checks); with --gateway, frames are also delivered for real.
@@ -77,7 +77,7 @@ bool wait_for(const std::function<bool()> &cond, int ms)
 
 int main(int argc, char **argv)
 {
-    std::string ca, cert, key, gw_host;
+    std::string ca, cert, key, gw_host, gw_name;
     int dead_port = 0, gw_port = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string a = argv[i], v = argv[i + 1];
@@ -87,6 +87,8 @@ int main(int argc, char **argv)
             cert = v;
         else if (a == "--key")
             key = v;
+        else if (a == "--gateway-name")
+            gw_name = v;
         else if (a == "--dead-port")
             dead_port = std::stoi(v);
         else if (a == "--gateway") {
@@ -97,7 +99,7 @@ int main(int argc, char **argv)
     }
     if (ca.empty() || cert.empty() || key.empty() || dead_port <= 0) {
         std::fprintf(stderr, "usage: panelagent-hpp-check --ca F --cert F --key F --dead-port P "
-                             "[--gateway HOST:PORT]\n");
+                             "[--gateway HOST:PORT [--gateway-name NAME]]\n");
         return 64;
     }
 
@@ -223,8 +225,8 @@ int main(int argc, char **argv)
             }
             check(qf, "submit to a full queue (2 frames) throws QueueFull (EAGAIN)");
             check(cl.stat(PANELAGENT_STAT_REJECTED_FULL) == 1, "stats count the refused submit");
-            check(wait_for([&] { return cl.callback_exceptions() > 0; }, 10000),
-                  "a throwing on_error callback is caught and counted",
+            bool caught = wait_for([&] { return cl.callback_exceptions() > 0; }, 10000);
+            check(caught, "a throwing on_error callback is caught and counted",
                   std::to_string(cl.callback_exceptions()));
             check(logs_of_throw.load() > 0, "... and reported through on_log");
             check(!cl.flush(200), "flush(200 ms) with an unreachable gateway -> false");
@@ -265,8 +267,10 @@ int main(int argc, char **argv)
         if (!gw_host.empty()) {
             std::atomic<int> acks{0};
             panelagent::Config c;
-            c.gateway(gw_host, gw_port).ca_file(ca).cert_file(cert).key_file(key)
-                .on_ack([&](uint64_t) {
+            c.gateway(gw_host, gw_port).ca_file(ca).cert_file(cert).key_file(key);
+            if (!gw_name.empty())
+                c.gateway_name(gw_name);
+            c.on_ack([&](uint64_t) {
                     acks++;
                     throw 42; /* not even a std::exception: still caught */
                 });

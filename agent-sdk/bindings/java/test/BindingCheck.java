@@ -14,7 +14,7 @@ import java.util.concurrent.atomic.AtomicReference;
  * (no JUnit): run by tests/integration/test_sdk_examples.sh through
  * bin/panelagent-java-check.
  *
- *   BindingCheck --ca CA --cert CRT --key KEY --dead-port PORT [--gateway HOST:PORT]
+ *   BindingCheck --ca CA --cert CRT --key KEY --dead-port PORT [--gateway HOST:PORT [--gateway-name NAME]]
  *
  * Prints "ok - ..." / "not ok - ..." lines; exit status 1 when a check failed.
  */
@@ -82,13 +82,14 @@ public final class BindingCheck {
     }
 
     public static void main(String[] args) throws Exception {
-        String ca = null, cert = null, key = null, gwHost = null;
+        String ca = null, cert = null, key = null, gwHost = null, gwName = null;
         int deadPort = 0, gwPort = 0;
         for (int i = 0; i + 1 < args.length; i += 2) {
             switch (args[i]) {
             case "--ca": ca = args[i + 1]; break;
             case "--cert": cert = args[i + 1]; break;
             case "--key": key = args[i + 1]; break;
+            case "--gateway-name": gwName = args[i + 1]; break;
             case "--dead-port": deadPort = Integer.parseInt(args[i + 1]); break;
             case "--gateway": {
                 String g = args[i + 1];
@@ -269,8 +270,11 @@ public final class BindingCheck {
         /* ---- a real gateway ------------------------------------------------------ */
         if (gwHost != null) {
             final AtomicInteger acks = new AtomicInteger();
-            try (PanelAgent a = new PanelAgent(new Config().gateway(gwHost, gwPort).caFile(ca).certFile(cert)
-                     .keyFile(key).listener(new PanelAgentListener() {
+            Config gc = new Config().gateway(gwHost, gwPort).caFile(ca).certFile(cert).keyFile(key);
+            if (gwName != null) {
+                gc.gatewayName(gwName);
+            }
+            try (PanelAgent a = new PanelAgent(gc.listener(new PanelAgentListener() {
                          @Override
                          public void onAck(long seq) {
                              acks.incrementAndGet();
