@@ -12,7 +12,7 @@
  *   submit n=3 rv=PANELAGENT_OK seq=1700000000123
  *   ack seq=1700000000123
  *   error code=PANELAGENT_EDROPPED seq=1700000000123 detail=...
- *   log level=3 msg=...                      (with --log LEVEL)
+ *   log t=MS level=3 msg=...                 (with --log LEVEL; MS since start)
  *   stat submitted=10 acked=10 ...           (before close)
  *   close undelivered=0
  *
@@ -31,6 +31,9 @@
 
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 static int log_level = -1;
+static int64_t t0_ms;
+
+static int64_t mono_ms(void);
 
 static const char *code_name(int e)
 {
@@ -91,7 +94,7 @@ static void on_log(int level, const char *msg, void *ud)
     if (level > log_level)
         return;
     one_line(msg, d, sizeof d);
-    out("log level=%d msg=%s\n", level, d);
+    out("log t=%lld level=%d msg=%s\n", (long long)(mono_ms() - t0_ms), level, d);
 }
 
 static int64_t mono_ms(void)
@@ -175,6 +178,7 @@ int main(int argc, char **argv)
     size_t mplen = 0;
     char err[512];
 
+    t0_ms = mono_ms();
     if (panelagent_config_new(&cfg) != PANELAGENT_OK)
         return 1;
     for (int i = 1; i < argc; i++) {
