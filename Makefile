@@ -88,6 +88,16 @@ fuzz: deps
 demo: build
 	BUILD_DIR=$(BUILD) bash scripts/demo.sh
 
+# libpanelagent (.so with its SONAME links), panelagent.h (+ .hpp),
+# panelagent.pc and the panelagent CLI under $(DESTDIR)$(PREFIX).  Builds
+# $(BUILD) first (configuring it only when it is not configured yet).
+PREFIX ?= /usr/local
+.PHONY: install
+install:
+	@if [ ! -f $(BUILD)/CMakeCache.txt ]; then $(MAKE) build; fi
+	cmake --build $(BUILD) --parallel $(JOBS)
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)
 
@@ -97,6 +107,7 @@ help:
 	@echo "make sanitize  ASan+UBSan build in $(BUILD_SAN)/, then run every test"
 	@echo "make fuzz      libFuzzer build in $(BUILD_FUZZ)/, run each target FUZZ_SECONDS (60)"
 	@echo "make demo      build, then scripts/demo.sh (dev PKI + encode/decode tour)"
+	@echo "make install   build, then install libpanelagent, its headers, panelagent.pc and the CLI (PREFIX=$(PREFIX), DESTDIR honoured)"
 	@echo "make clean     remove the build directories"
 	@echo "make deps      install missing Debian packages (scripts/deps.sh)"
 	@echo "Variables: WERROR=1  JOBS=$(JOBS)  BUILD_TYPE=$(BUILD_TYPE)  FUZZ_SECONDS=$(FUZZ_SECONDS)"
