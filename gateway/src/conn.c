@@ -221,6 +221,21 @@ static void drain_linger(struct gw_conn *c)
     }
 }
 
+/* The alert for a registry refusal: certificate_revoked for a revoked
+ * server or a pin whose rotation overlap has ended (the agent learns that
+ * its key is gone for good), access_denied otherwise (unregistered,
+ * banned). */
+static bool revoked_reason(const char *reason)
+{
+    return strcmp(reason, "revoked") == 0 || strcmp(reason, "pin_expired") == 0;
+}
+
+static unsigned char refusal_alert(const char *reason)
+{
+    return revoked_reason(reason) ? MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED
+                                   : MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED;
+}
+
 static void refuse(struct gw_conn *c, const char *reason, bool send_alert)
 {
     struct gw_stats *st = &c->app->stats;
@@ -236,15 +251,18 @@ static void refuse(struct gw_conn *c, const char *reason, bool send_alert)
         st->refused_revoked++;
     if (send_alert)
         mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
-                                       MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED);
+                                       refusal_alert(reason));
     log_refusal(c, reason);
     linger(c);
 }
 
 /* Called by mbedTLS for each certificate of the chain, the root first and
  * the agent's own certificate (depth 0) last.  The registry is consulted
- * only for a chain that verified; a refusal sets BADCERT_OTHER, which
- * mbedTLS turns into an access_denied alert. */
+ * only for a chain that verified.  A revoked server (or an old pin past
+ * its overlap) sets BADCERT_REVOKED, which mbedTLS turns into a
+ * certificate_revoked alert; any other refusal sets BADCERT_OTHER, which
+ * it turns into access_denied (ssl_parse_certificate_verify checks OTHER
+ * first, and only one flag is ever set here). */
 static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
     struct gw_conn *c = ctx;
@@ -263,7 +281,8 @@ static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flag
         c->have_spki ? gw_registry_find(c->app->reg, c->spki, gw_now_ms() / 1000, &why) : NULL;
     if (!srv) {
         c->refusal = why ? why : "unregistered";
-        *flags |= MBEDTLS_X509_BADCERT_OTHER;
+        *flags |= revoked_reason(c->refusal) ? MBEDTLS_X509_BADCERT_REVOKED
+                                             : MBEDTLS_X509_BADCERT_OTHER;
     } else if (gw_limiter_banned(c->app, srv->id) > 0) {
         c->refusal = "banned"; /* rate-limit escalation, until the ban ends */
         *flags |= MBEDTLS_X509_BADCERT_OTHER;

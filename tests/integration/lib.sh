@@ -509,7 +509,7 @@ tls_probe() {
 alert_name() {
     case $1 in
     40) echo handshake_failure ;; 42) echo bad_certificate ;; 43) echo unsupported_certificate ;;
-    45) echo certificate_expired ;; 46) echo certificate_unknown ;; 48) echo unknown_ca ;;
+    44) echo certificate_revoked ;; 45) echo certificate_expired ;; 46) echo certificate_unknown ;; 48) echo unknown_ca ;;
     49) echo access_denied ;; 51) echo decrypt_error ;; 120) echo no_application_protocol ;;
     none) echo none ;; *) echo "alert_$1" ;;
     esac

@@ -84,6 +84,7 @@ probe() {
     alert_name "${a:-none}"
 }
 denied() { [[ $(probe "$1") == access_denied ]]; }
+revoked() { [[ $(probe "$1") == certificate_revoked ]]; }
 
 # pickup WHAT CHECK...: waits for the gateway to act on a registry change
 # (CHECK passes once it has); polling first, then SIGHUP.
@@ -210,7 +211,7 @@ else
 fi
 past() { (($(date +%s) > $1)); }
 wait_until $((OVERLAP + 5)) past $((t_rot + OVERLAP + 1)) || true
-check_eq "after the overlap the old certificate is refused (access_denied)" "$(probe "$OLD")" access_denied
+check_eq "after the overlap the old certificate is refused (certificate_revoked)" "$(probe "$OLD")" certificate_revoked
 check_eq "... and curl with it gets no answer" "$(post "$OLD" "$T/nimble.msgpack")" 000
 check "... logged handshake_refused reason=pin_expired" \
     grep -q "\"event\":\"handshake_refused\".*reason=pin_expired spki_sha256=$old_pin" "$GW_LOG"
@@ -236,8 +237,8 @@ py_bg "$T/live.out" "$T/live.py"
 live=$PY_BG_PID
 wait_until "$PG_TIMEOUT" test -e "$PG_READY" || fatal "wowza-01 live connection"
 ctl_ok "revoke wowza-01" revoke wowza-01
-check "the gateway refuses wowza-01's next handshake (access_denied)" pickup "revoke wowza-01" \
-    denied "$VIEW/wowza-01"
+check "the gateway refuses wowza-01's next handshake (certificate_revoked)" pickup "revoke wowza-01" \
+    revoked "$VIEW/wowza-01"
 py_bg_wait "$live" "$T/live.out" 90
 check "... logged handshake_refused reason=revoked" \
     grep -q "\"event\":\"handshake_refused\".*reason=revoked spki_sha256=$(spki "$PKI/agents/wowza-01.crt")" "$GW_LOG"

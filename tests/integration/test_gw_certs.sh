@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_gw_certs.sh - the TLS front door: every kind of bad client
 # certificate fails the handshake with the matching alert (openssl s_client
-# shows it, curl fails), CA-valid but unregistered or revoked certificates
-# get access_denied, ALPN without h2 gets no_application_protocol, no ALPN
+# shows it, curl fails), CA-valid but unregistered certificates get
+# access_denied, revoked ones certificate_revoked, ALPN without h2 gets no_application_protocol, no ALPN
 # at all means HTTP/2 with prior knowledge; each refusal is logged as a
 # handshake_refused event with its reason (and the SPKI fingerprint for
 # registry refusals).
@@ -79,7 +79,7 @@ refused wrongsig "unknown_ca bad_certificate decrypt_error" cert_untrusted
 refused tampered "unknown_ca bad_certificate decrypt_error" cert_untrusted
 refused noeku "unsupported_certificate" cert_wrong_usage
 refused stranger-01 "access_denied" unregistered "$(spki "$PKI/stranger-01.crt")"
-refused spare-01 "access_denied" revoked "$(spki "$PKI/spare-01.crt")"
+refused spare-01 "certificate_revoked" revoked "$(spki "$PKI/spare-01.crt")"
 
 # ---- ALPN ------------------------------------------------------------------------------------
 n=$(log_count '"event":"handshake_refused"')

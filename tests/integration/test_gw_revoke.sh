@@ -4,7 +4,7 @@
 # the client gets GOAWAY and the connection closes; a request whose body
 # was still arriving is not stored as the revoked server's; a new
 # handshake, and a resumption of the old TLS session, are refused with
-# access_denied; another server's connection is not disturbed.
+# certificate_revoked; another server's connection is not disturbed.
 . "$(dirname "$0")/lib.sh"
 
 make_pki
@@ -75,7 +75,7 @@ try:
     hc.Conn(ctx=hc.context("nimble-01"))
     ok(False, "new handshake of the revoked server is refused")
 except ssl.SSLError as e:
-    ok("ACCESS_DENIED" in str(e).upper(), "new handshake of the revoked server -> access_denied (%s)"
+    ok("CERTIFICATE_REVOKED" in str(e).upper(), "new handshake of the revoked server -> certificate_revoked (%s)"
        % e.reason, e)
 # resuming the old session: the registry is consulted again
 try:
@@ -86,7 +86,7 @@ try:
        "(resumed=%s, then: %s)" % (reused, cr.close_reason), r)
     cr.close()
 except (ssl.SSLError, OSError) as e:
-    ok("ACCESS_DENIED" in str(e).upper() or "EOF" in str(e).upper() or "RESET" in str(e).upper(),
+    ok("CERTIFICATE_REVOKED" in str(e).upper() or "EOF" in str(e).upper() or "RESET" in str(e).upper(),
        "resuming the revoked server's TLS session is refused (%s)" % e, e)
 
 # the other server was not disturbed by the reload
@@ -108,7 +108,7 @@ check "the gateway logged the disconnection (disconnected, reason=revoked)" \
     grep -q '"event":"disconnected".*reason=revoked' "$GW_LOG"
 check "the 'reloaded' line counts 1 disconnected" grep -q '"event":"reloaded".*disconnected=1' "$GW_LOG"
 a=$(tls_probe nimble-01)
-check_eq "openssl s_client with nimble-01 after revocation -> access_denied" "$(alert_name "$a")" access_denied
+check_eq "openssl s_client with nimble-01 after revocation -> certificate_revoked" "$(alert_name "$a")" certificate_revoked
 check "handshake_refused reason=revoked logged with the fingerprint" \
     grep -q "\"event\":\"handshake_refused\".*reason=revoked spki_sha256=$(spki "$PKI/nimble-01.crt")" "$GW_LOG"
 check_eq "nimble-01's frames 1 and 2 stored, the in-progress frame 3 not" \
