@@ -8,6 +8,7 @@
 # next handshake is refused; [storage] retention_days removes old frames
 # without operator action.  Every one of them is in the activity log.
 . "$(dirname "$0")/lib.sh"
+export PG_DB
 
 CTL=${PANELGATECTL:-$PANELGATE_BUILD_DIR/bin/panelgatectl}
 [[ -x $CTL ]] || fatal "no panelgatectl binary at $CTL"
@@ -41,6 +42,10 @@ for cert, kind, n in (("nimble-01", "nimble", 6), ("wowza-01", "wowza", 3)):
     for seq in range(1, n + 1):
         f = hc.minimal_frame(seq, name=cert + ".example", kind=kind,
                              conns=[("203.0.113.77", 100, 1000), ("2001:db8::77", 5, 50)])
+        f["vhosts"] = [{"name": "vh", "apps": [{"name": "live", "instances": [
+            {"name": "_definst_", "streams": [
+                {"name": cert + "-cam", "viewers": seq, "bitrate": 1000, "in": 1, "out": 2},
+                {"name": "seq%d" % seq, "viewers": 1, "bitrate": 1, "in": 1, "out": 1}]}]}]}]
         r = c.post(hc.pack(f))
         ok(r.status == 202, "%s frame %d -> 202" % (cert, seq), r)
     c.close()
@@ -50,6 +55,14 @@ wait_until 10 stored || fatal "9 frames stored"
 sql "INSERT INTO activity(at, actor, action, server_id, details)
      VALUES (unixepoch(), 'tester', 'note', $NID, '{\"x\":1}'),
             (unixepoch(), 'tester', 'note', $WID, '{\"x\":2}')"
+
+# samples: one server sample, 2 stream samples, 1 geo bucket per frame
+samples() { sql "SELECT (SELECT count(*) FROM server_samples WHERE server_id = $1) || ' ' ||
+    (SELECT count(*) FROM stream_samples WHERE server_id = $1) || ' ' ||
+    (SELECT count(*) FROM geo_samples WHERE server_id = $1) || ' ' ||
+    (SELECT count(*) FROM stream_paths WHERE server_id = $1)"; }
+check_eq "nimble-01: 6 server, 12 stream, 6 geo samples, 7 stream paths" "$(samples "$NID")" "6 12 6 7"
+check_eq "wowza-01: 3 server, 6 stream, 3 geo samples, 4 stream paths" "$(samples "$WID")" "3 6 3 4"
 
 # ---- export ------------------------------------------------------------------
 ctl_ok "export nimble-01 --format json --out FILE" export nimble-01 --format json --out "$T/n.json"
@@ -81,6 +94,28 @@ fr = f["frame"]
 ok("conns" not in fr and fr.get("viewers") and fr["viewers"][0]["conns"] == 2
    and fr["viewers"][0]["in"] == 105, "json frame: viewers aggregate, no conns", fr)
 ok(fr["server"]["name"] == "nimble-01.example" and fr["load"]["cpu"] == 12.5, "json frame: the stored body decoded", fr)
+# the export carries the derived tables through the bodies: every sample
+# row of the database is in the exported frames (docs/STORAGE.md)
+import os, sqlite3
+db = sqlite3.connect(os.environ["PG_DB"], timeout=10)
+nid = db.execute("SELECT id FROM servers WHERE name = 'nimble-01'").fetchone()[0]
+by_seq = {x["seq"]: x["frame"] for x in d["frames"]}
+srv = db.execute("SELECT seq, cpu_pct, ram_used, ram_total, bytes_in, bytes_out, period_ms FROM server_samples"
+                 " WHERE server_id = ? ORDER BY seq", (nid,)).fetchall()
+ok(srv and all((by_seq[r[0]]["load"]["cpu"], by_seq[r[0]]["load"]["ram_used"], by_seq[r[0]]["load"]["ram_total"],
+                by_seq[r[0]]["traffic"]["in"], by_seq[r[0]]["traffic"]["out"], by_seq[r[0]]["traffic"]["period_ms"])
+               == r[1:] for r in srv), "export: every server sample is in its exported frame", srv)
+st = db.execute("SELECT x.seq, p.vhost, p.app, p.instance, p.stream, x.viewers, x.bitrate, x.bytes_in, x.bytes_out"
+                " FROM stream_samples x JOIN stream_paths p ON p.id = x.stream_id WHERE x.server_id = ?", (nid,)).fetchall()
+def streams_of(fr):
+    return {(v["name"], a["name"], i["name"], s["name"], s["viewers"], s["bitrate"], s["in"], s["out"])
+            for v in fr.get("vhosts", []) for a in v.get("apps", []) for i in a.get("instances", [])
+            for s in i.get("streams", [])}
+ok(len(st) == 12 and all(r[1:] in streams_of(by_seq[r[0]]) for r in st),
+   "export: every stream sample (with its path) is in its exported frame", st)
+geo = db.execute("SELECT seq, cc, asn, conns, bytes_in, bytes_out FROM geo_samples WHERE server_id = ?", (nid,)).fetchall()
+ok(len(geo) == 6 and all({"cc": r[1], "asn": r[2], "conns": r[3], "in": r[4], "out": r[5]} in by_seq[r[0]]["viewers"]
+                         for r in geo), "export: every geo sample is in its exported frame's viewers", geo)
 acts = [a["action"] for a in d["activity"]]
 ok("note" in acts and all(a.get("details") != {"x": 2} for a in d["activity"]), "json export: its own activity rows only", d["activity"])
 for ip in (b"203.0.113.77", b"2001:db8::77"):
@@ -112,7 +147,24 @@ ctl_ok "purge --older-than 30d" --json purge --older-than 30d
 check_eq "purge reports 2 frames" "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["frames"])' "$T/ctl.out")" 2
 check_eq "only the 40-day-old frames are gone" \
     "$(sql "SELECT group_concat(seq) FROM (SELECT seq FROM frames WHERE server_id = $NID ORDER BY seq)")" 3,4,5,6
+check_eq "purge: the purged frames' samples are gone, the rest stay" "$(samples "$NID")" "4 8 4 7"
+check_eq "purge: no sample of a purged seq" \
+    "$(sql "SELECT count(*) FROM (SELECT seq FROM server_samples WHERE server_id = $NID AND seq <= 2
+            UNION ALL SELECT seq FROM stream_samples WHERE server_id = $NID AND seq <= 2
+            UNION ALL SELECT seq FROM geo_samples WHERE server_id = $NID AND seq <= 2)")" 0
 check_eq "the other server's frames are untouched" "$(sql "SELECT count(*) FROM frames WHERE server_id = $WID")" 3
+check_eq "the other server's samples are untouched" "$(samples "$WID")" "3 6 3 4"
+# stream paths: kept while samples may use them; a path last used long
+# before the cutoff goes (nimble-01's seq1/seq2 paths, aged by hand)
+sql "UPDATE stream_paths SET last_ms = last_ms - 40 * $DAY WHERE server_id = $NID AND stream IN ('seq1', 'seq2')"
+gen0=$(sql "SELECT value FROM meta WHERE key = 'stream_paths_generation'")
+ctl_ok "purge --older-than 30d again (stream paths)" --json purge --older-than 30d
+check_eq "purge: the two unused stream paths are gone" \
+    "$(sql "SELECT group_concat(stream) FROM (SELECT stream FROM stream_paths WHERE server_id = $NID ORDER BY stream)")" \
+    "nimble-01-cam,seq3,seq4,seq5,seq6"
+check_eq "purge: stream_paths_generation advanced (the gateway forgets cached ids)" \
+    "$(sql "SELECT value - $gen0 FROM meta WHERE key = 'stream_paths_generation'")" 1
+sql "DELETE FROM activity WHERE action = 'purge' AND json_extract(details, '\$.frames') = 0"
 check_eq "purge recorded with its count" \
     "$(sql "SELECT actor || ' ' || json_extract(details, '\$.frames') FROM activity WHERE action = 'purge'")" "tester 2"
 
@@ -124,13 +176,25 @@ ctl erase nobody --yes
 check_eq "erase of an unknown server -> 1" "$CTL_RC" 1
 ctl_ok "erase nimble-01 --yes" erase nimble-01 --yes
 check_eq "no frames of the erased server" "$(sql "SELECT count(*) FROM frames WHERE server_id = $NID")" 0
+check_eq "no samples or stream paths of the erased server" "$(samples "$NID")" "0 0 0 0"
+rows_of_nid=0
+for t in $(sql "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) c
+                WHERE m.type = 'table' AND c.name = 'server_id'"); do
+    rows_of_nid=$((rows_of_nid + $(sql "SELECT count(*) FROM $t WHERE server_id = $NID")))
+done
+check_eq "no row with the erased server's id in any table ($(sql "SELECT count(*) FROM sqlite_master m JOIN pragma_table_info(m.name) c WHERE m.type = 'table' AND c.name = 'server_id'") tables)" "$rows_of_nid" 0
+check_eq "the erased server's stream names are gone" \
+    "$(sql "SELECT count(*) FROM stream_paths WHERE stream = 'nimble-01-cam'")" 0
 check_eq "no pins of the erased server" "$(sql "SELECT count(*) FROM server_pins WHERE server_id = $NID")" 0
 check_eq "no servers row" "$(sql "SELECT count(*) FROM servers WHERE name = 'nimble-01'")" 0
 check_eq "no activity rows of the erased server" "$(sql "SELECT count(*) FROM activity WHERE server_id = $NID")" 0
 check_eq "one erase row, no server, the name and counts in details" \
     "$(sql "SELECT actor, server_id IS NULL, json_extract(details, '\$.server'), json_extract(details, '\$.frames') FROM activity WHERE action = 'erase'")" \
     "tester|1|nimble-01|4"
+check_eq "the erase row counts the samples" \
+    "$(sql "SELECT json_extract(details, '\$.samples') FROM activity WHERE action = 'erase'")" 21
 check_eq "the other server's frames are untouched" "$(sql "SELECT count(*) FROM frames WHERE server_id = $WID")" 3
+check_eq "the other server's samples are untouched by the erase" "$(samples "$WID")" "3 6 3 4"
 check_eq "the other server's activity is untouched" "$(sql "SELECT count(*) FROM activity WHERE server_id = $WID")" 1
 ctl export nimble-01
 check_eq "export of the erased server -> 1" "$CTL_RC" 1
@@ -158,6 +222,8 @@ gw_reload
 gone() { [[ $(sql "SELECT count(*) FROM frames WHERE server_id = $WID AND seq = 1") == 0 ]]; }
 if wait_until 10 gone; then ok "retention_days removes the old frame without operator action"; else not_ok "retention_days removes the old frame"; fi
 check_eq "the recent frames stay" "$(sql "SELECT count(*) FROM frames WHERE server_id = $WID")" 3
+check_eq "retention removes the old frame's samples too" \
+    "$(sql "SELECT count(*) FROM server_samples WHERE server_id = $WID AND seq = 1") $(sql "SELECT count(*) FROM stream_samples WHERE server_id = $WID AND seq = 1")" "0 0"
 gpurge() { [[ $(sql "SELECT count(*) FROM activity WHERE action = 'purge' AND actor = 'gateway'") -ge 1 ]]; }
 if wait_until 5 gpurge; then ok "the gateway's purge is in the activity log"; else not_ok "the gateway's purge is in the activity log"; fi
 check_eq "gateway purge details" \
