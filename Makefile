@@ -98,6 +98,11 @@ install:
 	cmake --build $(BUILD) --parallel $(JOBS)
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
+# Frames/s per core through the storage path (docs/STORAGE.md).
+.PHONY: bench
+bench: build
+	bash bench/run_sink.sh $(BUILD)
+
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)
 
@@ -108,6 +113,7 @@ help:
 	@echo "make fuzz      libFuzzer build in $(BUILD_FUZZ)/, run each target FUZZ_SECONDS (60)"
 	@echo "make demo      build, then scripts/demo.sh (dev PKI + encode/decode tour)"
 	@echo "make install   build, then install libpanelagent, its headers, panelagent.pc and the CLI (PREFIX=$(PREFIX), DESTDIR honoured)"
+	@echo "make bench     build, then bench/run_sink.sh: storage frames/s per core, per schema variant"
 	@echo "make clean     remove the build directories"
 	@echo "make deps      install missing Debian packages (scripts/deps.sh)"
 	@echo "Variables: WERROR=1  JOBS=$(JOBS)  BUILD_TYPE=$(BUILD_TYPE)  FUZZ_SECONDS=$(FUZZ_SECONDS)"
