@@ -530,7 +530,8 @@ static int cmd_send(const char *cmd, int argc, char **argv)
     panelagent_client *cl = NULL;
     char host[256], err[512] = "";
     uint64_t port, submitted = 0;
-    int n_files = 0, n_inputs = 0, rc = RC_ERR, rv;
+    size_t n_files = 0, n_inputs = 0;
+    int rc = RC_ERR, rv;
     bool submit_failed = false;
     const char *v;
 
@@ -602,14 +603,14 @@ static int cmd_send(const char *cmd, int argc, char **argv)
         o.count = o.every_ms ? 0 : 1; /* 0: until a signal */
     if (n_files == 0)
         files[n_files++] = "-";
-    for (int i = 0, dash = 0; i < n_files; i++)
+    for (size_t i = 0, dash = 0; i < n_files; i++)
         if (strcmp(files[i], "-") == 0 && ++dash > 1) {
             free(files);
             return usage_error("send: stdin ('-') given twice", NULL);
         }
 
     /* every frame checked before anything is sent */
-    inputs = calloc((size_t)n_files, sizeof *inputs);
+    inputs = calloc(n_files, sizeof *inputs);
     if (inputs == NULL) {
         fprintf(stderr, "panelagent: %s: out of memory\n", cmd);
         goto out;
@@ -671,7 +672,7 @@ static int cmd_send(const char *cmd, int argc, char **argv)
             sleep_ms(o.every_ms);
         if (stop_requested)
             break;
-        for (int i = 0; i < n_inputs; i++) {
+        for (size_t i = 0; i < n_inputs; i++) {
             panelagent_frame *f = NULL;
             uint64_t seq = 0;
             err[0] = '\0';
@@ -716,7 +717,7 @@ out_mu:
     panelagent_config_free(cfg);
     pthread_mutex_destroy(&tally.mu);
 out:
-    for (int i = 0; i < n_inputs; i++)
+    for (size_t i = 0; i < n_inputs; i++)
         pa_buf_cleanup(&inputs[i].mp);
     free(inputs);
     free(files);
