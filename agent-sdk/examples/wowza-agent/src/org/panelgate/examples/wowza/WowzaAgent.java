@@ -46,7 +46,10 @@ import org.panelgate.agent.QueueFullException;
  * for it and sets the exit status).
  */
 public final class WowzaAgent {
-    static final String AGENT_VERSION = "wowza-agent/" + "0.1.0" + " (Wowza Streaming Engine 4.8.27)";
+    /** server.version: this agent with the library it runs on, and the simulated server. */
+    static String agentVersion() {
+        return "wowza-agent/" + PanelAgent.version() + " (Wowza Streaming Engine 4.8.27)";
+    }
 
     /* ---- options ------------------------------------------------------------------- */
 
@@ -331,10 +334,12 @@ public final class WowzaAgent {
             return n;
         }
 
+        final String version = agentVersion();
+
         Frame frame(Options o, HostLoad host, long periodMs) {
             Frame f = new Frame();
             try {
-                f.setServer(o.serverName, Kind.WOWZA, AGENT_VERSION).addServerIp("192.0.2.20")
+                f.setServer(o.serverName, Kind.WOWZA, version).addServerIp("192.0.2.20")
                     .addServerIp("2001:db8:ffff::20");
                 long[] ram = host.ram(rng);
                 f.setLoad(host.cpu(rng), ram[0], ram[1]);
