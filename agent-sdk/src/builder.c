@@ -336,11 +336,6 @@ static int htab_reserve(const struct pa_allocator *m, struct htab *t, struct key
 
 /* ---- life cycle ------------------------------------------------------------ */
 
-/* Not in internal.h (yet): a frame whose memory comes from |mem| (NULL =
- * the C library), for allocation-failure tests.  |mem| must outlive the
- * frame. */
-int pa_builder_frame_new_with(panelagent_frame **out, const struct pa_allocator *mem);
-
 int pa_builder_frame_new_with(panelagent_frame **out, const struct pa_allocator *mem)
 {
     if (out == NULL)

@@ -29,6 +29,10 @@
 int pa_builder_encode(panelagent_frame *f, uint64_t seq, uint64_t now_ms, struct pa_buf *out,
                       char *err, size_t errlen);
 
+/* A frame whose memory comes from |mem| (NULL = the C library), for
+ * allocation-failure tests.  |mem| must outlive the frame. */
+int pa_builder_frame_new_with(panelagent_frame **out, const struct pa_allocator *mem);
+
 /* Copies at most n-1 bytes of a formatted message into err (when err is
  * not NULL and n > 0), always NUL-terminated. */
 void pa_seterr(char *err, size_t n, const char *fmt, ...)

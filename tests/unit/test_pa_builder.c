@@ -17,9 +17,6 @@
 #include "panelagent.h"
 #include "testutil.h"
 
-/* builder.c's allocator hook (not in internal.h). */
-int pa_builder_frame_new_with(panelagent_frame **out, const struct pa_allocator *mem);
-
 /* ---- helpers ------------------------------------------------------------------ */
 
 static panelagent_frame *new_frame(void)
