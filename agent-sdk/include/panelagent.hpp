@@ -41,7 +41,9 @@
  * The destructor closes the client with close_timeout() (default 2000 ms)
  * and never throws; frames still unacknowledged then are reported with
  * PANELAGENT_EUNDELIVERED through on_error.  Call close() yourself to
- * choose the time and learn the count.
+ * choose the time and learn the count.  Never destroy a Client from one of
+ * its own callbacks: the library refuses to close from there
+ * (PANELAGENT_EBUSY) and the client would be leaked.
  */
 #ifndef PANELAGENT_HPP
 #define PANELAGENT_HPP

@@ -19,6 +19,9 @@
 #include <thread>
 #include <type_traits>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "panelagent.hpp"
 
 namespace {
@@ -113,6 +116,24 @@ int main(int argc, char **argv)
     try {
         check(std::strcmp(panelagent::version().version, PANELAGENT_VERSION_STRING) == 0,
               "version() is the header's", panelagent::version().version);
+
+        /* ---- keygen ------------------------------------------------------------- */
+        {
+            char dir[] = "/tmp/hpp-check-XXXXXX";
+            if (mkdtemp(dir) == nullptr)
+                throw std::runtime_error("mkdtemp");
+            std::string k = std::string(dir) + "/agent.key", r = std::string(dir) + "/agent.csr";
+            panelagent::keygen(k, r, "hpp-check-01");
+            struct stat st;
+            check(stat(k.c_str(), &st) == 0 && (st.st_mode & 0777) == 0600 &&
+                      stat(r.c_str(), &st) == 0 && st.st_size > 100,
+                  "keygen() writes a 0600 key and a CSR");
+            expect_error("keygen() over an existing key -> Error EIO with the reason", PANELAGENT_EIO,
+                         "agent.key", [&] { panelagent::keygen(k, r + "2", "hpp-check-01"); });
+            unlink(k.c_str());
+            unlink(r.c_str());
+            rmdir(dir);
+        }
 
         /* ---- frame builder rejections -------------------------------------- */
         expect_error("load(150 %) -> Error EINVAL naming the field", PANELAGENT_EINVAL, "cpu",

@@ -113,6 +113,21 @@ public final class BindingCheck {
         check(ErrorCode.name(ErrorCode.EUNDELIVERED).equals("EUNDELIVERED") && ErrorCode.EUNDELIVERED == -21,
               "ErrorCode mirrors panelagent.h");
 
+        /* ---- keygen ------------------------------------------------------------- */
+        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("java-check");
+        String kp = dir.resolve("agent.key").toString(), cp = dir.resolve("agent.csr").toString();
+        PanelAgent.keygen(kp, cp, "java-check-01");
+        check(java.nio.file.Files.getPosixFilePermissions(dir.resolve("agent.key"))
+                  .equals(java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"))
+              && java.nio.file.Files.size(dir.resolve("agent.csr")) > 100,
+              "keygen() writes a 0600 key and a CSR");
+        expect("keygen() over an existing key -> EIO with the reason", ErrorCode.EIO, "agent.key",
+               () -> PanelAgent.keygen(kp, cp + "2", "java-check-01"));
+        for (String f : new String[] {kp, cp}) {
+            java.nio.file.Files.deleteIfExists(java.nio.file.Paths.get(f));
+        }
+        java.nio.file.Files.deleteIfExists(dir);
+
         /* ---- frame setters ------------------------------------------------------ */
         expect("setLoad(150 %) -> EINVAL naming the field", ErrorCode.EINVAL, "cpu",
                () -> { try (Frame f = new Frame()) { f.setLoad(150, 1, 2); } });
