@@ -29,6 +29,7 @@
 #define OUT_CHUNK 16384    /* HTTP/2 bytes handed to TLS at once */
 
 struct req {
+    struct req *prev, *next; /* the connection's open requests */
     struct pa_item *item;
     size_t off;           /* body bytes handed to nghttp2 */
     int status;
@@ -55,6 +56,7 @@ struct pa_conn {
     uint8_t *out;          /* HTTP/2 bytes not yet accepted by TLS */
     size_t out_len, out_off;
     int streams;
+    struct req *reqs;      /* open requests (freed with the connection) */
     int64_t goaway;        /* -1 or the error code received */
     int shutdown;
     int resumed;           /* the handshake resumed a session */
@@ -141,6 +143,11 @@ void pa_conn_free(struct pa_conn *c)
         return;
     if (c->h2 != NULL)
         nghttp2_session_del(c->h2); /* calls no callbacks */
+    while (c->reqs != NULL) {
+        struct req *r = c->reqs;
+        c->reqs = r->next;
+        free(r);
+    }
     pa_tls_io_free(c->io);
     if (c->fd >= 0)
         close(c->fd);
@@ -325,6 +332,12 @@ static int on_close(nghttp2_session *s, int32_t id, uint32_t error_code, void *u
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
     c->streams--;
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        c->reqs = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
     if (r->answered) {
         struct pa_answer a;
         memset(&a, 0, sizeof a);
@@ -395,7 +408,9 @@ static int start_h2(struct pa_conn *c, char *err, size_t errlen)
 
 int pa_conn_slots(const struct pa_conn *c, int max_in_flight)
 {
-    if (c->state != PA_CONN_H2 || c->shutdown || c->h2 == NULL)
+    /* not before the gateway's SETTINGS: it may still refuse a resumed
+     * session right after the handshake */
+    if (c->state != PA_CONN_H2 || c->shutdown || c->h2 == NULL || !c->reported)
         return 0;
     uint32_t peer = nghttp2_session_get_remote_settings(c->h2,
                                                         NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
@@ -439,6 +454,10 @@ int pa_conn_submit(struct pa_conn *c, struct pa_item *it)
         return id == NGHTTP2_ERR_NOMEM ? PANELAGENT_ENOMEM : PANELAGENT_EPROTOCOL;
     }
     c->streams++;
+    r->next = c->reqs;
+    if (c->reqs != NULL)
+        c->reqs->prev = r;
+    c->reqs = r;
     return PANELAGENT_OK;
 }
 

@@ -238,4 +238,8 @@ probe "$T/f4.out" nimble-01 --seq-file "$T/seq" --frames 1
 check "(f) a corrupt seq file: client_new fails with ECONFIG naming the file" \
     grep -q "^new rv=PANELAGENT_ECONFIG err=seq file $T/seq is corrupt" "$T/f4.out"
 
+# the probes' stderr (in their .out files) is free of sanitizer reports
+bad=$(grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: .*Sanitizer' "$T"/*.out 2>/dev/null || true)
+check_eq "sdk_probe output free of sanitizer reports" "$bad" ""
+
 finish

@@ -118,4 +118,8 @@ check_eq "live: the second frame is reported undelivered at close" \
 check "live: the gateway refused wowza-01 as revoked" \
     grep -q "handshake_refused.*reason=revoked spki_sha256=$(spki "$PKI/wowza-01.crt")" "$GW_LOG"
 
+# the probes' stderr (in their .out files) is free of sanitizer reports
+bad=$(grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: .*Sanitizer' "$T"/*.out 2>/dev/null || true)
+check_eq "sdk_probe output free of sanitizer reports" "$bad" ""
+
 finish
