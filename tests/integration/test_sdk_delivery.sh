@@ -13,7 +13,9 @@
 #  (e) storage locked -> 503 with retry-after 2: the frames are kept, not
 #      resent before retry-after, and stored once after the lock goes;
 #  (f) a seq file keeps seq increasing across probe restarts, even with
-#      frames stored by an earlier run.
+#      frames stored by an earlier run;
+#  (g) a 400 (the gateway's name limit lowered): EREJECTED with the seq and
+#      the problem's type and detail, not resent, not stored.
 . "$(dirname "$0")/lib.sh"
 
 SDK_PROBE=${SDK_PROBE:-$PANELGATE_BUILD_DIR/bin/sdk_probe}
@@ -237,6 +239,24 @@ echo "garbage" >"$T/seq"
 probe "$T/f4.out" nimble-01 --seq-file "$T/seq" --frames 1
 check "(f) a corrupt seq file: client_new fails with ECONFIG naming the file" \
     grep -q "^new rv=PANELAGENT_ECONFIG err=seq file $T/seq is corrupt" "$T/f4.out"
+
+# ---- (g) a frame the gateway refuses for good ------------------------------------------------
+# The gateway's limit on names is lowered below the probe's server name
+# ("probe"): 400 frame:too_long, which no resend can fix.
+gw_stop
+gw_config "[frame]" "max_name_len = 3"
+sed -i "s/^listen = 127.0.0.1:0, \\[::1\\]:0$/listen = 127.0.0.1:$PORT, [::1]:$PORT6/" "$GW_CONF"
+gw_start
+probe "$T/g.out" nimble-01 --frames 2 --run 20000 --until-done
+S=$(submitted "$T/g.out")
+check_eq "(g) 400: both frames reported EREJECTED with their seqs" \
+    "$(errors "$T/g.out" PANELAGENT_EREJECTED)" "$S"
+check "(g) ... with the problem's type and detail" \
+    grep -q '^error code=PANELAGENT_EREJECTED seq=[0-9]* detail=HTTP 400 urn:panelgate:problem:frame:too_long: server.name' "$T/g.out"
+check_eq "(g) stat rejected=2" "$(stat "$T/g.out" rejected)" 2
+check_eq "(g) not resent (retries=0)" "$(stat "$T/g.out" retries)" 0
+check_eq "(g) gone from the queue: nothing undelivered at close" "$(undelivered "$T/g.out")" 0
+check_eq "(g) nothing stored" "$(stored_range "$NIMBLE_ID" "$S")" ""
 
 # the probes' stderr (in their .out files) is free of sanitizer reports
 bad=$(grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: .*Sanitizer' "$T"/*.out 2>/dev/null || true)
