@@ -57,7 +57,7 @@ sanitize: deps
 # No tests in this tree: they (and the corpus replays) run in build/ and
 # build-san/.
 fuzz: deps
-	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang $(CMAKE_COMMON) \
+	cmake -S . -B $(BUILD_FUZZ) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ $(CMAKE_COMMON) \
 	    -DPANELGATE_SANITIZE=OFF -DPANELGATE_FUZZ=ON -DPANELGATE_TESTS=OFF
 	cmake --build $(BUILD_FUZZ) --parallel $(JOBS)
 	@shopt -s nullglob; failed=(); ran=0; \
