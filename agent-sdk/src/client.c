@@ -1,19 +1,14 @@
 /*
- * client.c - panelagent_client: the queue, delivery, callbacks and
- * counters.
+ * client.c - panelagent_client: delivery (answers, the connection, the
+ * I/O thread), creation and close.
  *
- * Threads.  Any thread may submit, flush and read counters; they share the
- * queue under |mu|.  The client's own I/O thread runs poll() over the
- * gateway connection (transport.c) and an eventfd that submit and close
- * use to wake it.  It alone starts requests, handles answers, and runs the
- * callbacks: events (acks, errors) are queued under |mu| and delivered
- * after the lock is released, so a callback may submit.  seq is taken
- * under its own mutex (seq_mu) so that the seq file's rare fsync never
- * holds up the queue.
+ * Threads.  Any thread may submit, flush and read counters (client_queue.c);
+ * they share the queue under |mu|.  The client's own I/O thread runs poll()
+ * over the gateway connection (transport.c) and an eventfd that submit and
+ * close use to wake it.  It alone starts requests, handles answers, and
+ * runs the callbacks.  seq is taken under its own mutex (seq_mu) so that
+ * the seq file's rare fsync never holds up the queue.
  *
- * The queue is a list in ascending seq.  An item stays in it until the
- * gateway acknowledges it (202), refuses it for good (4xx), or it is
- * dropped to make room (DROP_OLDEST) or reported undelivered at close.
  * Everything in flight on a connection that fails goes back to being
  * queued and is resent with the same seq.
  */
@@ -34,286 +29,16 @@
 
 #include "client_internal.h"
 
-#define N_STATS (PANELAGENT_STAT_UNDELIVERED + 1)
 #define TRANSIENT_REPORT_MS 30000 /* the same transient error at most this often */
 #define REFUSED_MAX_FACTOR 16
-
-struct pa_event {
-    struct pa_event *next;
-    int err; /* 0: ack */
-    uint64_t seq;
-    char detail[320];
-};
-
-struct panelagent_client {
-    struct pa_opts o;
-    struct pa_tls *tls;
-
-    pthread_mutex_t seq_mu;
-    struct pa_seqstore *seq; /* seq_mu */
-
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* an item left the queue */
-    struct pa_item *head, *tail;
-    uint64_t n_items, n_bytes, n_inflight;
-    uint64_t max_seq; /* highest seq queued so far */
-    struct pa_event *ev_head, *ev_tail;
-    uint64_t st[N_STATS];
-    int closing, stop;
-    int undelivered;
-
-    int wake_fd;
-    pthread_t thr;
-    int thr_started;
-
-    /* I/O thread only */
-    struct pa_conn *conn;
-    int64_t next_attempt_ms; /* no connection attempt before */
-    int64_t hold_until_ms;   /* no request before (retry-after, 5xx) */
-    unsigned fail_streak;    /* transient failures in a row */
-    unsigned req_streak;     /* retryable answers in a row */
-    unsigned refusal_streak;
-    int refusal_reported;    /* code reported in this refusal episode */
-    int last_transient;
-    int64_t last_transient_ms;
-    int calm_reported;
-    int64_t idle_since_ms;
-};
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-void pa_client_log(struct panelagent_client *cl, int level, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-
-    if (cl->o.log_fn == NULL)
-        return;
-    va_start(ap, fmt);
-    if (vsnprintf(line, sizeof line, fmt, ap) < 0)
-        line[0] = '\0';
-    va_end(ap);
-    cl->o.log_fn(level, line, cl->o.log_ud);
-}
-
-static void wake(struct panelagent_client *cl)
-{
-    uint64_t one = 1;
-    ssize_t n = write(cl->wake_fd, &one, sizeof one);
-    (void)n; /* EAGAIN: a wake-up is pending anyway */
-}
-
-/* ---- events (mu held) -------------------------------------------------------- */
-
-static void event_push(struct panelagent_client *cl, int err, uint64_t seq, const char *detail)
-{
-    if (err == 0 ? cl->o.ack_fn == NULL : cl->o.error_fn == NULL)
-        return;
-    struct pa_event *e = malloc(sizeof *e);
-    if (e == NULL)
-        return; /* out of memory: the event is lost, the counters are not */
-    e->next = NULL;
-    e->err = err;
-    e->seq = seq;
-    snprintf(e->detail, sizeof e->detail, "%s", detail ? detail : "");
-    if (cl->ev_tail != NULL)
-        cl->ev_tail->next = e;
-    else
-        cl->ev_head = e;
-    cl->ev_tail = e;
-}
-
-/* Runs the queued callbacks without the lock (I/O thread). */
-static void deliver_events(struct panelagent_client *cl)
-{
-    for (;;) {
-        pthread_mutex_lock(&cl->mu);
-        struct pa_event *e = cl->ev_head;
-        cl->ev_head = cl->ev_tail = NULL;
-        pthread_mutex_unlock(&cl->mu);
-        if (e == NULL)
-            return;
-        while (e != NULL) {
-            struct pa_event *next = e->next;
-            if (e->err == 0)
-                cl->o.ack_fn(e->seq, cl->o.ack_ud);
-            else
-                cl->o.error_fn(e->err, e->seq, e->detail, cl->o.error_ud);
-            free(e);
-            e = next;
-        }
-    }
-}
 
 /* A report that concerns the connection (seq 0), from the I/O thread. */
 static void report(struct panelagent_client *cl, int err, const char *detail)
 {
     pthread_mutex_lock(&cl->mu);
-    event_push(cl, err, 0, detail);
+    pa_event_push(cl, err, 0, detail);
     pthread_mutex_unlock(&cl->mu);
     pa_client_log(cl, PANELAGENT_LOG_WARN, "%s: %s", panelagent_strerror(err), detail);
-}
-
-/* ---- the queue (mu held) -------------------------------------------------------- */
-
-static void item_free(struct pa_item *it)
-{
-    if (it == NULL)
-        return;
-    free(it->data);
-    free(it);
-}
-
-static void queue_insert(struct panelagent_client *cl, struct pa_item *it)
-{
-    struct pa_item *p = cl->tail;
-    while (p != NULL && p->seq > it->seq)
-        p = p->prev;
-    it->prev = p;
-    it->next = p ? p->next : cl->head;
-    if (it->next != NULL)
-        it->next->prev = it;
-    else
-        cl->tail = it;
-    if (p != NULL)
-        p->next = it;
-    else
-        cl->head = it;
-    cl->n_items++;
-    cl->n_bytes += it->len;
-    if (it->seq > cl->max_seq)
-        cl->max_seq = it->seq;
-}
-
-/* Unlinks and frees |it|; wakes flush. */
-static void queue_remove(struct panelagent_client *cl, struct pa_item *it)
-{
-    if (it->prev != NULL)
-        it->prev->next = it->next;
-    else
-        cl->head = it->next;
-    if (it->next != NULL)
-        it->next->prev = it->prev;
-    else
-        cl->tail = it->prev;
-    cl->n_items--;
-    cl->n_bytes -= it->len;
-    if (it->inflight)
-        cl->n_inflight--;
-    item_free(it);
-    pthread_cond_broadcast(&cl->cv);
-}
-
-/* ---- submit --------------------------------------------------------------------- */
-
-int panelagent_client_submit_take(panelagent_client *cl, panelagent_frame *f,
-                                  uint64_t *seq_out, char *err, size_t errlen)
-{
-    struct pa_buf b;
-    struct pa_item *it = NULL;
-    uint64_t seq = 0, now;
-    int rv;
-
-    if (seq_out != NULL)
-        *seq_out = 0;
-    if (cl == NULL || f == NULL) {
-        panelagent_frame_free(f);
-        pa_seterr(err, errlen, "no client or no frame");
-        return PANELAGENT_EINVAL;
-    }
-    pthread_mutex_lock(&cl->mu);
-    rv = cl->closing ? PANELAGENT_ECLOSED : PANELAGENT_OK;
-    if (rv == PANELAGENT_OK && cl->o.queue_policy == PANELAGENT_QUEUE_REJECT_NEW &&
-        cl->n_items >= (uint64_t)cl->o.queue_max_frames) {
-        cl->st[PANELAGENT_STAT_REJECTED_FULL]++;
-        rv = PANELAGENT_EAGAIN;
-    }
-    pthread_mutex_unlock(&cl->mu);
-    if (rv != PANELAGENT_OK) {
-        panelagent_frame_free(f);
-        pa_seterr(err, errlen, "%s", panelagent_strerror(rv));
-        return rv;
-    }
-
-    now = unix_ms();
-    pthread_mutex_lock(&cl->seq_mu);
-    rv = pa_seq_next(cl->seq, now, &seq, err, errlen);
-    pthread_mutex_unlock(&cl->seq_mu);
-    if (rv != PANELAGENT_OK) {
-        panelagent_frame_free(f);
-        return rv;
-    }
-    pa_buf_init(&b, NULL);
-    rv = pa_builder_encode(f, seq, now, &b, err, errlen);
-    panelagent_frame_free(f);
-    if (rv != PANELAGENT_OK) {
-        pa_buf_cleanup(&b);
-        return rv;
-    }
-    it = calloc(1, sizeof *it);
-    if (it == NULL) {
-        pa_buf_cleanup(&b);
-        pa_seterr(err, errlen, "out of memory");
-        return PANELAGENT_ENOMEM;
-    }
-    it->seq = seq;
-    it->data = b.data; /* the item owns the encoded bytes now */
-    it->len = b.len;
-
-    pthread_mutex_lock(&cl->mu);
-    if (cl->closing) {
-        rv = PANELAGENT_ECLOSED;
-        goto unlock;
-    }
-    if (it->len > (uint64_t)cl->o.queue_max_bytes) {
-        cl->st[PANELAGENT_STAT_REJECTED_FULL]++;
-        rv = PANELAGENT_EAGAIN;
-        goto unlock;
-    }
-    while (cl->n_items + 1 > (uint64_t)cl->o.queue_max_frames ||
-           cl->n_bytes + it->len > (uint64_t)cl->o.queue_max_bytes) {
-        struct pa_item *old = NULL;
-        if (cl->o.queue_policy == PANELAGENT_QUEUE_DROP_OLDEST)
-            for (old = cl->head; old != NULL && old->inflight; old = old->next)
-                ;
-        if (old == NULL) {
-            cl->st[PANELAGENT_STAT_REJECTED_FULL]++;
-            rv = PANELAGENT_EAGAIN;
-            goto unlock;
-        }
-        char d[96];
-        snprintf(d, sizeof d, "frame %" PRIu64 " dropped from the full queue", old->seq);
-        event_push(cl, PANELAGENT_EDROPPED, old->seq, d);
-        cl->st[PANELAGENT_STAT_DROPPED_OLDEST]++;
-        queue_remove(cl, old);
-    }
-    queue_insert(cl, it);
-    it = NULL;
-    cl->st[PANELAGENT_STAT_SUBMITTED]++;
-    rv = PANELAGENT_OK;
-unlock:
-    pthread_mutex_unlock(&cl->mu);
-    item_free(it);
-    wake(cl); /* also for the EDROPPED events */
-    if (rv != PANELAGENT_OK) {
-        pa_seterr(err, errlen, "%s", panelagent_strerror(rv));
-        return rv;
-    }
-    if (seq_out != NULL)
-        *seq_out = seq;
-    return PANELAGENT_OK;
 }
 
 /* ---- answers (I/O thread, from transport.c) ----------------------------------------- */
@@ -342,11 +67,11 @@ static void hold(struct panelagent_client *cl, int64_t until)
         cl->hold_until_ms = until;
 }
 
-void pa_client_answer(struct panelagent_client *cl, struct pa_item *it,
-                      const struct pa_answer *a)
+int pa_client_answer(struct panelagent_client *cl, struct pa_item *it,
+                     const struct pa_answer *a, char *err, size_t errlen)
 {
     char d[320];
-    int64_t now = mono_ms();
+    int64_t now = pa_mono_ms();
     uint64_t seq = it->seq;
 
     pthread_mutex_lock(&cl->mu);
@@ -356,11 +81,14 @@ void pa_client_answer(struct panelagent_client *cl, struct pa_item *it,
         cl->st[PANELAGENT_STAT_ACKED]++;
         if (seq > cl->st[PANELAGENT_STAT_LAST_ACKED_SEQ])
             cl->st[PANELAGENT_STAT_LAST_ACKED_SEQ] = seq;
-        event_push(cl, 0, seq, NULL);
-        queue_remove(cl, it);
+        pa_event_push(cl, 0, seq, NULL);
+        pa_queue_remove(cl, it);
         pthread_mutex_unlock(&cl->mu);
         cl->req_streak = 0;
-        return;
+        cl->fail_streak = 0; /* the gateway works: the backoff starts over */
+        cl->last_transient = 0;
+        cl->calm_reported = 0;
+        return PANELAGENT_OK;
     }
     if (a->status == 429 || a->status == 503) {
         /* kept; not resent before retry-after (+ jitter) */
@@ -371,27 +99,43 @@ void pa_client_answer(struct panelagent_client *cl, struct pa_item *it,
         pa_client_log(cl, PANELAGENT_LOG_INFO,
                       "frame %" PRIu64 ": HTTP %d (%s), retrying after %" PRId64 " ms", seq,
                       a->status, a->problem, ra * 1000 + j);
-        return;
+        return PANELAGENT_OK;
     }
     if (a->status >= 400 && a->status < 500 && a->status != 408) {
         snprintf(d, sizeof d, "HTTP %d %s", a->status, a->problem);
         cl->st[PANELAGENT_STAT_REJECTED]++;
-        event_push(cl, PANELAGENT_EREJECTED, seq, d);
-        queue_remove(cl, it);
+        pa_event_push(cl, PANELAGENT_EREJECTED, seq, d);
+        pa_queue_remove(cl, it);
         pthread_mutex_unlock(&cl->mu);
         pa_client_log(cl, PANELAGENT_LOG_WARN, "frame %" PRIu64 " rejected: %s", seq, d);
-        return;
+        return PANELAGENT_OK;
     }
-    /* 5xx, 408, or something unexpected: resend the same seq with back-off */
-    if (a->status == 202)
-        snprintf(d, sizeof d, "HTTP 202 without a matching panelgate-ack-seq");
-    else
-        snprintf(d, sizeof d, "HTTP %d %s", a->status, a->problem);
-    if (a->status < 500 && a->status != 408)
-        event_push(cl, PANELAGENT_EPROTOCOL, seq, d);
     pthread_mutex_unlock(&cl->mu);
-    hold(cl, now + transient_delay(cl, cl->req_streak++));
-    pa_client_log(cl, PANELAGENT_LOG_WARN, "frame %" PRIu64 ": %s; will resend", seq, d);
+    if (a->status >= 500 || a->status == 408) {
+        /* resend the same seq with back-off */
+        hold(cl, now + transient_delay(cl, cl->req_streak++));
+        pa_client_log(cl, PANELAGENT_LOG_WARN,
+                      "frame %" PRIu64 ": HTTP %d %s; will resend", seq, a->status, a->problem);
+        return PANELAGENT_OK;
+    }
+    /* A 202 that acknowledges another seq (or none), or a status the
+     * protocol does not have: the gateway is broken, and nothing else it
+     * says on this connection can be trusted.  Not an ack: the caller drops
+     * the connection, the frame is resent with its seq after the backoff. */
+    if (a->status == 202 && a->has_ack)
+        pa_seterr(err, errlen,
+                  "HTTP 202 for frame %" PRIu64 " acknowledged seq %" PRIu64
+                  " (panelgate-ack-seq): not taken as an ack",
+                  seq, a->ack_seq);
+    else if (a->status == 202)
+        pa_seterr(err, errlen,
+                  "HTTP 202 for frame %" PRIu64 " without a valid panelgate-ack-seq: not "
+                  "taken as an ack",
+                  seq);
+    else
+        pa_seterr(err, errlen, "HTTP %d for frame %" PRIu64 ": not a status of the protocol",
+                  a->status, seq);
+    return PANELAGENT_EPROTOCOL;
 }
 
 void pa_client_lost(struct panelagent_client *cl, struct pa_item *it, uint32_t h2_error)
@@ -402,8 +146,12 @@ void pa_client_lost(struct panelagent_client *cl, struct pa_item *it, uint32_t h
     it->inflight = 0;
     cl->n_inflight--;
     pthread_mutex_unlock(&cl->mu);
-    if (h2_error != NGHTTP2_REFUSED_STREAM && h2_error != NGHTTP2_NO_ERROR)
-        hold(cl, mono_ms() + transient_delay(cl, cl->req_streak++));
+    /* Streams the gateway did not take before its GOAWAY go out again at
+     * once (on the next connection).  Any other stream closed without an
+     * answer (RST_STREAM, even REFUSED_STREAM or NO_ERROR) backs off, or a
+     * gateway that resets every request would get them in a tight loop. */
+    if (cl->conn == NULL || pa_conn_goaway(cl->conn) < 0)
+        hold(cl, pa_mono_ms() + transient_delay(cl, cl->req_streak++));
     pa_client_log(cl, PANELAGENT_LOG_INFO,
                   "frame %" PRIu64 ": stream closed without an answer (%s); will resend", seq,
                   nghttp2_http2_strerror(h2_error));
@@ -499,11 +247,12 @@ static void on_connected(struct panelagent_client *cl, int resumed)
     if (resumed)
         cl->st[PANELAGENT_STAT_RESUMED]++;
     pthread_mutex_unlock(&cl->mu);
-    cl->fail_streak = 0;
+    /* fail_streak and last_transient go on until an ack: a gateway that
+     * accepts connections but then breaks them still sees the backoff
+     * grow, and its error is reported once, not once per connection (a
+     * ban by GOAWAY ENHANCE_YOUR_CALM too) */
     cl->refusal_streak = 0;
     cl->refusal_reported = 0;
-    cl->last_transient = 0;
-    cl->calm_reported = 0;
     pa_client_log(cl, PANELAGENT_LOG_INFO, "connected to %s port %" PRId64 "%s", cl->o.host,
                   cl->o.port, resumed ? " (TLS session resumed)" : "");
 }
@@ -599,6 +348,7 @@ static int64_t step(struct panelagent_client *cl, int64_t now)
         return now;
     }
     earlier(&next, rd);
+    earlier(&next, pa_conn_deadline(cl->conn)); /* the gateway's SETTINGS */
     if (st == PA_CONN_H2) {
         if (queued > 0 && now < cl->hold_until_ms)
             earlier(&next, cl->hold_until_ms);
@@ -647,11 +397,11 @@ static void report_undelivered(struct panelagent_client *cl)
         struct pa_item *it = cl->head;
         char d[96];
         snprintf(d, sizeof d, "frame %" PRIu64 " not acknowledged before close", it->seq);
-        event_push(cl, PANELAGENT_EUNDELIVERED, it->seq, d);
+        pa_event_push(cl, PANELAGENT_EUNDELIVERED, it->seq, d);
         cl->st[PANELAGENT_STAT_UNDELIVERED]++;
         cl->undelivered++;
         it->inflight = 0;
-        queue_remove(cl, it);
+        pa_queue_remove(cl, it);
     }
     cl->n_inflight = 0;
     pthread_mutex_unlock(&cl->mu);
@@ -662,14 +412,14 @@ static void *io_main(void *arg)
     struct panelagent_client *cl = arg;
 
     for (;;) {
-        deliver_events(cl);
+        pa_deliver_events(cl);
         pthread_mutex_lock(&cl->mu);
         int stop = cl->stop;
         pthread_mutex_unlock(&cl->mu);
         if (stop)
             break;
 
-        int64_t now = mono_ms();
+        int64_t now = pa_mono_ms();
         int64_t next = step(cl, now);
         struct pollfd pfd[2] = {{.fd = cl->wake_fd, .events = POLLIN}, {.fd = -1}};
         int nfds = 1;
@@ -680,7 +430,7 @@ static void *io_main(void *arg)
         }
         int timeout = 1000;
         if (next >= 0) {
-            int64_t d = next - mono_ms();
+            int64_t d = next - pa_mono_ms();
             timeout = d < 0 ? 0 : d < 1000 ? (int)d : 1000;
         }
         pthread_mutex_lock(&cl->mu);
@@ -695,7 +445,7 @@ static void *io_main(void *arg)
             ssize_t r = read(cl->wake_fd, &v, sizeof v);
             (void)r;
         }
-        now = mono_ms();
+        now = pa_mono_ms();
         if (cl->conn != NULL)
             io_event(cl, n > 0 ? pfd[1].revents : 0, now);
     }
@@ -704,12 +454,12 @@ static void *io_main(void *arg)
             char err[64];
             int c, r;
             pa_conn_shutdown(cl->conn);
-            (void)pa_conn_io(cl->conn, 0, mono_ms(), &c, &r, err, sizeof err);
+            (void)pa_conn_io(cl->conn, 0, pa_mono_ms(), &c, &r, err, sizeof err);
         }
         drop_conn(cl);
     }
     report_undelivered(cl);
-    deliver_events(cl);
+    pa_deliver_events(cl);
     return NULL;
 }
 
@@ -720,7 +470,7 @@ static void client_destroy(struct panelagent_client *cl)
     if (cl == NULL)
         return;
     while (cl->head != NULL)
-        queue_remove(cl, cl->head);
+        pa_queue_remove(cl, cl->head);
     while (cl->ev_head != NULL) {
         struct pa_event *e = cl->ev_head;
         cl->ev_head = e->next;
@@ -793,7 +543,7 @@ int panelagent_client_new(panelagent_client **out, const panelagent_config *c, c
         goto fail;
     if ((rv = pa_tls_new(&cl->tls, &cl->o, err, errlen)) != PANELAGENT_OK)
         goto fail;
-    if ((rv = pa_seq_open(&cl->seq, cl->o.seq_file, PA_SEQ_BLOCK, unix_ms(), err, errlen)) !=
+    if ((rv = pa_seq_open(&cl->seq, cl->o.seq_file, PA_SEQ_BLOCK, pa_unix_ms(), err, errlen)) !=
         PANELAGENT_OK)
         goto fail;
     cl->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -821,67 +571,13 @@ fail:
     return rv;
 }
 
-static int on_io_thread(const struct panelagent_client *cl)
-{
-    return cl->thr_started && pthread_equal(pthread_self(), cl->thr);
-}
-
-int panelagent_client_flush(panelagent_client *cl, int timeout_ms)
-{
-    struct timespec dl;
-    int rv = PANELAGENT_OK;
-
-    if (cl == NULL)
-        return PANELAGENT_EINVAL;
-    if (on_io_thread(cl))
-        return PANELAGENT_EBUSY;
-    if (timeout_ms >= 0) {
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
-    }
-    pthread_mutex_lock(&cl->mu);
-    uint64_t mark = cl->max_seq;
-    while (cl->head != NULL && cl->head->seq <= mark && !cl->stop) {
-        int e = timeout_ms < 0 ? pthread_cond_wait(&cl->cv, &cl->mu)
-                               : pthread_cond_timedwait(&cl->cv, &cl->mu, &dl);
-        if (e == ETIMEDOUT) {
-            if (cl->head != NULL && cl->head->seq <= mark)
-                rv = PANELAGENT_ETIMEDOUT;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&cl->mu);
-    return rv;
-}
-
-int panelagent_client_stat(panelagent_client *cl, panelagent_stat id, uint64_t *out)
-{
-    if (cl == NULL || out == NULL || id < PANELAGENT_STAT_SUBMITTED ||
-        id > PANELAGENT_STAT_UNDELIVERED)
-        return PANELAGENT_EINVAL;
-    pthread_mutex_lock(&cl->mu);
-    if (id == PANELAGENT_STAT_QUEUED)
-        *out = cl->n_items;
-    else if (id == PANELAGENT_STAT_QUEUED_BYTES)
-        *out = cl->n_bytes;
-    else
-        *out = cl->st[id];
-    pthread_mutex_unlock(&cl->mu);
-    return PANELAGENT_OK;
-}
-
 int panelagent_client_close(panelagent_client *cl, int timeout_ms)
 {
     int n;
 
     if (cl == NULL)
         return 0;
-    if (on_io_thread(cl))
+    if (pa_client_on_io_thread(cl))
         return PANELAGENT_EBUSY;
     if (timeout_ms != 0)
         (void)panelagent_client_flush(cl, timeout_ms);
@@ -890,7 +586,7 @@ int panelagent_client_close(panelagent_client *cl, int timeout_ms)
     cl->stop = 1;
     pthread_cond_broadcast(&cl->cv);
     pthread_mutex_unlock(&cl->mu);
-    wake(cl);
+    pa_client_wake(cl);
     pthread_join(cl->thr, NULL);
     cl->thr_started = 0;
     n = cl->undelivered;
@@ -901,4 +597,79 @@ int panelagent_client_close(panelagent_client *cl, int timeout_ms)
 void panelagent_client_free(panelagent_client *cl)
 {
     (void)panelagent_client_close(cl, 0);
+}
+
+/* ---- for the fuzz target (client_internal.h) ------------------------------------------ */
+
+int pa_client_test_new(struct panelagent_client **out, const panelagent_config *c)
+{
+    struct panelagent_client *cl = calloc(1, sizeof *cl);
+
+    *out = NULL;
+    if (cl == NULL)
+        return PANELAGENT_ENOMEM;
+    cl->wake_fd = -1;
+    pthread_mutex_init(&cl->seq_mu, NULL);
+    pthread_mutex_init(&cl->mu, NULL);
+    pthread_cond_init(&cl->cv, NULL);
+    cl->idle_since_ms = -1;
+    if (pa_opts_copy(&cl->o, c) != PANELAGENT_OK) {
+        client_destroy(cl);
+        return PANELAGENT_ENOMEM;
+    }
+    *out = cl;
+    return PANELAGENT_OK;
+}
+
+int pa_client_test_queue(struct panelagent_client *cl, uint64_t seq, const uint8_t *data,
+                         size_t len)
+{
+    struct pa_item *it = calloc(1, sizeof *it);
+    if (it == NULL || (it->data = malloc(len ? len : 1)) == NULL) {
+        free(it);
+        return PANELAGENT_ENOMEM;
+    }
+    memcpy(it->data, data, len);
+    it->len = len;
+    it->seq = seq;
+    pthread_mutex_lock(&cl->mu);
+    pa_queue_insert(cl, it);
+    pthread_mutex_unlock(&cl->mu);
+    return PANELAGENT_OK;
+}
+
+int pa_client_test_attach(struct panelagent_client *cl, struct pa_conn *conn)
+{
+    int n = 0;
+
+    cl->conn = conn;
+    pthread_mutex_lock(&cl->mu);
+    for (struct pa_item *it = cl->head; it != NULL && n < cl->o.max_in_flight; it = it->next) {
+        if (it->inflight || pa_conn_submit(conn, it) != PANELAGENT_OK)
+            continue;
+        it->inflight = 1;
+        cl->n_inflight++;
+        it->sends++;
+        n++;
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return n;
+}
+
+void pa_client_test_detach(struct panelagent_client *cl)
+{
+    if (cl->conn != NULL)
+        drop_conn(cl);
+    pa_deliver_events(cl);
+    pthread_mutex_lock(&cl->mu);
+    while (cl->head != NULL)
+        pa_queue_remove(cl, cl->head);
+    pthread_mutex_unlock(&cl->mu);
+    cl->hold_until_ms = 0;
+    cl->req_streak = cl->fail_streak = 0;
+}
+
+void pa_client_test_free(struct panelagent_client *cl)
+{
+    client_destroy(cl);
 }

@@ -6,12 +6,13 @@
  * nothing here is exported.
  *
  * Threads: everything in transport.c and tls_client.c runs on the client's
- * I/O thread only; client.c's queue is shared with submitting threads under
- * the client's mutex.
+ * I/O thread only; the queue (client_queue.c) is shared with submitting
+ * threads under the client's mutex.
  */
 #ifndef PANELAGENT_CLIENT_INTERNAL_H
 #define PANELAGENT_CLIENT_INTERNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -101,12 +102,86 @@ struct pa_answer {
 
 struct panelagent_client;
 
-/* Called by transport.c on the I/O thread. */
-void pa_client_answer(struct panelagent_client *cl, struct pa_item *it,
-                      const struct pa_answer *a);
+/* Called by transport.c on the I/O thread, from nghttp2's stream-close
+ * callback.  PANELAGENT_OK, or PANELAGENT_EPROTOCOL when the answer shows
+ * the gateway is broken (a 202 that acknowledges another seq): the reason
+ * is in |err| and the caller drops the connection (the frame stays queued
+ * and is resent with its seq). */
+int pa_client_answer(struct panelagent_client *cl, struct pa_item *it,
+                     const struct pa_answer *a, char *err, size_t errlen);
 void pa_client_lost(struct panelagent_client *cl, struct pa_item *it, uint32_t h2_error);
 void pa_client_log(struct panelagent_client *cl, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- the client (client.c, client_queue.c) ------------------------------------------
+ * client_queue.c: the queue, the events for the callbacks, submit, flush and
+ * the counters; client.c: answers, the connection and the I/O thread. */
+
+#define PA_N_STATS (PANELAGENT_STAT_UNDELIVERED + 1)
+
+struct pa_event {
+    struct pa_event *next;
+    int err; /* 0: ack */
+    uint64_t seq;
+    char detail[320];
+};
+
+struct pa_tls;
+struct pa_conn;
+struct pa_seqstore;
+
+struct panelagent_client {
+    struct pa_opts o;
+    struct pa_tls *tls;
+
+    pthread_mutex_t seq_mu;
+    struct pa_seqstore *seq; /* seq_mu */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* an item left the queue, or an event was delivered */
+    struct pa_item *head, *tail;
+    uint64_t n_items, n_bytes, n_inflight;
+    uint64_t max_seq; /* highest seq queued so far */
+    struct pa_event *ev_head, *ev_tail;
+    uint64_t ev_queued;    /* events ever queued for a callback */
+    uint64_t ev_delivered; /* of those, callbacks that have returned */
+    uint64_t st[PA_N_STATS];
+    int closing, stop;
+    int undelivered;
+
+    int wake_fd;
+    pthread_t thr;
+    int thr_started;
+
+    /* I/O thread only */
+    struct pa_conn *conn;
+    int64_t next_attempt_ms; /* no connection attempt before */
+    int64_t hold_until_ms;   /* no request before (retry-after, 5xx) */
+    unsigned fail_streak;    /* transient failures since the last ack */
+    unsigned req_streak;     /* retryable answers in a row */
+    unsigned refusal_streak;
+    int refusal_reported;    /* code reported in this refusal episode */
+    int last_transient;
+    int64_t last_transient_ms;
+    int calm_reported;
+    int64_t idle_since_ms;
+};
+
+int64_t pa_mono_ms(void);
+uint64_t pa_unix_ms(void);
+/* Wakes the I/O thread's poll. */
+void pa_client_wake(struct panelagent_client *cl);
+int pa_client_on_io_thread(const struct panelagent_client *cl);
+
+/* With mu held.  pa_event_push queues a callback (dropped when there is no
+ * callback for it); pa_queue_remove unlinks and frees an item and wakes
+ * flush. */
+void pa_event_push(struct panelagent_client *cl, int err, uint64_t seq, const char *detail);
+void pa_queue_insert(struct panelagent_client *cl, struct pa_item *it);
+void pa_queue_remove(struct panelagent_client *cl, struct pa_item *it);
+void pa_item_free(struct pa_item *it);
+/* Runs the queued callbacks without the lock (I/O thread). */
+void pa_deliver_events(struct panelagent_client *cl);
 
 /* ---- tls_client.c ----------------------------------------------------------------- */
 
@@ -115,7 +190,7 @@ struct pa_tls_io;  /* per connection: the mbedTLS context */
 
 int pa_tls_new(struct pa_tls **out, const struct pa_opts *o, char *err, size_t errlen);
 void pa_tls_free(struct pa_tls *t);
-/* A random 64-bit number (for jitter). */
+/* A random 64-bit number (for jitter); t NULL: a fixed sequence. */
 uint64_t pa_tls_random(struct pa_tls *t);
 /* Forgets the saved session (after a refusal). */
 void pa_tls_forget_session(struct pa_tls *t);
@@ -181,5 +256,29 @@ int pa_conn_streams(const struct pa_conn *c);
 int pa_conn_submit(struct pa_conn *c, struct pa_item *it);
 /* GOAWAY received: its error code (0 = NO_ERROR) or -1 when none. */
 int64_t pa_conn_goaway(const struct pa_conn *c);
+
+/* For the fuzz target: a connection without a socket or TLS, open for
+ * HTTP/2 at once (requests go in with pa_conn_submit).  pa_conn_feed hands
+ * it bytes as if from the gateway, runs the same callbacks as pa_conn_io,
+ * and throws away what the client would send back.  Same results as
+ * pa_conn_io. */
+int pa_conn_new_mem(struct pa_conn **out, struct panelagent_client *cl, const struct pa_opts *o);
+int pa_conn_feed(struct pa_conn *c, const uint8_t *data, size_t len, int *connected,
+                 char *err, size_t errlen);
+
+/* ---- client.c: the same for the fuzz target --------------------------------------------
+ * A client with the options of |c| but no TLS, no seq store and no I/O
+ * thread; frames are queued with pa_client_test_queue, sent on a
+ * pa_conn_new_mem connection with pa_client_test_attach (the connection is
+ * the client's then), and pa_client_test_detach frees the connection, runs
+ * the callbacks and empties the queue. */
+int pa_client_test_new(struct panelagent_client **out, const panelagent_config *c);
+int pa_client_test_queue(struct panelagent_client *cl, uint64_t seq, const uint8_t *data,
+                         size_t len);
+/* Starts a request for each queued frame that the connection has room for;
+ * returns how many. */
+int pa_client_test_attach(struct panelagent_client *cl, struct pa_conn *conn);
+void pa_client_test_detach(struct panelagent_client *cl);
+void pa_client_test_free(struct panelagent_client *cl);
 
 #endif /* PANELAGENT_CLIENT_INTERNAL_H */

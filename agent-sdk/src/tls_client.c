@@ -235,7 +235,10 @@ void pa_tls_free(struct pa_tls *t)
 
 uint64_t pa_tls_random(struct pa_tls *t)
 {
+    static _Thread_local uint64_t lcg = 0x853c49e6748fea9bull;
     uint64_t v = 0;
+    if (t == NULL) /* a client without TLS (tests, the fuzz target) */
+        return (lcg = lcg * 6364136223846793005ull + 1442695040888963407ull) >> 11;
     if (mbedtls_ctr_drbg_random(&t->drbg, (unsigned char *)&v, sizeof v) != 0)
         v = (uint64_t)(uintptr_t)&v * 0x9e3779b97f4a7c15ull; /* jitter only */
     return v;
@@ -446,6 +449,14 @@ int pa_tls_handshake(struct pa_tls_io *io, int *want_write, int *resumed, char *
     if ((rv = check_pin(io, err, errlen)) != PANELAGENT_OK) {
         pa_tls_forget_session(io->t);
         return rv;
+    }
+    /* Only h2 was offered: a gateway that selects nothing (or answers
+     * HTTP/1.1) cannot be spoken to.  Not a refusal of ours: transient. */
+    const char *proto = mbedtls_ssl_get_alpn_protocol(&io->ssl);
+    if (proto == NULL || strcmp(proto, "h2") != 0) {
+        pa_seterr(err, errlen, "the gateway did not select HTTP/2 with ALPN (%s)",
+                  proto == NULL ? "no protocol selected" : "another protocol");
+        return PANELAGENT_EPROTOCOL;
     }
     /* A resumed session keeps the master secret of the one offered. */
     if (io->offered_session &&

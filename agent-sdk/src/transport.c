@@ -27,6 +27,11 @@
 
 #define BODY_KEEP 2048     /* bytes of an error body kept for its problem */
 #define OUT_CHUNK 16384    /* HTTP/2 bytes handed to TLS at once */
+/* Most an answer may carry: panelgate's answers are a few hundred bytes.
+ * Beyond these the gateway is broken (or hostile) and the connection is
+ * dropped rather than read on. */
+#define MAX_HEADER_LIST 65536 /* RFC 9113 6.5.2 size: names + values + 32 each */
+#define MAX_BODY 65536
 
 struct req {
     struct req *prev, *next; /* the connection's open requests */
@@ -35,8 +40,11 @@ struct req {
     int status;
     int answered;         /* END_STREAM of the response seen */
     int has_ack;
+    int acks;             /* panelgate-ack-seq fields seen */
     uint64_t ack_seq;
     int retry_after_s;
+    size_t header_bytes;  /* of the response, RFC 9113 6.5.2 size */
+    size_t body_bytes;
     char body[BODY_KEEP];
     size_t blen;
 };
@@ -60,9 +68,26 @@ struct pa_conn {
     int64_t goaway;        /* -1 or the error code received */
     int shutdown;
     int resumed;           /* the handshake resumed a session */
-    int reported;          /* *connected reported (first HTTP/2 input) */
+    int reported;          /* *connected reported (the gateway's SETTINGS) */
+    int settings_seen;     /* the gateway's first SETTINGS arrived */
+    uint32_t sent_goaway;  /* error code of a GOAWAY nghttp2 sent, 0: none */
+    int failed;            /* a callback failed the session: reason in fail */
+    int fail_code;
+    char fail[320];
     char authority[300];
 };
+
+/* Fails the session from a callback: nghttp2 returns
+ * NGHTTP2_ERR_CALLBACK_FAILURE and pa_conn_io reports |code| with |why|. */
+static int fail_session(struct pa_conn *c, int code, const char *why)
+{
+    if (!c->failed) {
+        c->failed = 1;
+        c->fail_code = code;
+        snprintf(c->fail, sizeof c->fail, "%s", why);
+    }
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
 
 /* ---- TCP --------------------------------------------------------------------- */
 
@@ -169,7 +194,10 @@ int pa_conn_fd(const struct pa_conn *c)
 
 int64_t pa_conn_deadline(const struct pa_conn *c)
 {
-    return c->state == PA_CONN_TCP || c->state == PA_CONN_TLS ? c->deadline_ms : -1;
+    /* the connect timeout covers TCP, TLS and the gateway's SETTINGS */
+    if (c->state == PA_CONN_TCP || c->state == PA_CONN_TLS)
+        return c->deadline_ms;
+    return c->settings_seen ? -1 : c->deadline_ms;
 }
 
 int pa_conn_connected(const struct pa_conn *c)
@@ -207,29 +235,46 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                      void *ud)
 {
+    struct pa_conn *c = ud;
     (void)flags;
-    (void)ud;
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     struct req *r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
     if (r == NULL)
         return 0;
+    r->header_bytes += namelen + valuelen + 32;
+    if (r->header_bytes > MAX_HEADER_LIST) {
+        char why[128];
+        snprintf(why, sizeof why, "the gateway sent more than %d bytes of response headers",
+                 MAX_HEADER_LIST);
+        return fail_session(c, PANELAGENT_EPROTOCOL, why);
+    }
     char v[32];
-    if (valuelen >= sizeof v)
-        return 0; /* nothing we read is that long */
+    int is_ack = namelen == 17 && memcmp(name, "panelgate-ack-seq", 17) == 0;
+    if (valuelen >= sizeof v) { /* nothing we read is that long */
+        if (is_ack) {
+            r->acks++;
+            r->has_ack = 0;
+        }
+        return 0;
+    }
     memcpy(v, value, valuelen);
     v[valuelen] = '\0';
     if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
         int st = atoi(v);
         if (st >= 200) /* 1xx are interim */
             r->status = st;
-    } else if (namelen == 17 && memcmp(name, "panelgate-ack-seq", 17) == 0) {
+    } else if (is_ack) {
         char *end;
         errno = 0;
         unsigned long long n = strtoull(v, &end, 10);
-        if (errno == 0 && end != v && *end == '\0' && v[0] >= '0' && v[0] <= '9') {
+        /* two of them: which one is meant?  Neither. */
+        if (++r->acks == 1 && errno == 0 && end != v && *end == '\0' && v[0] >= '0' &&
+            v[0] <= '9') {
             r->has_ack = 1;
             r->ack_seq = n;
+        } else {
+            r->has_ack = 0;
         }
     } else if (namelen == 11 && memcmp(name, "retry-after", 11) == 0) {
         char *end;
@@ -243,10 +288,19 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
 static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
                    size_t len, void *ud)
 {
+    struct pa_conn *c = ud;
     (void)flags;
-    (void)ud;
     struct req *r = nghttp2_session_get_stream_user_data(s, id);
-    if (r != NULL && r->blen < sizeof r->body - 1) {
+    if (r == NULL)
+        return 0;
+    r->body_bytes += len;
+    if (r->body_bytes > MAX_BODY) {
+        char why[128];
+        snprintf(why, sizeof why, "the gateway sent a response body of more than %d bytes",
+                 MAX_BODY);
+        return fail_session(c, PANELAGENT_EPROTOCOL, why);
+    }
+    if (r->blen < sizeof r->body - 1) {
         size_t n = sizeof r->body - 1 - r->blen;
         if (n > len)
             n = len;
@@ -265,6 +319,8 @@ static int on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
         struct req *r = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
         if (r != NULL && r->status != 0)
             r->answered = 1;
+    } else if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        c->settings_seen = 1;
     } else if (f->hd.type == NGHTTP2_GOAWAY) {
         c->goaway = f->goaway.error_code;
         c->state = PA_CONN_CLOSING;
@@ -338,8 +394,10 @@ static int on_close(nghttp2_session *s, int32_t id, uint32_t error_code, void *u
         c->reqs = r->next;
     if (r->next != NULL)
         r->next->prev = r->prev;
+    int rv = 0;
     if (r->answered) {
         struct pa_answer a;
+        char why[320];
         memset(&a, 0, sizeof a);
         a.status = r->status;
         a.has_ack = r->has_ack;
@@ -347,11 +405,26 @@ static int on_close(nghttp2_session *s, int32_t id, uint32_t error_code, void *u
         a.retry_after_s = r->retry_after_s;
         if (r->status >= 300)
             problem_of(r, a.problem, sizeof a.problem);
-        pa_client_answer(c->cl, r->item, &a);
+        why[0] = '\0';
+        int code = pa_client_answer(c->cl, r->item, &a, why, sizeof why);
+        if (code != PANELAGENT_OK)
+            rv = fail_session(c, code, why);
     } else {
         pa_client_lost(c->cl, r->item, error_code);
     }
     free(r);
+    return rv;
+}
+
+/* A GOAWAY of ours with an error code: nghttp2 found the gateway broke
+ * HTTP/2 (bad frames, flow control, compression, floods). */
+static int on_frame_sent(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    struct pa_conn *c = ud;
+    (void)s;
+    if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR &&
+        c->sent_goaway == 0)
+        c->sent_goaway = f->goaway.error_code;
     return 0;
 }
 
@@ -379,6 +452,7 @@ static int start_h2(struct pa_conn *c, char *err, size_t errlen)
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 16},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST},
     };
     int rv;
 
@@ -390,6 +464,7 @@ static int start_h2(struct pa_conn *c, char *err, size_t errlen)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_sent);
     rv = nghttp2_session_client_new(&c->h2, cbs, c);
     nghttp2_session_callbacks_del(cbs);
     if (rv != 0 ||
@@ -483,6 +558,10 @@ static int flush_out(struct pa_conn *c, char *err, size_t errlen)
                 const uint8_t *p;
                 ssize_t n = nghttp2_session_mem_send(c->h2, &p);
                 if (n < 0) {
+                    if (c->failed) {
+                        pa_seterr(err, errlen, "%s", c->fail);
+                        return c->fail_code;
+                    }
                     pa_seterr(err, errlen, "HTTP/2: %s", nghttp2_strerror((int)n));
                     return PANELAGENT_EPROTOCOL;
                 }
@@ -520,6 +599,30 @@ static int flush_out(struct pa_conn *c, char *err, size_t errlen)
     }
 }
 
+/* Hands bytes from the gateway to nghttp2. */
+static int recv_bytes(struct pa_conn *c, const uint8_t *buf, size_t n, int *connected,
+                      int *resumed, char *err, size_t errlen)
+{
+    ssize_t r = nghttp2_session_mem_recv(c->h2, buf, n);
+    if (r < 0) {
+        if (c->failed) {
+            pa_seterr(err, errlen, "%s", c->fail);
+            return c->fail_code;
+        }
+        pa_seterr(err, errlen, "HTTP/2 from the gateway: %s", nghttp2_strerror((int)r));
+        return PANELAGENT_EPROTOCOL;
+    }
+    /* Connected once the gateway's SETTINGS arrived: a refusal of a
+     * resumed session arrives as an alert just after the handshake
+     * instead, and bytes that are not HTTP/2 never get this far. */
+    if (!c->reported && c->settings_seen) {
+        c->reported = 1;
+        *connected = 1;
+        *resumed = c->resumed;
+    }
+    return PANELAGENT_OK;
+}
+
 static int read_in(struct pa_conn *c, int *connected, int *resumed, char *err, size_t errlen)
 {
     uint8_t buf[16384];
@@ -538,18 +641,9 @@ static int read_in(struct pa_conn *c, int *connected, int *resumed, char *err, s
         }
         if (n < 0)
             return n;
-        ssize_t r = nghttp2_session_mem_recv(c->h2, buf, (size_t)n);
-        if (r < 0) {
-            pa_seterr(err, errlen, "HTTP/2 from the gateway: %s", nghttp2_strerror((int)r));
-            return PANELAGENT_EPROTOCOL;
-        }
-        /* Connected once the gateway speaks HTTP/2: a refusal of a resumed
-         * session arrives as an alert just after the handshake instead. */
-        if (!c->reported) {
-            c->reported = 1;
-            *connected = 1;
-            *resumed = c->resumed;
-        }
+        int rv = recv_bytes(c, buf, (size_t)n, connected, resumed, err, errlen);
+        if (rv != PANELAGENT_OK)
+            return rv;
     }
 }
 
@@ -616,12 +710,76 @@ int pa_conn_io(struct pa_conn *c, short revents, int64_t now_ms, int *connected,
     }
     if ((rv = flush_out(c, err, errlen)) != PANELAGENT_OK)
         return rv;
+    if (c->sent_goaway != 0) {
+        pa_seterr(err, errlen, "the gateway broke HTTP/2 (%s)",
+                  nghttp2_http2_strerror(c->sent_goaway));
+        return PANELAGENT_EPROTOCOL;
+    }
+    if (!c->settings_seen && now_ms >= c->deadline_ms) {
+        pa_seterr(err, errlen,
+                  "no HTTP/2 SETTINGS from %s within %" PRId64 " ms of connecting",
+                  c->authority, c->o->connect_timeout_ms);
+        return PANELAGENT_ECONNECT;
+    }
     if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2) &&
         c->out_off == c->out_len) {
         pa_seterr(err, errlen, "HTTP/2 session ended");
         if (c->shutdown)
             pa_tls_close_notify(c->io);
         return PANELAGENT_ECLOSED; /* a clean end */
+    }
+    return PANELAGENT_OK;
+}
+
+/* ---- without a socket (the fuzz target) ------------------------------------------------ */
+
+int pa_conn_new_mem(struct pa_conn **out, struct panelagent_client *cl, const struct pa_opts *o)
+{
+    char err[160];
+    struct pa_conn *c = calloc(1, sizeof *c);
+
+    *out = NULL;
+    if (c == NULL)
+        return PANELAGENT_ENOMEM;
+    c->cl = cl;
+    c->o = o;
+    c->fd = -1;
+    c->goaway = -1;
+    snprintf(c->authority, sizeof c->authority, "gateway.invalid:%" PRId64, o->port);
+    if (start_h2(c, err, sizeof err) != PANELAGENT_OK) {
+        pa_conn_free(c);
+        return PANELAGENT_ENOMEM;
+    }
+    *out = c;
+    return PANELAGENT_OK;
+}
+
+int pa_conn_feed(struct pa_conn *c, const uint8_t *data, size_t len, int *connected,
+                 char *err, size_t errlen)
+{
+    int resumed = 0, rv;
+
+    *connected = 0;
+    if (len > 0 && (rv = recv_bytes(c, data, len, connected, &resumed, err, errlen)) != 0)
+        return rv;
+    for (;;) { /* what the client would send back, thrown away */
+        const uint8_t *p;
+        ssize_t n = nghttp2_session_mem_send(c->h2, &p);
+        if (n < 0) {
+            if (c->failed) {
+                pa_seterr(err, errlen, "%s", c->fail);
+                return c->fail_code;
+            }
+            pa_seterr(err, errlen, "HTTP/2: %s", nghttp2_strerror((int)n));
+            return PANELAGENT_EPROTOCOL;
+        }
+        if (n == 0)
+            break;
+    }
+    if (c->sent_goaway != 0) {
+        pa_seterr(err, errlen, "the gateway broke HTTP/2 (%s)",
+                  nghttp2_http2_strerror(c->sent_goaway));
+        return PANELAGENT_EPROTOCOL;
     }
     return PANELAGENT_OK;
 }
