@@ -13,8 +13,19 @@
  *   ack seq=1700000000123
  *   error code=PANELAGENT_EDROPPED seq=1700000000123 detail=...
  *   log t=MS level=3 msg=...                 (with --log LEVEL; MS since start)
+ *   flush rv=PANELAGENT_OK acks=3 errors=0   (with --flush MS: the ack and
+ *                                            error callbacks that had
+ *                                            returned when flush did)
+ *   callback_flush rv=PANELAGENT_EBUSY close_rv=PANELAGENT_EBUSY
+ *                                            (--callback-flush: flush and
+ *                                            close called from the first ack
+ *                                            callback)
  *   stat submitted=10 acked=10 ...           (before close)
  *   close undelivered=0
+ *   rusage maxrss_kb=12345                   (the peak resident size)
+ *
+ * --slow-ack MS makes every ack callback sleep that long before it
+ * returns.
  *
  * Exit status: 0, or 2 when the client could not be created (the reason
  * is on the "new" line), 1 on a usage error.
@@ -25,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "panelagent.h"
@@ -32,6 +44,10 @@
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 static int log_level = -1;
 static int64_t t0_ms;
+static panelagent_client *the_client;
+static int64_t slow_ack_ms;
+static int callback_flush;
+static int n_acks_done, n_errors_done; /* callbacks that have returned (out_mu) */
 
 static int64_t mono_ms(void);
 
@@ -73,10 +89,23 @@ static void one_line(const char *in, char *dst, size_t n)
     dst[k] = '\0';
 }
 
+static void sleep_ms(int64_t ms);
+
 static void on_ack(uint64_t seq, void *ud)
 {
     (void)ud;
     out("ack seq=%" PRIu64 "\n", seq);
+    if (callback_flush) {
+        callback_flush = 0;
+        int f = panelagent_client_flush(the_client, 1000);
+        int c = panelagent_client_close(the_client, 0);
+        out("callback_flush rv=%s close_rv=%s\n", code_name(f), code_name(c));
+    }
+    if (slow_ack_ms > 0)
+        sleep_ms(slow_ack_ms);
+    pthread_mutex_lock(&out_mu);
+    n_acks_done++;
+    pthread_mutex_unlock(&out_mu);
 }
 
 static void on_error(int err, uint64_t seq, const char *detail, void *ud)
@@ -85,6 +114,11 @@ static void on_error(int err, uint64_t seq, const char *detail, void *ud)
     (void)ud;
     one_line(detail, d, sizeof d);
     out("error code=%s seq=%" PRIu64 " detail=%s\n", code_name(err), seq, d);
+    if (seq != 0) {
+        pthread_mutex_lock(&out_mu);
+        n_errors_done++;
+        pthread_mutex_unlock(&out_mu);
+    }
 }
 
 static void on_log(int level, const char *msg, void *ud)
@@ -120,7 +154,8 @@ static void usage(void)
             "  [--backoff-initial MS] [--backoff-max MS] [--refused-backoff MS]\n"
             "  [--connect-timeout MS] [--request-timeout MS] [--idle-timeout MS]\n"
             "  [--frames N] [--interval MS] [--run MS] [--until-done] [--close-timeout MS]\n"
-            "  [--server NAME] [--kind nimble|wowza] [--msgpack FILE] [--log LEVEL]\n");
+            "  [--server NAME] [--kind nimble|wowza] [--msgpack FILE] [--log LEVEL]\n"
+            "  [--flush MS] [--slow-ack MS] [--callback-flush]\n");
 }
 
 static int build_frame(panelagent_frame **out_f, const char *server, int kind,
@@ -173,7 +208,7 @@ int main(int argc, char **argv)
     panelagent_client *cl = NULL;
     const char *server = "probe", *msgpack = NULL;
     int kind = PANELAGENT_KIND_NIMBLE, frames = 1, until_done = 0;
-    int64_t interval = 0, run = 0, close_timeout = 5000;
+    int64_t interval = 0, run = 0, close_timeout = 5000, flush_ms = -2;
     uint8_t *mp = NULL;
     size_t mplen = 0;
     char err[512];
@@ -186,6 +221,10 @@ int main(int argc, char **argv)
         int rv = PANELAGENT_OK, used = 1;
         if (strcmp(a, "--until-done") == 0) {
             until_done = 1;
+            continue;
+        }
+        if (strcmp(a, "--callback-flush") == 0) {
+            callback_flush = 1;
             continue;
         }
         if (v == NULL) {
@@ -219,6 +258,8 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--kind") == 0) kind = strcmp(v, "wowza") == 0 ? PANELAGENT_KIND_WOWZA : PANELAGENT_KIND_NIMBLE;
         else if (strcmp(a, "--msgpack") == 0) msgpack = v;
         else if (strcmp(a, "--log") == 0) log_level = (int)num;
+        else if (strcmp(a, "--flush") == 0) flush_ms = num;
+        else if (strcmp(a, "--slow-ack") == 0) slow_ack_ms = num;
         else used = 0;
         if (!used) {
             fprintf(stderr, "sdk_probe: unknown option %s\n", a);
@@ -248,6 +289,7 @@ int main(int argc, char **argv)
         free(mp);
         return 2;
     }
+    the_client = cl;
 
     int64_t t0 = mono_ms();
     for (int n = 1; n <= frames; n++) {
@@ -261,6 +303,13 @@ int main(int argc, char **argv)
         out("submit n=%d rv=%s seq=%" PRIu64 "\n", n, code_name(rv), seq);
         if (interval > 0 && n < frames)
             sleep_ms(interval);
+    }
+    if (flush_ms >= -1) {
+        rv = panelagent_client_flush(cl, (int)flush_ms);
+        pthread_mutex_lock(&out_mu);
+        int a = n_acks_done, e = n_errors_done;
+        pthread_mutex_unlock(&out_mu);
+        out("flush rv=%s acks=%d errors=%d\n", code_name(rv), a, e);
     }
     for (;;) {
         uint64_t sub = 0, acked = 0, rej = 0, dropped = 0;
@@ -305,6 +354,9 @@ int main(int argc, char **argv)
     out("%s\n", line);
     int n = panelagent_client_close(cl, (int)close_timeout);
     out("close undelivered=%d\n", n);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        out("rusage maxrss_kb=%ld\n", ru.ru_maxrss);
     free(mp);
     return 0;
 }
