@@ -32,7 +32,6 @@
 #define NONE UINT32_MAX
 
 /* Longest config key shown in an error path, like the decoder. */
-#define KEY_SHOWN 32u
 
 /* Levels of the stream tree. */
 enum { L_VHOST, L_APP, L_INST, L_STREAM, N_LEVELS };
@@ -179,44 +178,10 @@ static int nomem(panelagent_frame *f)
     return ferr(f, PANELAGENT_ENOMEM, "out of memory");
 }
 
-/* Appends to buf[*off..n), always NUL-terminated, silently truncating. */
-static void put(char *buf, size_t n, size_t *off, const char *s, size_t len)
-{
-    if (*off + 1 >= n)
-        return;
-    size_t room = n - 1 - *off;
-    if (len > room)
-        len = room;
-    memcpy(buf + *off, s, len);
-    *off += len;
-    buf[*off] = '\0';
-}
-
-/* A key as the decoder shows it: bytes outside printable ASCII, '"' and
- * '\' as \xNN, cut to KEY_SHOWN bytes followed by "...". */
+/* Field paths are built as the decoder builds them (pa_path_* in frame.h). */
 static void put_key(char *buf, size_t n, size_t *off, const char *key)
 {
-    size_t len = strlen(key), shown = len > KEY_SHOWN ? KEY_SHOWN : len;
-    for (size_t i = 0; i < shown; i++) {
-        unsigned char c = (unsigned char)key[i];
-        char tmp[5];
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-            tmp[0] = (char)c;
-            put(buf, n, off, tmp, 1);
-        } else {
-            snprintf(tmp, sizeof tmp, "\\x%02x", c);
-            put(buf, n, off, tmp, 4);
-        }
-    }
-    if (shown < len)
-        put(buf, n, off, "...", 3);
-}
-
-static void put_index(char *buf, size_t n, size_t *off, uint32_t i)
-{
-    char tmp[16];
-    int k = snprintf(tmp, sizeof tmp, "[%u]", i);
-    put(buf, n, off, tmp, (size_t)k);
+    pa_path_put_key(buf, n, off, (const uint8_t *)key, strlen(key));
 }
 
 /* A string of min..max bytes of valid UTF-8 (C strings hold no NUL). */
@@ -550,10 +515,10 @@ int panelagent_frame_add_stream(panelagent_frame *f, const char *vhost, const ch
         else
             pos = parent == NONE ? 0 : f->lv[L - 1][parent].n_children;
         if (L > 0)
-            put(path, sizeof path, &off, ".", 1);
-        put(path, sizeof path, &off, level_key[L], strlen(level_key[L]));
+            pa_path_put(path, sizeof path, &off, ".", 1);
+        pa_path_put(path, sizeof path, &off, level_key[L], strlen(level_key[L]));
         size_t list_off = off;
-        put_index(path, sizeof path, &off, pos);
+        pa_path_put_index(path, sizeof path, &off, pos);
         snprintf(where, sizeof where, "%s.name", path);
         if ((rv = check_text(f, where, names[L], 1, f->lim.max_name_len)) != 0)
             return rv;
@@ -655,14 +620,14 @@ static size_t open_path(const panelagent_frame *f, char *buf, size_t n)
 {
     size_t off = 0;
     buf[0] = '\0';
-    put(buf, n, &off, "config", 6);
+    pa_path_put(buf, n, &off, "config", 6);
     for (uint32_t k = 0; k < f->n_open; k++) {
         const struct cnode *c = &f->cfg[f->open[k]];
         if (container_type(f, c->parent) == PA_CV_MAP) {
-            put(buf, n, &off, ".", 1);
+            pa_path_put(buf, n, &off, ".", 1);
             put_key(buf, n, &off, c->name);
         } else {
-            put_index(buf, n, &off, c->pos);
+            pa_path_put_index(buf, n, &off, c->pos);
         }
     }
     return off;
@@ -683,7 +648,7 @@ static int cfg_add(panelagent_frame *f, const char *key, const struct cnode *v, 
     if (in_map) {
         if (key == NULL)
             return ferr(f, PANELAGENT_EINVAL, "%s: a value in a map needs a key", path);
-        put(path, sizeof path, &off, ".", 1);
+        pa_path_put(path, sizeof path, &off, ".", 1);
         put_key(path, sizeof path, &off, key);
         if ((rv = check_text(f, path, key, 1, f->lim.max_name_len)) != 0)
             return rv == PANELAGENT_EINVAL && key[0] == '\0'
@@ -692,7 +657,7 @@ static int cfg_add(panelagent_frame *f, const char *key, const struct cnode *v, 
         if (htab_find(&f->h_cfg, VIEW(f->cfg), parent, key) != NONE)
             return ferr(f, PANELAGENT_EINVAL, "%s: duplicate key", path);
     } else {
-        put_index(path, sizeof path, &off, pos);
+        pa_path_put_index(path, sizeof path, &off, pos);
         if (key != NULL)
             return ferr(f, PANELAGENT_EINVAL, "%s: a value in an array takes no key (NULL)",
                         path);

@@ -260,6 +260,17 @@ const char *pa_frame_strerror(int code);
 int pa_frame_error_format(const struct pa_frame_error *e, char *buf,
                           size_t n);
 
+/* Field paths ("conns[17].out"), built the same way by the decoder, the
+ * JSON reader and the SDK's builder.  Each appends to buf[*off..n), keeps
+ * it NUL-terminated and silently truncates at n - 1 bytes. */
+#define PA_PATH_KEY_SHOWN 32u /* bytes of an outside key shown in a path */
+void pa_path_put(char *buf, size_t n, size_t *off, const char *s, size_t len);
+/* A key from outside (peer or caller): bytes outside printable ASCII, '"'
+ * and '\' as \xNN, at most PA_PATH_KEY_SHOWN bytes, then "...". */
+void pa_path_put_key(char *buf, size_t n, size_t *off, const uint8_t *p, size_t len);
+/* "[i]" */
+void pa_path_put_index(char *buf, size_t n, size_t *off, uint32_t i);
+
 /* Agent kind <-> its wire name; pa_agent_kind_parse returns 0 when unknown. */
 const char *pa_agent_kind_name(enum pa_agent_kind k);
 enum pa_agent_kind pa_agent_kind_parse(const char *s, size_t len);

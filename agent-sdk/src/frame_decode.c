@@ -18,7 +18,6 @@
 #include "mpread.h"
 
 #define MAX_SEGS (PA_LIMIT_MAX_DEPTH + 2)
-#define PEER_KEY_SHOWN 32 /* bytes of a peer-supplied key shown in a path */
 
 enum seg_kind { SEG_KEY, SEG_PEER, SEG_INDEX };
 
@@ -79,36 +78,6 @@ static void pop(struct dec *d)
     d->npath--;
 }
 
-/* Appends to buf[*off..n), always NUL-terminated, silently truncating. */
-static void put(char *buf, size_t n, size_t *off, const char *s, size_t len)
-{
-    if (*off + 1 >= n)
-        return;
-    size_t room = n - 1 - *off;
-    if (len > room)
-        len = room;
-    memcpy(buf + *off, s, len);
-    *off += len;
-    buf[*off] = '\0';
-}
-
-static void put_escaped(char *buf, size_t n, size_t *off, const uint8_t *p, uint32_t len)
-{
-    uint32_t shown = len > PEER_KEY_SHOWN ? PEER_KEY_SHOWN : len;
-    for (uint32_t i = 0; i < shown; i++) {
-        char tmp[5];
-        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\') {
-            tmp[0] = (char)p[i];
-            put(buf, n, off, tmp, 1);
-        } else {
-            snprintf(tmp, sizeof tmp, "\\x%02x", p[i]);
-            put(buf, n, off, tmp, 4);
-        }
-    }
-    if (shown < len)
-        put(buf, n, off, "...", 3);
-}
-
 static void format_path(const struct dec *d, char *buf, size_t n)
 {
     size_t off = 0;
@@ -118,17 +87,15 @@ static void format_path(const struct dec *d, char *buf, size_t n)
     for (uint32_t i = 0; i < segs; i++) {
         const struct seg *s = &d->path[i];
         if (s->kind == SEG_INDEX) {
-            char tmp[16];
-            int k = snprintf(tmp, sizeof tmp, "[%u]", s->idx);
-            put(buf, n, &off, tmp, (size_t)k);
+            pa_path_put_index(buf, n, &off, s->idx);
             continue;
         }
         if (i > 0)
-            put(buf, n, &off, ".", 1);
+            pa_path_put(buf, n, &off, ".", 1);
         if (s->kind == SEG_KEY)
-            put(buf, n, &off, s->s, strlen(s->s));
+            pa_path_put(buf, n, &off, s->s, strlen(s->s));
         else
-            put_escaped(buf, n, &off, (const uint8_t *)s->s, s->len);
+            pa_path_put_key(buf, n, &off, (const uint8_t *)s->s, s->len);
     }
 }
 

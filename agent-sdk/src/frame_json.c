@@ -25,7 +25,6 @@
 
 #define TWO_POW_53 9007199254740992.0
 #define U64_2_53 ((uint64_t)1 << 53)
-#define KEY_SHOWN 32 /* bytes of an input key shown in a path */
 
 /* ---- errors and paths ------------------------------------------------ */
 
@@ -59,33 +58,18 @@ static int set_err(struct pa_frame_error *err, int code, size_t offset,
 
 static void path_add(struct jctx *c, const char *s, size_t n)
 {
-    size_t room = sizeof c->path - 1 - c->plen;
-    memcpy(c->path + c->plen, s, n < room ? n : room);
-    c->plen += n < room ? n : room;
-    c->path[c->plen] = '\0';
+    pa_path_put(c->path, sizeof c->path, &c->plen, s, n);
 }
 
-/* Appends ".key" ("key" at the root) like the decoder does: bytes outside
- * printable ASCII and '"' '\\' as \xNN, long keys cut.  Returns the old
- * length for path_pop(). */
+/* Appends ".key" ("key" at the root) as the decoder does (pa_path_put_key).
+ * Returns the old length for path_pop(). */
 static size_t path_key(struct jctx *c, const char *key)
 {
-    size_t old = c->plen, n = strlen(key);
-    char hex[5];
+    size_t old = c->plen;
 
     if (old)
         path_add(c, ".", 1);
-    for (size_t i = 0; i < n && i < KEY_SHOWN; i++) {
-        unsigned char ch = (unsigned char)key[i];
-        if (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\') {
-            snprintf(hex, sizeof hex, "\\x%02x", ch);
-            path_add(c, hex, 4);
-        } else {
-            path_add(c, key + i, 1);
-        }
-    }
-    if (n > KEY_SHOWN)
-        path_add(c, "...", 3);
+    pa_path_put_key(c->path, sizeof c->path, &c->plen, (const uint8_t *)key, strlen(key));
     return old;
 }
 

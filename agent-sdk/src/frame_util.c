@@ -109,3 +109,40 @@ enum pa_agent_kind pa_agent_kind_parse(const char *s, size_t len)
         return PA_KIND_WOWZA;
     return (enum pa_agent_kind)0;
 }
+
+void pa_path_put(char *buf, size_t n, size_t *off, const char *s, size_t len)
+{
+    if (n == 0 || *off + 1 >= n)
+        return;
+    size_t room = n - 1 - *off;
+    if (len > room)
+        len = room;
+    memcpy(buf + *off, s, len);
+    *off += len;
+    buf[*off] = '\0';
+}
+
+void pa_path_put_key(char *buf, size_t n, size_t *off, const uint8_t *p, size_t len)
+{
+    size_t shown = len > PA_PATH_KEY_SHOWN ? PA_PATH_KEY_SHOWN : len;
+    for (size_t i = 0; i < shown; i++) {
+        char tmp[5];
+        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\') {
+            tmp[0] = (char)p[i];
+            pa_path_put(buf, n, off, tmp, 1);
+        } else {
+            snprintf(tmp, sizeof tmp, "\\x%02x", p[i]);
+            pa_path_put(buf, n, off, tmp, 4);
+        }
+    }
+    if (shown < len)
+        pa_path_put(buf, n, off, "...", 3);
+}
+
+void pa_path_put_index(char *buf, size_t n, size_t *off, uint32_t i)
+{
+    char tmp[16];
+    int k = snprintf(tmp, sizeof tmp, "[%u]", i);
+    if (k > 0)
+        pa_path_put(buf, n, off, tmp, (size_t)k);
+}
