@@ -123,21 +123,9 @@ int gw_admin_new(struct gw_admin **out, struct gw_app *app, char *err, size_t er
                  cfg->admin_listen.host, cfg->admin_listen.port);
         goto fail;
     }
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-            port = ntohs(in6->sin6_port);
-        } else {
-            const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-            port = ntohs(in->sin_port);
-        }
-    }
+    char host[INET6_ADDRSTRLEN];
+    unsigned port;
+    gw_sockname(evhttp_bound_socket_get_fd(bs), host, sizeof host, &port);
     gw_log(GW_LOG_INFO, NULL, "admin_listening", "%s%s%s:%u (GET /metrics, /healthz)",
            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port);
     *out = a;

@@ -548,6 +548,38 @@ void gw_conn_goaway(struct gw_conn *c, uint32_t error_code, const char *why)
 
 /* ---- lifecycle ------------------------------------------------------------- */
 
+/* Numeric host and port of |sa|: "?" and 0 for another family. */
+static void sockaddr_text(const struct sockaddr *sa, socklen_t salen, char *host,
+                          size_t hostlen, unsigned *port)
+{
+    snprintf(host, hostlen, "?");
+    *port = 0;
+    if (sa->sa_family == AF_INET && salen >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        if (!inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)hostlen))
+            snprintf(host, hostlen, "?");
+        *port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6 && salen >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (!inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)hostlen))
+            snprintf(host, hostlen, "?");
+        *port = ntohs(in6->sin6_port);
+    }
+}
+
+void gw_sockname(int fd, char *host, size_t hostlen, unsigned *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        snprintf(host, hostlen, "?");
+        *port = 0;
+        return;
+    }
+    sockaddr_text((const struct sockaddr *)&ss, len, host, hostlen, port);
+}
+
 void gw_conn_accept(struct gw_app *app, int fd, const struct sockaddr *sa, int salen)
 {
     struct gw_conn *c;
@@ -576,19 +608,15 @@ void gw_conn_accept(struct gw_app *app, int fd, const struct sockaddr *sa, int s
     pa_buf_init(&c->out, NULL);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
-    if (sa->sa_family == AF_INET && salen >= (int)sizeof(struct sockaddr_in)) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        char a[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &in->sin_addr, a, sizeof a);
-        snprintf(c->peer, sizeof c->peer, "%s:%u", a, ntohs(in->sin_port));
-    } else if (sa->sa_family == AF_INET6 && salen >= (int)sizeof(struct sockaddr_in6)) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        char a[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof a);
-        snprintf(c->peer, sizeof c->peer, "[%s]:%u", a, ntohs(in6->sin6_port));
-    } else {
+    char a[INET6_ADDRSTRLEN];
+    unsigned port;
+    sockaddr_text(sa, salen > 0 ? (socklen_t)salen : 0, a, sizeof a, &port);
+    if (sa->sa_family == AF_INET6)
+        snprintf(c->peer, sizeof c->peer, "[%s]:%u", a, port);
+    else if (sa->sa_family == AF_INET)
+        snprintf(c->peer, sizeof c->peer, "%s:%u", a, port);
+    else
         snprintf(c->peer, sizeof c->peer, "?");
-    }
 
     c->tls = gw_tls_ref(app->tls);
     mbedtls_ssl_init(&c->ssl);

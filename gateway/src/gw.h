@@ -173,6 +173,9 @@ struct gw_conn {
 };
 
 /* conn.c */
+/* The numeric address and port of a bound socket (fd's getsockname);
+ * "?" and 0 when it has none or is not IPv4/IPv6. */
+void gw_sockname(int fd, char *host, size_t hostlen, unsigned *port);
 void gw_conn_accept(struct gw_app *app, int fd, const struct sockaddr *sa, int salen);
 void gw_conn_close(struct gw_conn *c);
 /* Pushes nghttp2 output through TLS; closes the connection when both

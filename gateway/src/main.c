@@ -149,20 +149,9 @@ static int write_port_file(struct gw_app *app, char *err, size_t errlen)
         return -1;
     }
     for (unsigned i = 0; i < app->n_listeners; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
         char host[INET6_ADDRSTRLEN];
         unsigned port;
-        getsockname(evconnlistener_get_fd(app->listeners[i]), (struct sockaddr *)&ss, &len);
-        if (ss.ss_family == AF_INET6) {
-            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-            port = ntohs(in6->sin6_port);
-        } else {
-            const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-            port = ntohs(in->sin_port);
-        }
+        gw_sockname(evconnlistener_get_fd(app->listeners[i]), host, sizeof host, &port);
         fprintf(f, "%s %u\n", host, port);
     }
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
