@@ -2,6 +2,7 @@
  * version.c - panelagent_version, panelagent_strerror, panelagent_free and
  * the small helpers every part of the library shares.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,26 +13,30 @@
 #include "frame.h"
 #include "internal.h"
 
+/* Filled once (pthread_once): the versions of the libraries this process
+ * actually runs with.  Read-only afterwards. */
+static char mbedtls_ver[32];
+static panelagent_info info;
+static pthread_once_t info_once = PTHREAD_ONCE_INIT;
+
+static void info_init(void)
+{
+    mbedtls_version_get_string(mbedtls_ver);
+    nghttp2_info *ng = nghttp2_version(0);
+    info.age = PANELAGENT_INFO_AGE;
+    info.version_num = PANELAGENT_VERSION_NUM;
+    info.version = PANELAGENT_VERSION_STRING;
+    info.protocol = PA_PROTOCOL_VERSION;
+    info.mbedtls_version = mbedtls_ver;
+    info.nghttp2_version = ng ? ng->version_str : "unknown";
+}
+
 const panelagent_info *panelagent_version(int min_age)
 {
-    static char mbedtls_ver[32];
-    static panelagent_info info;
-    static int ready;
-
     if (min_age > PANELAGENT_INFO_AGE)
         return NULL;
-    if (!ready) {
-        /* Idempotent: concurrent first calls write the same bytes. */
-        mbedtls_version_get_string(mbedtls_ver);
-        nghttp2_info *ng = nghttp2_version(0);
-        info.age = PANELAGENT_INFO_AGE;
-        info.version_num = PANELAGENT_VERSION_NUM;
-        info.version = PANELAGENT_VERSION_STRING;
-        info.protocol = PA_PROTOCOL_VERSION;
-        info.mbedtls_version = mbedtls_ver;
-        info.nghttp2_version = ng ? ng->version_str : "unknown";
-        ready = 1;
-    }
+    if (pthread_once(&info_once, info_init) != 0)
+        return NULL;
     return &info;
 }
 
