@@ -86,6 +86,7 @@ int pa_client_answer(struct panelagent_client *cl, struct pa_item *it,
         pthread_mutex_unlock(&cl->mu);
         cl->req_streak = 0;
         cl->fail_streak = 0; /* the gateway works: the backoff starts over */
+        cl->conn_acked = 1;
         cl->last_transient = 0;
         cl->calm_reported = 0;
         return PANELAGENT_OK;
@@ -201,9 +202,24 @@ static void conn_ended(struct panelagent_client *cl, int code, const char *detai
         cl->next_attempt_ms = now + jitter(cl, cl->o.refused_backoff_ms);
         return;
     }
-    if (code == PANELAGENT_ECLOSED || goaway >= 0) {
+    char why[320];
+    if (goaway > 0) {
+        /* the gateway's own protocol error: transient, reported, backed off */
+        snprintf(why, sizeof why, "the gateway sent GOAWAY %s",
+                 nghttp2_http2_strerror((uint32_t)goaway));
+        code = PANELAGENT_EPROTOCOL;
+        detail = why;
+    } else if (code == PANELAGENT_ECLOSED || goaway == 0) {
         pa_client_log(cl, PANELAGENT_LOG_DEBUG, "connection closed (%s)", detail);
-        cl->next_attempt_ms = now; /* reconnect when there is something to send */
+        pthread_mutex_lock(&cl->mu);
+        uint64_t queued = cl->n_items;
+        pthread_mutex_unlock(&cl->mu);
+        /* reconnect when there is something to send; at once after a
+         * connection that delivered, else with the backoff (a gateway
+         * that ends every session before answering gets no tight loop) */
+        cl->next_attempt_ms = now;
+        if (!cl->conn_acked && queued > 0)
+            cl->next_attempt_ms = now + transient_delay(cl, cl->fail_streak++);
         return;
     }
     if (!established) {
@@ -332,6 +348,7 @@ static int64_t step(struct panelagent_client *cl, int64_t now)
         }
         pa_client_log(cl, PANELAGENT_LOG_DEBUG, "connecting to %s port %" PRId64, cl->o.host,
                       cl->o.port);
+        cl->conn_acked = 0;
         cl->idle_since_ms = -1;
         return pa_conn_deadline(cl->conn);
     }

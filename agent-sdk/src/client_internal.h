@@ -164,6 +164,7 @@ struct panelagent_client {
     int last_transient;
     int64_t last_transient_ms;
     int calm_reported;
+    int conn_acked;          /* the current connection delivered an ack */
     int64_t idle_since_ms;
 };
 

@@ -7,6 +7,9 @@ one way of breaking the protocol chosen with --scenario:
   ok            202 + panelgate-ack-seq for every request
   goaway-calm   GOAWAY ENHANCE_YOUR_CALM (debug data "rate_limited") right
                 after the first request of a connection, then close
+  goaway        GOAWAY NO_ERROR (last stream 0) right after the first
+                request of a connection, then close
+  goaway-error  the same with PROTOCOL_ERROR
   silent        takes the requests, never answers
   rst           RST_STREAM REFUSED_STREAM (odd requests) / INTERNAL_ERROR
                 (even ones) instead of an answer
@@ -57,7 +60,7 @@ COUNT = threading.Lock()
 N_CONNS = 0
 N_REQS = 0
 
-CONN_SCENARIOS = {"goaway-calm", "silent", "garbage", "mute", "no-alpn", "http1"}
+CONN_SCENARIOS = {"goaway-calm", "goaway", "goaway-error", "silent", "garbage", "mute", "no-alpn", "http1"}
 
 
 def now():
@@ -223,6 +226,11 @@ class Conn:
         elif sc == "goaway-calm":
             self.h2.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
                                      last_stream_id=0, additional_data=b"rate_limited")
+            return "close"
+        elif sc in ("goaway", "goaway-error"):
+            code = (h2.errors.ErrorCodes.NO_ERROR if sc == "goaway" else
+                    h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            self.h2.close_connection(error_code=code, last_stream_id=0)
             return "close"
         elif sc == "silent":
             pass

@@ -143,6 +143,17 @@ elif sc == "goaway-calm":
     gaps_at_least(ct, [rb * 3 // 4 - 30] * int(opt["bad"]),
                   f"no reconnect before the refusal backoff (3/4 of {rb} ms)")
     delivered()
+elif sc in ("goaway", "goaway-error"):
+    if sc == "goaway":
+        no_other_errors()
+    else:
+        expect_errors("PANELAGENT_EPROTOCOL", 1, detail="GOAWAY PROTOCOL_ERROR")
+        no_other_errors("PANELAGENT_EPROTOCOL")
+    bad = int(opt["bad"])
+    same_seq_resends(bad + 1)
+    ct = [int(c["t"]) for c in conns]
+    gaps_at_least(ct, [lo(k) for k in range(bad)], "reconnects after GOAWAY back off")
+    delivered()
 elif sc == "silent":
     expect_errors("PANELAGENT_ECONNECT", 1, detail="no answer")
     no_other_errors("PANELAGENT_ECONNECT")
@@ -232,6 +243,8 @@ rss_of() { sed -nE 's/^rusage maxrss_kb=([0-9]+)$/\1/p' "$1"; }
 run flush -- --frames 3 --in-flight 3 --slow-ack 300 --flush 30000
 run callback-flush -- --frames 2 --callback-flush --run 20000 --until-done
 run goaway-calm --bad 2 -- --frames 1 --refused-backoff 1000 --run 30000 --until-done -- refused=1000 bad=2
+run goaway --bad 3 -- --frames 1 --run 30000 --until-done -- bad=3
+run goaway-error --bad 2 -- --frames 1 --run 30000 --until-done -- bad=2
 run silent --bad 1 -- --frames 2 --in-flight 2 --request-timeout 1000 --run 30000 --until-done -- timeout=1000
 run rst --bad 2 -- --frames 1 --run 30000 --until-done -- bad=2
 run 500 --bad 3 -- --frames 1 --run 30000 --until-done -- bad=3
