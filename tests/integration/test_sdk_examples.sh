@@ -255,6 +255,14 @@ if ((JAVA)); then
 fi
 run_agent "nimble-agent (bad usage)" "$T/nimble-usage.out" "$NIMBLE_AGENT" --gateway nowhere
 check_eq "nimble-agent without --ca/--cert/--key: exit 64" "$AGENT_RC" 64
+run_agent "nimble-agent --help" "$T/nimble-help.out" "$NIMBLE_AGENT" --help
+check_eq "nimble-agent --help: exit 0" "$AGENT_RC" 0
+check "nimble-agent --help describes every option" grep -q -- '--close-timeout S' "$T/nimble-help.out"
+if ((JAVA)); then
+    run_agent "wowza-agent --help" "$T/wowza-help.out" "${JAVA_ENV[@]}" "$WOWZA_AGENT" --help
+    check_eq "wowza-agent --help: exit 0" "$AGENT_RC" 0
+    check "wowza-agent --help describes every option" grep -q -- '--viewer-ips FILE' "$T/wowza-help.out"
+fi
 
 # ---- the bindings' check programs -----------------------------------------------------------
 # tally_prog NAME CMD...: runs a check program and counts its ok/not ok lines.

@@ -65,14 +65,49 @@ public final class WowzaAgent {
         boolean verbose;
     }
 
+    static final String USAGE =
+        "usage: wowza-agent --gateway HOST:PORT --ca FILE --cert FILE --key FILE\n"
+        + "         [--name SNI] [--pin HEX] [--seq-file FILE] [--interval S] [--count N]\n"
+        + "         [--streams N] [--viewers N] [--server-name NAME] [--viewer-ips FILE]\n"
+        + "         [--close-timeout S] [--verbose]\n";
+
+    static final String HELP =
+        "\nSimulates a Wowza Streaming Engine server as a module sees it (virtual hosts,\n"
+        + "applications, application instances, streams, viewer sessions) and reports it\n"
+        + "to the panel through libpanelagent's Java binding.\n\n"
+        + "Options:\n"
+        + "  --gateway HOST:PORT   the panelgate gateway ([ADDR]:PORT for IPv6)\n"
+        + "  --ca FILE             the panel CA (PEM); the gateway must chain to it\n"
+        + "  --cert FILE           this agent's certificate (PEM), registered with panelgatectl\n"
+        + "  --key FILE            its private key (PEM)\n"
+        + "  --name SNI            name sent as SNI and checked in the gateway certificate\n"
+        + "                        (default: HOST)\n"
+        + "  --pin HEX             SHA-256 of the gateway's public key (64 hex digits)\n"
+        + "  --seq-file FILE       keeps seq increasing across restarts\n"
+        + "  --interval S          seconds between frames (default 5)\n"
+        + "  --count N             frames to send, then exit (default 0: until SIGINT/SIGTERM)\n"
+        + "  --streams N           simulated streams (default 4)\n"
+        + "  --viewers N           simulated viewer connections (default 40)\n"
+        + "  --server-name NAME    server.name reported in each frame (default: the host name)\n"
+        + "  --viewer-ips FILE     viewer addresses to use, one per line (default: random\n"
+        + "                        documentation addresses)\n"
+        + "  --close-timeout S     how long to wait for acknowledgements at exit (default 10)\n"
+        + "  --verbose             the library's log lines on stderr\n"
+        + "  --help                this text\n"
+        + "\n"
+        + "Prints \"ack seq=N\" per acknowledged frame and \"error seq=N code=NAME: detail\"\n"
+        + "per reported error (never a viewer address). Exit status: 0 when every frame\n"
+        + "was acknowledged, 1 otherwise, 64 on bad usage.\n";
+
+    /** msg null: --help (stdout, exit 0); otherwise a usage error (stderr, 64). */
     static void usage(String msg) {
-        if (msg != null) {
-            System.err.println("wowza-agent: " + msg);
+        if (msg == null) {
+            System.out.print(USAGE + HELP);
+            System.out.flush();
+            System.exit(0);
         }
-        System.err.println("usage: wowza-agent --gateway HOST:PORT --ca FILE --cert FILE --key FILE\n"
-            + "         [--name SNI] [--pin HEX] [--seq-file FILE] [--interval S] [--count N]\n"
-            + "         [--streams N] [--viewers N] [--server-name NAME] [--viewer-ips FILE]\n"
-            + "         [--close-timeout S] [--verbose]");
+        System.err.println("wowza-agent: " + msg);
+        System.err.print(USAGE);
         System.exit(64);
     }
 
