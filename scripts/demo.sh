@@ -75,6 +75,8 @@ sqlite_path = $demo/panelgate.db
 poll_interval_ms = 200
 [log]
 activity_interval_ms = 500
+[admin]
+listen = 127.0.0.1:0
 $geo_conf
 EOF
 "$gateway" --config "$demo/panelgate.conf" 2>"$demo/gateway.log" &
@@ -82,7 +84,10 @@ gw_pid=$!
 trap 'kill "$gw_pid" 2>/dev/null || true' EXIT
 wait_for 10 test -s "$demo/ports" || fail "the gateway did not start"
 port=$(awk 'NR == 1 {print $2}' "$demo/ports")
-echo "  panelgate pid $gw_pid listening on 127.0.0.1:$port, storage $demo/panelgate.db"
+wait_for 10 grep -q '"event":"admin_listening"' "$demo/gateway.log" || fail "no admin listener"
+admin=$(grep '"event":"admin_listening"' "$demo/gateway.log" | tail -n 1 | sed -E 's/.*:([0-9]+) \(GET.*/\1/')
+echo "  panelgate pid $gw_pid listening on 127.0.0.1:$port, storage $demo/panelgate.db,"
+echo "  admin (metrics, health) on http://127.0.0.1:$admin/"
 
 # Register both agents by the public keys of their certificates; the
 # gateway notices the registry change on its next poll, no signal needed.
@@ -195,6 +200,12 @@ print("  viewer IPs sent: %d; found in the database files (as text or binary): %
       % (len(ips), len(found)))
 sys.exit(1 if found else 0)
 EOF
+
+header "metrics (curl http://127.0.0.1:$admin/metrics, a few of them)"
+curl -sS "http://127.0.0.1:$admin/metrics" >"$demo/metrics" || fail "GET /metrics"
+grep -E '^panelgate_(frames_(accepted|duplicate|rejected)_total|sink_frames_stored_total|sink_failing) |^panelgate_handshakes_refused_total\{' \
+    "$demo/metrics" | sed 's/^/  /'
+echo "  GET /healthz: $(curl -sS "http://127.0.0.1:$admin/healthz")"
 
 refusal_logged() { "$ctl" --db "$demo/panelgate.db" activity --action handshake_refused | grep -q refused; }
 wait_for 10 refusal_logged || fail "the refused handshake is not in the activity log"
