@@ -9,7 +9,7 @@
  * the open containers.  pa_builder_encode turns that into a struct pa_frame
  * in a scratch arena (strings and the ip/conn arrays are shared, not copied)
  * and runs pa_frame_encode_checked, so the result is checked exactly as the
- * gateway checks it.
+ * gateway checks it (builder_frame.c, with the import from msgpack).
  *
  * Every setter validates first, then reserves everything it needs (array
  * capacity, hash slots, copies of strings), and only then changes the
@@ -25,89 +25,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "frame.h"
-#include "internal.h"
+#include "builder.h"
 #include "mpread.h"
 
-#define NONE UINT32_MAX
-
-/* Longest config key shown in an error path, like the decoder. */
-
-/* Levels of the stream tree. */
-enum { L_VHOST, L_APP, L_INST, L_STREAM, N_LEVELS };
-
-static const char *const level_key[N_LEVELS] = {"vhosts", "apps", "instances", "streams"};
-static const char *const level_what[N_LEVELS] = {"vhosts", "applications",
+const char *const pa_bld_level_key[N_LEVELS] = {"vhosts", "apps", "instances", "streams"};
+const char *const pa_bld_level_what[N_LEVELS] = {"vhosts", "applications",
                                                  "application instances", "streams"};
-
-/* A vhost, app, instance or stream; the counters only for streams. */
-struct tnode {
-    char *name;
-    uint32_t parent;     /* index one level up; NONE for vhosts */
-    uint32_t pos;        /* index among its siblings */
-    uint32_t n_children; /* nodes one level down */
-    uint64_t viewers, bitrate, bytes_in, bytes_out;
-};
-
-/* A config value.  The root map is implicit (parent NONE). */
-struct cnode {
-    char *name; /* key in a map; NULL in an array */
-    uint32_t parent;
-    uint32_t pos;
-    uint32_t n_children;
-    enum pa_cval_type type;
-    union {
-        bool b;
-        int64_t i;
-        uint64_t u;
-        double f;
-        char *s;
-    } v;
-};
-
-/* Open addressing over node indices, keyed by (parent, name).  slot holds
- * index + 1, 0 is empty; cap is a power of two, at most half full. */
-struct htab {
-    uint32_t *slot;
-    uint32_t cap;
-    uint32_t n;
-};
-
-/* How to read (parent, name) of entry i of a node array. */
-struct keyview {
-    const char *base;
-    size_t stride;
-};
-
-struct panelagent_frame {
-    const struct pa_allocator *mem; /* NULL: the C library */
-    struct pa_frame_limits lim;
-    char err[256];
-
-    bool has_server, has_load, has_traffic;
-    char *server_name, *server_version;
-    int kind;
-    struct pa_ip *ips;
-    uint32_t n_ips, cap_ips;
-    uint64_t ts_ms;
-    double cpu;
-    uint64_t ram_used, ram_total;
-    uint64_t t_in, t_out, t_period;
-
-    struct tnode *lv[N_LEVELS];
-    uint32_t n_lv[N_LEVELS], cap_lv[N_LEVELS];
-    struct htab h_lv[N_LEVELS];
-
-    struct pa_conn *conns;
-    uint32_t n_conns, cap_conns;
-
-    struct cnode *cfg;
-    uint32_t n_cfg, cap_cfg;
-    uint32_t root_children;
-    struct htab h_cfg;
-    uint32_t open[PA_LIMIT_MAX_DEPTH + 1]; /* open containers, innermost last */
-    uint32_t n_open;
-};
 
 /* ---- memory -------------------------------------------------------------- */
 
@@ -131,7 +54,7 @@ static void xfree(const struct pa_allocator *m, void *p)
         free(p);
 }
 
-static char *xstrdup(const struct pa_allocator *m, const char *s)
+char *pa_bld_xstrdup(const struct pa_allocator *m, const char *s)
 {
     size_t n = strlen(s);
     char *d = xmalloc(m, n + 1);
@@ -142,7 +65,7 @@ static char *xstrdup(const struct pa_allocator *m, const char *s)
 
 /* |arr| with room for |need| elements (the same pointer when it has it), or
  * NULL with |arr| untouched. */
-static void *grow(const struct pa_allocator *m, void *arr, uint32_t *cap, uint32_t need,
+void *pa_bld_grow(const struct pa_allocator *m, void *arr, uint32_t *cap, uint32_t need,
                   size_t elsize)
 {
     if (need <= *cap && arr != NULL)
@@ -162,8 +85,7 @@ static void *grow(const struct pa_allocator *m, void *arr, uint32_t *cap, uint32
 
 /* ---- errors -------------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static int ferr(panelagent_frame *f, int code,
-                                                      const char *fmt, ...)
+int pa_bld_ferr(panelagent_frame *f, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -173,9 +95,9 @@ __attribute__((format(printf, 3, 4))) static int ferr(panelagent_frame *f, int c
     return code;
 }
 
-static int nomem(panelagent_frame *f)
+int pa_bld_nomem(panelagent_frame *f)
 {
-    return ferr(f, PANELAGENT_ENOMEM, "out of memory");
+    return pa_bld_ferr(f, PANELAGENT_ENOMEM, "out of memory");
 }
 
 /* Field paths are built as the decoder builds them (pa_path_* in frame.h). */
@@ -189,17 +111,17 @@ static int check_text(panelagent_frame *f, const char *path, const char *s, size
                       size_t max)
 {
     if (s == NULL)
-        return ferr(f, PANELAGENT_EINVAL, "%s: NULL string", path);
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "%s: NULL string", path);
     size_t n = strlen(s);
     if (n < min)
-        return ferr(f, PANELAGENT_EINVAL, "%s: empty", path);
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "%s: empty", path);
     if (n > max)
-        return ferr(f, PANELAGENT_ELIMIT, "%s: longer than %zu bytes", path, max);
+        return pa_bld_ferr(f, PANELAGENT_ELIMIT, "%s: longer than %zu bytes", path, max);
     int rv = mp_check_text((const uint8_t *)s, n);
     if (rv == PA_FE_UTF8)
-        return ferr(f, PANELAGENT_EINVAL, "%s: string is not valid UTF-8", path);
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "%s: string is not valid UTF-8", path);
     if (rv != 0)
-        return ferr(f, PANELAGENT_EINVAL, "%s: string contains a NUL byte", path);
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "%s: string contains a NUL byte", path);
     return 0;
 }
 
@@ -363,17 +285,17 @@ int panelagent_frame_set_server(panelagent_frame *f, const char *name, int kind,
     if ((rv = check_text(f, "server.name", name, 1, f->lim.max_name_len)) != 0)
         return rv;
     if (kind != PANELAGENT_KIND_NIMBLE && kind != PANELAGENT_KIND_WOWZA)
-        return ferr(f, PANELAGENT_EINVAL,
+        return pa_bld_ferr(f, PANELAGENT_EINVAL,
                     "server.kind: unknown agent kind %d (PANELAGENT_KIND_NIMBLE or "
                     "PANELAGENT_KIND_WOWZA)",
                     kind);
     if ((rv = check_text(f, "server.version", agent_version, 1, f->lim.max_str_len)) != 0)
         return rv;
-    char *n = xstrdup(f->mem, name);
-    char *v = n ? xstrdup(f->mem, agent_version) : NULL;
+    char *n = pa_bld_xstrdup(f->mem, name);
+    char *v = n ? pa_bld_xstrdup(f->mem, agent_version) : NULL;
     if (v == NULL) {
         xfree(f->mem, n);
-        return nomem(f);
+        return pa_bld_nomem(f);
     }
     xfree(f->mem, f->server_name);
     xfree(f->mem, f->server_version);
@@ -384,14 +306,14 @@ int panelagent_frame_set_server(panelagent_frame *f, const char *name, int kind,
     return PANELAGENT_OK;
 }
 
-static int add_server_ip(panelagent_frame *f, const struct pa_ip *ip)
+int pa_bld_add_server_ip(panelagent_frame *f, const struct pa_ip *ip)
 {
     if (f->n_ips >= f->lim.max_server_ips)
-        return ferr(f, PANELAGENT_ELIMIT, "server.ips: more than %u addresses",
+        return pa_bld_ferr(f, PANELAGENT_ELIMIT, "server.ips: more than %u addresses",
                     f->lim.max_server_ips);
-    struct pa_ip *a = grow(f->mem, f->ips, &f->cap_ips, f->n_ips + 1, sizeof *a);
+    struct pa_ip *a = pa_bld_grow(f->mem, f->ips, &f->cap_ips, f->n_ips + 1, sizeof *a);
     if (a == NULL)
-        return nomem(f);
+        return pa_bld_nomem(f);
     f->ips = a;
     f->ips[f->n_ips++] = *ip;
     return PANELAGENT_OK;
@@ -404,10 +326,10 @@ int panelagent_frame_add_server_ip(panelagent_frame *f, const char *ip)
     if (f == NULL)
         return PANELAGENT_EINVAL;
     if (ip == NULL)
-        return ferr(f, PANELAGENT_EINVAL, "server.ips[%u]: NULL address", f->n_ips);
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "server.ips[%u]: NULL address", f->n_ips);
     if (parse_ip(ip, &a) != 0)
-        return ferr(f, PANELAGENT_EINVAL, "server.ips[%u]: not an IP address", f->n_ips);
-    return add_server_ip(f, &a);
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "server.ips[%u]: not an IP address", f->n_ips);
+    return pa_bld_add_server_ip(f, &a);
 }
 
 int panelagent_frame_set_time(panelagent_frame *f, uint64_t ts_ms)
@@ -424,13 +346,13 @@ int panelagent_frame_set_load(panelagent_frame *f, double cpu_pct, uint64_t ram_
     if (f == NULL)
         return PANELAGENT_EINVAL;
     if (!isfinite(cpu_pct))
-        return ferr(f, PANELAGENT_EINVAL, "load.cpu: not a finite number");
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "load.cpu: not a finite number");
     if (cpu_pct < 0.0 || cpu_pct > 100.0)
-        return ferr(f, PANELAGENT_EINVAL, "load.cpu: must be within 0..100");
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "load.cpu: must be within 0..100");
     if (ram_total == 0)
-        return ferr(f, PANELAGENT_EINVAL, "load.ram_total: must be >= 1");
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "load.ram_total: must be >= 1");
     if (ram_used > ram_total)
-        return ferr(f, PANELAGENT_EINVAL, "load.ram_used: exceeds load.ram_total");
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "load.ram_used: exceeds load.ram_total");
     f->cpu = cpu_pct;
     f->ram_used = ram_used;
     f->ram_total = ram_total;
@@ -463,9 +385,9 @@ static uint32_t level_max(const panelagent_frame *f, int L)
 }
 
 /* Room for one more node at level L (array and hash slot). */
-static int level_reserve(panelagent_frame *f, int L)
+int pa_bld_level_reserve(panelagent_frame *f, int L)
 {
-    struct tnode *a = grow(f->mem, f->lv[L], &f->cap_lv[L], f->n_lv[L] + 1, sizeof *a);
+    struct tnode *a = pa_bld_grow(f->mem, f->lv[L], &f->cap_lv[L], f->n_lv[L] + 1, sizeof *a);
     if (a == NULL)
         return -1;
     f->lv[L] = a;
@@ -474,7 +396,7 @@ static int level_reserve(panelagent_frame *f, int L)
 
 /* Appends a node that owns |name|; cannot fail after level_reserve.  The
  * name index keeps the first node of a name under one parent. */
-static uint32_t level_commit(panelagent_frame *f, int L, uint32_t parent, char *name)
+uint32_t pa_bld_level_commit(panelagent_frame *f, int L, uint32_t parent, char *name)
 {
     uint32_t idx = f->n_lv[L];
     struct tnode *n = &f->lv[L][idx];
@@ -516,7 +438,7 @@ int panelagent_frame_add_stream(panelagent_frame *f, const char *vhost, const ch
             pos = parent == NONE ? 0 : f->lv[L - 1][parent].n_children;
         if (L > 0)
             pa_path_put(path, sizeof path, &off, ".", 1);
-        pa_path_put(path, sizeof path, &off, level_key[L], strlen(level_key[L]));
+        pa_path_put(path, sizeof path, &off, pa_bld_level_key[L], strlen(pa_bld_level_key[L]));
         size_t list_off = off;
         pa_path_put_index(path, sizeof path, &off, pos);
         snprintf(where, sizeof where, "%s.name", path);
@@ -527,26 +449,26 @@ int panelagent_frame_add_stream(panelagent_frame *f, const char *vhost, const ch
                 first_new = L;
             if (f->n_lv[L] >= level_max(f, L)) {
                 path[list_off] = '\0';
-                return ferr(f, PANELAGENT_ELIMIT, "%s: more than %u %s in the frame", path,
-                            level_max(f, L), level_what[L]);
+                return pa_bld_ferr(f, PANELAGENT_ELIMIT, "%s: more than %u %s in the frame", path,
+                            level_max(f, L), pa_bld_level_what[L]);
             }
         } else if (L == L_STREAM) {
-            return ferr(f, PANELAGENT_EINVAL, "%s: stream already in the frame", where);
+            return pa_bld_ferr(f, PANELAGENT_EINVAL, "%s: stream already in the frame", where);
         }
         parent = found[L];
     }
 
     /* Reserve everything, then change the frame. */
     for (int L = first_new; L < N_LEVELS; L++) {
-        if (level_reserve(f, L) != 0 || (copies[L] = xstrdup(f->mem, names[L])) == NULL) {
+        if (pa_bld_level_reserve(f, L) != 0 || (copies[L] = pa_bld_xstrdup(f->mem, names[L])) == NULL) {
             for (int k = first_new; k <= L; k++)
                 xfree(f->mem, copies[k]);
-            return nomem(f);
+            return pa_bld_nomem(f);
         }
     }
     parent = first_new > 0 ? found[first_new - 1] : NONE;
     for (int L = first_new; L < N_LEVELS; L++)
-        parent = level_commit(f, L, parent, copies[L]);
+        parent = pa_bld_level_commit(f, L, parent, copies[L]);
     struct tnode *s = &f->lv[L_STREAM][parent];
     s->viewers = viewers;
     s->bitrate = bitrate_bps;
@@ -560,11 +482,11 @@ int panelagent_frame_add_stream(panelagent_frame *f, const char *vhost, const ch
 static int add_conn(panelagent_frame *f, const struct pa_ip *ip, uint64_t in, uint64_t out)
 {
     if (f->n_conns >= f->lim.max_conns)
-        return ferr(f, PANELAGENT_ELIMIT, "conns: more than %u connections in the frame",
+        return pa_bld_ferr(f, PANELAGENT_ELIMIT, "conns: more than %u connections in the frame",
                     f->lim.max_conns);
-    struct pa_conn *a = grow(f->mem, f->conns, &f->cap_conns, f->n_conns + 1, sizeof *a);
+    struct pa_conn *a = pa_bld_grow(f->mem, f->conns, &f->cap_conns, f->n_conns + 1, sizeof *a);
     if (a == NULL)
-        return nomem(f);
+        return pa_bld_nomem(f);
     f->conns = a;
     f->conns[f->n_conns].ip = *ip;
     f->conns[f->n_conns].bytes_in = in;
@@ -581,9 +503,9 @@ int panelagent_frame_add_conn(panelagent_frame *f, const char *ip, uint64_t byte
     if (f == NULL)
         return PANELAGENT_EINVAL;
     if (ip == NULL)
-        return ferr(f, PANELAGENT_EINVAL, "conns[%u]: NULL address", f->n_conns);
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "conns[%u]: NULL address", f->n_conns);
     if (parse_ip(ip, &a) != 0)
-        return ferr(f, PANELAGENT_EINVAL, "conns[%u]: not an IP address", f->n_conns);
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "conns[%u]: not an IP address", f->n_conns);
     return add_conn(f, &a, bytes_in, bytes_out);
 }
 
@@ -595,7 +517,7 @@ int panelagent_frame_add_conn_raw(panelagent_frame *f, const uint8_t *addr, size
     if (f == NULL)
         return PANELAGENT_EINVAL;
     if (addr == NULL || (addr_len != 4 && addr_len != 16))
-        return ferr(f, PANELAGENT_EINVAL, "conns[%u]: address must be 4 or 16 bytes, got %zu",
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "conns[%u]: address must be 4 or 16 bytes, got %zu",
                     f->n_conns, addr ? addr_len : (size_t)0);
     memset(&a, 0, sizeof a);
     a.family = addr_len == 4 ? 4 : 6;
@@ -635,7 +557,7 @@ static size_t open_path(const panelagent_frame *f, char *buf, size_t n)
 
 /* Adds one value (a container is opened too).  |v| carries type and
  * scalar; |s| is the string of a PA_CV_STR. */
-static int cfg_add(panelagent_frame *f, const char *key, const struct cnode *v, const char *s)
+int pa_bld_cfg_add(panelagent_frame *f, const char *key, const struct cnode *v, const char *s)
 {
     char path[224];
     uint32_t parent = innermost(f);
@@ -647,44 +569,44 @@ static int cfg_add(panelagent_frame *f, const char *key, const struct cnode *v, 
 
     if (in_map) {
         if (key == NULL)
-            return ferr(f, PANELAGENT_EINVAL, "%s: a value in a map needs a key", path);
+            return pa_bld_ferr(f, PANELAGENT_EINVAL, "%s: a value in a map needs a key", path);
         pa_path_put(path, sizeof path, &off, ".", 1);
         put_key(path, sizeof path, &off, key);
         if ((rv = check_text(f, path, key, 1, f->lim.max_name_len)) != 0)
             return rv == PANELAGENT_EINVAL && key[0] == '\0'
-                       ? ferr(f, rv, "%s: empty key", path)
+                       ? pa_bld_ferr(f, rv, "%s: empty key", path)
                        : rv;
         if (htab_find(&f->h_cfg, VIEW(f->cfg), parent, key) != NONE)
-            return ferr(f, PANELAGENT_EINVAL, "%s: duplicate key", path);
+            return pa_bld_ferr(f, PANELAGENT_EINVAL, "%s: duplicate key", path);
     } else {
         pa_path_put_index(path, sizeof path, &off, pos);
         if (key != NULL)
-            return ferr(f, PANELAGENT_EINVAL, "%s: a value in an array takes no key (NULL)",
+            return pa_bld_ferr(f, PANELAGENT_EINVAL, "%s: a value in an array takes no key (NULL)",
                         path);
     }
     /* the config map itself counts one */
     if ((uint64_t)f->n_cfg + 2 > f->lim.max_config_nodes)
-        return ferr(f, PANELAGENT_ELIMIT, "config: more than %u config values",
+        return pa_bld_ferr(f, PANELAGENT_ELIMIT, "config: more than %u config values",
                     f->lim.max_config_nodes);
     /* config sits at depth 2; each open container adds one */
     if (container && 3u + f->n_open > f->lim.max_depth)
-        return ferr(f, PANELAGENT_ELIMIT, "%s: nested deeper than %u", path, f->lim.max_depth);
+        return pa_bld_ferr(f, PANELAGENT_ELIMIT, "%s: nested deeper than %u", path, f->lim.max_depth);
     if (v->type == PA_CV_STR && (rv = check_text(f, path, s, 0, f->lim.max_str_len)) != 0)
         return rv;
     if (v->type == PA_CV_FLOAT && !isfinite(v->v.f))
-        return ferr(f, PANELAGENT_EINVAL, "%s: not a finite number", path);
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "%s: not a finite number", path);
 
     /* reserve, then commit */
     char *kcopy = NULL, *scopy = NULL;
-    struct cnode *a = grow(f->mem, f->cfg, &f->cap_cfg, f->n_cfg + 1, sizeof *a);
+    struct cnode *a = pa_bld_grow(f->mem, f->cfg, &f->cap_cfg, f->n_cfg + 1, sizeof *a);
     if (a == NULL)
-        return nomem(f);
+        return pa_bld_nomem(f);
     f->cfg = a;
     if ((in_map && (htab_reserve(f->mem, &f->h_cfg, VIEW(f->cfg), 1) != 0 ||
-                    (kcopy = xstrdup(f->mem, key)) == NULL)) ||
-        (v->type == PA_CV_STR && (scopy = xstrdup(f->mem, s)) == NULL)) {
+                    (kcopy = pa_bld_xstrdup(f->mem, key)) == NULL)) ||
+        (v->type == PA_CV_STR && (scopy = pa_bld_xstrdup(f->mem, s)) == NULL)) {
         xfree(f->mem, kcopy);
-        return nomem(f);
+        return pa_bld_nomem(f);
     }
     uint32_t idx = f->n_cfg++;
     struct cnode *c = &f->cfg[idx];
@@ -709,7 +631,7 @@ static int cfg_add(panelagent_frame *f, const char *key, const struct cnode *v, 
 int panelagent_frame_config_str(panelagent_frame *f, const char *key, const char *v)
 {
     struct cnode n = {.type = PA_CV_STR};
-    return f ? cfg_add(f, key, &n, v) : PANELAGENT_EINVAL;
+    return f ? pa_bld_cfg_add(f, key, &n, v) : PANELAGENT_EINVAL;
 }
 
 int panelagent_frame_config_i64(panelagent_frame *f, const char *key, int64_t v)
@@ -719,31 +641,31 @@ int panelagent_frame_config_i64(panelagent_frame *f, const char *key, int64_t v)
         n.v.i = v;
     else
         n.v.u = (uint64_t)v;
-    return f ? cfg_add(f, key, &n, NULL) : PANELAGENT_EINVAL;
+    return f ? pa_bld_cfg_add(f, key, &n, NULL) : PANELAGENT_EINVAL;
 }
 
 int panelagent_frame_config_f64(panelagent_frame *f, const char *key, double v)
 {
     struct cnode n = {.type = PA_CV_FLOAT, .v.f = v};
-    return f ? cfg_add(f, key, &n, NULL) : PANELAGENT_EINVAL;
+    return f ? pa_bld_cfg_add(f, key, &n, NULL) : PANELAGENT_EINVAL;
 }
 
 int panelagent_frame_config_bool(panelagent_frame *f, const char *key, int v)
 {
     struct cnode n = {.type = PA_CV_BOOL, .v.b = v != 0};
-    return f ? cfg_add(f, key, &n, NULL) : PANELAGENT_EINVAL;
+    return f ? pa_bld_cfg_add(f, key, &n, NULL) : PANELAGENT_EINVAL;
 }
 
 int panelagent_frame_config_begin_map(panelagent_frame *f, const char *key)
 {
     struct cnode n = {.type = PA_CV_MAP};
-    return f ? cfg_add(f, key, &n, NULL) : PANELAGENT_EINVAL;
+    return f ? pa_bld_cfg_add(f, key, &n, NULL) : PANELAGENT_EINVAL;
 }
 
 int panelagent_frame_config_begin_array(panelagent_frame *f, const char *key)
 {
     struct cnode n = {.type = PA_CV_ARRAY};
-    return f ? cfg_add(f, key, &n, NULL) : PANELAGENT_EINVAL;
+    return f ? pa_bld_cfg_add(f, key, &n, NULL) : PANELAGENT_EINVAL;
 }
 
 int panelagent_frame_config_end(panelagent_frame *f)
@@ -751,378 +673,8 @@ int panelagent_frame_config_end(panelagent_frame *f)
     if (f == NULL)
         return PANELAGENT_EINVAL;
     if (f->n_open == 0)
-        return ferr(f, PANELAGENT_EINVAL, "config: no open map or array to end");
+        return pa_bld_ferr(f, PANELAGENT_EINVAL, "config: no open map or array to end");
     f->n_open--;
     return PANELAGENT_OK;
 }
 
-/* ---- struct pa_frame ---------------------------------------------------------------- */
-
-/* Start of each node's children in the next level's array: prefix sums. */
-static uint32_t *child_starts(struct pa_arena *a, const struct tnode *nodes, uint32_t n)
-{
-    uint32_t *st = pa_arena_calloc(a, n ? n : 1, sizeof *st);
-    if (st == NULL)
-        return NULL;
-    uint32_t sum = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        st[i] = sum;
-        sum += nodes[i].n_children;
-    }
-    return st;
-}
-
-static int build_tree(const panelagent_frame *f, struct pa_arena *a, struct pa_frame *pf)
-{
-    const struct tnode *vh = f->lv[L_VHOST], *ap = f->lv[L_APP], *in = f->lv[L_INST],
-                       *st = f->lv[L_STREAM];
-    uint32_t nv = f->n_lv[L_VHOST], na = f->n_lv[L_APP], ni = f->n_lv[L_INST],
-             ns = f->n_lv[L_STREAM];
-
-    if (nv == 0)
-        return 0;
-    struct pa_vhost *V = pa_arena_calloc(a, nv, sizeof *V);
-    struct pa_app *A = pa_arena_calloc(a, na ? na : 1, sizeof *A);
-    struct pa_instance *I = pa_arena_calloc(a, ni ? ni : 1, sizeof *I);
-    struct pa_stream *S = pa_arena_calloc(a, ns ? ns : 1, sizeof *S);
-    uint32_t *app0 = child_starts(a, vh, nv), *inst0 = child_starts(a, ap, na),
-             *str0 = child_starts(a, in, ni);
-    if (!V || !A || !I || !S || !app0 || !inst0 || !str0)
-        return -1;
-    for (uint32_t i = 0; i < nv; i++)
-        V[i] = (struct pa_vhost){vh[i].name, A + app0[i], vh[i].n_children};
-    for (uint32_t i = 0; i < na; i++)
-        A[app0[ap[i].parent] + ap[i].pos] =
-            (struct pa_app){ap[i].name, I + inst0[i], ap[i].n_children};
-    for (uint32_t i = 0; i < ni; i++)
-        I[inst0[in[i].parent] + in[i].pos] =
-            (struct pa_instance){in[i].name, S + str0[i], in[i].n_children};
-    for (uint32_t i = 0; i < ns; i++)
-        S[str0[st[i].parent] + st[i].pos] = (struct pa_stream){
-            st[i].name, st[i].viewers, st[i].bitrate, st[i].bytes_in, st[i].bytes_out};
-    pf->vhosts = V;
-    pf->n_vhosts = nv;
-    return 0;
-}
-
-/* Children of a container: the root's in root, node i's in kids[i]. */
-static int build_config(const panelagent_frame *f, struct pa_arena *a, struct pa_frame *pf)
-{
-    pf->config.type = PA_CV_MAP;
-    if (f->n_cfg == 0)
-        return 0;
-    void **kids = pa_arena_calloc(a, f->n_cfg, sizeof *kids);
-    struct pa_ckv *root = pa_arena_calloc(a, f->root_children, sizeof *root);
-    if (!kids || !root)
-        return -1;
-    for (uint32_t i = 0; i < f->n_cfg; i++) {
-        const struct cnode *c = &f->cfg[i];
-        if (c->type == PA_CV_MAP)
-            kids[i] = pa_arena_calloc(a, c->n_children, sizeof(struct pa_ckv));
-        else if (c->type == PA_CV_ARRAY)
-            kids[i] = pa_arena_calloc(a, c->n_children, sizeof(struct pa_cval));
-        else
-            continue;
-        if (kids[i] == NULL)
-            return -1;
-    }
-    for (uint32_t i = 0; i < f->n_cfg; i++) {
-        const struct cnode *c = &f->cfg[i];
-        struct pa_cval *val;
-        if (c->parent == NONE) {
-            root[c->pos].key = c->name;
-            val = &root[c->pos].val;
-        } else if (f->cfg[c->parent].type == PA_CV_MAP) {
-            struct pa_ckv *kv = kids[c->parent];
-            kv[c->pos].key = c->name;
-            val = &kv[c->pos].val;
-        } else {
-            val = (struct pa_cval *)kids[c->parent] + c->pos;
-        }
-        val->type = c->type;
-        switch (c->type) {
-        case PA_CV_BOOL: val->v.b = c->v.b; break;
-        case PA_CV_INT: val->v.i = c->v.i; break;
-        case PA_CV_UINT: val->v.u = c->v.u; break;
-        case PA_CV_FLOAT: val->v.f = c->v.f; break;
-        case PA_CV_STR: val->v.s = c->v.s; break;
-        case PA_CV_ARRAY:
-            val->v.arr.items = kids[i];
-            val->v.arr.n = c->n_children;
-            break;
-        case PA_CV_MAP:
-            val->v.map.kv = kids[i];
-            val->v.map.n = c->n_children;
-            break;
-        default: break;
-        }
-    }
-    pf->config.v.map.kv = root;
-    pf->config.v.map.n = f->root_children;
-    return 0;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-int pa_builder_encode(panelagent_frame *f, uint64_t seq, uint64_t now, struct pa_buf *out,
-                      char *err, size_t errlen)
-{
-    struct pa_frame pf;
-    struct pa_frame_error fe;
-    struct pa_arena a;
-    const char *missing = NULL;
-    int rv = PANELAGENT_EINTERNAL;
-
-    if (f == NULL || out == NULL) {
-        pa_seterr(err, errlen, "invalid argument");
-        return PANELAGENT_EINVAL;
-    }
-    if (!f->has_server)
-        missing = "server: missing (panelagent_frame_set_server)";
-    else if (!f->has_load)
-        missing = "load: missing (panelagent_frame_set_load)";
-    else if (!f->has_traffic)
-        missing = "traffic: missing (panelagent_frame_set_traffic)";
-    if (missing) {
-        pa_seterr(err, errlen, "%s", missing);
-        return ferr(f, PANELAGENT_EFRAME, "%s", missing);
-    }
-
-    memset(&pf, 0, sizeof pf);
-    pf.version = PA_PROTOCOL_VERSION;
-    pf.seq = seq;
-    pf.ts_ms = f->ts_ms ? f->ts_ms : now;
-    pf.server.name = f->server_name;
-    pf.server.ips = f->ips;
-    pf.server.n_ips = f->n_ips;
-    pf.server.kind = (enum pa_agent_kind)f->kind;
-    pf.server.version = f->server_version;
-    pf.load.cpu_pct = f->cpu;
-    pf.load.ram_used = f->ram_used;
-    pf.load.ram_total = f->ram_total;
-    pf.traffic.bytes_in = f->t_in;
-    pf.traffic.bytes_out = f->t_out;
-    pf.traffic.period_ms = f->t_period;
-    pf.conns = f->conns;
-    pf.n_conns = f->n_conns;
-
-    pa_arena_init(&a, 0, f->mem);
-    if (build_tree(f, &a, &pf) != 0 || build_config(f, &a, &pf) != 0) {
-        pa_seterr(err, errlen, "out of memory");
-        rv = nomem(f);
-        goto out;
-    }
-    rv = pa_frame_encode_checked(&pf, &f->lim, out, &fe);
-    if (rv == PA_FE_NOMEM) {
-        pa_seterr(err, errlen, "out of memory");
-        rv = nomem(f);
-    } else if (rv != 0) {
-        char text[sizeof fe.path + sizeof fe.msg + 8];
-        pa_frame_error_format(&fe, text, sizeof text);
-        pa_seterr(err, errlen, "%s", text);
-        rv = ferr(f, PANELAGENT_EFRAME, "%s", text);
-    } else {
-        rv = PANELAGENT_OK;
-    }
-out:
-    pa_arena_cleanup(&a);
-    return rv;
-}
-
-int panelagent_frame_check(panelagent_frame *f)
-{
-    struct pa_buf b;
-
-    if (f == NULL)
-        return PANELAGENT_EINVAL;
-    pa_buf_init(&b, f->mem);
-    int rv = pa_builder_encode(f, 1, now_ms(), &b, NULL, 0);
-    pa_buf_cleanup(&b);
-    return rv;
-}
-
-int panelagent_frame_encode(panelagent_frame *f, uint64_t seq, uint8_t **out, size_t *len)
-{
-    struct pa_buf b;
-
-    if (out)
-        *out = NULL;
-    if (len)
-        *len = 0;
-    if (f == NULL || out == NULL || len == NULL)
-        return f ? ferr(f, PANELAGENT_EINVAL, "encode: NULL output") : PANELAGENT_EINVAL;
-    if (seq == 0)
-        return ferr(f, PANELAGENT_EINVAL, "seq: must be >= 1");
-    /* the C library's allocator: the caller frees with panelagent_free */
-    pa_buf_init(&b, NULL);
-    int rv = pa_builder_encode(f, seq, now_ms(), &b, NULL, 0);
-    if (rv != PANELAGENT_OK) {
-        pa_buf_cleanup(&b);
-        return rv;
-    }
-    *out = b.data;
-    *len = b.len;
-    return PANELAGENT_OK;
-}
-
-/* ---- from msgpack -------------------------------------------------------------------- */
-
-static int import_node(panelagent_frame *f, int L, uint32_t parent, const char *name,
-                       uint32_t *idx)
-{
-    char *copy;
-    if (level_reserve(f, L) != 0 || (copy = xstrdup(f->mem, name)) == NULL)
-        return -1;
-    *idx = level_commit(f, L, parent, copy);
-    return 0;
-}
-
-static int import_tree(panelagent_frame *f, const struct pa_frame *pf)
-{
-    uint32_t v, a, i, s;
-
-    for (uint32_t vi = 0; vi < pf->n_vhosts; vi++) {
-        const struct pa_vhost *V = &pf->vhosts[vi];
-        if (import_node(f, L_VHOST, NONE, V->name, &v) != 0)
-            return -1;
-        for (uint32_t ai = 0; ai < V->n_apps; ai++) {
-            const struct pa_app *A = &V->apps[ai];
-            if (import_node(f, L_APP, v, A->name, &a) != 0)
-                return -1;
-            for (uint32_t ii = 0; ii < A->n_instances; ii++) {
-                const struct pa_instance *I = &A->instances[ii];
-                if (import_node(f, L_INST, a, I->name, &i) != 0)
-                    return -1;
-                for (uint32_t si = 0; si < I->n_streams; si++) {
-                    const struct pa_stream *S = &I->streams[si];
-                    if (import_node(f, L_STREAM, i, S->name, &s) != 0)
-                        return -1;
-                    f->lv[L_STREAM][s].viewers = S->viewers;
-                    f->lv[L_STREAM][s].bitrate = S->bitrate;
-                    f->lv[L_STREAM][s].bytes_in = S->bytes_in;
-                    f->lv[L_STREAM][s].bytes_out = S->bytes_out;
-                }
-            }
-        }
-    }
-    return 0;
-}
-
-/* Adds |v| under the innermost open container through cfg_add (the decoder
- * already applied every limit, so only ENOMEM can fail); recursion depth is
- * bounded by max_depth. */
-static int import_cval(panelagent_frame *f, const char *key, const struct pa_cval *v)
-{
-    struct cnode n = {.type = v->type};
-    const char *s = NULL;
-    int rv;
-
-    switch (v->type) {
-    case PA_CV_BOOL: n.v.b = v->v.b; break;
-    case PA_CV_INT: n.v.i = v->v.i; break;
-    case PA_CV_UINT: n.v.u = v->v.u; break;
-    case PA_CV_FLOAT: n.v.f = v->v.f; break;
-    case PA_CV_STR: s = v->v.s; break;
-    default: break;
-    }
-    if ((rv = cfg_add(f, key, &n, s)) != 0)
-        return rv;
-    if (v->type == PA_CV_MAP) {
-        for (uint32_t k = 0; k < v->v.map.n; k++)
-            if ((rv = import_cval(f, v->v.map.kv[k].key, &v->v.map.kv[k].val)) != 0)
-                return rv;
-        f->n_open--;
-    } else if (v->type == PA_CV_ARRAY) {
-        for (uint32_t k = 0; k < v->v.arr.n; k++)
-            if ((rv = import_cval(f, NULL, &v->v.arr.items[k])) != 0)
-                return rv;
-        f->n_open--;
-    }
-    return 0;
-}
-
-static int import_frame(panelagent_frame *f, const struct pa_frame *pf)
-{
-    int rv;
-
-    if ((rv = panelagent_frame_set_server(f, pf->server.name, (int)pf->server.kind,
-                                          pf->server.version)) != 0)
-        return rv;
-    for (uint32_t k = 0; k < pf->server.n_ips; k++)
-        if ((rv = add_server_ip(f, &pf->server.ips[k])) != 0)
-            return rv;
-    f->ts_ms = pf->ts_ms;
-    if ((rv = panelagent_frame_set_load(f, pf->load.cpu_pct, pf->load.ram_used,
-                                        pf->load.ram_total)) != 0 ||
-        (rv = panelagent_frame_set_traffic(f, pf->traffic.bytes_in, pf->traffic.bytes_out,
-                                           pf->traffic.period_ms)) != 0)
-        return rv;
-    if (import_tree(f, pf) != 0)
-        return PANELAGENT_ENOMEM;
-    if (pf->n_conns > 0) {
-        struct pa_conn *c = grow(f->mem, f->conns, &f->cap_conns, pf->n_conns, sizeof *c);
-        if (c == NULL)
-            return PANELAGENT_ENOMEM;
-        f->conns = c;
-        memcpy(c, pf->conns, (size_t)pf->n_conns * sizeof *c);
-        f->n_conns = pf->n_conns;
-    }
-    if (pf->config.type == PA_CV_MAP)
-        for (uint32_t k = 0; k < pf->config.v.map.n; k++)
-            if ((rv = import_cval(f, pf->config.v.map.kv[k].key,
-                                  &pf->config.v.map.kv[k].val)) != 0)
-                return rv;
-    return PANELAGENT_OK;
-}
-
-int panelagent_frame_new_msgpack(panelagent_frame **out, const uint8_t *buf, size_t len,
-                                 char *err, size_t errlen)
-{
-    struct pa_frame_limits lim;
-    struct pa_frame_error fe;
-    struct pa_frame *pf = NULL;
-    struct pa_arena a;
-    panelagent_frame *f = NULL;
-    int rv;
-
-    if (out)
-        *out = NULL;
-    if (out == NULL || (buf == NULL && len > 0)) {
-        pa_seterr(err, errlen, "invalid argument");
-        return PANELAGENT_EINVAL;
-    }
-    pa_frame_limits_default(&lim);
-    pa_arena_init(&a, lim.max_arena_bytes, NULL);
-    rv = pa_frame_decode(buf, len, &lim, &a, &pf, &fe);
-    if (rv == PA_FE_NOMEM) {
-        pa_seterr(err, errlen, "out of memory");
-        rv = PANELAGENT_ENOMEM;
-        goto out;
-    }
-    if (rv != 0) {
-        char text[sizeof fe.path + sizeof fe.msg + 8];
-        pa_frame_error_format(&fe, text, sizeof text);
-        pa_seterr(err, errlen, "%s", text);
-        rv = PANELAGENT_EFRAME;
-        goto out;
-    }
-    if ((rv = panelagent_frame_new(&f)) != 0 || (rv = import_frame(f, pf)) != 0) {
-        /* the decoder applied every rule the setters check: only ENOMEM */
-        pa_seterr(err, errlen, "%s", f && f->err[0] ? f->err : "out of memory");
-        if (rv != PANELAGENT_ENOMEM)
-            rv = PANELAGENT_EINTERNAL;
-        panelagent_frame_free(f);
-        goto out;
-    }
-    *out = f;
-    rv = PANELAGENT_OK;
-out:
-    pa_arena_cleanup(&a);
-    return rv;
-}
