@@ -29,7 +29,8 @@ scenarios) or connections (the others); afterwards the fake behaves like
 
 It writes its port to --port-file and one line per event to stdout:
 
-  conn n=1 t=MS alpn=h2
+  accept n=1 t=MS                  (TCP connection accepted)
+  conn n=1 t=MS alpn=h2            (TLS handshake done)
   req conn=1 n=1 stream=1 seq=1700000000123 t=MS
   answer conn=1 n=1 what=500 t=MS
   closed conn=1 t=MS
@@ -277,11 +278,7 @@ def serve(args):
         f.write("%d\n" % ls.getsockname()[1])
     os.rename(tmp, args.port_file)
 
-    def one(raw):
-        global N_CONNS
-        with COUNT:
-            N_CONNS += 1
-            n = N_CONNS
+    def one(raw, n):
         c = bad if n <= args.bad else good
         try:
             raw.settimeout(10)
@@ -305,7 +302,11 @@ def serve(args):
 
     while True:
         raw, _ = ls.accept()
-        threading.Thread(target=one, args=(raw,), daemon=True).start()
+        with COUNT:
+            N_CONNS += 1
+            n = N_CONNS
+        out(f"accept n={n} t={now()}")
+        threading.Thread(target=one, args=(raw, n), daemon=True).start()
 
 
 def main():
