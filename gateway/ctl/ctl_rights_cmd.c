@@ -1,0 +1,483 @@
+/*
+ * ctl_rights_cmd.c - panelgatectl's data-rights commands: purge
+ * (retention), erase (erasure) and export (portability: everything stored
+ * for one server as one JSON or msgpack document).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <msgpack.h>
+
+#include "ctl.h"
+#include "mpread.h"
+
+/* ------------------------------------------------------------ purge, erase */
+
+int cmd_purge(struct ctl *c)
+{
+    char err[1024];
+    int64_t secs, n = 0;
+    if (c->val[O_OLDER_THAN] == NULL)
+        return ctl_usage_err(c->cmd, "purge: --older-than is required");
+    if (ctl_parse_duration(c->val[O_OLDER_THAN], &secs) != 0 || secs <= 0)
+        return ctl_usage_err(c->cmd, "bad --older-than '%s': a duration like 30d, 12h, 15m, 30s",
+                             c->val[O_OLDER_THAN]);
+    int rv = ctl_need_db(c, false);
+    if (rv != EX_OK)
+        return rv;
+    int64_t now = (int64_t)time(NULL);
+    int64_t cutoff_ms = (now - secs) * 1000;
+    rv = gw_regdb_purge(c->db, cutoff_ms, 0, c->actor, now, &n, err, sizeof err);
+    if (rv != 0) {
+        if (n > 0)
+            fprintf(stderr, "panelgatectl: purge: %lld frames were deleted before the error\n",
+                    (long long)n);
+        return ctl_fail("%s", err);
+    }
+    if (c->json) {
+        char t[32];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "frames", (double)n);
+        cJSON_AddStringToObject(o, "received_before", ctl_iso(cutoff_ms / 1000, t));
+        ctl_json_print(o);
+        cJSON_Delete(o);
+    } else {
+        char t[32];
+        printf("purged %lld frames received before %s\n", (long long)n,
+               ctl_iso(cutoff_ms / 1000, t));
+    }
+    return EX_OK;
+}
+
+int cmd_erase(struct ctl *c)
+{
+    const char *name = c->pos[0];
+    char err[1024];
+    int64_t frames = 0, acts = 0;
+    int rv;
+    if ((rv = ctl_check_name(c, name)) != EX_OK)
+        return rv;
+    if (!(c->given & BIT(O_YES)))
+        return ctl_usage_err(c->cmd,
+                             "erase deletes every frame, pin and activity row of %s for good; "
+                             "add --yes to confirm",
+                             name);
+    if ((rv = ctl_need_db(c, false)) != EX_OK)
+        return rv;
+    if (gw_regdb_erase(c->db, name, c->actor, (int64_t)time(NULL), &frames, &acts, err,
+                       sizeof err) != 0)
+        return ctl_fail("%s", err);
+    if (c->json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "server", name);
+        cJSON_AddNumberToObject(o, "frames", (double)frames);
+        cJSON_AddNumberToObject(o, "activity_rows", (double)acts);
+        ctl_json_print(o);
+        cJSON_Delete(o);
+    } else {
+        printf("erased %s: %lld frames and %lld activity rows deleted, the server and its pins "
+               "removed; its next handshake is refused\n",
+               name, (long long)frames, (long long)acts);
+    }
+    return EX_OK;
+}
+
+/* ------------------------------------------------------------ export */
+
+/* -- the stored msgpack body as JSON: a generic, strict, bounded converter
+ *    (the stored form is not a wire frame, so not the frame decoder) */
+
+#define MP_JSON_MAX_DEPTH 64
+
+static cJSON *json_int_raw(int neg, uint64_t u, int64_t i)
+{
+    char num[32];
+    if (neg)
+        snprintf(num, sizeof num, "%lld", (long long)i);
+    else
+        snprintf(num, sizeof num, "%llu", (unsigned long long)u);
+    return cJSON_CreateRaw(num); /* exact, even above 2^53 */
+}
+
+static char *mp_text(const struct mp_tok *t)
+{
+    if (mp_check_text(t->v.s.p, t->v.s.len) != 0)
+        return NULL;
+    char *s = malloc((size_t)t->v.s.len + 1);
+    if (s != NULL) {
+        memcpy(s, t->v.s.p, t->v.s.len);
+        s[t->v.s.len] = '\0';
+    }
+    return s;
+}
+
+static cJSON *mp_to_json(struct mp_reader *r, unsigned depth)
+{
+    struct mp_tok t;
+    if (depth > MP_JSON_MAX_DEPTH || mp_next(r, &t) != 0)
+        return NULL;
+    switch (t.kind) {
+    case MP_NIL: return cJSON_CreateNull();
+    case MP_BOOL: return cJSON_CreateBool(t.v.b);
+    case MP_UINT: return json_int_raw(0, t.v.u, 0);
+    case MP_INT: return json_int_raw(1, 0, t.v.i);
+    case MP_FLOAT:
+        if (t.v.f != t.v.f || t.v.f - t.v.f != 0)
+            return NULL; /* NaN, infinity: not JSON */
+        return cJSON_CreateNumber(t.v.f);
+    case MP_STR: {
+        char *s = mp_text(&t);
+        cJSON *j = s ? cJSON_CreateString(s) : NULL;
+        free(s);
+        return j;
+    }
+    case MP_BIN: {
+        /* hex text; a stored body has no bin fields (viewer IPs are gone) */
+        char *h = malloc((size_t)t.v.s.len * 2 + 1);
+        if (h == NULL)
+            return NULL;
+        for (uint32_t i = 0; i < t.v.s.len; i++)
+            snprintf(h + 2 * i, 3, "%02x", t.v.s.p[i]);
+        h[2 * (size_t)t.v.s.len] = '\0';
+        cJSON *j = cJSON_CreateString(h);
+        free(h);
+        return j;
+    }
+    case MP_ARRAY: {
+        cJSON *a = cJSON_CreateArray();
+        for (uint32_t i = 0; a != NULL && i < t.v.n; i++) {
+            cJSON *e = mp_to_json(r, depth + 1);
+            if (e == NULL) {
+                cJSON_Delete(a);
+                return NULL;
+            }
+            cJSON_AddItemToArray(a, e);
+        }
+        return a;
+    }
+    case MP_MAP: {
+        cJSON *o = cJSON_CreateObject();
+        for (uint32_t i = 0; o != NULL && i < t.v.n; i++) {
+            struct mp_tok k;
+            char *key = NULL, num[32];
+            if (mp_next(r, &k) != 0)
+                goto bad;
+            if (k.kind == MP_STR) {
+                if ((key = mp_text(&k)) == NULL)
+                    goto bad;
+            } else if (k.kind == MP_UINT || k.kind == MP_INT) {
+                if (k.kind == MP_UINT)
+                    snprintf(num, sizeof num, "%llu", (unsigned long long)k.v.u);
+                else
+                    snprintf(num, sizeof num, "%lld", (long long)k.v.i);
+                key = strdup(num);
+            } else {
+                goto bad; /* keys are strings or integers */
+            }
+            cJSON *v = key ? mp_to_json(r, depth + 1) : NULL;
+            if (v == NULL) {
+                free(key);
+                goto bad;
+            }
+            cJSON_AddItemToObject(o, key, v);
+            free(key);
+            continue;
+        bad:
+            cJSON_Delete(o);
+            return NULL;
+        }
+        return o;
+    }
+    }
+    return NULL;
+}
+
+/* The whole body as one JSON value; NULL when it is not exactly one valid
+ * msgpack value. */
+static cJSON *body_json(const uint8_t *p, size_t n)
+{
+    struct mp_reader r;
+    mp_reader_init(&r, p, n);
+    cJSON *j = mp_to_json(&r, 0);
+    if (j != NULL && r.p != r.end) {
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    return j;
+}
+
+static int body_valid(const uint8_t *p, size_t n)
+{
+    struct mp_reader r;
+    mp_reader_init(&r, p, n);
+    return n > 0 && mp_skip(&r, 0, MP_JSON_MAX_DEPTH) == 0 && r.p == r.end;
+}
+
+struct exp {
+    FILE *out;
+    bool msgpack;
+    int err;
+    unsigned n_pins, n_frames, n_acts;
+    /* json: the separators; msgpack: one buffer per section */
+    msgpack_sbuffer head, pins, frames, acts;
+    msgpack_packer ph, pp, pf, pa;
+};
+
+static void pk_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void pk_kstr(msgpack_packer *pk, const char *k, const char *v)
+{
+    pk_str(pk, k);
+    if (v == NULL)
+        msgpack_pack_nil(pk);
+    else
+        pk_str(pk, v);
+}
+
+static void pk_kint(msgpack_packer *pk, const char *k, int64_t v)
+{
+    pk_str(pk, k);
+    msgpack_pack_int64(pk, v);
+}
+
+static void pk_kuint(msgpack_packer *pk, const char *k, uint64_t v)
+{
+    pk_str(pk, k);
+    msgpack_pack_uint64(pk, v);
+}
+
+static void pk_ktime(msgpack_packer *pk, const char *k, int64_t t)
+{
+    char b[32];
+    pk_kstr(pk, k, t ? ctl_iso(t, b) : NULL);
+}
+
+static void json_item(struct exp *e, cJSON *j, unsigned *count)
+{
+    if (j == NULL) {
+        e->err = 1;
+        return;
+    }
+    char *s = cJSON_PrintUnformatted(j);
+    if (s == NULL) {
+        e->err = 1;
+        return;
+    }
+    fprintf(e->out, "%s%s", *count ? ",\n" : "\n", s);
+    (*count)++;
+    cJSON_free(s);
+}
+
+/* JSON: ends the pins (and the frames when there were none) and starts
+ * the activity rows. */
+static void json_open_activity(struct exp *e)
+{
+    if (e->n_frames == 0)
+        fputs("],\n\"frames\":[", e->out);
+    fputs("],\n\"activity\":[", e->out);
+}
+
+static int bad_body(struct exp *e, const struct gw_regdb_frame *f)
+{
+    fprintf(stderr, "panelgatectl: frame seq %llu: the stored body is not valid msgpack\n",
+            (unsigned long long)f->seq);
+    return e->err = 1;
+}
+
+static int exp_server(const struct gw_regdb_server *s, void *ud)
+{
+    struct exp *e = ud;
+    if (e->msgpack) {
+        msgpack_packer *pk = &e->ph;
+        msgpack_pack_map(pk, 5);
+        pk_kint(pk, "id", s->id);
+        pk_kstr(pk, "name", s->name);
+        pk_kstr(pk, "kind", s->kind);
+        pk_kstr(pk, "status", s->status);
+        pk_ktime(pk, "created_at", s->created_at);
+        return 0;
+    }
+    cJSON *o = ctl_server_json(s);
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (txt == NULL)
+        return e->err = 1;
+    fprintf(e->out, "{\"server\":%s,\n\"pins\":[", txt);
+    cJSON_free(txt);
+    return 0;
+}
+
+static int exp_pin(const struct gw_regdb_pin *p, void *ud)
+{
+    struct exp *e = ud;
+    if (e->msgpack) {
+        char hex[2 * GW_SPKI_LEN + 1];
+        ctl_hex_of(p->spki, hex);
+        msgpack_packer *pk = &e->pp;
+        msgpack_pack_map(pk, 3);
+        pk_kstr(pk, "spki_sha256", hex);
+        pk_ktime(pk, "created_at", p->created_at);
+        pk_ktime(pk, "not_after", p->not_after);
+        e->n_pins++;
+        return 0;
+    }
+    cJSON *o = ctl_pin_json(p);
+    json_item(e, o, &e->n_pins);
+    cJSON_Delete(o);
+    return e->err;
+}
+
+static int exp_frame(const struct gw_regdb_frame *f, void *ud)
+{
+    struct exp *e = ud;
+    if (e->n_frames == 0 && !e->msgpack)
+        fputs("],\n\"frames\":[", e->out);
+    if (e->msgpack) {
+        if (!body_valid(f->body, f->body_len))
+            return bad_body(e, f);
+        msgpack_packer *pk = &e->pf;
+        msgpack_pack_map(pk, 5);
+        pk_kuint(pk, "seq", f->seq);
+        pk_kuint(pk, "ts_ms", f->ts_ms);
+        pk_kint(pk, "received_ms", f->received_ms);
+        pk_kstr(pk, "reported_name", f->reported_name);
+        pk_str(pk, "frame");
+        msgpack_sbuffer_write(&e->frames, (const char *)f->body, f->body_len); /* as stored */
+        e->n_frames++;
+        return 0;
+    }
+    cJSON *body = body_json(f->body, f->body_len);
+    if (body == NULL)
+        return bad_body(e, f);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "seq", json_int_raw(0, f->seq, 0));
+    cJSON_AddItemToObject(o, "ts_ms", json_int_raw(0, f->ts_ms, 0));
+    cJSON_AddItemToObject(o, "received_ms",
+                          json_int_raw(f->received_ms < 0, (uint64_t)f->received_ms,
+                                       f->received_ms));
+    if (f->reported_name != NULL)
+        cJSON_AddStringToObject(o, "reported_name", f->reported_name);
+    else
+        cJSON_AddNullToObject(o, "reported_name");
+    cJSON_AddItemToObject(o, "frame", body);
+    json_item(e, o, &e->n_frames);
+    cJSON_Delete(o);
+    return e->err;
+}
+
+static int exp_activity(const struct gw_activity_row *r, void *ud)
+{
+    struct exp *e = ud;
+    if (!e->msgpack && e->n_acts == 0)
+        json_open_activity(e);
+    if (e->msgpack) {
+        char t[32];
+        msgpack_packer *pk = &e->pa;
+        msgpack_pack_map(pk, 5);
+        pk_kint(pk, "id", r->id);
+        pk_kstr(pk, "at", ctl_iso(r->at, t));
+        pk_kstr(pk, "actor", r->actor);
+        pk_kstr(pk, "action", r->action);
+        pk_kstr(pk, "details", r->details); /* JSON text */
+        e->n_acts++;
+        return 0;
+    }
+    cJSON *o = ctl_activity_json(r, false);
+    json_item(e, o, &e->n_acts);
+    cJSON_Delete(o);
+    return e->err;
+}
+
+int cmd_export(struct ctl *c)
+{
+    const char *name = c->pos[0], *fmt = c->val[O_FORMAT], *outp = c->val[O_OUT];
+    char err[1024];
+    int rv, fd = -1;
+    struct exp e;
+
+    if ((rv = ctl_check_name(c, name)) != EX_OK)
+        return rv;
+    if (fmt == NULL)
+        fmt = "json";
+    if (strcmp(fmt, "json") != 0 && strcmp(fmt, "msgpack") != 0)
+        return ctl_usage_err(c->cmd, "bad --format '%s': json or msgpack", fmt);
+    if (strcmp(fmt, "msgpack") == 0 && outp == NULL && isatty(STDOUT_FILENO))
+        return ctl_usage_err(c->cmd, "--format msgpack is binary: give --out FILE or redirect");
+    if ((rv = ctl_need_db(c, false)) != EX_OK)
+        return rv;
+    memset(&e, 0, sizeof e);
+    e.msgpack = strcmp(fmt, "msgpack") == 0;
+    e.out = stdout;
+    if (outp != NULL && strcmp(outp, "-") != 0) {
+        /* the export is the server's data: owner-only */
+        fd = open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || (e.out = fdopen(fd, "w")) == NULL) {
+            rv = ctl_fail("%s: %s", outp, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return rv;
+        }
+    }
+    msgpack_sbuffer *bufs[] = {&e.head, &e.pins, &e.frames, &e.acts};
+    msgpack_packer *pks[] = {&e.ph, &e.pp, &e.pf, &e.pa};
+    for (int i = 0; i < 4; i++) {
+        msgpack_sbuffer_init(bufs[i]);
+        msgpack_packer_init(pks[i], bufs[i], msgpack_sbuffer_write);
+    }
+    static const struct gw_regdb_export_ops ops = {
+        .server = exp_server, .pin = exp_pin, .frame = exp_frame, .activity = exp_activity};
+    rv = EX_OK;
+    if (gw_regdb_export(c->db, name, &ops, &e, fmt, c->actor, (int64_t)time(NULL), err,
+                        sizeof err) != 0) {
+        rv = e.err ? ctl_fail("export failed") : ctl_fail("%s", err);
+    } else if (e.msgpack) {
+        msgpack_sbuffer top;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&top);
+        msgpack_packer_init(&pk, &top, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 4);
+        pk_str(&pk, "server");
+        fwrite(top.data, 1, top.size, e.out);
+        fwrite(e.head.data, 1, e.head.size, e.out);
+        const char *keys[] = {"pins", "frames", "activity"};
+        unsigned counts[] = {e.n_pins, e.n_frames, e.n_acts};
+        for (int i = 0; i < 3; i++) {
+            msgpack_sbuffer_clear(&top);
+            pk_str(&pk, keys[i]);
+            msgpack_pack_array(&pk, counts[i]);
+            fwrite(top.data, 1, top.size, e.out);
+            if (bufs[i + 1]->size)
+                fwrite(bufs[i + 1]->data, 1, bufs[i + 1]->size, e.out);
+        }
+        msgpack_sbuffer_destroy(&top);
+    } else {
+        if (e.n_acts == 0)
+            json_open_activity(&e);
+        fputs("]}\n", e.out);
+    }
+    for (int i = 0; i < 4; i++)
+        msgpack_sbuffer_destroy(bufs[i]);
+    if (e.out != stdout) {
+        if (fclose(e.out) != 0 && rv == EX_OK)
+            rv = ctl_fail("%s: %s", outp, strerror(errno));
+        if (rv != EX_OK)
+            unlink(outp);
+        else if (!c->json)
+            fprintf(stderr, "exported %s: %u frames, %u pins, %u activity rows to %s\n", name,
+                    e.n_frames, e.n_pins, e.n_acts, outp);
+    }
+    return rv;
+}
