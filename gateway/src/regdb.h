@@ -9,6 +9,10 @@
  * snapshot when it moves (docs/OPERATIONS.md).
  *
  * Functions return 0, or a negative GW_REG_E* with a reason in err.
+ *
+ * Implemented by regdb.c (open, generation), regdb_servers.c (register,
+ * rotate, revoke, list, show), regdb_activity.c (the activity log) and
+ * regdb_rights.c (purge, erase, export), over regdb_int.h.
  */
 #ifndef GW_REGDB_H
 #define GW_REGDB_H

@@ -1,0 +1,421 @@
+/*
+ * regdb_rights.c - data rights on the registry file (regdb.h): retention
+ * (purge, in chunks), erasure of one server and everything it stored, and
+ * export (portability) of it from one read snapshot.  These need the
+ * frames table, i.e. the registry in the same file as the frames.
+ */
+#include "regdb.h"
+#include "err.h"
+#include "regdb_int.h"
+#include "samples.h"
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------ retention */
+
+static int frames_exist(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rv = GW_REG_EFAIL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'frames'",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rv = gw_regdb_dberr(db, "looking for the frames table", err, errlen);
+        goto out;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        rv = 0;
+    else if (rc == SQLITE_DONE) {
+        gw_seterr(err, errlen,
+                  "database: no frames table (give the gateway's [storage] sqlite_path file)");
+        rv = GW_REG_EARG;
+    } else
+        rv = gw_regdb_dberr(db, "looking for the frames table", err, errlen);
+out:
+    sqlite3_finalize(st);
+    return rv;
+}
+
+/* The frames a purge chunk deletes: the oldest by receipt, in the order of
+ * frames_received (whose entries carry the key), so every statement of the
+ * chunk picks the same ones. */
+#define PURGE_CHUNK_KEYS                                                                   \
+    " FROM frames WHERE received_ms < ?1 ORDER BY received_ms, server_id, seq LIMIT ?2)"
+
+/* The derived rows go first, while the frames still say which they are. */
+static const char *const purge_derived_sql[] = {
+    "DELETE FROM stream_samples WHERE (server_id, seq) IN (SELECT server_id, seq"
+    PURGE_CHUNK_KEYS,
+    "DELETE FROM geo_samples WHERE (server_id, seq) IN (SELECT server_id, seq"
+    PURGE_CHUNK_KEYS,
+    "DELETE FROM server_samples WHERE (server_id, ts_ms, seq) IN (SELECT server_id, ts_ms, seq"
+    PURGE_CHUNK_KEYS,
+};
+
+/* 1 when |db| has the derived tables (storage schema 2). */
+static int has_samples(sqlite3 *db, int *yes, char *err, size_t errlen)
+{
+    int v = 0;
+    if (gw_store_version(db, &v, err, errlen) != 0)
+        return GW_REG_EFAIL;
+    *yes = v >= 2;
+    return 0;
+}
+
+int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit, int64_t *deleted,
+                        char *err, size_t errlen)
+{
+    struct gw_regdb_tx t = {0};
+    int rv, derived = 0;
+
+    *deleted = 0;
+    if (limit == 0)
+        limit = GW_REGDB_PURGE_CHUNK;
+    if ((rv = gw_regdb_tx_begin(&t, db, err, errlen)) != 0)
+        goto out;
+    if ((rv = has_samples(db, &derived, err, errlen)) != 0)
+        goto out;
+    for (size_t i = 0; derived && i < sizeof purge_derived_sql / sizeof *purge_derived_sql; i++)
+        if ((rv = gw_regdb_exec_int(db, purge_derived_sql[i], cutoff_ms, limit,
+                                    "purging samples", NULL, err, errlen)) != 0)
+            goto out;
+    int64_t n;
+    if ((rv = gw_regdb_exec_int(db,
+                                "DELETE FROM frames WHERE (server_id, seq) IN"
+                                " (SELECT server_id, seq" PURGE_CHUNK_KEYS,
+                                cutoff_ms, limit, "purging frames", &n, err, errlen)) != 0 ||
+        (rv = gw_regdb_tx_commit(&t, err, errlen)) != 0)
+        goto out;
+    *deleted = n;
+    rv = 0;
+out:
+    gw_regdb_tx_rollback(&t);
+    return rv;
+}
+
+int gw_regdb_purge_paths(sqlite3 *db, int64_t cutoff_ms, int64_t *deleted, char *err,
+                         size_t errlen)
+{
+    struct gw_regdb_tx t = {0};
+    int rv, derived = 0;
+    int64_t n = 0;
+
+    *deleted = 0;
+    if ((rv = gw_regdb_tx_begin(&t, db, err, errlen)) != 0)
+        goto out;
+    if ((rv = has_samples(db, &derived, err, errlen)) != 0)
+        goto out;
+    if (derived) {
+        /* last_ms lags the last use by less than GW_PATH_TOUCH_MS */
+        if ((rv = gw_regdb_exec_int(db, "DELETE FROM stream_paths WHERE last_ms < ?1 - ?2",
+                                    cutoff_ms, GW_PATH_TOUCH_MS, "purging stream paths", &n, err,
+                                    errlen)) != 0)
+            goto out;
+        if (n > 0 && (rv = gw_regdb_exec(db, gw_store_bump_paths_sql, err, errlen)) != 0)
+            goto out;
+    }
+    if ((rv = gw_regdb_tx_commit(&t, err, errlen)) != 0)
+        goto out;
+    *deleted = n;
+    rv = 0;
+out:
+    gw_regdb_tx_rollback(&t);
+    return rv;
+}
+
+int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *actor,
+                   int64_t now, int64_t *n_deleted, char *err, size_t errlen)
+{
+    int rv;
+    int64_t total = 0, n;
+    char details[128];
+
+    if (n_deleted != NULL)
+        *n_deleted = 0;
+    if (db == NULL || actor == NULL || *actor == '\0') {
+        gw_seterr(err, errlen, "purge: missing argument");
+        return GW_REG_EARG;
+    }
+    if (!sqlite3_get_autocommit(db)) {
+        gw_seterr(err, errlen, "purge: runs its own transactions");
+        return GW_REG_EARG;
+    }
+    if ((rv = frames_exist(db, err, errlen)) != 0)
+        return rv;
+    if (chunk == 0)
+        chunk = GW_REGDB_PURGE_CHUNK;
+    int64_t paths = 0;
+    do {
+        if ((rv = gw_regdb_purge_step(db, cutoff_ms, chunk, &n, err, errlen)) != 0)
+            break; /* what was deleted stays deleted; record it below */
+        total += n;
+    } while (n == (int64_t)chunk);
+    /* paths only once every old sample is gone */
+    if (rv == 0)
+        rv = gw_regdb_purge_paths(db, cutoff_ms, &paths, err, errlen);
+    snprintf(details, sizeof details,
+             "{\"received_before_ms\":%lld,\"frames\":%lld,\"stream_paths\":%lld}",
+             (long long)cutoff_ms, (long long)total, (long long)paths);
+    if (n_deleted != NULL)
+        *n_deleted = total;
+    if (rv != 0) {
+        if (total > 0)
+            gw_activity_add(db, now, actor, "purge", 0, details, NULL, 0);
+        return rv;
+    }
+    return gw_activity_add(db, now, actor, "purge", 0, details, err, errlen);
+}
+
+/* ------------------------------------------------------ erasure */
+
+/* A server's rows besides frames, activity and pins (storage schema 2). */
+static const char *const erase_tables[] = {
+    "server_samples", "stream_samples", "geo_samples", "stream_paths",
+};
+
+int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now,
+                   int64_t *n_frames, int64_t *n_activity, char *err, size_t errlen)
+{
+    struct gw_regdb_tx t = {0};
+    struct gw_regdb_jbuf jb = {0};
+    int rv;
+    int64_t id, frames = 0, acts = 0, pins = 0, orphans = 0, samples = 0, n;
+
+    if (n_frames != NULL)
+        *n_frames = 0;
+    if (n_activity != NULL)
+        *n_activity = 0;
+    if (db == NULL || actor == NULL || *actor == '\0') {
+        gw_seterr(err, errlen, "erase: missing argument");
+        return GW_REG_EARG;
+    }
+    if ((rv = gw_regdb_check_name(name, err, errlen)) != 0)
+        return rv;
+    if ((rv = frames_exist(db, err, errlen)) != 0)
+        return rv;
+    if ((rv = gw_regdb_tx_begin(&t, db, err, errlen)) != 0)
+        goto out;
+    if ((rv = gw_regdb_find_server(db, name, &id, NULL, 0, err, errlen)) != 0)
+        goto out;
+    int derived = 0;
+    if ((rv = has_samples(db, &derived, err, errlen)) != 0)
+        goto out;
+    for (size_t i = 0; derived && i < sizeof erase_tables / sizeof *erase_tables; i++) {
+        char q[160];
+        snprintf(q, sizeof q, "DELETE FROM %s WHERE server_id = ?1", erase_tables[i]);
+        if ((rv = gw_regdb_exec_int(db, q, id, 0, "erasing samples", &n, err, errlen)) != 0)
+            goto out;
+        samples += n;
+    }
+    if ((rv = gw_regdb_exec_int(db, "DELETE FROM frames WHERE server_id = ?1", id, 0,
+                                "erasing frames", &frames, err, errlen)) != 0 ||
+        (rv = gw_regdb_exec_int(db, "DELETE FROM activity WHERE server_id = ?1", id, 0,
+                                "erasing activity", &acts, err, errlen)) != 0 ||
+        (rv = gw_regdb_exec_int(db, "DELETE FROM server_pins WHERE server_id = ?1", id, 0,
+                                "erasing pins", &pins, err, errlen)) != 0 ||
+        (rv = gw_regdb_exec_int(db, "DELETE FROM servers WHERE id = ?1", id, 0,
+                                "erasing the server", NULL, err, errlen)) != 0)
+        goto out;
+    /* rows of servers erased earlier that landed after their erasure
+     * (frames in flight in the gateway's queue): every id up to the
+     * highest ever given that is no longer registered, looked up by key
+     * (never a scan of a whole table) */
+    for (size_t i = 0; i < sizeof erase_tables / sizeof *erase_tables + 1; i++) {
+        const char *tbl = i == 0 ? "frames" : erase_tables[i - 1];
+        char q[512];
+        if (i > 0 && !derived)
+            break;
+        snprintf(q, sizeof q,
+                 "WITH RECURSIVE ids(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM ids"
+                 " WHERE x < max(?1, COALESCE((SELECT CAST(value AS INTEGER) FROM meta"
+                 " WHERE key = 'server_id_floor'), 0)))"
+                 " DELETE FROM %s WHERE server_id IN"
+                 " (SELECT x FROM ids WHERE x NOT IN (SELECT id FROM servers))",
+                 tbl);
+        if ((rv = gw_regdb_exec_int(db, q, id, 0, "erasing late rows", &n, err, errlen)) != 0)
+            goto out;
+        orphans += n;
+    }
+    if ((rv = gw_regdb_exec_int(db,
+                                "DELETE FROM activity WHERE server_id IS NOT NULL"
+                                " AND server_id <> ?1"
+                                " AND server_id NOT IN (SELECT id FROM servers)",
+                                0, 0, "erasing late activity", &n, err, errlen)) != 0 ||
+        (rv = gw_regdb_exec_int(db,
+                                "INSERT OR REPLACE INTO meta(key, value)"
+                                " VALUES('server_id_floor',"
+                                " MAX(?1, COALESCE((SELECT CAST(value AS INTEGER) FROM meta"
+                                " WHERE key = 'server_id_floor'), 0)))",
+                                id, 0, "keeping erased ids", NULL, err, errlen)) != 0)
+        goto out;
+    /* the gateway's writer forgets its cached path ids of this server */
+    if (derived && (rv = gw_regdb_exec(db, gw_store_bump_paths_sql, err, errlen)) != 0)
+        goto out;
+    orphans += n;
+    gw_regdb_jb_raw(&jb, "{");
+    gw_regdb_jb_kstr(&jb, "server", name);
+    gw_regdb_jb_kint(&jb, "frames", frames);
+    if (derived)
+        gw_regdb_jb_kint(&jb, "samples", samples);
+    gw_regdb_jb_kint(&jb, "pins", pins);
+    gw_regdb_jb_kint(&jb, "activity_rows", acts);
+    if (orphans > 0)
+        gw_regdb_jb_kint(&jb, "orphan_rows", orphans);
+    gw_regdb_jb_raw(&jb, "}");
+    if (jb.oom) {
+        gw_seterr(err, errlen, "erase: out of memory");
+        rv = GW_REG_EFAIL;
+        goto out;
+    }
+    if ((rv = gw_regdb_bump_generation(db, err, errlen)) != 0 ||
+        (rv = gw_activity_add(db, now, actor, "erase", 0, gw_regdb_jb_text(&jb), err,
+                              errlen)) != 0 ||
+        (rv = gw_regdb_tx_commit(&t, err, errlen)) != 0)
+        goto out;
+    if (n_frames != NULL)
+        *n_frames = frames;
+    if (n_activity != NULL)
+        *n_activity = acts;
+    rv = 0;
+out:
+    gw_regdb_tx_rollback(&t);
+    gw_regdb_jb_free(&jb);
+    return rv;
+}
+
+/* ------------------------------------------------------ export */
+
+struct export_act {
+    const struct gw_regdb_export_ops *ops;
+    void *ud;
+    int stopped;
+};
+
+static int export_act_one(const struct gw_activity_row *r, void *ud)
+{
+    struct export_act *a = ud;
+    if (a->ops->activity != NULL && a->ops->activity(r, a->ud) != 0) {
+        a->stopped = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int gw_regdb_export(sqlite3 *db, const char *name, const struct gw_regdb_export_ops *ops,
+                    void *ud, const char *format, const char *actor, int64_t now,
+                    char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    struct gw_regdb_server *s = NULL;
+    int rv = GW_REG_EFAIL, in_tx = 0;
+    int64_t n_frames = 0;
+
+    if (db == NULL || ops == NULL || !sqlite3_get_autocommit(db)) {
+        gw_seterr(err, errlen, "export: bad argument");
+        return GW_REG_EARG;
+    }
+    if ((rv = gw_regdb_check_name(name, err, errlen)) != 0)
+        return rv;
+    if ((rv = frames_exist(db, err, errlen)) != 0)
+        return rv;
+    rv = GW_REG_EFAIL;
+    s = malloc(sizeof *s);
+    if (s == NULL) {
+        gw_seterr(err, errlen, "export: out of memory");
+        goto out;
+    }
+    /* one read snapshot for everything */
+    if (gw_regdb_exec(db, "BEGIN", err, errlen) != 0)
+        goto out;
+    in_tx = 1;
+    if ((rv = gw_regdb_show(db, name, s, err, errlen)) != 0)
+        goto out;
+    rv = GW_REG_EFAIL;
+    if (ops->server != NULL && ops->server(s, ud) != 0) {
+        gw_seterr(err, errlen, "export stopped");
+        goto out;
+    }
+    /* every pin (gw_regdb_show keeps 8) */
+    if (sqlite3_prepare_v2(db, GW_REGDB_PINS_SQL, -1, &st, NULL) != SQLITE_OK) {
+        rv = gw_regdb_dberr(db, "reading pins", err, errlen);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, s->id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct gw_regdb_pin p;
+        gw_regdb_pin_row(st, &p);
+        if (ops->pin != NULL && ops->pin(&p, ud) != 0) {
+            gw_seterr(err, errlen, "export stopped");
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rv = gw_regdb_dberr(db, "reading pins", err, errlen);
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT seq, ts_ms, received_ms, reported_name, body FROM frames"
+                           " WHERE server_id = ?1 ORDER BY seq < 0, seq", /* as uint64 */
+                           -1, &st, NULL) != SQLITE_OK) {
+        rv = gw_regdb_dberr(db, "reading frames", err, errlen);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, s->id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct gw_regdb_frame f = {
+            .seq = (uint64_t)sqlite3_column_int64(st, 0), /* bit pattern (sink_sqlite.c) */
+            .ts_ms = (uint64_t)sqlite3_column_int64(st, 1),
+            .received_ms = sqlite3_column_int64(st, 2),
+            .reported_name = (const char *)sqlite3_column_text(st, 3),
+        };
+        f.body = sqlite3_column_blob(st, 4);
+        f.body_len = (size_t)sqlite3_column_bytes(st, 4);
+        n_frames++;
+        if (ops->frame != NULL && ops->frame(&f, ud) != 0) {
+            gw_seterr(err, errlen, "export stopped");
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rv = gw_regdb_dberr(db, "reading frames", err, errlen);
+        goto out;
+    }
+    struct gw_activity_filter filt = {.server = name};
+    struct export_act a = {.ops = ops, .ud = ud};
+    if ((rv = gw_activity_query(db, &filt, export_act_one, &a, err, errlen)) != 0)
+        goto out;
+    if (a.stopped) {
+        gw_seterr(err, errlen, "export stopped");
+        rv = GW_REG_EFAIL;
+        goto out;
+    }
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    in_tx = 0;
+    rv = 0;
+    if (actor != NULL) {
+        struct gw_regdb_jbuf jb = {0};
+        gw_regdb_jb_raw(&jb, "{");
+        gw_regdb_jb_kstr(&jb, "format", format ? format : "");
+        gw_regdb_jb_kint(&jb, "frames", n_frames);
+        gw_regdb_jb_raw(&jb, "}");
+        if (jb.oom)
+            rv = GW_REG_EFAIL;
+        else
+            rv = gw_activity_add(db, now, actor, "export", s->id, gw_regdb_jb_text(&jb), err,
+                                 errlen);
+        gw_regdb_jb_free(&jb);
+    }
+out:
+    sqlite3_finalize(st);
+    if (in_tx)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    free(s);
+    return rv;
+}
