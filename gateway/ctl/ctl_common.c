@@ -22,25 +22,30 @@
 
 /* ------------------------------------------------------------ output */
 
+/* One line on stderr: |prefix| and the message. */
+__attribute__((format(printf, 2, 0)))
+static void say(const char *prefix, const char *fmt, va_list ap)
+{
+    fputs(prefix, stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 int ctl_fail(const char *fmt, ...)
 {
     va_list ap;
-    fputs("panelgatectl: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say("panelgatectl: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return EX_FAIL;
 }
 
 void ctl_warn(const char *fmt, ...)
 {
     va_list ap;
-    fputs("panelgatectl: warning: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say("panelgatectl: warning: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 /* UTC ISO-8601, "2026-11-29T02:20:54Z". */
@@ -74,11 +79,9 @@ void ctl_json_add_time(cJSON *o, const char *k, int64_t t)
 int ctl_usage_err(const struct cmd *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fputs("panelgatectl: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say("panelgatectl: ", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     if (cmd != NULL)
         fprintf(stderr, "usage: panelgatectl [global options] %s\n", cmd->synopsis);
     else
