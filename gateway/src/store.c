@@ -25,7 +25,7 @@ static const char v1_sql[] =
     " reported_name TEXT,"
     " body BLOB NOT NULL,"
     " PRIMARY KEY(server_id, seq)) WITHOUT ROWID;"
-    /* retention purges by receipt time (regdb.c gw_regdb_purge_step) */
+    /* retention purges by receipt time (regdb_rights.c gw_regdb_purge_step) */
     "CREATE INDEX IF NOT EXISTS frames_received ON frames(received_ms);";
 
 /* Version 2: the derived tables.  Keys only, no secondary index on the
