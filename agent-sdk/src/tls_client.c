@@ -22,13 +22,13 @@
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
-#include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
 
 #include "client_internal.h"
+#include "tlsutil.h"
 
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 #define PA_MBEDTLS3 1
@@ -257,30 +257,14 @@ void pa_tls_forget_session(struct pa_tls *t)
 
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
-    struct pa_tls_io *io = ctx;
-    ssize_t n = send(io->fd, buf, len, MSG_NOSIGNAL);
-
-    if (n >= 0)
-        return (int)n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return MBEDTLS_ERR_SSL_WANT_WRITE;
-    if (errno == EPIPE || errno == ECONNRESET)
-        return MBEDTLS_ERR_NET_CONN_RESET;
-    return MBEDTLS_ERR_NET_SEND_FAILED;
+    const struct pa_tls_io *io = ctx;
+    return pa_sock_send(io->fd, buf, len);
 }
 
 static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
-    struct pa_tls_io *io = ctx;
-    ssize_t n = recv(io->fd, buf, len, 0);
-
-    if (n >= 0)
-        return (int)n; /* 0: EOF */
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return MBEDTLS_ERR_SSL_WANT_READ;
-    if (errno == ECONNRESET)
-        return MBEDTLS_ERR_NET_CONN_RESET;
-    return MBEDTLS_ERR_NET_RECV_FAILED;
+    const struct pa_tls_io *io = ctx;
+    return pa_sock_recv(io->fd, buf, len);
 }
 
 int pa_tls_io_new(struct pa_tls_io **out, struct pa_tls *t, int fd)
@@ -393,9 +377,8 @@ static int classify(struct pa_tls_io *io, int ret, int in_handshake, char *err, 
 
 static int check_pin(struct pa_tls_io *io, char *err, size_t errlen)
 {
-    unsigned char der[1024], digest[32];
+    uint8_t digest[PA_SPKI_SHA256_LEN];
     const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&io->ssl);
-    int n;
 
     if (!io->t->has_pin)
         return PANELAGENT_OK;
@@ -403,19 +386,9 @@ static int check_pin(struct pa_tls_io *io, char *err, size_t errlen)
         pa_seterr(err, errlen, "no gateway certificate to compare with the pin");
         return PANELAGENT_EGATEWAY_PIN;
     }
-    /* mbedtls_pk_write_pubkey_der writes at the end of the buffer */
-    n = mbedtls_pk_write_pubkey_der((mbedtls_pk_context *)&peer->pk, der, sizeof der);
-    if (n <= 0) {
-        pa_seterr(err, errlen, "cannot encode the gateway's public key");
+    if (pa_spki_sha256(&peer->pk, digest) != 0) {
+        pa_seterr(err, errlen, "cannot hash the gateway's public key");
         return PANELAGENT_EGATEWAY_PIN;
-    }
-#if defined(PA_MBEDTLS3)
-    if (mbedtls_sha256(der + sizeof der - n, (size_t)n, digest, 0) != 0) {
-#else
-    if (mbedtls_sha256_ret(der + sizeof der - n, (size_t)n, digest, 0) != 0) {
-#endif
-        pa_seterr(err, errlen, "SHA-256 failed");
-        return PANELAGENT_ETLS;
     }
     if (memcmp(digest, io->t->pin, sizeof digest) != 0) {
         char hex[65];

@@ -7,6 +7,7 @@
  * failed, its own error text.
  */
 #include "pki.h"
+#include "tlsutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,7 +27,6 @@
 #include <mbedtls/oid.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/rsa.h>
-#include <mbedtls/sha256.h>
 #include <mbedtls/version.h>
 #include <mbedtls/x509.h>
 
@@ -405,17 +405,7 @@ int pki_crt_load(mbedtls_x509_crt *crt, const char *path, char *err, size_t errl
 
 int pki_spki_sha256(const mbedtls_pk_context *key, uint8_t out[32])
 {
-    unsigned char der[4096];
-    /* The DER is written at the END of der. */
-    int n = mbedtls_pk_write_pubkey_der((mbedtls_pk_context *)key, der, sizeof der);
-    if (n <= 0)
-        return -1;
-#if defined(PKI_MBEDTLS3)
-    int ret = mbedtls_sha256(der + sizeof der - (size_t)n, (size_t)n, out, 0);
-#else
-    int ret = mbedtls_sha256_ret(der + sizeof der - (size_t)n, (size_t)n, out, 0);
-#endif
-    return ret == 0 ? 0 : -1;
+    return pa_spki_sha256(key, out);
 }
 
 /* ------------------------------------------------------------ CSR */

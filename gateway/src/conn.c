@@ -26,6 +26,7 @@
 #include "limiter.h"
 #include "log.h"
 #include "tls.h"
+#include "tlsutil.h"
 
 #define OUT_CHUNK 16384 /* plaintext gathered from nghttp2 per TLS write */
 #define CLOSE_GRACE_MS 5000 /* GOAWAY sent: how long to wait for the peer */
@@ -71,15 +72,8 @@ static void arm_write(struct gw_conn *c, bool on)
 
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
-    struct gw_conn *c = ctx;
-    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-    if (n >= 0)
-        return (int)n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return MBEDTLS_ERR_SSL_WANT_WRITE;
-    if (errno == EPIPE || errno == ECONNRESET)
-        return MBEDTLS_ERR_NET_CONN_RESET;
-    return MBEDTLS_ERR_NET_SEND_FAILED;
+    const struct gw_conn *c = ctx;
+    return pa_sock_send(c->fd, buf, len);
 }
 
 /* RFC 5246 7.4.1.2 (and RFC 8446 4.1.2): a ClientHello's compression
@@ -145,19 +139,13 @@ static void hello_feed(struct gw_conn *c, const unsigned char *buf, size_t n)
 static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
     struct gw_conn *c = ctx;
-    ssize_t n = recv(c->fd, buf, len, 0);
+    int n = pa_sock_recv(c->fd, buf, len);
     if (n > 0 && !c->hello.done) {
         hello_feed(c, buf, (size_t)n);
         if (c->hello.bad)
             return MBEDTLS_ERR_SSL_BAD_HS_CLIENT_HELLO;
     }
-    if (n >= 0)
-        return (int)n; /* 0: EOF */
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return MBEDTLS_ERR_SSL_WANT_READ;
-    if (errno == ECONNRESET)
-        return MBEDTLS_ERR_NET_CONN_RESET;
-    return MBEDTLS_ERR_NET_RECV_FAILED;
+    return n;
 }
 
 /* ---- refusals -------------------------------------------------------------- */

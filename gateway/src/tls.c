@@ -3,6 +3,7 @@
  * tickets, ALPN.  Builds against mbedTLS 2.28 (Debian 12) and 3.x.
  */
 #include "tls.h"
+#include "tlsutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,6 @@
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/pk.h>
-#include <mbedtls/sha256.h>
 #include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/ssl_ticket.h>
 #include <mbedtls/version.h>
@@ -295,16 +295,7 @@ const mbedtls_ssl_config *gw_tls_conf(const struct gw_tls *t)
 
 int gw_tls_spki_sha256(const mbedtls_x509_crt *crt, uint8_t out[32])
 {
-    unsigned char buf[2048];
-    /* mbedtls_pk_write_pubkey_der writes at the end of buf */
-    int n = mbedtls_pk_write_pubkey_der((mbedtls_pk_context *)&crt->pk, buf, sizeof buf);
-    if (n <= 0)
-        return -1;
-#if defined(GW_MBEDTLS3)
-    return mbedtls_sha256(buf + sizeof buf - (size_t)n, (size_t)n, out, 0) == 0 ? 0 : -1;
-#else
-    return mbedtls_sha256_ret(buf + sizeof buf - (size_t)n, (size_t)n, out, 0) == 0 ? 0 : -1;
-#endif
+    return pa_spki_sha256(&crt->pk, out);
 }
 
 const char *gw_tls_reason(int ret, uint32_t flags)
