@@ -548,6 +548,18 @@ void pa_conn_shutdown(struct pa_conn *c)
 
 /* ---- I/O ----------------------------------------------------------------------------- */
 
+/* nghttp2_session_mem_send() failed with |n|: the reason one of our
+ * callbacks recorded, or nghttp2's own. */
+static int send_failed(const struct pa_conn *c, ssize_t n, char *err, size_t errlen)
+{
+    if (c->failed) {
+        pa_seterr(err, errlen, "%s", c->fail);
+        return c->fail_code;
+    }
+    pa_seterr(err, errlen, "HTTP/2: %s", nghttp2_strerror((int)n));
+    return PANELAGENT_EPROTOCOL;
+}
+
 static int flush_out(struct pa_conn *c, char *err, size_t errlen)
 {
     for (;;) {
@@ -557,14 +569,8 @@ static int flush_out(struct pa_conn *c, char *err, size_t errlen)
             while (c->out_len < OUT_CHUNK) {
                 const uint8_t *p;
                 ssize_t n = nghttp2_session_mem_send(c->h2, &p);
-                if (n < 0) {
-                    if (c->failed) {
-                        pa_seterr(err, errlen, "%s", c->fail);
-                        return c->fail_code;
-                    }
-                    pa_seterr(err, errlen, "HTTP/2: %s", nghttp2_strerror((int)n));
-                    return PANELAGENT_EPROTOCOL;
-                }
+                if (n < 0)
+                    return send_failed(c, n, err, errlen);
                 if (n == 0)
                     break;
                 if ((size_t)n > OUT_CHUNK - c->out_len) {
@@ -765,14 +771,8 @@ int pa_conn_feed(struct pa_conn *c, const uint8_t *data, size_t len, int *connec
     for (;;) { /* what the client would send back, thrown away */
         const uint8_t *p;
         ssize_t n = nghttp2_session_mem_send(c->h2, &p);
-        if (n < 0) {
-            if (c->failed) {
-                pa_seterr(err, errlen, "%s", c->fail);
-                return c->fail_code;
-            }
-            pa_seterr(err, errlen, "HTTP/2: %s", nghttp2_strerror((int)n));
-            return PANELAGENT_EPROTOCOL;
-        }
+        if (n < 0)
+            return send_failed(c, n, err, errlen);
         if (n == 0)
             break;
     }
