@@ -429,32 +429,36 @@ static int path_id(struct sq *q, int64_t server_id, const struct gw_stream_sampl
     return SQLITE_DONE;
 }
 
-/* The derived rows of a frame just inserted.  SQLITE_DONE or the error. */
+/* Binds v[0..n) to the parameters first, first + 1, ...  SQLITE_OK or the
+ * error. */
+static int bind_i64s(sqlite3_stmt *st, int first, const int64_t *v, int n)
+{
+    int rc = SQLITE_OK;
+    for (int k = 0; k < n && rc == SQLITE_OK; k++)
+        rc = sqlite3_bind_int64(st, first + k, v[k]);
+    return rc;
+}
+
+/* The derived rows of a frame just inserted.  SQLITE_DONE or the error.
+ * ts_ms and seq are stored as their int64 bit pattern, as in frames. */
 static int insert_samples(struct sq *q, const struct gw_sink_item *it)
 {
     const struct gw_samples *sm = it->samples;
+    const int64_t key[3] = {it->server_id, (int64_t)it->ts_ms, (int64_t)it->seq};
+    const int64_t who[2] = {it->server_id, (int64_t)it->seq};
+    const int64_t load[6] = {
+        gw_samples_i64(sm->ram_used),  gw_samples_i64(sm->ram_total),
+        gw_samples_i64(sm->bytes_in),  gw_samples_i64(sm->bytes_out),
+        gw_samples_i64(sm->period_ms), gw_samples_i64(sm->conns),
+    };
     sqlite3_stmt *st = q->ins_server;
     int rc;
 
-    rc = sqlite3_bind_int64(st, 1, it->server_id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 2, (int64_t)it->ts_ms); /* bit pattern, as frames */
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 3, (int64_t)it->seq);
+    rc = bind_i64s(st, 1, key, 3);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_double(st, 4, sm->cpu_pct);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 5, gw_samples_i64(sm->ram_used));
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 6, gw_samples_i64(sm->ram_total));
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 7, gw_samples_i64(sm->bytes_in));
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 8, gw_samples_i64(sm->bytes_out));
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 9, gw_samples_i64(sm->period_ms));
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(st, 10, gw_samples_i64(sm->conns));
+        rc = bind_i64s(st, 5, load, 6);
     if (rc != SQLITE_OK || (rc = step_done(st)) != SQLITE_DONE)
         return rc;
 
@@ -463,39 +467,29 @@ static int insert_samples(struct sq *q, const struct gw_sink_item *it)
         int64_t id = 0;
         if ((rc = path_id(q, it->server_id, ss, it->received_ms, &id)) != SQLITE_DONE)
             return rc;
+        const int64_t row[7] = {
+            who[0],                      who[1],
+            id,                          gw_samples_i64(ss->viewers),
+            gw_samples_i64(ss->bitrate), gw_samples_i64(ss->bytes_in),
+            gw_samples_i64(ss->bytes_out),
+        };
         st = q->ins_stream;
-        rc = sqlite3_bind_int64(st, 1, it->server_id);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(st, 2, (int64_t)it->seq);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(st, 3, id);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(st, 4, gw_samples_i64(ss->viewers));
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(st, 5, gw_samples_i64(ss->bitrate));
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(st, 6, gw_samples_i64(ss->bytes_in));
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(st, 7, gw_samples_i64(ss->bytes_out));
+        rc = bind_i64s(st, 1, row, 7);
         if (rc != SQLITE_OK || (rc = step_done(st)) != SQLITE_DONE)
             return rc;
     }
     for (uint32_t i = 0; i < sm->n_viewers; i++) {
         const struct gw_viewer_agg *v = &sm->viewers[i];
+        const int64_t counts[4] = {
+            (int64_t)v->asn,             gw_samples_i64(v->conns),
+            gw_samples_i64(v->bytes_in), gw_samples_i64(v->bytes_out),
+        };
         st = q->ins_geo;
-        rc = sqlite3_bind_int64(st, 1, it->server_id);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(st, 2, (int64_t)it->seq);
+        rc = bind_i64s(st, 1, who, 2);
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_text(st, 3, v->cc, -1, SQLITE_TRANSIENT);
         if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(st, 4, (int64_t)v->asn);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(st, 5, gw_samples_i64(v->conns));
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(st, 6, gw_samples_i64(v->bytes_in));
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(st, 7, gw_samples_i64(v->bytes_out));
+            rc = bind_i64s(st, 4, counts, 4);
         if (rc != SQLITE_OK || (rc = step_done(st)) != SQLITE_DONE)
             return rc;
     }
