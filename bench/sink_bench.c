@@ -37,9 +37,9 @@
 #include <event2/thread.h>
 #include <sqlite3.h>
 
-#include "arena.h"
+#include <panelproto/arena.h>
 #include "config.h"
-#include "frame.h"
+#include <panelproto/frame.h>
 #include "log.h"
 #include "privacy.h"
 #include "samples.h"

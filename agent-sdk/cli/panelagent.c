@@ -26,8 +26,8 @@
 #include "panelagent.h"
 #endif
 
-#include "frame.h"
-#include "frame_json.h"
+#include <panelproto/frame.h>
+#include <panelproto/frame_json.h>
 
 #define PANELAGENT_VERSION "0.1.0"
 

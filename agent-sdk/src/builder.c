@@ -26,7 +26,7 @@
 #include <time.h>
 
 #include "builder.h"
-#include "mpread.h"
+#include <panelproto/mpread.h>
 
 const char *const pa_bld_level_key[N_LEVELS] = {"vhosts", "apps", "instances", "streams"};
 const char *const pa_bld_level_what[N_LEVELS] = {"vhosts", "applications",

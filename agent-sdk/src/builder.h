@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "frame.h"
+#include <panelproto/frame.h>
 #include "internal.h"
 
 #define NONE UINT32_MAX

@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#include "arena.h"
+#include <panelproto/arena.h>
 #include "panelagent.h"
 
 /* ---- builder.c ----------------------------------------------------------------

@@ -28,7 +28,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "client_internal.h"
-#include "tlsutil.h"
+#include <panelproto/tlsutil.h>
 
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 #define PA_MBEDTLS3 1

@@ -10,7 +10,7 @@
 #include <mbedtls/version.h>
 #include <nghttp2/nghttp2.h>
 
-#include "frame.h"
+#include <panelproto/frame.h>
 #include "internal.h"
 
 /* Filled once (pthread_once): the versions of the libraries this process

@@ -17,7 +17,7 @@
 #include <msgpack.h>
 
 #include "ctl.h"
-#include "mpread.h"
+#include <panelproto/mpread.h>
 
 /* ------------------------------------------------------------ purge, erase */
 

@@ -7,7 +7,7 @@
  * failed, its own error text.
  */
 #include "pki.h"
-#include "tlsutil.h"
+#include <panelproto/tlsutil.h>
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # make_test_mmdb.pl OUTDIR - writes small MaxMind-format test databases for
-# the privacy reduction (gateway/src/privacy.c), with the record layouts of
+# the privacy reduction (gateway/policy/privacy.c), with the record layouts of
 # GeoLite2-Country ({country: {iso_code}}) and GeoLite2-ASN
 # ({autonomous_system_number, autonomous_system_organization}):
 #

@@ -1,5 +1,5 @@
 /*
- * test_arena.c - struct pa_arena and struct pa_buf (agent-sdk/src/arena.h).
+ * test_arena.c - struct pa_arena and struct pa_buf (proto/include/panelproto/arena.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "arena.h"
+#include <panelproto/arena.h>
 #include "testutil.h"
 
 #define ALIGN_ANY _Alignof(max_align_t)

@@ -1,5 +1,5 @@
 /*
- * test_frame_json.c - the JSON form of a frame (agent-sdk/src/frame_json.c).
+ * test_frame_json.c - the JSON form of a frame (proto/src/frame_json.c).
  *
  * Round trips of the sample frames in tests/data through msgpack, uint64
  * values above 2^53, one table row per JSON error class, hostile nesting,
@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "frame.h"
-#include "frame_json.h"
+#include <panelproto/frame.h>
+#include <panelproto/frame_json.h>
 
 /* ---- helpers ------------------------------------------------------------ */
 

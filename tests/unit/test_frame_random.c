@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "frame.h"
+#include <panelproto/frame.h>
 #include "testutil.h"
 
 #define DEFAULT_SEED 0x70616e656c676174ull /* "panelgat" */

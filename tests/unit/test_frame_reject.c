@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "frame.h"
+#include <panelproto/frame.h>
 #include "testutil.h"
 
 /* The case tables below leave trailing members out on purpose. */

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "frame.h"
+#include <panelproto/frame.h>
 #include "testutil.h"
 
 struct fixture {

@@ -1,6 +1,6 @@
 /*
  * test_gw_activity.c - aggregation of refused handshakes for the activity
- * log (gateway/src/activity.c).
+ * log (gateway/net/activity.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>

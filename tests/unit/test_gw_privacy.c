@@ -1,5 +1,5 @@
 /*
- * test_gw_privacy.c - the privacy reduction (gateway/src/privacy.h): viewer
+ * test_gw_privacy.c - the privacy reduction (gateway/policy/privacy.h): viewer
  * connections -> (country, ASN) aggregates, and the stored form.
  *
  * The MaxMind-format databases are built at test time by

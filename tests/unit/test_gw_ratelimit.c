@@ -1,6 +1,6 @@
 /*
  * test_gw_ratelimit.c - token buckets, the per-address and per-server
- * tables, override resolution and request verdicts (gateway/src/ratelimit.c),
+ * tables, override resolution and request verdicts (gateway/policy/ratelimit.c),
  * all with an injected clock.
  */
 #include <setjmp.h>

@@ -1,6 +1,6 @@
 /*
  * test_gw_regdb.c - the registry's write side and the activity log
- * (gateway/src/regdb.h) on real SQLite files in a scratch directory, read
+ * (gateway/regadmin/regdb.h) on real SQLite files in a scratch directory, read
  * back through the gateway's own snapshot (registry.h).
  */
 #include <setjmp.h>

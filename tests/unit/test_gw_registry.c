@@ -1,5 +1,5 @@
 /*
- * test_gw_registry.c - registry schema and snapshot (gateway/src/registry.h)
+ * test_gw_registry.c - registry schema and snapshot (gateway/storage/registry.h)
  * against real SQLite files in a scratch directory.
  */
 #include <setjmp.h>

@@ -1,5 +1,5 @@
 /*
- * test_gw_sink.c - the sink queue and writer thread (gateway/src/sink.h)
+ * test_gw_sink.c - the sink queue and writer thread (gateway/storage/sink.h)
  * and the SQLite backend, with a real event loop and real SQLite files.
  *
  * Two backends:

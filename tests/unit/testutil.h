@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
+#include <panelproto/frame.h>
 
 #define TU_ARRAY_LEN(x) (sizeof(x) / sizeof((x)[0]))
 

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "frame.h"
+#include <panelproto/frame.h>
 
 void pa_frame_limits_default(struct pa_frame_limits *lim)
 {

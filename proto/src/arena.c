@@ -1,7 +1,7 @@
 /*
  * arena.c - capped bump allocator and growable byte buffer.
  */
-#include "arena.h"
+#include <panelproto/arena.h>
 
 #include <stdlib.h>
 #include <string.h>

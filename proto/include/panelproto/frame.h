@@ -10,14 +10,14 @@
  * the frame.  The decoder does no I/O, keeps no global state, never recurses
  * deeper than limits.max_depth and never allocates past limits.max_arena_bytes.
  */
-#ifndef PANELAGENT_FRAME_H
-#define PANELAGENT_FRAME_H
+#ifndef PANELPROTO_FRAME_H
+#define PANELPROTO_FRAME_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "arena.h"
+#include <panelproto/arena.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -227,7 +227,7 @@ enum {
      * PA_ENCODE_NO_CONNS.) */
     PA_ENCODE_NO_VIEWER_IPS = 1u << 0,
     /* Storage form: no "conns" key at all (the gateway stores aggregates
-     * instead, gateway/src/privacy.h).  The rest is the canonical frame, so
+     * instead, gateway/policy/privacy.h).  The rest is the canonical frame, so
      * the output is a valid wire frame without connections. */
     PA_ENCODE_NO_CONNS = 1u << 1,
 };
@@ -279,4 +279,4 @@ enum pa_agent_kind pa_agent_kind_parse(const char *s, size_t len);
 }
 #endif
 
-#endif /* PANELAGENT_FRAME_H */
+#endif /* PANELPROTO_FRAME_H */

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "frame.h"
+#include <panelproto/frame.h>
 
 #define GW_MAX_LISTEN 8
 

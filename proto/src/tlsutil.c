@@ -1,7 +1,7 @@
 /*
  * tlsutil.c - see tlsutil.h.
  */
-#include "tlsutil.h"
+#include <panelproto/tlsutil.h>
 
 #include <errno.h>
 #include <sys/socket.h>

@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The order of struct gw_stats.responses[]. */
+const int gw_status_codes[GW_N_STATUS] = {202, 400, 403, 404, 405, 408,
+                                          413, 415, 429, 431, 500, 503};
+
 struct out {
     struct pa_buf *b;
     int oom;

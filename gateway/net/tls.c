@@ -3,7 +3,7 @@
  * tickets, ALPN.  Builds against mbedTLS 2.28 (Debian 12) and 3.x.
  */
 #include "tls.h"
-#include "tlsutil.h"
+#include <panelproto/tlsutil.h>
 
 #include <stdio.h>
 #include <stdlib.h>

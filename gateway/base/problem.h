@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "arena.h"
+#include <panelproto/arena.h>
 
 #define GW_PROBLEM_PREFIX "urn:panelgate:problem:"
 

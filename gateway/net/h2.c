@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "frame.h"
+#include <panelproto/frame.h>
 #include "gw.h"
 #include "limiter.h"
 #include "log.h"
@@ -147,8 +147,6 @@ static ssize_t resp_read(nghttp2_session *session, int32_t stream_id, uint8_t *b
     }
 
 /* Submits status + body.  extra_name/extra_value: one optional header. */
-const int gw_status_codes[GW_N_STATUS] = {202, 400, 403, 404, 405, 408,
-                                          413, 415, 429, 431, 500, 503};
 
 static int submit(struct gw_stream *s, int status, const char *ctype, const char *extra_name,
                   const char *extra_value, const char *extra2_name, const char *extra2_value)

@@ -32,8 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "arena.h"
-#include "frame.h"
+#include <panelproto/arena.h>
+#include <panelproto/frame.h>
 
 #define GW_CC_PRIVATE "XP"
 #define GW_CC_UNKNOWN "ZZ"

@@ -15,9 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "arena.h"
-#include "gw.h"
-#include "sink.h"
+#include <panelproto/arena.h>
+#include "stats.h"
 
 struct gw_metrics {
     struct gw_stats stats;     /* app->stats */

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "arena.h"
+#include <panelproto/arena.h>
 #include "problem.h"
 
 void gw_refusals_init(struct gw_refusals *r)

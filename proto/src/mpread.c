@@ -1,11 +1,11 @@
 /*
  * mpread.c - strict msgpack cursor (see mpread.h and the msgpack spec).
  */
-#include "mpread.h"
+#include <panelproto/mpread.h>
 
 #include <string.h>
 
-#include "frame.h"
+#include <panelproto/frame.h>
 
 void mp_reader_init(struct mp_reader *r, const uint8_t *buf, size_t len)
 {

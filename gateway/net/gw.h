@@ -21,10 +21,11 @@
 #include <sqlite3.h>
 
 #include "activity.h"
-#include "arena.h"
+#include <panelproto/arena.h>
 #include "config.h"
 #include "log.h"
 #include "registry.h"
+#include "stats.h"
 
 struct gw_tls_global;
 struct gw_tls;
@@ -33,43 +34,6 @@ struct gw_sink_item;
 struct gw_geo;
 struct gw_limiter;
 struct gw_admin;
-
-#define GW_N_STATUS 12
-
-/* Counters, on the loop thread only. */
-struct gw_stats {
-    uint64_t conns_accepted;
-    uint64_t conns_refused_limit;  /* over max_connections or draining */
-    uint64_t handshakes_ok;
-    uint64_t handshakes_resumed;
-    uint64_t handshakes_refused;   /* any TLS/identity failure */
-    uint64_t refused_unregistered;
-    uint64_t refused_revoked;
-    uint64_t refused_alpn;
-    uint64_t handshake_timeouts;
-    uint64_t frames_accepted;      /* 202 sent (stored or duplicate) */
-    uint64_t frames_duplicate;
-    uint64_t frames_rejected;      /* 4xx for a frame */
-    uint64_t frames_unavailable;   /* 503 */
-    uint64_t goaways_revoked;
-    uint64_t handshakes_throttled; /* closed at accept: per-address limit */
-    uint64_t frames_rate_limited;  /* 429 */
-    uint64_t rate_limit_bans;
-    /* answers to requests by status: gw_status_codes[i] -> responses[i];
-     * the last slot counts any other status */
-    uint64_t responses[GW_N_STATUS + 1];
-};
-
-/* The statuses the gateway answers with, for responses[] (h2.c). */
-extern const int gw_status_codes[GW_N_STATUS];
-
-static inline void gw_stats_count_status(struct gw_stats *st, int status)
-{
-    unsigned i = 0;
-    while (i < GW_N_STATUS && gw_status_codes[i] != status)
-        i++;
-    st->responses[i]++;
-}
 
 struct gw_app {
     struct event_base *base;

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
-#include "mpread.h"
+#include <panelproto/frame.h>
+#include <panelproto/mpread.h>
 
 #define MAX_SEGS (PA_LIMIT_MAX_DEPTH + 2)
 

@@ -4,8 +4,8 @@
  * the socket side of a BIO over a non-blocking socket.  Internal; linked
  * into each as the static pa_tlsutil.
  */
-#ifndef PANELAGENT_TLSUTIL_H
-#define PANELAGENT_TLSUTIL_H
+#ifndef PANELPROTO_TLSUTIL_H
+#define PANELPROTO_TLSUTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -28,4 +28,4 @@ int pa_spki_sha256(const mbedtls_pk_context *pk, uint8_t out[PA_SPKI_SHA256_LEN]
 int pa_sock_send(int fd, const unsigned char *buf, size_t len);
 int pa_sock_recv(int fd, unsigned char *buf, size_t len);
 
-#endif /* PANELAGENT_TLSUTIL_H */
+#endif /* PANELPROTO_TLSUTIL_H */

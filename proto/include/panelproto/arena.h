@@ -9,8 +9,8 @@
  * Both take an optional allocator (NULL = malloc/realloc/free) so tests can
  * inject failures.
  */
-#ifndef PANELAGENT_ARENA_H
-#define PANELAGENT_ARENA_H
+#ifndef PANELPROTO_ARENA_H
+#define PANELPROTO_ARENA_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -73,4 +73,4 @@ int pa_buf_reserve(struct pa_buf *b, size_t extra);
 }
 #endif
 
-#endif /* PANELAGENT_ARENA_H */
+#endif /* PANELPROTO_ARENA_H */

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "frame.h"
+#include <panelproto/frame.h>
 #include "privacy.h"
 
 /* A path's last_ms is rewritten at most once per this many milliseconds of

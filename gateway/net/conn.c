@@ -26,7 +26,7 @@
 #include "limiter.h"
 #include "log.h"
 #include "tls.h"
-#include "tlsutil.h"
+#include <panelproto/tlsutil.h>
 
 #define OUT_CHUNK 16384 /* plaintext gathered from nghttp2 per TLS write */
 #define CLOSE_GRACE_MS 5000 /* GOAWAY sent: how long to wait for the peer */

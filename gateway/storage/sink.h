@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stats.h"
+
 struct event_base;
 struct gw_config;
 
@@ -106,22 +108,6 @@ void gw_sink_pending(struct gw_sink *s, size_t *frames, size_t *bytes);
 /* True when the last batch failed and no later batch has succeeded. */
 int gw_sink_failing(struct gw_sink *s);
 
-/* Counters and state for metrics and health (a consistent snapshot). */
-struct gw_sink_stats {
-    uint64_t batches;          /* write_batch calls */
-    uint64_t batch_failures;   /* ... that failed */
-    uint64_t items_stored;     /* items completed GW_SINK_STORED (frames,
-                                  activity rows, purges) */
-    uint64_t frames_stored;    /* frames among them */
-    uint64_t frames_duplicate; /* frames completed GW_SINK_DUPLICATE */
-    uint64_t items_failed;     /* items completed GW_SINK_FAILED */
-    uint64_t outages;          /* times the sink started failing */
-    int failing;               /* the last batch failed */
-    int64_t failing_since_ms;  /* when the current outage began (0 = none) */
-    size_t queue_frames, queue_bytes;         /* pending now */
-    size_t queue_max_frames, queue_max_bytes; /* the bounds */
-    char reason[160];          /* the backend's last error while failing */
-};
 void gw_sink_get_stats(struct gw_sink *s, struct gw_sink_stats *out);
 
 /* Called on the loop thread (from the sink's wake-up) when the failing

@@ -7,8 +7,8 @@
  * least one byte) so a caller may size an allocation from them.  Extension
  * types and the reserved byte 0xc1 are errors: the stats frame uses neither.
  */
-#ifndef PANELAGENT_MPREAD_H
-#define PANELAGENT_MPREAD_H
+#ifndef PANELPROTO_MPREAD_H
+#define PANELPROTO_MPREAD_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -64,4 +64,4 @@ int mp_check_text(const uint8_t *p, size_t len);
 /* "nil", "bool", "integer", "float", "str", "bin", "array", "map". */
 const char *mp_kind_name(enum mp_kind k);
 
-#endif /* PANELAGENT_MPREAD_H */
+#endif /* PANELPROTO_MPREAD_H */

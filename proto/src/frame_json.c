@@ -10,7 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
-#include "frame_json.h"
+#include <panelproto/frame_json.h>
 
 #include <arpa/inet.h>
 #include <inttypes.h>

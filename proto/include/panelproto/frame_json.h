@@ -15,13 +15,13 @@
  * float with an integral value (50.0) comes back as an integer, and a config
  * integer beyond +-2^53 is printed exactly but read back as a float.
  */
-#ifndef PANELAGENT_FRAME_JSON_H
-#define PANELAGENT_FRAME_JSON_H
+#ifndef PANELPROTO_FRAME_JSON_H
+#define PANELPROTO_FRAME_JSON_H
 
 #include <stddef.h>
 
-#include "arena.h"
-#include "frame.h"
+#include <panelproto/arena.h>
+#include <panelproto/frame.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -73,4 +73,4 @@ int pa_frame_to_json(const struct pa_frame *f, struct pa_buf *out, int flags);
 }
 #endif
 
-#endif /* PANELAGENT_FRAME_JSON_H */
+#endif /* PANELPROTO_FRAME_JSON_H */

@@ -5,7 +5,7 @@
 #include <msgpack.h>
 #include <string.h>
 
-#include "frame.h"
+#include <panelproto/frame.h>
 
 struct enc {
     msgpack_packer pk;
