@@ -293,7 +293,7 @@ static void on_activity_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     gw_refusals_flush(&app->refusals, gw_app_activity, app);
-    gw_limiter_flush(app);
+    gw_limiter_flush(app->limiter);
 }
 
 /* Every retention_interval_s (and once at start): hands the sink a purge of
@@ -479,7 +479,7 @@ static void start_drain(struct gw_app *app)
         return;
     app->draining = true;
     gw_refusals_flush(&app->refusals, gw_app_activity, app);
-    gw_limiter_flush(app);
+    gw_limiter_flush(app->limiter);
     gw_log(GW_LOG_INFO, NULL, "draining", "stopping: connections=%u", app->n_conns);
     for (unsigned i = 0; i < app->n_listeners; i++)
         evconnlistener_free(app->listeners[i]);
@@ -659,7 +659,7 @@ out:
         evconnlistener_free(app.listeners[i]);
     if (app.sink) {
         gw_refusals_flush(&app.refusals, gw_app_activity, &app);
-        gw_limiter_flush(&app);
+        gw_limiter_flush(app.limiter);
     }
     /* no /metrics or /healthz past this point */
     gw_admin_free(app.admin);

@@ -32,13 +32,6 @@
 #define CLOSE_GRACE_MS 5000 /* GOAWAY sent: how long to wait for the peer */
 #define LINGER_MS 2000      /* refused: how long to drain before closing */
 
-int64_t gw_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void gw_conn_log_ctx(const struct gw_conn *c, struct gw_log_ctx *ctx)
 {
     ctx->conn_id = c->id;
@@ -271,7 +264,7 @@ static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flag
         c->refusal = why ? why : "unregistered";
         *flags |= revoked_reason(c->refusal) ? MBEDTLS_X509_BADCERT_REVOKED
                                              : MBEDTLS_X509_BADCERT_OTHER;
-    } else if (gw_limiter_banned(c->app, srv->id) > 0) {
+    } else if (gw_limiter_banned(c->app->limiter, srv->id) > 0) {
         c->refusal = "banned"; /* rate-limit escalation, until the ban ends */
         *flags |= MBEDTLS_X509_BADCERT_OTHER;
     }
@@ -335,7 +328,7 @@ static void handshake(struct gw_conn *c)
         refuse(c, why, true);
         return;
     }
-    if (gw_limiter_banned(c->app, srv->id) > 0) { /* a resumed session, say */
+    if (gw_limiter_banned(c->app->limiter, srv->id) > 0) { /* a resumed session, say */
         refuse(c, "banned", true);
         return;
     }
@@ -534,6 +527,24 @@ void gw_conn_goaway(struct gw_conn *c, uint32_t error_code, const char *why)
     arm_timer(c, grace);
 }
 
+unsigned gw_conn_goaway_server(struct gw_conn *self, uint32_t error_code, const char *why)
+{
+    struct gw_app *app = self->app;
+    int64_t id = self->server_id;
+    unsigned n = 0;
+
+    for (struct gw_conn *x = app->conns, *next; x; x = next) {
+        next = x->next;
+        if (x->server_id != id || x->state != GW_CONN_H2)
+            continue;
+        n++;
+        gw_conn_goaway(x, error_code, why);
+        if (x != self)
+            gw_conn_flush(x); /* may free x */
+    }
+    return n;
+}
+
 /* ---- lifecycle ------------------------------------------------------------- */
 
 /* Numeric host and port of |sa|: "?" and 0 for another family. */
@@ -575,7 +586,8 @@ void gw_conn_accept(struct gw_app *app, int fd, const struct sockaddr *sa, int s
 
     /* new connections per source address, before any TLS work (every
      * attempt counts, also one refused below) */
-    if (!app->draining && !gw_limiter_accept(app, sa, (size_t)salen)) {
+    if (!app->draining && !gw_limiter_accept(app->limiter, sa, (size_t)salen)) {
+        app->stats.handshakes_throttled++;
         close(fd);
         return;
     }

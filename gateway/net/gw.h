@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "activity.h"
+#include "clock.h"
 #include <panelproto/arena.h>
 #include "config.h"
 #include "log.h"
@@ -148,6 +149,10 @@ int gw_conn_flush(struct gw_conn *c);
 void gw_conn_touch(struct gw_conn *c); /* re-arms the idle timer */
 /* Sends GOAWAY (graceful: streams already accepted finish). */
 void gw_conn_goaway(struct gw_conn *c, uint32_t error_code, const char *why);
+/* GOAWAY to every HTTP/2 connection of |self|'s server, |self| included
+ * (flushed by its caller, inside whose callback this runs; the others are
+ * flushed here).  Returns how many got one. */
+unsigned gw_conn_goaway_server(struct gw_conn *self, uint32_t error_code, const char *why);
 void gw_conn_log_ctx(const struct gw_conn *c, struct gw_log_ctx *ctx);
 
 /* h2.c */
@@ -155,8 +160,5 @@ int gw_h2_session_new(struct gw_conn *c);
 /* Frees stream state and detaches in-flight sink items (the frames are
  * still stored; nobody waits for their answer). */
 void gw_h2_streams_free(struct gw_conn *c);
-
-/* Wall clock in milliseconds. */
-int64_t gw_now_ms(void);
 
 #endif /* GW_GW_H */

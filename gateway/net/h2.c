@@ -202,12 +202,36 @@ static int respond_problem(struct gw_stream *s, int status, const char *type, co
     return submit(s, status, "application/problem+json", xn, xv, NULL, NULL);
 }
 
-/* 429 rate_limited, retry-after |retry_s|; |why| names the bucket
- * (limiter.h).  The rest of the body is not wanted: RST_STREAM(NO_ERROR)
- * after the answer stops the agent from sending it. */
-static int respond_rate_limited(struct gw_stream *s, uint32_t retry_s, const char *why)
+/* Who the limiter is asked about: this connection's server. */
+static void limiter_who(const struct gw_conn *c, struct gw_limiter_who *who)
 {
+    who->server_id = c->server_id;
+    who->server_name = c->server_name;
+    who->reg = c->app->reg;
+    who->spki = c->have_spki ? c->spki : NULL;
+    gw_conn_log_ctx(c, &who->log);
+}
+
+/* 429 rate_limited for the limiter's verdict |v|: counted; a ban it began
+ * sends GOAWAY(ENHANCE_YOUR_CALM) to every connection of the server (this
+ * one's goes out with the answer) and is recorded.  retry-after is
+ * v->retry_after_s; v->why names the bucket (limiter.h).  The rest of the
+ * body is not wanted: RST_STREAM(NO_ERROR) after the answer stops the
+ * agent from sending it. */
+static int respond_rate_limited(struct gw_stream *s, const struct gw_limiter_who *who,
+                                const struct gw_limiter_verdict *v)
+{
+    struct gw_app *app = s->c->app;
+    uint32_t retry_s = v->retry_after_s;
+    const char *why = v->why;
     char retry[16], detail[128];
+
+    app->stats.frames_rate_limited++;
+    if (v->ban_started) {
+        app->stats.rate_limit_bans++;
+        unsigned n = gw_conn_goaway_server(s->c, NGHTTP2_ENHANCE_YOUR_CALM, "rate_limited");
+        gw_limiter_ban_started(app->limiter, who, why, n);
+    }
 
     if (strcmp(why, "banned") == 0)
         snprintf(detail, sizeof detail,
@@ -370,7 +394,8 @@ static int check_headers(struct gw_stream *s)
     struct gw_conn *c = s->c;
     const struct gw_config *cfg = c->app->cfg;
     char detail[96];
-    const char *why;
+    struct gw_limiter_who who;
+    struct gw_limiter_verdict verdict;
 
     if (s->headers_too_big) {
         snprintf(detail, sizeof detail, "header list larger than %u bytes",
@@ -391,9 +416,10 @@ static int check_headers(struct gw_stream *s)
                                s->encoding_bad ? "content-encoding is not supported"
                                                : "content-type must be application/msgpack",
                                -1);
-    uint32_t retry_s = gw_limiter_request(c, s->content_length, &why);
-    if (retry_s > 0)
-        return respond_rate_limited(s, retry_s, why);
+    limiter_who(c, &who);
+    gw_limiter_request(c->app->limiter, &who, s->content_length, &verdict);
+    if (verdict.retry_after_s > 0)
+        return respond_rate_limited(s, &who, &verdict);
     if (gw_sink_failing(c->app->sink) && !sink_probe_due(c->app))
         return respond_problem(s, 503, "storage_unavailable", "storage is unavailable",
                                "retry with the same seq after retry-after seconds", -1);
@@ -423,11 +449,13 @@ static int request_done(struct gw_stream *s)
                                "this server's registration was revoked", -1);
     }
     /* bytes per second: charged for the whole body, now it is complete */
-    const char *why;
-    uint32_t retry_s = gw_limiter_body(s->c, s->body.len, &why);
-    if (retry_s > 0) {
+    struct gw_limiter_who who;
+    struct gw_limiter_verdict verdict;
+    limiter_who(s->c, &who);
+    gw_limiter_body(s->c->app->limiter, &who, s->body.len, &verdict);
+    if (verdict.retry_after_s > 0) {
         body_release(s);
-        return respond_rate_limited(s, retry_s, why);
+        return respond_rate_limited(s, &who, &verdict);
     }
     return process_frame(s);
 }

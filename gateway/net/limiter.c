@@ -13,9 +13,11 @@
 #include <unistd.h>
 
 #include "activity.h"
-#include "gw.h"
+#include "clock.h"
+#include "config.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "registry.h"
 
 struct gw_limiter {
     struct gw_rl_addrs *addrs;
@@ -28,13 +30,19 @@ struct gw_limiter {
     void *emit_ud;
     struct gw_bucket log_bucket; /* throttled-connection log lines */
     uint64_t log_suppressed;
+    /* what it reads of the configuration (gw_limiter_reload) */
+    struct gw_rl_config rl;
+    struct gw_rl_rate addr_rate;  /* handshakes_per_s_per_addr, _burst */
+    struct gw_rl_rate log_rate;   /* refusal_log_per_s */
 };
 
-static int64_t mono_ms(void)
+static void set_config(struct gw_limiter *l, const struct gw_config *cfg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    gw_rl_config_from(&l->rl, cfg);
+    l->addr_rate.per_s = cfg->rl_handshakes_per_s;
+    l->addr_rate.burst = cfg->rl_handshakes_burst;
+    l->log_rate.per_s = cfg->refusal_log_per_s;
+    l->log_rate.burst = cfg->refusal_log_per_s;
 }
 
 static void hash_key(uint64_t *k0, uint64_t *k1)
@@ -67,6 +75,7 @@ int gw_limiter_new(struct gw_limiter **out, const struct gw_config *cfg, gw_acti
     l->gen = 1;
     l->emit = emit;
     l->emit_ud = ud;
+    set_config(l, cfg);
     gw_throttles_init(&l->throttles);
     if (gw_rl_addrs_new(&l->addrs, cfg->rl_addr_table_size, l->k0, l->k1) != 0 ||
         gw_rl_servers_new(&l->servers, cfg->rl_server_table_size, l->k0, l->k1) != 0) {
@@ -86,12 +95,6 @@ void gw_limiter_free(struct gw_limiter *l)
     free(l);
 }
 
-static struct gw_rl_rate addr_rate(const struct gw_config *cfg)
-{
-    struct gw_rl_rate r = {cfg->rl_handshakes_per_s, cfg->rl_handshakes_burst};
-    return r;
-}
-
 /* The capacity a table of |size| entries gets (whole sets of ways). */
 static uint32_t capacity_for(uint32_t size)
 {
@@ -101,16 +104,16 @@ static uint32_t capacity_for(uint32_t size)
 
 int gw_limiter_reload(struct gw_limiter *l, const struct gw_config *cfg)
 {
-    int64_t now = mono_ms();
-    struct gw_rl_rate r = addr_rate(cfg);
+    int64_t now = gw_mono_ms();
 
+    set_config(l, cfg);
     if (++l->gen == 0)
         l->gen = 1;
     if (gw_rl_addrs_capacity(l->addrs) != capacity_for(cfg->rl_addr_table_size)) {
         struct gw_rl_addrs *na;
         if (gw_rl_addrs_new(&na, cfg->rl_addr_table_size, l->k0, l->k1) != 0)
             return -1;
-        gw_rl_addrs_move(na, l->addrs, &r, now);
+        gw_rl_addrs_move(na, l->addrs, &l->addr_rate, now);
         gw_rl_addrs_free(l->addrs);
         l->addrs = na;
     }
@@ -127,32 +130,27 @@ int gw_limiter_reload(struct gw_limiter *l, const struct gw_config *cfg)
 
 /* ---- accept ---------------------------------------------------------------- */
 
-bool gw_limiter_accept(struct gw_app *app, const void *sa, size_t salen)
+bool gw_limiter_accept(struct gw_limiter *l, const void *sa, size_t salen)
 {
-    struct gw_limiter *l = app->limiter;
-    const struct gw_config *cfg = app->cfg;
-    struct gw_rl_rate r = addr_rate(cfg);
     uint8_t key[GW_RL_KEY_LEN];
     char addr[64];
-    int64_t now = mono_ms();
+    int64_t now = gw_mono_ms();
 
-    if (!l || r.per_s == 0 || gw_rl_addr_key(sa, salen, key) != 0)
+    if (!l || l->addr_rate.per_s == 0 || gw_rl_addr_key(sa, salen, key) != 0)
         return true;
-    if (gw_rl_addrs_take(l->addrs, key, &r, now) == 0)
+    if (gw_rl_addrs_take(l->addrs, key, &l->addr_rate, now) == 0)
         return true;
 
-    app->stats.handshakes_throttled++;
     gw_rl_addr_text(key, addr, sizeof addr);
     gw_throttles_note(&l->throttles, addr, gw_now_ms());
-    struct gw_rl_rate lr = {cfg->refusal_log_per_s, cfg->refusal_log_per_s};
-    if (lr.per_s == 0 || gw_rl_take(&l->log_bucket, &lr, 1, now) != 0) {
+    if (l->log_rate.per_s == 0 || gw_rl_take(&l->log_bucket, &l->log_rate, 1, now) != 0) {
         l->log_suppressed++;
         return false;
     }
     gw_log(GW_LOG_WARN, NULL, "handshake_throttled",
            "addr=%s over %u new connections/s (burst %u): closed before TLS; "
            "suppressed_since_last=%llu",
-           addr, cfg->rl_handshakes_per_s, cfg->rl_handshakes_burst,
+           addr, (unsigned)l->addr_rate.per_s, (unsigned)l->addr_rate.burst,
            (unsigned long long)l->log_suppressed);
     l->log_suppressed = 0;
     return false;
@@ -160,109 +158,91 @@ bool gw_limiter_accept(struct gw_app *app, const void *sa, size_t salen)
 
 /* ---- servers ------------------------------------------------------------------ */
 
-int64_t gw_limiter_banned(struct gw_app *app, int64_t server_id)
+int64_t gw_limiter_banned(struct gw_limiter *l, int64_t server_id)
 {
     struct gw_rl_server *e;
-    int64_t now = mono_ms();
+    int64_t now = gw_mono_ms();
 
-    if (!app->limiter)
+    if (!l)
         return 0;
-    e = gw_rl_servers_get(app->limiter->servers, server_id, false, now);
+    e = gw_rl_servers_get(l->servers, server_id, false, now);
     return e ? gw_rl_banned_ms(e, now) : 0;
 }
 
-/* The entry of c's server, its limits resolved for the current
+/* The entry of who's server, its limits resolved for the current
  * configuration. */
-static struct gw_rl_server *entry_of(struct gw_conn *c, int64_t now)
+static struct gw_rl_server *entry_of(struct gw_limiter *l, const struct gw_limiter_who *who,
+                                     int64_t now)
 {
-    struct gw_limiter *l = c->app->limiter;
-    struct gw_rl_server *e = gw_rl_servers_get(l->servers, c->server_id, true, now);
+    struct gw_rl_server *e = gw_rl_servers_get(l->servers, who->server_id, true, now);
 
     if (e && e->gen != l->gen) {
-        const struct gw_server *srv =
-            c->have_spki ? gw_registry_lookup(c->app->reg, c->spki) : NULL;
+        const struct gw_server *srv = who->spki ? gw_registry_lookup(who->reg, who->spki) : NULL;
         struct gw_rl_limits lim;
-        gw_rl_resolve(c->app->cfg, c->server_name, srv ? srv->kind : NULL, &lim);
+        gw_rl_resolve(&l->rl, who->server_name, srv ? srv->kind : NULL, &lim);
         gw_rl_server_set_limits(e, &lim);
         e->gen = l->gen;
     }
     return e;
 }
 
-/* The ban starts: GOAWAY to every connection of the server, an activity
- * row and a log line.  |c| is the connection inside whose callback this
- * runs: its GOAWAY goes out with the 429 (the caller flushes it). */
-static void start_ban(struct gw_conn *c, const struct gw_rl_result *res)
+void gw_limiter_ban_started(struct gw_limiter *l, const struct gw_limiter_who *who,
+                            const char *why, unsigned n_conns)
 {
-    struct gw_app *app = c->app;
-    const struct gw_config *cfg = app->cfg;
-    int64_t id = c->server_id, now_wall = gw_now_ms();
-    unsigned n = 0;
+    int64_t now_wall = gw_now_ms();
     char details[256];
-    struct gw_log_ctx ctx;
 
-    app->stats.rate_limit_bans++;
-    for (struct gw_conn *x = app->conns, *next; x; x = next) {
-        next = x->next;
-        if (x->server_id != id || x->state != GW_CONN_H2)
-            continue;
-        n++;
-        gw_conn_goaway(x, NGHTTP2_ENHANCE_YOUR_CALM, "rate_limited");
-        if (x != c)
-            gw_conn_flush(x); /* may free x */
-    }
     snprintf(details, sizeof details,
              "{\"reason\":\"%s\",\"strikes\":%u,\"window_s\":%u,\"ban_s\":%u,\"until\":%lld,"
              "\"connections\":%u}",
-             gw_rl_verdict_name(res->verdict), cfg->rl_abuse_threshold, cfg->rl_abuse_window_s,
-             cfg->rl_ban_s, (long long)(now_wall / 1000 + cfg->rl_ban_s), n);
-    app->limiter->emit(app->limiter->emit_ud, "rate_limit_ban", id, details, now_wall);
-    gw_conn_log_ctx(c, &ctx);
-    gw_log(GW_LOG_WARN, &ctx, "rate_limit_ban",
-           "%u 429s within %us: banned for %us, GOAWAY to %u connections", cfg->rl_abuse_threshold,
-           cfg->rl_abuse_window_s, cfg->rl_ban_s, n);
+             why, l->rl.abuse_threshold, l->rl.abuse_window_s, l->rl.ban_s,
+             (long long)(now_wall / 1000 + l->rl.ban_s), n_conns);
+    l->emit(l->emit_ud, "rate_limit_ban", who->server_id, details, now_wall);
+    gw_log(GW_LOG_WARN, &who->log, "rate_limit_ban",
+           "%u 429s within %us: banned for %us, GOAWAY to %u connections", l->rl.abuse_threshold,
+           l->rl.abuse_window_s, l->rl.ban_s, n_conns);
 }
 
-static uint32_t verdict(struct gw_conn *c, const struct gw_rl_result *res, const char **why)
+static void verdict(const struct gw_limiter_who *who, const struct gw_rl_result *res,
+                    struct gw_limiter_verdict *v)
 {
-    struct gw_log_ctx ctx;
-    uint32_t retry = gw_rl_retry_after_s(res->wait_ms);
-
-    c->app->stats.frames_rate_limited++;
-    *why = gw_rl_verdict_name(res->verdict);
-    gw_conn_log_ctx(c, &ctx);
-    gw_log(GW_LOG_DEBUG, &ctx, "rate_limited", "bucket=%s retry_after=%u", *why, retry);
-    if (res->ban_started)
-        start_ban(c, res);
-    return retry;
+    v->why = gw_rl_verdict_name(res->verdict);
+    if (res->verdict == GW_RL_OK)
+        return;
+    v->retry_after_s = gw_rl_retry_after_s(res->wait_ms);
+    v->ban_started = res->ban_started;
+    gw_log(GW_LOG_DEBUG, &who->log, "rate_limited", "bucket=%s retry_after=%u", v->why,
+           v->retry_after_s);
 }
 
-uint32_t gw_limiter_request(struct gw_conn *c, int64_t content_length, const char **why)
+void gw_limiter_request(struct gw_limiter *l, const struct gw_limiter_who *who,
+                        int64_t content_length, struct gw_limiter_verdict *v)
 {
-    struct gw_limiter *l = c->app->limiter;
     struct gw_rl_result res;
     struct gw_rl_server *e;
-    int64_t now = mono_ms();
+    int64_t now = gw_mono_ms();
 
-    *why = "ok";
-    if (!l || !(e = entry_of(c, now)))
-        return 0;
-    gw_rl_request(e, &l->global, c->app->cfg, content_length, now, &res);
-    return res.verdict == GW_RL_OK ? 0 : verdict(c, &res, why);
+    memset(v, 0, sizeof *v);
+    v->why = "ok";
+    if (!l || !(e = entry_of(l, who, now)))
+        return;
+    gw_rl_request(e, &l->global, &l->rl, content_length, now, &res);
+    verdict(who, &res, v);
 }
 
-uint32_t gw_limiter_body(struct gw_conn *c, size_t bytes, const char **why)
+void gw_limiter_body(struct gw_limiter *l, const struct gw_limiter_who *who, size_t bytes,
+                     struct gw_limiter_verdict *v)
 {
-    struct gw_limiter *l = c->app->limiter;
     struct gw_rl_result res;
     struct gw_rl_server *e;
-    int64_t now = mono_ms();
+    int64_t now = gw_mono_ms();
 
-    *why = "ok";
-    if (!l || !(e = entry_of(c, now)))
-        return 0;
-    gw_rl_body(e, c->app->cfg, bytes, now, &res);
-    return res.verdict == GW_RL_OK ? 0 : verdict(c, &res, why);
+    memset(v, 0, sizeof *v);
+    v->why = "ok";
+    if (!l || !(e = entry_of(l, who, now)))
+        return;
+    gw_rl_body(e, &l->rl, bytes, now, &res);
+    verdict(who, &res, v);
 }
 
 /* ---- activity log ------------------------------------------------------------- */
@@ -294,10 +274,9 @@ static void flush_server(struct gw_rl_server *e, void *ud)
     memset(e->limited, 0, sizeof e->limited);
 }
 
-void gw_limiter_flush(struct gw_app *app)
+void gw_limiter_flush(struct gw_limiter *l)
 {
-    struct gw_limiter *l = app->limiter;
-    struct flush_ctx f = {l, mono_ms(), gw_now_ms()};
+    struct flush_ctx f = {l, gw_mono_ms(), gw_now_ms()};
 
     if (!l)
         return;

@@ -463,19 +463,32 @@ static void apply(struct gw_rl_limits *out, const struct gw_rl_override *o)
         out->bytes_burst = o->v.bytes_burst;
 }
 
-void gw_rl_resolve(const struct gw_config *cfg, const char *name, const char *kind,
+void gw_rl_config_from(struct gw_rl_config *out, const struct gw_config *cfg)
+{
+    out->base = cfg->rl;
+    memcpy(out->kind, cfg->rl_kind, sizeof out->kind);
+    out->servers = cfg->rl_servers;
+    out->n_servers = cfg->n_rl_servers;
+    out->global.per_s = cfg->rl_global_frames_per_s;
+    out->global.burst = cfg->rl_global_frames_burst;
+    out->abuse_threshold = cfg->rl_abuse_threshold;
+    out->abuse_window_s = cfg->rl_abuse_window_s;
+    out->ban_s = cfg->rl_ban_s;
+}
+
+void gw_rl_resolve(const struct gw_rl_config *rc, const char *name, const char *kind,
                    struct gw_rl_limits *out)
 {
-    *out = cfg->rl;
+    *out = rc->base;
     if (kind) {
         for (int k = 0; k < GW_RL_N_KINDS; k++)
             if (strcmp(kind, gw_rl_kind_names[k]) == 0)
-                apply(out, &cfg->rl_kind[k]);
+                apply(out, &rc->kind[k]);
     }
     if (name) {
-        for (uint32_t i = 0; i < cfg->n_rl_servers; i++)
-            if (strcmp(name, cfg->rl_servers[i].name) == 0)
-                apply(out, &cfg->rl_servers[i].o);
+        for (uint32_t i = 0; i < rc->n_servers; i++)
+            if (strcmp(name, rc->servers[i].name) == 0)
+                apply(out, &rc->servers[i].o);
     }
 }
 
@@ -493,7 +506,7 @@ int64_t gw_rl_banned_ms(const struct gw_rl_server *e, int64_t now_ms)
 }
 
 /* Records a 429 with |verdict|; FRAMES and BYTES are strikes. */
-static void refuse(struct gw_rl_server *e, const struct gw_config *cfg, enum gw_rl_verdict verdict,
+static void refuse(struct gw_rl_server *e, const struct gw_rl_config *rc, enum gw_rl_verdict verdict,
                    int64_t wait_ms, int64_t now, struct gw_rl_result *res)
 {
     res->verdict = verdict;
@@ -502,57 +515,57 @@ static void refuse(struct gw_rl_server *e, const struct gw_config *cfg, enum gw_
         e->limited_first_ms = now;
     e->limited[verdict]++;
     e->limited_last_ms = now;
-    if ((verdict != GW_RL_FRAMES && verdict != GW_RL_BYTES) || cfg->rl_abuse_threshold == 0)
+    if ((verdict != GW_RL_FRAMES && verdict != GW_RL_BYTES) || rc->abuse_threshold == 0)
         return;
-    if (e->strikes == 0 || now - e->window_ms >= (int64_t)cfg->rl_abuse_window_s * 1000) {
+    if (e->strikes == 0 || now - e->window_ms >= (int64_t)rc->abuse_window_s * 1000) {
         e->strikes = 0;
         e->window_ms = now;
     }
-    if (++e->strikes >= cfg->rl_abuse_threshold) {
+    if (++e->strikes >= rc->abuse_threshold) {
         e->strikes = 0;
-        e->banned_until_ms = now + (int64_t)cfg->rl_ban_s * 1000;
+        e->banned_until_ms = now + (int64_t)rc->ban_s * 1000;
         res->ban_started = true;
     }
 }
 
-void gw_rl_request(struct gw_rl_server *e, struct gw_bucket *global, const struct gw_config *cfg,
+void gw_rl_request(struct gw_rl_server *e, struct gw_bucket *global, const struct gw_rl_config *rc,
                    int64_t content_length, int64_t now_ms, struct gw_rl_result *res)
 {
-    struct gw_rl_rate g = {cfg->rl_global_frames_per_s, cfg->rl_global_frames_burst};
+    const struct gw_rl_rate *g = &rc->global;
     int64_t w, wg = 0;
 
     memset(res, 0, sizeof *res);
     e->last_ms = now_ms;
     w = gw_rl_banned_ms(e, now_ms);
     if (w > 0) {
-        refuse(e, cfg, GW_RL_BANNED, w, now_ms, res);
+        refuse(e, rc, GW_RL_BANNED, w, now_ms, res);
         return;
     }
     w = gw_rl_wait(&e->fb, &e->frames, 1, now_ms);
     if (global)
-        wg = gw_rl_wait(global, &g, 1, now_ms);
+        wg = gw_rl_wait(global, g, 1, now_ms);
     if (w > 0) {
-        refuse(e, cfg, GW_RL_FRAMES, w > wg ? w : wg, now_ms, res);
+        refuse(e, rc, GW_RL_FRAMES, w > wg ? w : wg, now_ms, res);
         return;
     }
     /* a declared length over the burst is left to the 413 that follows */
     if (content_length > 0 && (uint64_t)content_length <= e->bytes.burst) {
         int64_t wb = gw_rl_wait(&e->bb, &e->bytes, (uint64_t)content_length, now_ms);
         if (wb > 0) {
-            refuse(e, cfg, GW_RL_BYTES, wb, now_ms, res);
+            refuse(e, rc, GW_RL_BYTES, wb, now_ms, res);
             return;
         }
     }
     if (wg > 0) {
-        refuse(e, cfg, GW_RL_GLOBAL, wg, now_ms, res);
+        refuse(e, rc, GW_RL_GLOBAL, wg, now_ms, res);
         return;
     }
     gw_rl_take(&e->fb, &e->frames, 1, now_ms);
     if (global)
-        gw_rl_take(global, &g, 1, now_ms);
+        gw_rl_take(global, g, 1, now_ms);
 }
 
-void gw_rl_body(struct gw_rl_server *e, const struct gw_config *cfg, uint64_t bytes,
+void gw_rl_body(struct gw_rl_server *e, const struct gw_rl_config *rc, uint64_t bytes,
                 int64_t now_ms, struct gw_rl_result *res)
 {
     int64_t w;
@@ -561,10 +574,10 @@ void gw_rl_body(struct gw_rl_server *e, const struct gw_config *cfg, uint64_t by
     e->last_ms = now_ms;
     w = gw_rl_banned_ms(e, now_ms);
     if (w > 0) {
-        refuse(e, cfg, GW_RL_BANNED, w, now_ms, res);
+        refuse(e, rc, GW_RL_BANNED, w, now_ms, res);
         return;
     }
     w = gw_rl_take(&e->bb, &e->bytes, bytes, now_ms);
     if (w > 0)
-        refuse(e, cfg, GW_RL_BYTES, w, now_ms, res);
+        refuse(e, rc, GW_RL_BYTES, w, now_ms, res);
 }

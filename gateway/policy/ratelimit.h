@@ -155,11 +155,28 @@ void gw_rl_servers_move(struct gw_rl_servers *dst, const struct gw_rl_servers *s
 
 /* ---- limits and verdicts ---------------------------------------------------- */
 
+/* What rate limiting reads of the configuration: [ratelimit] and its
+ * override sections, the global bucket and the escalation.  A view made
+ * by gw_rl_config_from: |servers| points into the gw_config it came from,
+ * so the view lives as long as that configuration. */
+struct gw_rl_config {
+    struct gw_rl_limits base;                     /* [ratelimit] */
+    struct gw_rl_override kind[GW_RL_N_KINDS];    /* [ratelimit.KIND] */
+    const struct gw_rl_server_override *servers;  /* [ratelimit.server NAME] */
+    uint32_t n_servers;
+    struct gw_rl_rate global;                     /* global_frames_per_s, _burst */
+    uint32_t abuse_threshold;                     /* 0 = no bans */
+    uint32_t abuse_window_s;
+    uint32_t ban_s;
+};
+
+void gw_rl_config_from(struct gw_rl_config *out, const struct gw_config *cfg);
+
 /* The four per-server limits for server |name| of agent kind |kind|
  * ("nimble", "wowza"; NULL or another value = none): each key from
  * [ratelimit.server NAME] when set there, else from [ratelimit.KIND], else
  * [ratelimit]. */
-void gw_rl_resolve(const struct gw_config *cfg, const char *name, const char *kind,
+void gw_rl_resolve(const struct gw_rl_config *rc, const char *name, const char *kind,
                    struct gw_rl_limits *out);
 
 /* Fills e->frames and e->bytes from resolved limits. */
@@ -181,12 +198,12 @@ struct gw_rl_result {
  * only when everything passes.  A FRAMES or BYTES refusal is a strike: the
  * abuse_threshold-th strike within abuse_window_s starts a ban of ban_s
  * (GLOBAL is not the server's fault and is no strike). */
-void gw_rl_request(struct gw_rl_server *e, struct gw_bucket *global, const struct gw_config *cfg,
+void gw_rl_request(struct gw_rl_server *e, struct gw_bucket *global, const struct gw_rl_config *rc,
                    int64_t content_length, int64_t now_ms, struct gw_rl_result *res);
 
 /* A request's body (|bytes| long) is complete: checks the ban, then takes
  * the bytes from the server's bytes bucket; a refusal is a strike. */
-void gw_rl_body(struct gw_rl_server *e, const struct gw_config *cfg, uint64_t bytes,
+void gw_rl_body(struct gw_rl_server *e, const struct gw_rl_config *rc, uint64_t bytes,
                 int64_t now_ms, struct gw_rl_result *res);
 
 #endif /* GW_RATELIMIT_H */

@@ -280,6 +280,15 @@ static void test_addr_flood(void **state)
 
 /* ---- overrides ----------------------------------------------------------------- */
 
+/* The rate-limit view of |c| as it is now (the tests change c between
+ * calls, so the view is taken at each one). */
+static const struct gw_rl_config *rlc(const struct gw_config *c)
+{
+    static struct gw_rl_config rc;
+    gw_rl_config_from(&rc, c);
+    return &rc;
+}
+
 static void add_server(struct gw_config *c, const char *name, unsigned set, uint32_t fps,
                        size_t bburst)
 {
@@ -301,7 +310,7 @@ static void test_resolve(void **state)
 
     assert_int_equal(gw_config_defaults(&c), 0);
     /* defaults only */
-    gw_rl_resolve(&c, "edge-1", "nimble", &l);
+    gw_rl_resolve(rlc(&c), "edge-1", "nimble", &l);
     assert_int_equal(l.frames_per_s, 5);
     assert_int_equal(l.frames_burst, 50);
     assert_int_equal(l.bytes_per_s, 8u << 20);
@@ -318,35 +327,35 @@ static void test_resolve(void **state)
     add_server(&c, "edge-1", GW_RL_SET_FRAMES_PER_S, 70, 0);
     add_server(&c, "edge-2", GW_RL_SET_BYTES_BURST, 0, 64u << 20);
 
-    gw_rl_resolve(&c, "edge-1", "nimble", &l);
+    gw_rl_resolve(rlc(&c), "edge-1", "nimble", &l);
     assert_int_equal(l.frames_per_s, 70);      /* server */
     assert_int_equal(l.frames_burst, 50);      /* default */
     assert_int_equal(l.bytes_per_s, 1000);     /* kind */
     assert_int_equal(l.bytes_burst, 32u << 20); /* default */
 
-    gw_rl_resolve(&c, "edge-2", "nimble", &l);
+    gw_rl_resolve(rlc(&c), "edge-2", "nimble", &l);
     assert_int_equal(l.frames_per_s, 7);
     assert_int_equal(l.bytes_burst, 64u << 20);
 
-    gw_rl_resolve(&c, "edge-3", "wowza", &l);
+    gw_rl_resolve(rlc(&c), "edge-3", "wowza", &l);
     assert_int_equal(l.frames_per_s, 5);
     assert_int_equal(l.frames_burst, 3);
     assert_int_equal(l.bytes_per_s, 8u << 20);
 
     /* the server's own section wins whatever its kind */
-    gw_rl_resolve(&c, "edge-1", "wowza", &l);
+    gw_rl_resolve(rlc(&c), "edge-1", "wowza", &l);
     assert_int_equal(l.frames_per_s, 70);
     assert_int_equal(l.frames_burst, 3);
     /* an unknown kind, no kind, no name: defaults (and the server's) */
-    gw_rl_resolve(&c, "edge-9", "kaltura", &l);
+    gw_rl_resolve(rlc(&c), "edge-9", "kaltura", &l);
     assert_int_equal(l.frames_per_s, 5);
-    gw_rl_resolve(&c, "edge-1", NULL, &l);
+    gw_rl_resolve(rlc(&c), "edge-1", NULL, &l);
     assert_int_equal(l.frames_per_s, 70);
     assert_int_equal(l.bytes_per_s, 8u << 20);
-    gw_rl_resolve(&c, NULL, NULL, &l);
+    gw_rl_resolve(rlc(&c), NULL, NULL, &l);
     assert_int_equal(l.frames_per_s, 5);
     /* names compare exactly */
-    gw_rl_resolve(&c, "EDGE-1", "nimble", &l);
+    gw_rl_resolve(rlc(&c), "EDGE-1", "nimble", &l);
     assert_int_equal(l.frames_per_s, 7);
     gw_config_cleanup(&c);
 }
@@ -379,7 +388,7 @@ static int vsetup(void **state)
     if (gw_rl_servers_new(&v->t, 64, 7, 8) != 0)
         return -1;
     v->e = gw_rl_servers_get(v->t, 42, true, 0);
-    gw_rl_resolve(&v->c, "edge-1", "nimble", &l);
+    gw_rl_resolve(rlc(&v->c), "edge-1", "nimble", &l);
     gw_rl_server_set_limits(v->e, &l);
     *state = v;
     return 0;
@@ -402,16 +411,16 @@ static void test_request_frames(void **state)
     assert_null(gw_rl_servers_get(v->t, 43, false, 0));
     assert_ptr_equal(gw_rl_servers_get(v->t, 42, false, 0), v->e);
     for (int i = 0; i < 4; i++) {
-        gw_rl_request(v->e, &v->global, &v->c, -1, 1000, &res);
+        gw_rl_request(v->e, &v->global, rlc(&v->c), -1, 1000, &res);
         assert_int_equal(res.verdict, GW_RL_OK);
     }
-    gw_rl_request(v->e, &v->global, &v->c, -1, 1000, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, 1000, &res);
     assert_int_equal(res.verdict, GW_RL_FRAMES);
     assert_int_equal(res.wait_ms, 500);
     assert_int_equal(gw_rl_retry_after_s(res.wait_ms), 1);
     assert_false(res.ban_started);
     /* retrying after the wait succeeds */
-    gw_rl_request(v->e, &v->global, &v->c, -1, 1500, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, 1500, &res);
     assert_int_equal(res.verdict, GW_RL_OK);
     /* the global bucket took one token per accepted request (4 at 1000 ms,
      * refilled by 1500 ms, then one more) */
@@ -428,10 +437,10 @@ static void test_request_global(void **state)
 
     v->c.rl_global_frames_per_s = 1;
     v->c.rl_global_frames_burst = 2;
-    gw_rl_request(v->e, &v->global, &v->c, -1, 0, &res);
-    gw_rl_request(v->e, &v->global, &v->c, -1, 0, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, 0, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, 0, &res);
     assert_int_equal(res.verdict, GW_RL_OK);
-    gw_rl_request(v->e, &v->global, &v->c, -1, 0, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, 0, &res);
     assert_int_equal(res.verdict, GW_RL_GLOBAL);
     assert_int_equal(res.wait_ms, 1000);
     /* the server's own token was not spent, and it is no strike */
@@ -440,21 +449,21 @@ static void test_request_global(void **state)
     assert_int_equal(v->e->strikes, 0);
     assert_int_equal(v->e->limited[GW_RL_GLOBAL], 1);
     /* over both: the longer wait */
-    gw_rl_request(v->e, &v->global, &v->c, -1, 0, &res);
-    gw_rl_request(v->e, &v->global, &v->c, -1, 0, &res); /* global still empty */
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, 0, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, 0, &res); /* global still empty */
     v->c.rl_global_frames_per_s = 0; /* unlimited */
-    gw_rl_request(v->e, &v->global, &v->c, -1, 0, &res);
-    gw_rl_request(v->e, &v->global, &v->c, -1, 0, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, 0, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, 0, &res);
     assert_int_equal(res.verdict, GW_RL_OK);
-    gw_rl_request(v->e, &v->global, &v->c, -1, 0, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, 0, &res);
     assert_int_equal(res.verdict, GW_RL_FRAMES);
     assert_int_equal(res.wait_ms, 500);
     v->c.rl_global_frames_per_s = 1;
-    gw_rl_request(v->e, &v->global, &v->c, -1, 0, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, 0, &res);
     assert_int_equal(res.verdict, GW_RL_FRAMES);
     assert_int_equal(res.wait_ms, 1000);
     /* no global bucket at all */
-    gw_rl_request(v->e, NULL, &v->c, -1, 500, &res);
+    gw_rl_request(v->e, NULL, rlc(&v->c), -1, 500, &res);
     assert_int_equal(res.verdict, GW_RL_OK);
 }
 
@@ -464,30 +473,30 @@ static void test_request_bytes(void **state)
     struct gw_rl_result res;
 
     /* a declared length the bucket cannot hold now: 429 at the headers */
-    gw_rl_body(v->e, &v->c, 4500, 0, &res);
+    gw_rl_body(v->e, rlc(&v->c), 4500, 0, &res);
     assert_int_equal(res.verdict, GW_RL_OK);
-    gw_rl_request(v->e, &v->global, &v->c, 1000, 0, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), 1000, 0, &res);
     assert_int_equal(res.verdict, GW_RL_BYTES);
     assert_int_equal(res.wait_ms, 500);
     /* nothing was taken for it: no frame token either */
     struct gw_rl_rate fr = v->e->frames;
     assert_int_equal(gw_rl_tokens(&v->e->fb, &fr, 0), 4);
     /* a declared length over the burst is left to the 413 */
-    gw_rl_request(v->e, &v->global, &v->c, 5001, 0, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), 5001, 0, &res);
     assert_int_equal(res.verdict, GW_RL_OK);
     /* no length: checked when the body is complete */
-    gw_rl_request(v->e, &v->global, &v->c, -1, 0, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, 0, &res);
     assert_int_equal(res.verdict, GW_RL_OK);
-    gw_rl_body(v->e, &v->c, 1000, 0, &res);
+    gw_rl_body(v->e, rlc(&v->c), 1000, 0, &res);
     assert_int_equal(res.verdict, GW_RL_BYTES);
     assert_int_equal(res.wait_ms, 500);
-    gw_rl_body(v->e, &v->c, 1000, 500, &res);
+    gw_rl_body(v->e, rlc(&v->c), 1000, 500, &res);
     assert_int_equal(res.verdict, GW_RL_OK);
     assert_int_equal(v->e->limited[GW_RL_BYTES], 2);
     assert_int_equal(v->e->strikes, 2);
     /* unlimited bytes */
     v->e->bytes.per_s = 0;
-    gw_rl_body(v->e, &v->c, 1u << 30, 500, &res);
+    gw_rl_body(v->e, rlc(&v->c), 1u << 30, 500, &res);
     assert_int_equal(res.verdict, GW_RL_OK);
 }
 
@@ -499,36 +508,36 @@ static void test_escalation(void **state)
 
     /* 4 strikes, then the window passes: the count starts again */
     for (int i = 0; i < 8; i++)
-        gw_rl_request(v->e, &v->global, &v->c, -1, t, &res);
+        gw_rl_request(v->e, &v->global, rlc(&v->c), -1, t, &res);
     assert_int_equal(v->e->strikes, 4);
     t += 10000;
     for (int i = 0; i < 4; i++) /* 4 tokens were refilled meanwhile */
-        gw_rl_request(v->e, &v->global, &v->c, -1, t, &res);
+        gw_rl_request(v->e, &v->global, rlc(&v->c), -1, t, &res);
     for (int i = 0; i < 4; i++) {
-        gw_rl_request(v->e, &v->global, &v->c, -1, t, &res);
+        gw_rl_request(v->e, &v->global, rlc(&v->c), -1, t, &res);
         assert_int_equal(res.verdict, GW_RL_FRAMES);
         assert_false(res.ban_started);
     }
     assert_int_equal(v->e->strikes, 4);
     assert_int_equal(gw_rl_banned_ms(v->e, t), 0);
     /* the 5th within the window starts the ban */
-    gw_rl_request(v->e, &v->global, &v->c, -1, t + 400, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, t + 400, &res);
     assert_int_equal(res.verdict, GW_RL_FRAMES);
     assert_int_equal(res.wait_ms, 100);
     assert_true(res.ban_started);
     t += 400;
     assert_int_equal(gw_rl_banned_ms(v->e, t), 60000);
     /* while banned: BANNED with the rest of the ban, no new ban, tokens kept */
-    gw_rl_request(v->e, &v->global, &v->c, -1, t + 30000, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, t + 30000, &res);
     assert_int_equal(res.verdict, GW_RL_BANNED);
     assert_int_equal(res.wait_ms, 30000);
     assert_false(res.ban_started);
-    gw_rl_body(v->e, &v->c, 10, t + 59999, &res);
+    gw_rl_body(v->e, rlc(&v->c), 10, t + 59999, &res);
     assert_int_equal(res.verdict, GW_RL_BANNED);
     assert_int_equal(res.wait_ms, 1);
     assert_int_equal(v->e->limited[GW_RL_BANNED], 2);
     /* the ban ends exactly ban_s later */
-    gw_rl_request(v->e, &v->global, &v->c, -1, t + 60000, &res);
+    gw_rl_request(v->e, &v->global, rlc(&v->c), -1, t + 60000, &res);
     assert_int_equal(res.verdict, GW_RL_OK);
     assert_int_equal(gw_rl_banned_ms(v->e, t + 60000), 0);
     assert_int_equal(v->e->strikes, 0);
@@ -536,7 +545,7 @@ static void test_escalation(void **state)
     /* abuse_threshold 0: never banned */
     v->c.rl_abuse_threshold = 0;
     for (int i = 0; i < 1000; i++)
-        gw_rl_request(v->e, &v->global, &v->c, -1, t + 70000, &res);
+        gw_rl_request(v->e, &v->global, rlc(&v->c), -1, t + 70000, &res);
     assert_int_equal(res.verdict, GW_RL_FRAMES);
     assert_int_equal(gw_rl_banned_ms(v->e, t + 70000), 0);
     assert_string_equal(gw_rl_verdict_name(GW_RL_BANNED), "banned");
