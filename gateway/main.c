@@ -26,7 +26,6 @@
 #include "log.h"
 #include "privacy.h"
 #include "problem.h"
-#include "regdb.h"
 #include "registry.h"
 #include "sink.h"
 #include "tls.h"
@@ -274,7 +273,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
 
     if (app->draining)
         return;
-    if (app->reg_db && gw_regdb_generation(app->reg_db, &gen, err, sizeof err) == 0 &&
+    if (app->reg_db && gw_registry_generation(app->reg_db, &gen, err, sizeof err) == 0 &&
         gen != app->reg_generation) {
         if (gw_registry_load(registry_path(app->cfg), &nr, err, sizeof err) != 0) {
             gw_log(GW_LOG_ERROR, NULL, "registry_reload_failed", "%s", err);
@@ -338,7 +337,7 @@ static void open_registry_poll(struct gw_app *app)
     const char *path = registry_path(app->cfg);
 
     if (sqlite3_open_v2(path, &app->reg_db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-        gw_regdb_generation(app->reg_db, &app->reg_generation, err, sizeof err) != 0) {
+        gw_registry_generation(app->reg_db, &app->reg_generation, err, sizeof err) != 0) {
         gw_log(GW_LOG_WARN, NULL, "registry_poll_disabled",
                "cannot watch %s for changes; SIGHUP reloads the registry", path);
         sqlite3_close(app->reg_db);

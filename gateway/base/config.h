@@ -15,6 +15,8 @@
 
 #include <panelproto/frame.h>
 
+#include "err.h"
+
 #define GW_MAX_LISTEN 8
 
 enum gw_log_level {

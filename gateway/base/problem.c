@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "err.h"
+
 int gw_json_escape(struct pa_buf *out, const char *s)
 {
     for (; *s; s++) {
@@ -23,7 +25,7 @@ int gw_json_escape(struct pa_buf *out, const char *s)
             rv = pa_buf_append(out, s, 1);
         }
         if (rv != 0)
-            return -1;
+            return GW_ENOMEM;
     }
     return 0;
 }
@@ -56,5 +58,5 @@ int gw_problem_json(struct pa_buf *out, int status, const char *type, const char
     return 0;
 fail:
     out->len = len0;
-    return -1;
+    return GW_ENOMEM;
 }

@@ -8,16 +8,18 @@
 
 #include <panelproto/arena.h>
 
+#include "err.h"
+
 #define GW_PROBLEM_PREFIX "urn:panelgate:problem:"
 
 /* Appends s as the inside of a JSON string (quotes not included).  Bytes
  * below 0x20, '"', '\\' and 0x7f are escaped; other bytes pass through.
- * Returns 0 or -1 on allocation failure. */
+ * Returns 0 or GW_ENOMEM. */
 int gw_json_escape(struct pa_buf *out, const char *s);
 
 /* Appends {"type":PREFIX+type,"title":...,"status":N,"detail":...,
  * "offset":N}.  |detail| may be NULL; |offset| < 0 leaves it out.
- * Returns 0 or -1. */
+ * Returns 0 or GW_ENOMEM. */
 int gw_problem_json(struct pa_buf *out, int status, const char *type, const char *title,
                     const char *detail, long long offset);
 

@@ -70,7 +70,7 @@ int cmd_register(struct ctl *c)
         rv = ctl_fail("server %s is already registered", name);
         goto out;
     }
-    if (q != GW_REG_ENOTFOUND) {
+    if (q != GW_ENOTFOUND) {
         rv = ctl_fail("%s", err);
         goto out;
     }

@@ -7,7 +7,6 @@
  * failed, its own error text.
  */
 #include "pki.h"
-#include <panelproto/tlsutil.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,6 +29,10 @@
 #include <mbedtls/version.h>
 #include <mbedtls/x509.h>
 
+#include <panelproto/tlsutil.h>
+
+#include "err.h"
+
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 #define PKI_MBEDTLS3 1
 #define PKI_PRIV(f) MBEDTLS_PRIVATE(f)
@@ -48,8 +51,8 @@
 
 /* ------------------------------------------------------------ errors */
 
-__attribute__((format(printf, 4, 5)))
-static int failx(char *err, size_t errlen, int mret, const char *fmt, ...)
+__attribute__((format(printf, 5, 6)))
+static int failx(char *err, size_t errlen, int code, int mret, const char *fmt, ...)
 {
     char what[1024];
     va_list ap;
@@ -58,7 +61,7 @@ static int failx(char *err, size_t errlen, int mret, const char *fmt, ...)
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (err == NULL || errlen == 0)
-        return -1;
+        return code;
     if (mret != 0) {
         char m[200];
         mbedtls_strerror(mret, m, sizeof m);
@@ -66,7 +69,7 @@ static int failx(char *err, size_t errlen, int mret, const char *fmt, ...)
     } else {
         snprintf(err, errlen, "%s", what);
     }
-    return -1;
+    return code;
 }
 
 static int join(char *out, size_t outlen, const char *dir, const char *name, char *err,
@@ -74,7 +77,7 @@ static int join(char *out, size_t outlen, const char *dir, const char *name, cha
 {
     int n = snprintf(out, outlen, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= outlen)
-        return failx(err, errlen, 0, "%s: path too long", dir);
+        return failx(err, errlen, GW_EINVAL, 0, "%s: path too long", dir);
     return 0;
 }
 
@@ -112,16 +115,17 @@ static int write_file(const char *path, const void *data, size_t len, mode_t mod
     if (excl) {
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd < 0 && errno == EEXIST)
-            return failx(err, errlen, 0, "%s: already exists; refusing to overwrite it", path);
+            return failx(err, errlen, GW_EEXIST, 0,
+                         "%s: already exists; refusing to overwrite it", path);
     } else {
         int n = snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
         if (n < 0 || (size_t)n >= sizeof tmp)
-            return failx(err, errlen, 0, "%s: path too long", path);
+            return failx(err, errlen, GW_EINVAL, 0, "%s: path too long", path);
         fd = mkstemp(tmp);
         made = tmp;
     }
     if (fd < 0)
-        return failx(err, errlen, 0, "%s: cannot create: %s", path, strerror(errno));
+        return failx(err, errlen, GW_EIO, 0, "%s: cannot create: %s", path, strerror(errno));
     int ok = fchmod(fd, mode) == 0;
     while (ok && len > 0) {
         ssize_t n = write(fd, p, len);
@@ -146,7 +150,7 @@ static int write_file(const char *path, const void *data, size_t len, mode_t mod
     }
     if (!ok) {
         unlink(made);
-        return failx(err, errlen, 0, "%s: cannot write: %s", path, strerror(e));
+        return failx(err, errlen, GW_EIO, 0, "%s: cannot write: %s", path, strerror(e));
     }
     sync_parent(path);
     return 0;
@@ -155,7 +159,7 @@ static int write_file(const char *path, const void *data, size_t len, mode_t mod
 int pki_write_file(const char *path, const unsigned char *pem, char *err, size_t errlen)
 {
     if (path == NULL || *path == '\0' || pem == NULL)
-        return failx(err, errlen, 0, "pki_write_file: missing path or content");
+        return failx(err, errlen, GW_EINVAL, 0, "pki_write_file: missing path or content");
     return write_file(path, pem, strlen((const char *)pem), 0644, 0, err, errlen);
 }
 
@@ -165,7 +169,7 @@ static int make_dir(const char *dir, char *err, size_t errlen)
     char buf[4096];
     size_t n = strlen(dir);
     if (n == 0 || n >= sizeof buf)
-        return failx(err, errlen, 0, "%s: bad directory name", dir);
+        return failx(err, errlen, GW_EINVAL, 0, "%s: bad directory name", dir);
     memcpy(buf, dir, n + 1);
     for (size_t i = 1; i <= n; i++) {
         if (buf[i] != '/' && buf[i] != '\0')
@@ -173,15 +177,15 @@ static int make_dir(const char *dir, char *err, size_t errlen)
         char c = buf[i];
         buf[i] = '\0';
         if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return failx(err, errlen, 0, "%s: cannot create directory: %s", buf,
+            return failx(err, errlen, GW_EIO, 0, "%s: cannot create directory: %s", buf,
                          strerror(errno));
         buf[i] = c;
     }
     struct stat st;
     if (stat(dir, &st) != 0)
-        return failx(err, errlen, 0, "%s: %s", dir, strerror(errno));
+        return failx(err, errlen, GW_EIO, 0, "%s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return failx(err, errlen, 0, "%s: not a directory", dir);
+        return failx(err, errlen, GW_EINVAL, 0, "%s: not a directory", dir);
     return 0;
 }
 
@@ -189,9 +193,10 @@ static int refuse_existing(const char *path, char *err, size_t errlen)
 {
     struct stat st;
     if (lstat(path, &st) == 0)
-        return failx(err, errlen, 0, "%s: already exists; refusing to overwrite it", path);
+        return failx(err, errlen, GW_EEXIST, 0,
+                     "%s: already exists; refusing to overwrite it", path);
     if (errno != ENOENT)
-        return failx(err, errlen, 0, "%s: %s", path, strerror(errno));
+        return failx(err, errlen, GW_EIO, 0, "%s: %s", path, strerror(errno));
     return 0;
 }
 
@@ -204,10 +209,10 @@ static int check_cn(const char *cn, char *err, size_t errlen)
 {
     size_t n = cn ? strlen(cn) : 0;
     if (n == 0 || n > 64)
-        return failx(err, errlen, 0, "common name '%s': must be 1 to 64 characters",
+        return failx(err, errlen, GW_EINVAL, 0, "common name '%s': must be 1 to 64 characters",
                      cn ? cn : "");
     if (strspn(cn, ALNUM "._ -") != n || cn[0] == ' ' || cn[n - 1] == ' ')
-        return failx(err, errlen, 0,
+        return failx(err, errlen, GW_EINVAL, 0,
                      "common name '%s': only letters, digits, '.', '_', '-' and inner "
                      "spaces are allowed",
                      cn);
@@ -263,16 +268,18 @@ static int check_key_type(const mbedtls_pk_context *pk, const char *what, char *
         mbedtls_ecp_group_id g = ec_group(pk);
         if (g == MBEDTLS_ECP_DP_SECP256R1 || g == MBEDTLS_ECP_DP_SECP384R1)
             return 0;
-        return failx(err, errlen, 0, "%s: EC key on an unsupported curve (want P-256 or P-384)",
+        return failx(err, errlen, GW_EINVAL, 0,
+                     "%s: EC key on an unsupported curve (want P-256 or P-384)",
                      what);
     }
     case MBEDTLS_PK_RSA:
         if (mbedtls_pk_get_bitlen(pk) >= 2048)
             return 0;
-        return failx(err, errlen, 0, "%s: RSA key of %u bits is too short (want >= 2048)",
+        return failx(err, errlen, GW_EINVAL, 0,
+                     "%s: RSA key of %u bits is too short (want >= 2048)",
                      what, (unsigned)mbedtls_pk_get_bitlen(pk));
     default:
-        return failx(err, errlen, 0, "%s: unsupported key type %s", what,
+        return failx(err, errlen, GW_EINVAL, 0, "%s: unsupported key type %s", what,
                      mbedtls_pk_get_name(pk));
     }
 }
@@ -282,18 +289,18 @@ static int fmt_time(time_t t, char out[16])
 {
     struct tm tm;
     if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999)
-        return -1;
-    return strftime(out, 16, "%Y%m%d%H%M%S", &tm) == 14 ? 0 : -1;
+        return GW_EINVAL;
+    return strftime(out, 16, "%Y%m%d%H%M%S", &tm) == 14 ? 0 : GW_EINVAL;
 }
 
 static int validity(unsigned days, char nb[16], char na[16], char *err, size_t errlen)
 {
     if (days == 0 || days > MAX_DAYS)
-        return failx(err, errlen, 0, "days %u: must be 1 to %u", days, MAX_DAYS);
+        return failx(err, errlen, GW_EINVAL, 0, "days %u: must be 1 to %u", days, MAX_DAYS);
     time_t now = time(NULL);
     if (fmt_time(now - SKEW_SECONDS, nb) != 0 ||
         fmt_time(now + (time_t)days * 86400, na) != 0)
-        return failx(err, errlen, 0, "days %u: validity out of range", days);
+        return failx(err, errlen, GW_EINVAL, 0, "days %u: validity out of range", days);
     return 0;
 }
 
@@ -308,14 +315,14 @@ int pki_rng_init(struct pki_rng *r, char *err, size_t errlen)
 #if defined(PKI_MBEDTLS3) && defined(MBEDTLS_PSA_CRYPTO_C)
     if (psa_crypto_init() != PSA_SUCCESS) {
         pki_rng_free(r);
-        return failx(err, errlen, 0, "random generator: psa_crypto_init failed");
+        return failx(err, errlen, GW_EINVAL, 0, "random generator: psa_crypto_init failed");
     }
 #endif
     int ret = mbedtls_ctr_drbg_seed(&r->drbg, mbedtls_entropy_func, &r->entropy, pers,
                                     sizeof pers - 1);
     if (ret != 0) {
         pki_rng_free(r);
-        return failx(err, errlen, ret, "random generator: cannot seed");
+        return failx(err, errlen, GW_ETLS, ret, "random generator: cannot seed");
     }
     return 0;
 }
@@ -335,7 +342,8 @@ int pki_key_generate(mbedtls_pk_context *key, enum pki_key_type kt, struct pki_r
     const char *what;
 
     if (mbedtls_pk_get_type(key) != MBEDTLS_PK_NONE)
-        return failx(err, errlen, 0, "pki_key_generate: the key context is already in use");
+        return failx(err, errlen, GW_EINVAL, 0,
+                     "pki_key_generate: the key context is already in use");
     if (kt == PKI_KEY_EC_P256) {
         what = "P-256 key";
         ret = mbedtls_pk_setup(key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
@@ -349,12 +357,12 @@ int pki_key_generate(mbedtls_pk_context *key, enum pki_key_type kt, struct pki_r
             ret = mbedtls_rsa_gen_key(mbedtls_pk_rsa(*key), mbedtls_ctr_drbg_random,
                                       &rng->drbg, 3072, 65537);
     } else {
-        return failx(err, errlen, 0, "key type %d: unknown", (int)kt);
+        return failx(err, errlen, GW_EINVAL, 0, "key type %d: unknown", (int)kt);
     }
     if (ret != 0) {
         mbedtls_pk_free(key);
         mbedtls_pk_init(key);
-        return failx(err, errlen, ret, "cannot generate a %s", what);
+        return failx(err, errlen, GW_ETLS, ret, "cannot generate a %s", what);
     }
     return 0;
 }
@@ -364,10 +372,10 @@ int pki_key_write(const mbedtls_pk_context *key, const char *path, char *err, si
     unsigned char pem[PEM_MAX];
 
     if (path == NULL || *path == '\0')
-        return failx(err, errlen, 0, "key file: no path given");
+        return failx(err, errlen, GW_EINVAL, 0, "key file: no path given");
     /* 2.28 takes a non-const context; it does not modify it. */
     int ret = mbedtls_pk_write_key_pem((mbedtls_pk_context *)key, pem, sizeof pem);
-    int rv = ret != 0 ? failx(err, errlen, ret, "%s: cannot encode the private key", path)
+    int rv = ret != 0 ? failx(err, errlen, GW_ETLS, ret, "%s: cannot encode the private key", path)
                       : write_file(path, pem, strlen((char *)pem), 0600, 1, err, errlen);
     mbedtls_platform_zeroize(pem, sizeof pem);
     return rv;
@@ -385,7 +393,7 @@ int pki_key_load(mbedtls_pk_context *key, const char *path, struct pki_rng *rng,
     if (ret != 0) {
         mbedtls_pk_free(key);
         mbedtls_pk_init(key);
-        return failx(err, errlen, ret, "%s: cannot load the private key", path);
+        return failx(err, errlen, GW_ETLS, ret, "%s: cannot load the private key", path);
     }
     return 0;
 }
@@ -397,8 +405,9 @@ int pki_crt_load(mbedtls_x509_crt *crt, const char *path, char *err, size_t errl
         mbedtls_x509_crt_free(crt);
         mbedtls_x509_crt_init(crt);
         if (ret > 0)
-            return failx(err, errlen, 0, "%s: %d certificate(s) could not be parsed", path, ret);
-        return failx(err, errlen, ret, "%s: cannot load the certificate", path);
+            return failx(err, errlen, GW_EINVAL, 0,
+                         "%s: %d certificate(s) could not be parsed", path, ret);
+        return failx(err, errlen, GW_ETLS, ret, "%s: cannot load the certificate", path);
     }
     return 0;
 }
@@ -413,36 +422,37 @@ int pki_spki_sha256(const mbedtls_pk_context *key, uint8_t out[32])
 int pki_csr_load(mbedtls_x509_csr *csr, const char *path, char *err, size_t errlen)
 {
     unsigned char hash[MBEDTLS_MD_MAX_SIZE];
+    int rv;
     int ret = mbedtls_x509_csr_parse_file(csr, path);
     if (ret != 0) {
-        failx(err, errlen, ret, "%s: cannot parse the CSR", path);
+        rv = failx(err, errlen, GW_ETLS, ret, "%s: cannot parse the CSR", path);
         goto fail;
     }
     mbedtls_md_type_t md = csr->PKI_PRIV(sig_md);
     if (md != MBEDTLS_MD_SHA256 && md != MBEDTLS_MD_SHA384 && md != MBEDTLS_MD_SHA512) {
-        failx(err, errlen, 0, "%s: CSR is signed with a hash we do not accept (want SHA-2)",
-              path);
+        rv = failx(err, errlen, GW_EINVAL, 0,
+                   "%s: CSR is signed with a hash we do not accept (want SHA-2)", path);
         goto fail;
     }
     const mbedtls_md_info_t *mi = mbedtls_md_info_from_type(md);
     if (mi == NULL || (ret = mbedtls_md(mi, csr->cri.p, csr->cri.len, hash)) != 0) {
-        failx(err, errlen, ret, "%s: cannot hash the CSR", path);
+        rv = failx(err, errlen, GW_ETLS, ret, "%s: cannot hash the CSR", path);
         goto fail;
     }
     ret = mbedtls_pk_verify_ext(csr->PKI_PRIV(sig_pk), csr->PKI_PRIV(sig_opts), &csr->pk, md,
                                 hash, mbedtls_md_get_size(mi), csr->PKI_PRIV(sig).p,
                                 csr->PKI_PRIV(sig).len);
     if (ret != 0) {
-        failx(err, errlen, ret, "%s: CSR signature does not verify", path);
+        rv = failx(err, errlen, GW_ETLS, ret, "%s: CSR signature does not verify", path);
         goto fail;
     }
-    if (check_key_type(&csr->pk, path, err, errlen) != 0)
+    if ((rv = check_key_type(&csr->pk, path, err, errlen)) != 0)
         goto fail;
     return 0;
 fail:
     mbedtls_x509_csr_free(csr);
     mbedtls_x509_csr_init(csr);
-    return -1;
+    return rv;
 }
 
 int pki_csr_write(const mbedtls_pk_context *key, const char *cn, struct pki_rng *rng,
@@ -451,8 +461,9 @@ int pki_csr_write(const mbedtls_pk_context *key, const char *cn, struct pki_rng 
     char subject[80];
     mbedtls_x509write_csr w;
 
-    if (check_cn(cn, err, errlen) != 0)
-        return -1;
+    int rv;
+    if ((rv = check_cn(cn, err, errlen)) != 0)
+        return rv;
     snprintf(subject, sizeof subject, "CN=%s", cn);
     mbedtls_x509write_csr_init(&w);
     mbedtls_x509write_csr_set_md_alg(&w, MBEDTLS_MD_SHA256);
@@ -462,7 +473,7 @@ int pki_csr_write(const mbedtls_pk_context *key, const char *cn, struct pki_rng 
         ret = mbedtls_x509write_csr_pem(&w, buf, buflen, mbedtls_ctr_drbg_random, &rng->drbg);
     mbedtls_x509write_csr_free(&w);
     if (ret != 0)
-        return failx(err, errlen, ret, "CSR for '%s': cannot write", cn);
+        return failx(err, errlen, GW_ETLS, ret, "CSR for '%s': cannot write", cn);
     return 0;
 }
 
@@ -602,7 +613,7 @@ static int write_crt(const struct crt_args *a, struct pki_rng *rng, unsigned cha
 out:
     mbedtls_x509write_crt_free(&w);
     if (ret != 0)
-        return failx(err, errlen, ret, "certificate for '%s': %s", a->subject, step);
+        return failx(err, errlen, GW_ETLS, ret, "certificate for '%s': %s", a->subject, step);
     return 0;
 }
 
@@ -614,7 +625,7 @@ static int serial_write(const char *path, const mbedtls_mpi *s, char *err, size_
     size_t olen = 0;
     int ret = mbedtls_mpi_write_string(s, 16, hex, sizeof hex - 1, &olen);
     if (ret != 0)
-        return failx(err, errlen, ret, "%s: cannot encode the serial", path);
+        return failx(err, errlen, GW_ETLS, ret, "%s: cannot encode the serial", path);
     strcat(hex, "\n");
     return write_file(path, hex, strlen(hex), 0600, 0, err, errlen);
 }
@@ -624,7 +635,7 @@ static int serial_read(const char *path, mbedtls_mpi *s, char *err, size_t errle
     char buf[64] = "";
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return failx(err, errlen, 0, "%s: cannot open: %s", path, strerror(errno));
+        return failx(err, errlen, GW_EIO, 0, "%s: cannot open: %s", path, strerror(errno));
     int got = fgets(buf, sizeof buf, f) != NULL && !ferror(f);
     fclose(f);
     size_t n = strcspn(buf, "\r\n ");
@@ -632,7 +643,8 @@ static int serial_read(const char *path, mbedtls_mpi *s, char *err, size_t errle
     if (!got || n == 0 || n > 40 || strspn(buf, "0123456789abcdefABCDEF") != n ||
         mbedtls_mpi_read_string(s, 16, buf) != 0 || mbedtls_mpi_cmp_int(s, 0) <= 0 ||
         mbedtls_mpi_bitlen(s) > SERIAL_MAX_BITS)
-        return failx(err, errlen, 0, "%s: not a serial number (want 1 to 40 hex digits, > 0)",
+        return failx(err, errlen, GW_EINVAL, 0,
+                     "%s: not a serial number (want 1 to 40 hex digits, > 0)",
                      path);
     return 0;
 }
@@ -643,28 +655,28 @@ static int serial_take(const char *dir, mbedtls_mpi *s, char *err, size_t errlen
 {
     char path[4096];
     mbedtls_mpi next;
-    int rv = -1;
+    int rv;
 
-    if (join(path, sizeof path, dir, "serial", err, errlen) != 0)
-        return -1;
+    if ((rv = join(path, sizeof path, dir, "serial", err, errlen)) != 0)
+        return rv;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
-        return failx(err, errlen, 0, "%s: cannot open: %s", dir, strerror(errno));
+        return failx(err, errlen, GW_EIO, 0, "%s: cannot open: %s", dir, strerror(errno));
     if (flock(dfd, LOCK_EX) != 0) {
-        failx(err, errlen, 0, "%s: cannot lock: %s", dir, strerror(errno));
+        rv = failx(err, errlen, GW_EIO, 0, "%s: cannot lock: %s", dir, strerror(errno));
         close(dfd);
-        return -1;
+        return rv;
     }
     mbedtls_mpi_init(&next);
-    if (serial_read(path, s, err, errlen) != 0)
+    if ((rv = serial_read(path, s, err, errlen)) != 0)
         goto out;
     int ret = mbedtls_mpi_add_int(&next, s, 1);
     if (ret != 0) {
-        failx(err, errlen, ret, "%s: cannot advance the serial", path);
+        rv = failx(err, errlen, GW_ETLS, ret, "%s: cannot advance the serial", path);
         goto out;
     }
     if (mbedtls_mpi_bitlen(&next) > SERIAL_MAX_BITS) {
-        failx(err, errlen, 0, "%s: serial numbers exhausted", path);
+        rv = failx(err, errlen, GW_EINVAL, 0, "%s: serial numbers exhausted", path);
         goto out;
     }
     rv = serial_write(path, &next, err, errlen);
@@ -683,26 +695,26 @@ int pki_ca_init(const char *dir, const char *cn, enum pki_key_type kt, unsigned 
     unsigned char pem[PEM_MAX], rnd[8];
     mbedtls_pk_context key;
     mbedtls_mpi serial;
-    int rv = -1, key_written = 0;
+    int rv = GW_EINTERNAL, key_written = 0;
 
     if (dir == NULL || *dir == '\0')
-        return failx(err, errlen, 0, "CA directory: no path given");
+        return failx(err, errlen, GW_EINVAL, 0, "CA directory: no path given");
     if (cn == NULL)
         cn = CA_DEFAULT_CN;
-    if (check_cn(cn, err, errlen) != 0 || validity(days, nb, na, err, errlen) != 0)
-        return -1;
-    if (join(kpath, sizeof kpath, dir, "ca.key", err, errlen) != 0 ||
-        join(cpath, sizeof cpath, dir, "ca.crt", err, errlen) != 0 ||
-        join(spath, sizeof spath, dir, "serial", err, errlen) != 0)
-        return -1;
-    if (make_dir(dir, err, errlen) != 0 || refuse_existing(kpath, err, errlen) != 0 ||
-        refuse_existing(cpath, err, errlen) != 0)
-        return -1;
+    if ((rv = check_cn(cn, err, errlen)) != 0 || (rv = validity(days, nb, na, err, errlen)) != 0)
+        return rv;
+    if ((rv = join(kpath, sizeof kpath, dir, "ca.key", err, errlen)) != 0 ||
+        (rv = join(cpath, sizeof cpath, dir, "ca.crt", err, errlen)) != 0 ||
+        (rv = join(spath, sizeof spath, dir, "serial", err, errlen)) != 0)
+        return rv;
+    if ((rv = make_dir(dir, err, errlen)) != 0 || (rv = refuse_existing(kpath, err, errlen)) != 0 ||
+        (rv = refuse_existing(cpath, err, errlen)) != 0)
+        return rv;
     snprintf(subject, sizeof subject, "CN=%s", cn);
 
     mbedtls_pk_init(&key);
     mbedtls_mpi_init(&serial);
-    if (pki_key_generate(&key, kt, rng, err, errlen) != 0)
+    if ((rv = pki_key_generate(&key, kt, rng, err, errlen)) != 0)
         goto out;
     /* A random 63-bit start (top bit clear, next bit set: always 16 hex
      * digits) keeps serials of different CAs apart. */
@@ -712,7 +724,7 @@ int pki_ca_init(const char *dir, const char *cn, enum pki_key_type kt, unsigned 
         ret = mbedtls_mpi_read_binary(&serial, rnd, sizeof rnd);
     }
     if (ret != 0) {
-        failx(err, errlen, ret, "%s: cannot draw a serial number", spath);
+        rv = failx(err, errlen, GW_ETLS, ret, "%s: cannot draw a serial number", spath);
         goto out;
     }
     struct crt_args a = {
@@ -720,17 +732,17 @@ int pki_ca_init(const char *dir, const char *cn, enum pki_key_type kt, unsigned 
         .serial = &serial, .not_before = nb, .not_after = na,
         .key_usage = MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN, .req = NULL,
     };
-    if (write_crt(&a, rng, pem, sizeof pem, err, errlen) != 0)
+    if ((rv = write_crt(&a, rng, pem, sizeof pem, err, errlen)) != 0)
         goto out;
-    if (pki_key_write(&key, kpath, err, errlen) != 0)
+    if ((rv = pki_key_write(&key, kpath, err, errlen)) != 0)
         goto out;
     key_written = 1;
     if ((ret = mbedtls_mpi_add_int(&serial, &serial, 1)) != 0) {
-        failx(err, errlen, ret, "%s: cannot advance the serial", spath);
+        rv = failx(err, errlen, GW_ETLS, ret, "%s: cannot advance the serial", spath);
         goto out;
     }
-    if (serial_write(spath, &serial, err, errlen) != 0 ||
-        pki_write_file(cpath, pem, err, errlen) != 0)
+    if ((rv = serial_write(spath, &serial, err, errlen)) != 0 ||
+        (rv = pki_write_file(cpath, pem, err, errlen)) != 0)
         goto out;
     rv = 0;
 out:
@@ -755,22 +767,23 @@ int pki_ca_load(struct pki_ca *ca, const char *dir, struct pki_rng *rng, char *e
                 size_t errlen)
 {
     char kpath[4096], cpath[4096];
-    int ret;
+    int ret, rv;
 
     ca_reset(ca);
     if (dir == NULL || *dir == '\0')
-        return failx(err, errlen, 0, "CA directory: no path given");
-    if (join(kpath, sizeof kpath, dir, "ca.key", err, errlen) != 0 ||
-        join(cpath, sizeof cpath, dir, "ca.crt", err, errlen) != 0)
-        return -1;
+        return failx(err, errlen, GW_EINVAL, 0, "CA directory: no path given");
+    if ((rv = join(kpath, sizeof kpath, dir, "ca.key", err, errlen)) != 0 ||
+        (rv = join(cpath, sizeof cpath, dir, "ca.crt", err, errlen)) != 0)
+        return rv;
     if (access(cpath, F_OK) != 0 && access(kpath, F_OK) != 0)
-        return failx(err, errlen, 0, "%s: no CA here (run 'ca init' first)", dir);
-    if (pki_crt_load(&ca->crt, cpath, err, errlen) != 0 ||
-        pki_key_load(&ca->key, kpath, rng, err, errlen) != 0)
+        return failx(err, errlen, GW_EINVAL, 0, "%s: no CA here (run 'ca init' first)", dir);
+    if ((rv = pki_crt_load(&ca->crt, cpath, err, errlen)) != 0 ||
+        (rv = pki_key_load(&ca->key, kpath, rng, err, errlen)) != 0)
         goto fail;
     if (!ca->crt.PKI_PRIV(ca_istrue) ||
         mbedtls_x509_crt_check_key_usage(&ca->crt, MBEDTLS_X509_KU_KEY_CERT_SIGN) != 0) {
-        failx(err, errlen, 0, "%s: not a CA certificate (basicConstraints/keyUsage)", cpath);
+        rv = failx(err, errlen, GW_EINVAL, 0,
+                   "%s: not a CA certificate (basicConstraints/keyUsage)", cpath);
         goto fail;
     }
 #if defined(PKI_MBEDTLS3)
@@ -779,14 +792,14 @@ int pki_ca_load(struct pki_ca *ca, const char *dir, struct pki_rng *rng, char *e
     ret = mbedtls_pk_check_pair(&ca->crt.pk, &ca->key);
 #endif
     if (ret != 0) {
-        failx(err, errlen, ret, "%s does not match %s", kpath, cpath);
+        rv = failx(err, errlen, GW_ETLS, ret, "%s does not match %s", kpath, cpath);
         goto fail;
     }
     snprintf(ca->dir, sizeof ca->dir, "%s", dir);
     return 0;
 fail:
     pki_ca_free(ca);
-    return -1;
+    return rv;
 }
 
 void pki_ca_free(struct pki_ca *ca)
@@ -802,27 +815,32 @@ static int check_request(const struct pki_issue *req, char *err, size_t errlen)
 {
     unsigned char ip[16];
     size_t iplen;
+    int rv;
 
     if (req->profile != PKI_PROFILE_SERVER && req->profile != PKI_PROFILE_CLIENT)
-        return failx(err, errlen, 0, "profile %d: unknown", (int)req->profile);
-    if (check_cn(req->common_name, err, errlen) != 0)
-        return -1;
+        return failx(err, errlen, GW_EINVAL, 0, "profile %d: unknown", (int)req->profile);
+    if ((rv = check_cn(req->common_name, err, errlen)) != 0)
+        return rv;
     if (req->n_dns > PKI_MAX_SANS || req->n_ip > PKI_MAX_SANS)
-        return failx(err, errlen, 0, "at most %d DNS names and %d IP addresses", PKI_MAX_SANS,
+        return failx(err, errlen, GW_EINVAL, 0,
+                     "at most %d DNS names and %d IP addresses", PKI_MAX_SANS,
                      PKI_MAX_SANS);
     if (req->profile == PKI_PROFILE_CLIENT && req->n_dns + req->n_ip > 0)
-        return failx(err, errlen, 0, "'%s': DNS/IP names are for server certificates only",
+        return failx(err, errlen, GW_EINVAL, 0,
+                     "'%s': DNS/IP names are for server certificates only",
                      req->common_name);
     if (req->profile == PKI_PROFILE_SERVER && req->n_dns + req->n_ip == 0)
-        return failx(err, errlen, 0, "'%s': a server certificate needs a DNS name or an IP",
+        return failx(err, errlen, GW_EINVAL, 0,
+                     "'%s': a server certificate needs a DNS name or an IP",
                      req->common_name);
     for (unsigned i = 0; i < req->n_dns; i++)
         if (req->dns[i] == NULL || !dns_ok(req->dns[i]))
-            return failx(err, errlen, 0, "DNS name '%s': not a valid host name",
+            return failx(err, errlen, GW_EINVAL, 0, "DNS name '%s': not a valid host name",
                          req->dns[i] ? req->dns[i] : "");
     for (unsigned i = 0; i < req->n_ip; i++)
         if (req->ip[i] == NULL || ip_parse(req->ip[i], ip, &iplen) != 0)
-            return failx(err, errlen, 0, "IP address '%s': not a numeric IPv4/IPv6 address",
+            return failx(err, errlen, GW_EINVAL, 0,
+                         "IP address '%s': not a numeric IPv4/IPv6 address",
                          req->ip[i] ? req->ip[i] : "");
     return 0;
 }
@@ -842,32 +860,33 @@ int pki_issue(struct pki_ca *ca, const struct pki_issue *req,
     char subject[80], issuer[1024], nb[16], na[16], ca_na[16];
     mbedtls_x509_crt check;
     mbedtls_mpi serial;
-    int rv = -1;
+    int rv;
 
     if (ca == NULL || ca->dir[0] == '\0' || ca->crt.raw.len == 0)
-        return failx(err, errlen, 0, "no CA loaded");
+        return failx(err, errlen, GW_EINVAL, 0, "no CA loaded");
     if (req == NULL || subject_key == NULL || buf == NULL || buflen == 0)
-        return failx(err, errlen, 0, "pki_issue: missing argument");
-    if (check_request(req, err, errlen) != 0 ||
-        check_key_type(subject_key, req->common_name, err, errlen) != 0 ||
-        validity(req->days, nb, na, err, errlen) != 0)
-        return -1;
+        return failx(err, errlen, GW_EINVAL, 0, "pki_issue: missing argument");
+    if ((rv = check_request(req, err, errlen)) != 0 ||
+        (rv = check_key_type(subject_key, req->common_name, err, errlen)) != 0 ||
+        (rv = validity(req->days, nb, na, err, errlen)) != 0)
+        return rv;
     if (mbedtls_x509_time_is_past(&ca->crt.valid_to))
-        return failx(err, errlen, 0, "%s/ca.crt: the CA certificate has expired", ca->dir);
+        return failx(err, errlen, GW_EINVAL, 0,
+                     "%s/ca.crt: the CA certificate has expired", ca->dir);
     /* Nothing outlives its CA: clamp not-after to the CA's. */
     x509_time_str(&ca->crt.valid_to, ca_na);
     if (strcmp(na, ca_na) > 0)
         memcpy(na, ca_na, sizeof na);
     int n = mbedtls_x509_dn_gets(issuer, sizeof issuer, &ca->crt.subject);
     if (n < 0)
-        return failx(err, errlen, n, "%s/ca.crt: cannot read the subject", ca->dir);
+        return failx(err, errlen, GW_ETLS, n, "%s/ca.crt: cannot read the subject", ca->dir);
     snprintf(subject, sizeof subject, "CN=%s", req->common_name);
 
     mbedtls_mpi_init(&serial);
     mbedtls_x509_crt_init(&check);
     /* The serial is consumed (and persisted) before signing: a failure
      * later only skips a number, it never reuses one. */
-    if (serial_take(ca->dir, &serial, err, errlen) != 0)
+    if ((rv = serial_take(ca->dir, &serial, err, errlen)) != 0)
         goto out;
     unsigned ku = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
     if (mbedtls_pk_get_type(subject_key) == MBEDTLS_PK_RSA)
@@ -877,19 +896,20 @@ int pki_issue(struct pki_ca *ca, const struct pki_issue *req,
         .issuer_key = &ca->key, .serial = &serial, .not_before = nb, .not_after = na,
         .key_usage = ku, .req = req,
     };
-    if (write_crt(&a, rng, buf, buflen, err, errlen) != 0)
+    if ((rv = write_crt(&a, rng, buf, buflen, err, errlen)) != 0)
         goto out;
     /* Self-check: it parses, and its issuer is byte-for-byte the CA's
      * subject (chain building depends on it). */
     int ret = mbedtls_x509_crt_parse(&check, buf, strlen((char *)buf) + 1);
     if (ret != 0) {
-        failx(err, errlen, ret, "certificate for '%s': does not parse back", subject);
+        rv = failx(err, errlen, GW_ETLS, ret, "certificate for '%s': does not parse back", subject);
         goto out;
     }
     if (check.issuer_raw.len != ca->crt.subject_raw.len ||
         memcmp(check.issuer_raw.p, ca->crt.subject_raw.p, check.issuer_raw.len) != 0) {
-        failx(err, errlen, 0, "%s/ca.crt: its subject cannot be reproduced as an issuer name",
-              ca->dir);
+        rv = failx(err, errlen, GW_EINVAL, 0,
+                   "%s/ca.crt: its subject cannot be reproduced as an issuer name",
+                   ca->dir);
         goto out;
     }
     rv = 0;

@@ -10,7 +10,8 @@
  * Keys are written 0600 and never overwritten; a certificate is written to
  * a temporary file and renamed into place.
  *
- * Every function returns 0, or -1 with a reason that names the file or the
+ * Every function returns 0, or a negative GW_E* code (err.h: GW_EINVAL,
+ * GW_EEXIST, GW_EIO, GW_ETLS) with a reason that names the file or the
  * argument at fault in err.  Nothing here prints.
  */
 #ifndef GW_PKI_H
@@ -24,6 +25,8 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 #include <mbedtls/x509_csr.h>
+
+#include "err.h"
 
 #define PKI_MAX_SANS 16
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <panelproto/arena.h>
+#include "err.h"
 #include "problem.h"
 
 void gw_refusals_init(struct gw_refusals *r)
@@ -59,7 +60,7 @@ static int emit_one(const struct gw_refusal *s, gw_activity_emit_fn emit, void *
     char hex[2 * GW_SPKI_LEN + 1] = "";
     char num[96];
     struct pa_buf b;
-    int rv = -1;
+    int rv = GW_ENOMEM;
 
     pa_buf_init(&b, NULL);
     if (s->have_spki)
@@ -137,7 +138,7 @@ static int emit_throttle(const struct gw_throttle *s, gw_activity_emit_fn emit, 
 {
     char num[96];
     struct pa_buf b;
-    int rv = -1;
+    int rv = GW_ENOMEM;
 
     pa_buf_init(&b, NULL);
     snprintf(num, sizeof num, "\",\"count\":%llu,\"first\":%lld,\"last\":%lld}",

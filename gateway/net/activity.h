@@ -33,7 +33,8 @@ struct gw_refusals {
     int64_t overflow_first_ms;
 };
 
-/* Emits one activity row; returns 0 or -1 (the row was dropped). */
+/* Emits one activity row; returns 0 or a GW_E* code (the row was dropped:
+ * GW_EFULL, GW_ENOMEM). */
 typedef int (*gw_activity_emit_fn)(void *ud, const char *action, int64_t server_id,
                                    const char *details, int64_t at_ms);
 

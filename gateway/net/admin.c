@@ -96,6 +96,7 @@ int gw_admin_new(struct gw_admin **out, struct gw_app *app, char *err, size_t er
 {
     const struct gw_config *cfg = app->cfg;
     struct gw_admin *a = NULL;
+    int rv = GW_ENOMEM;
 
     *out = NULL;
     if (!cfg->admin_on)
@@ -113,6 +114,7 @@ int gw_admin_new(struct gw_admin **out, struct gw_app *app, char *err, size_t er
     if (evhttp_set_cb(a->http, "/metrics", on_metrics, a) != 0 ||
         evhttp_set_cb(a->http, "/healthz", on_healthz, a) != 0) {
         snprintf(err, errlen, "[admin]: cannot register handlers");
+        rv = GW_EINTERNAL;
         goto fail;
     }
     evhttp_set_gencb(a->http, on_other, a);
@@ -121,6 +123,7 @@ int gw_admin_new(struct gw_admin **out, struct gw_app *app, char *err, size_t er
     if (bs == NULL) {
         snprintf(err, errlen, "[admin] listen: cannot listen on %s port %u",
                  cfg->admin_listen.host, cfg->admin_listen.port);
+        rv = GW_EIO;
         goto fail;
     }
     char host[INET6_ADDRSTRLEN];
@@ -132,7 +135,7 @@ int gw_admin_new(struct gw_admin **out, struct gw_app *app, char *err, size_t er
     return 0;
 fail:
     gw_admin_free(a);
-    return -1;
+    return rv;
 }
 
 void gw_admin_free(struct gw_admin *a)

@@ -9,12 +9,15 @@
 
 #include <stddef.h>
 
+#include "err.h"
+
 struct gw_app;
 struct gw_admin;
 
 /* Binds [admin] listen of app->cfg (nothing when it is off: *out NULL,
  * returns 0).  Logs "admin_listening" with the bound address and port.
- * Returns 0 or -1 with a reason in err. */
+ * Returns 0 or a GW_E* code (GW_EIO: cannot listen; GW_ENOMEM) with a
+ * reason in err. */
 int gw_admin_new(struct gw_admin **out, struct gw_app *app, char *err, size_t errlen);
 
 /* NULL is allowed. */

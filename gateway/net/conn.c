@@ -381,7 +381,7 @@ int gw_conn_flush(struct gw_conn *c)
             }
             if (n < 0) {
                 gw_conn_close(c);
-                return -1;
+                return GW_ECLOSED;
             }
             c->out_off += (size_t)n;
             continue;
@@ -395,13 +395,13 @@ int gw_conn_flush(struct gw_conn *c)
             ssize_t n = nghttp2_session_mem_send(c->h2, &data);
             if (n < 0) {
                 gw_conn_close(c);
-                return -1;
+                return GW_ECLOSED;
             }
             if (n == 0)
                 break;
             if (pa_buf_append(&c->out, data, (size_t)n) != 0) {
                 gw_conn_close(c);
-                return -1;
+                return GW_ECLOSED;
             }
         }
         if (c->out.len == 0)
@@ -410,7 +410,7 @@ int gw_conn_flush(struct gw_conn *c)
     arm_write(c, false);
     if (c->h2 && !nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) {
         close_gracefully(c);
-        return -1;
+        return GW_ECLOSED;
     }
     return 0;
 }

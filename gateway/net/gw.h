@@ -24,6 +24,7 @@
 #include "clock.h"
 #include <panelproto/arena.h>
 #include "config.h"
+#include "err.h"
 #include "log.h"
 #include "registry.h"
 #include "stats.h"
@@ -144,7 +145,8 @@ void gw_sockname(int fd, char *host, size_t hostlen, unsigned *port);
 void gw_conn_accept(struct gw_app *app, int fd, const struct sockaddr *sa, int salen);
 void gw_conn_close(struct gw_conn *c);
 /* Pushes nghttp2 output through TLS; closes the connection when both
- * sides are done.  Returns 0, or -1 when |c| was closed (freed). */
+ * sides are done.  Returns 0, or GW_ECLOSED when |c| was closed (freed):
+ * a TLS write or nghttp2 failed, or both sides had finished. */
 int gw_conn_flush(struct gw_conn *c);
 void gw_conn_touch(struct gw_conn *c); /* re-arms the idle timer */
 /* Sends GOAWAY (graceful: streams already accepted finish). */

@@ -15,6 +15,7 @@
 #include "activity.h"
 #include "clock.h"
 #include "config.h"
+#include "err.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "registry.h"
@@ -70,7 +71,7 @@ int gw_limiter_new(struct gw_limiter **out, const struct gw_config *cfg, gw_acti
 
     *out = NULL;
     if (!l)
-        return -1;
+        return GW_ENOMEM;
     hash_key(&l->k0, &l->k1);
     l->gen = 1;
     l->emit = emit;
@@ -80,7 +81,7 @@ int gw_limiter_new(struct gw_limiter **out, const struct gw_config *cfg, gw_acti
     if (gw_rl_addrs_new(&l->addrs, cfg->rl_addr_table_size, l->k0, l->k1) != 0 ||
         gw_rl_servers_new(&l->servers, cfg->rl_server_table_size, l->k0, l->k1) != 0) {
         gw_limiter_free(l);
-        return -1;
+        return GW_ENOMEM;
     }
     *out = l;
     return 0;
@@ -112,7 +113,7 @@ int gw_limiter_reload(struct gw_limiter *l, const struct gw_config *cfg)
     if (gw_rl_addrs_capacity(l->addrs) != capacity_for(cfg->rl_addr_table_size)) {
         struct gw_rl_addrs *na;
         if (gw_rl_addrs_new(&na, cfg->rl_addr_table_size, l->k0, l->k1) != 0)
-            return -1;
+            return GW_ENOMEM;
         gw_rl_addrs_move(na, l->addrs, &l->addr_rate, now);
         gw_rl_addrs_free(l->addrs);
         l->addrs = na;
@@ -120,7 +121,7 @@ int gw_limiter_reload(struct gw_limiter *l, const struct gw_config *cfg)
     if (gw_rl_servers_capacity(l->servers) != capacity_for(cfg->rl_server_table_size)) {
         struct gw_rl_servers *ns;
         if (gw_rl_servers_new(&ns, cfg->rl_server_table_size, l->k0, l->k1) != 0)
-            return -1;
+            return GW_ENOMEM;
         gw_rl_servers_move(ns, l->servers, now);
         gw_rl_servers_free(l->servers);
         l->servers = ns;

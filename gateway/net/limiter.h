@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "activity.h"
+#include "err.h"
 #include "log.h"
 
 struct gw_config;
@@ -55,7 +56,7 @@ struct gw_limiter_verdict {
 };
 
 /* Activity rows go to |emit| (the gateway's: gw_app_activity).  Returns 0
- * or -1 (out of memory; *out NULL). */
+ * or GW_ENOMEM (*out NULL). */
 int gw_limiter_new(struct gw_limiter **out, const struct gw_config *cfg, gw_activity_emit_fn emit,
                    void *ud);
 void gw_limiter_free(struct gw_limiter *l);
@@ -63,8 +64,8 @@ void gw_limiter_free(struct gw_limiter *l);
 /* After a reload: the limiter reads |cfg| from now on (it must stay alive
  * until the next reload or free), table sizes follow it (entries are kept
  * as far as they fit) and every server's limits are resolved again at its
- * next request.  Returns 0 or -1 (out of memory: the tables keep their
- * size, the new limits apply all the same). */
+ * next request.  Returns 0 or GW_ENOMEM (the tables keep their size, the
+ * new limits apply all the same). */
 int gw_limiter_reload(struct gw_limiter *l, const struct gw_config *cfg);
 
 /* A connection from |sa| was accepted: false when its source address is

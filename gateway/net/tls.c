@@ -3,7 +3,6 @@
  * tickets, ALPN.  Builds against mbedTLS 2.28 (Debian 12) and 3.x.
  */
 #include "tls.h"
-#include <panelproto/tlsutil.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +17,9 @@
 #include <mbedtls/ssl_ticket.h>
 #include <mbedtls/version.h>
 
+#include <panelproto/tlsutil.h>
 #include "config.h"
+#include "err.h"
 
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 #define GW_MBEDTLS3 1
@@ -85,7 +86,7 @@ static int fail(char *err, size_t errlen, int ret, const char *what, const char 
     char e[128];
     mbedtls_strerror(ret, e, sizeof e);
     snprintf(err, errlen, "%s%s%s: %s", what, file ? " " : "", file ? file : "", e);
-    return -1;
+    return GW_ETLS;
 }
 
 int gw_tls_global_new(struct gw_tls_global **out, const struct gw_config *cfg, char *err,
@@ -99,7 +100,7 @@ int gw_tls_global_new(struct gw_tls_global **out, const struct gw_config *cfg, c
     g = calloc(1, sizeof *g);
     if (!g) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return GW_ENOMEM;
     }
     mbedtls_entropy_init(&g->entropy);
     mbedtls_ctr_drbg_init(&g->drbg);
@@ -108,7 +109,7 @@ int gw_tls_global_new(struct gw_tls_global **out, const struct gw_config *cfg, c
     if (ret != 0) {
         fail(err, errlen, ret, "seeding the RNG", NULL);
         gw_tls_global_free(g);
-        return -1;
+        return GW_ETLS;
     }
 #if defined(MBEDTLS_SSL_SESSION_TICKETS)
     mbedtls_ssl_ticket_init(&g->ticket);
@@ -119,7 +120,7 @@ int gw_tls_global_new(struct gw_tls_global **out, const struct gw_config *cfg, c
         if (ret != 0) {
             fail(err, errlen, ret, "setting up session tickets", NULL);
             gw_tls_global_free(g);
-            return -1;
+            return GW_ETLS;
         }
         g->ticket_ready = 1;
     }
@@ -153,7 +154,7 @@ static int parse_suites(struct gw_tls *t, const char *list, char *err, size_t er
     char *copy = strdup(list), *save = NULL;
     if (!copy) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return GW_ENOMEM;
     }
     for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
         int id = mbedtls_ssl_get_ciphersuite_id(tok);
@@ -164,7 +165,7 @@ static int parse_suites(struct gw_tls *t, const char *list, char *err, size_t er
             snprintf(err, errlen,
                      "tls.ciphersuites: %.64s is not an ECDHE+AEAD suite this build offers", tok);
             free(copy);
-            return -1;
+            return GW_ECONFIG;
         }
         if (n + 1 >= sizeof t->ciphersuites / sizeof t->ciphersuites[0])
             break;
@@ -173,7 +174,7 @@ static int parse_suites(struct gw_tls *t, const char *list, char *err, size_t er
     free(copy);
     if (n == 0) {
         snprintf(err, errlen, "tls.ciphersuites: empty list");
-        return -1;
+        return GW_ECONFIG;
     }
     t->ciphersuites[n] = 0;
     return 0;
@@ -183,13 +184,13 @@ int gw_tls_new(struct gw_tls **out, struct gw_tls_global *g, const struct gw_con
                char *err, size_t errlen)
 {
     struct gw_tls *t;
-    int ret;
+    int ret, rv = GW_ETLS;
 
     *out = NULL;
     t = calloc(1, sizeof *t);
     if (!t) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return GW_ENOMEM;
     }
     t->refs = 1;
     t->g = g;
@@ -226,8 +227,9 @@ int gw_tls_new(struct gw_tls **out, struct gw_tls_global *g, const struct gw_con
         fail(err, errlen, ret, "tls.client_ca_file", cfg->client_ca_file);
         goto fail;
     }
-    if (parse_suites(t, cfg->ciphersuites, err, errlen) != 0)
+    if ((rv = parse_suites(t, cfg->ciphersuites, err, errlen)) != 0)
         goto fail;
+    rv = GW_ETLS;
 
     ret = mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_SERVER,
                                       MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
@@ -268,7 +270,7 @@ int gw_tls_new(struct gw_tls **out, struct gw_tls_global *g, const struct gw_con
 
 fail:
     gw_tls_unref(t);
-    return -1;
+    return rv;
 }
 
 struct gw_tls *gw_tls_ref(struct gw_tls *t)
@@ -295,7 +297,7 @@ const mbedtls_ssl_config *gw_tls_conf(const struct gw_tls *t)
 
 int gw_tls_spki_sha256(const mbedtls_x509_crt *crt, uint8_t out[32])
 {
-    return pa_spki_sha256(&crt->pk, out);
+    return pa_spki_sha256(&crt->pk, out) == 0 ? 0 : GW_ETLS;
 }
 
 const char *gw_tls_reason(int ret, uint32_t flags)

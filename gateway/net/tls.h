@@ -21,6 +21,8 @@
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 
+#include "err.h"
+
 struct gw_config;
 struct gw_tls_global;
 struct gw_tls;
@@ -30,7 +32,8 @@ int gw_tls_global_new(struct gw_tls_global **out, const struct gw_config *cfg, c
 void gw_tls_global_free(struct gw_tls_global *g);
 
 /* Loads cert, key and CA from |cfg| and builds a server configuration.
- * Returns 0 or -1 with a reason naming the file in err. */
+ * Returns 0 or a GW_E* code (GW_ETLS, GW_ECONFIG for tls.ciphersuites,
+ * GW_ENOMEM) with a reason naming the file or key in err. */
 int gw_tls_new(struct gw_tls **out, struct gw_tls_global *g, const struct gw_config *cfg,
                char *err, size_t errlen);
 struct gw_tls *gw_tls_ref(struct gw_tls *t);
@@ -39,7 +42,7 @@ void gw_tls_unref(struct gw_tls *t);
 const mbedtls_ssl_config *gw_tls_conf(const struct gw_tls *t);
 
 /* SHA-256 of the certificate's SubjectPublicKeyInfo (DER).  Returns 0 or
- * -1. */
+ * GW_ETLS. */
 int gw_tls_spki_sha256(const mbedtls_x509_crt *crt, uint8_t out[32]);
 
 /* A short reason for a handshake failure code / verify flags, for logs. */

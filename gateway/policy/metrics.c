@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "err.h"
+
 /* The order of struct gw_stats.responses[]. */
 const int gw_status_codes[GW_N_STATUS] = {202, 400, 403, 404, 405, 408,
                                           413, 415, 429, 431, 500, 503};
@@ -146,7 +148,7 @@ int gw_metrics_render(const struct gw_metrics *m, struct pa_buf *out)
 
     if (o.oom) {
         out->len = len0;
-        return -1;
+        return GW_ENOMEM;
     }
     return 0;
 }

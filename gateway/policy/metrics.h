@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include <panelproto/arena.h>
+#include "err.h"
 #include "stats.h"
 
 struct gw_metrics {
@@ -28,8 +29,8 @@ struct gw_metrics {
     const char *version;
 };
 
-/* Appends the text format (version 0.0.4) to |out|.  Returns 0 or -1 on
- * allocation failure. */
+/* Appends the text format (version 0.0.4) to |out|.  Returns 0 or
+ * GW_ENOMEM. */
 int gw_metrics_render(const struct gw_metrics *m, struct pa_buf *out);
 
 /* 200 when storage is healthy and the queue has room, else 503 with a

@@ -49,7 +49,7 @@ static int open_db(struct gw_geo *g, int which, const char *path, char *err, siz
                       MMDB_strerror(st), strerror(e));
         else
             gw_seterr(err, errlen, "[geo] %s %s: %s", db_key[which], path, MMDB_strerror(st));
-        return -1;
+        return GW_EIO;
     }
     g->open[which] = true;
     return 0;
@@ -64,12 +64,13 @@ int gw_geo_open(struct gw_geo **out, const char *country_path, const char *asn_p
     g = calloc(1, sizeof *g);
     if (!g) {
         gw_seterr(err, errlen, "[geo]: out of memory");
-        return -1;
+        return GW_ENOMEM;
     }
-    if (open_db(g, DB_COUNTRY, country_path, err, errlen) != 0 ||
-        open_db(g, DB_ASN, asn_path, err, errlen) != 0) {
+    int rv;
+    if ((rv = open_db(g, DB_COUNTRY, country_path, err, errlen)) != 0 ||
+        (rv = open_db(g, DB_ASN, asn_path, err, errlen)) != 0) {
         gw_geo_free(g);
-        return -1;
+        return rv;
     }
     *out = g;
     return 0;
@@ -307,7 +308,7 @@ int gw_privacy_reduce(const struct gw_geo *geo, const struct pa_conn *conns, uin
         return 0;
     v = pa_arena_calloc(a, n_conns, sizeof *v);
     if (!v)
-        return -1;
+        return GW_ENOMEM;
     for (uint32_t i = 0; i < n_conns; i++) {
         uint8_t addr[16];
         int fam = normalize(&conns[i].ip, addr);
@@ -369,7 +370,7 @@ int gw_privacy_encode(const struct pa_frame *f, const struct gw_viewers *v, stru
     int bad = 0;
 
     if (pa_frame_encode_flags(f, out, PA_ENCODE_NO_CONNS) != 0)
-        return -1;
+        return GW_ENOMEM;
     if (v->n == 0)
         return 0;
     /* one more key in the top-level map: the encoder always writes it as a
@@ -377,7 +378,7 @@ int gw_privacy_encode(const struct pa_frame *f, const struct gw_viewers *v, stru
     uint8_t *hdr = out->data + len0;
     if ((*hdr & 0xf0) != 0x80 || (*hdr & 0x0f) == 0x0f) {
         out->len = len0;
-        return -1;
+        return GW_EINTERNAL; /* the encoder's own top-level map */
     }
     (*hdr)++;
     msgpack_packer_init(&pk, out, write_cb);
@@ -390,7 +391,7 @@ int gw_privacy_encode(const struct pa_frame *f, const struct gw_viewers *v, stru
     }
     if (bad) {
         out->len = len0;
-        return -1;
+        return GW_ENOMEM;
     }
     return 0;
 }

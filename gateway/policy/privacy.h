@@ -35,6 +35,8 @@
 #include <panelproto/arena.h>
 #include <panelproto/frame.h>
 
+#include "err.h"
+
 #define GW_CC_PRIVATE "XP"
 #define GW_CC_UNKNOWN "ZZ"
 #define GW_CC_NONE "--"
@@ -43,8 +45,8 @@
 struct gw_geo;
 
 /* Opens the databases at |country_path| and |asn_path| (NULL or "" = none;
- * both none gives a valid, empty gw_geo).  Returns 0, or -1 with a reason
- * naming the file in err; *out is NULL on failure. */
+ * both none gives a valid, empty gw_geo).  Returns 0, or GW_EIO /
+ * GW_ENOMEM with a reason naming the file in err; *out is NULL on failure. */
 int gw_geo_open(struct gw_geo **out, const char *country_path, const char *asn_path,
                 char *err, size_t errlen);
 
@@ -79,15 +81,16 @@ bool gw_privacy_ip_public(const struct pa_ip *ip);
 /* Reduces |n_conns| connections to buckets, looked up in |geo| (NULL = no
  * databases).  Memory: one block of n_conns * sizeof(struct gw_viewer_agg)
  * from |a|, whatever the addresses.  The output holds no address.  Returns
- * 0, or -1 when the arena cannot give that block (*out is then empty). */
+ * 0, or GW_ENOMEM when the arena cannot give that block (*out is then
+ * empty). */
 int gw_privacy_reduce(const struct gw_geo *geo, const struct pa_conn *conns, uint32_t n_conns,
                       struct pa_arena *a, struct gw_viewers *out);
 
 /* Appends the stored form of |f| to |out|: pa_frame_encode_flags(f,
  * PA_ENCODE_NO_CONNS) plus a "viewers" key (omitted when v->n is 0)
  * holding [{"cc","asn","conns","in","out"}, ...] in |v|'s order, all one
- * msgpack map.  Returns 0, or -1 on allocation failure (|out| keeps its
- * previous length). */
+ * msgpack map.  Returns 0, or GW_ENOMEM (|out| keeps its previous
+ * length). */
 int gw_privacy_encode(const struct pa_frame *f, const struct gw_viewers *v, struct pa_buf *out);
 
 #endif /* GW_PRIVACY_H */

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "err.h"
+
 /* ---- buckets ------------------------------------------------------------------ */
 
 static uint64_t clamp(uint64_t v)
@@ -177,7 +179,7 @@ int gw_rl_addrs_new(struct gw_rl_addrs **out, uint32_t size, uint64_t k0, uint64
 
     *out = NULL;
     if (!t)
-        return -1;
+        return GW_ENOMEM;
     t->nsets = nsets;
     t->k0 = k0;
     t->k1 = k1;
@@ -268,7 +270,7 @@ int gw_rl_addr_key(const void *sa, size_t salen, uint8_t key[GW_RL_KEY_LEN])
     sa_family_t fam;
 
     if (salen < sizeof fam)
-        return -1;
+        return GW_EINVAL;
     memcpy(&fam, (const char *)sa + offsetof(struct sockaddr, sa_family), sizeof fam);
     memset(key, 0, GW_RL_KEY_LEN);
     if (fam == AF_INET && salen >= sizeof(struct sockaddr_in)) {
@@ -287,7 +289,7 @@ int gw_rl_addr_key(const void *sa, size_t salen, uint8_t key[GW_RL_KEY_LEN])
             memcpy(key, in6.sin6_addr.s6_addr, 8);
         return 0;
     }
-    return -1;
+    return GW_EINVAL;
 }
 
 void gw_rl_addr_text(const uint8_t key[GW_RL_KEY_LEN], char *buf, size_t len)
@@ -322,7 +324,7 @@ int gw_rl_servers_new(struct gw_rl_servers **out, uint32_t size, uint64_t k0, ui
 
     *out = NULL;
     if (!t)
-        return -1;
+        return GW_ENOMEM;
     t->nsets = nsets;
     t->k0 = k0;
     t->k1 = k1;

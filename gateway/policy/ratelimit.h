@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "err.h"
 
 /* What gw_rl_take/gw_rl_wait return when a cost can never be met (it is
  * larger than the burst). */
@@ -75,8 +76,8 @@ uint32_t gw_rl_retry_after_s(int64_t wait_ms);
 struct gw_rl_addrs;
 
 /* A table of at least |size| entries (rounded up to a multiple of
- * GW_RL_WAYS), hashed with the secret key (k0, k1).  Returns 0 or -1 (out
- * of memory; *out NULL). */
+ * GW_RL_WAYS), hashed with the secret key (k0, k1).  Returns 0 or
+ * GW_ENOMEM (*out NULL). */
 int gw_rl_addrs_new(struct gw_rl_addrs **out, uint32_t size, uint64_t k0, uint64_t k1);
 void gw_rl_addrs_free(struct gw_rl_addrs *t);
 uint32_t gw_rl_addrs_capacity(const struct gw_rl_addrs *t);
@@ -95,8 +96,8 @@ void gw_rl_addrs_move(struct gw_rl_addrs *dst, const struct gw_rl_addrs *src,
 /* The table key of a socket address (struct sockaddr_in / sockaddr_in6 as
  * |sa| of |salen| bytes): an IPv4 address as ::ffff:a.b.c.d (an
  * IPv4-mapped IPv6 address is the same key), an IPv6 address by its /64
- * prefix, which a single host usually owns whole.  Returns 0, or -1 for
- * another family. */
+ * prefix, which a single host usually owns whole.  Returns 0, or GW_EINVAL
+ * for another family. */
 int gw_rl_addr_key(const void *sa, size_t salen, uint8_t key[GW_RL_KEY_LEN]);
 
 /* The key as text for logs and the activity log: "192.0.2.1" or

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
+
 /* Rounds |n| up to a multiple of 8 (the alignment of every part). */
 static size_t align8(size_t n)
 {
@@ -21,7 +23,7 @@ static size_t align8(size_t n)
 static int add(size_t *acc, size_t n)
 {
     if (n > SIZE_MAX - *acc)
-        return -1;
+        return GW_ENOMEM;
     *acc += n;
     return 0;
 }
@@ -34,44 +36,44 @@ int gw_samples_build(const struct pa_frame *f, const struct gw_viewers *v,
 
     *out = NULL;
     if (f == NULL)
-        return -1;
+        return GW_EINVAL;
     for (uint32_t i = 0; i < f->n_vhosts; i++) {
         const struct pa_vhost *vh = &f->vhosts[i];
         if (add(&strbytes, strlen(vh->name) + 1) != 0)
-            return -1;
+            return GW_ENOMEM;
         for (uint32_t j = 0; j < vh->n_apps; j++) {
             const struct pa_app *ap = &vh->apps[j];
             if (add(&strbytes, strlen(ap->name) + 1) != 0)
-                return -1;
+                return GW_ENOMEM;
             for (uint32_t k = 0; k < ap->n_instances; k++) {
                 const struct pa_instance *in = &ap->instances[k];
                 if (add(&strbytes, strlen(in->name) + 1) != 0)
-                    return -1;
+                    return GW_ENOMEM;
                 for (uint32_t m = 0; m < in->n_streams; m++)
                     if (add(&strbytes, strlen(in->streams[m].name) + 1) != 0)
-                        return -1;
+                        return GW_ENOMEM;
                 n_streams += in->n_streams;
             }
         }
     }
     /* n_viewers (uint32) times a small struct always fits a 64-bit size_t */
     if (n_streams > UINT32_MAX || n_streams > SIZE_MAX / sizeof(struct gw_stream_sample))
-        return -1;
+        return GW_ENOMEM;
 
     size_t off_streams = align8(sizeof(struct gw_samples));
     size_t off_viewers = off_streams;
     if (add(&off_viewers, align8(n_streams * sizeof(struct gw_stream_sample))) != 0)
-        return -1;
+        return GW_ENOMEM;
     size_t off_str = off_viewers;
     if (add(&off_str, align8((size_t)n_viewers * sizeof(struct gw_viewer_agg))) != 0)
-        return -1;
+        return GW_ENOMEM;
     size_t total = off_str;
     if (add(&total, strbytes) != 0)
-        return -1;
+        return GW_ENOMEM;
 
     char *blk = malloc(total ? total : 1);
     if (blk == NULL)
-        return -1;
+        return GW_ENOMEM;
     struct gw_samples *s = (struct gw_samples *)(void *)blk;
     memset(s, 0, sizeof *s);
     s->cpu_pct = f->load.cpu_pct;
@@ -265,7 +267,7 @@ int gw_path_cache_put(struct gw_path_cache *c, int64_t server_id,
 {
     size_t klen;
     if (c == NULL || s == NULL)
-        return -1;
+        return GW_EINVAL;
     uint64_t h = key_hash(c, server_id, s, &klen);
     struct slot *sl = find(c, h, server_id, s, klen);
     if (sl->key == NULL) {
@@ -275,7 +277,7 @@ int gw_path_cache_put(struct gw_path_cache *c, int64_t server_id,
         }
         char *k = malloc(klen);
         if (k == NULL)
-            return -1;
+            return GW_ENOMEM;
         const char *parts[4] = {s->vhost, s->app, s->instance, s->stream};
         char *p = k;
         for (int i = 0; i < 4; i++) {

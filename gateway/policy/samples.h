@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include <panelproto/frame.h>
+#include "err.h"
 #include "privacy.h"
 
 /* A path's last_ms is rewritten at most once per this many milliseconds of
@@ -49,8 +50,8 @@ struct gw_samples {
 };
 
 /* Builds the block for |f| and its reduced viewers |v| (NULL = none).
- * Returns 0, or -1 on allocation failure or a frame too large to describe
- * (*out NULL).  Free with free(). */
+ * Returns 0, or GW_ENOMEM on allocation failure or a frame too large to
+ * describe (*out NULL).  Free with free(). */
 int gw_samples_build(const struct pa_frame *f, const struct gw_viewers *v,
                      struct gw_samples **out);
 
@@ -81,7 +82,7 @@ struct gw_path_entry *gw_path_cache_get(struct gw_path_cache *c, int64_t server_
                                         const struct gw_stream_sample *s);
 
 /* Adds (or replaces) an entry; a full cache is emptied first.  Returns 0
- * or -1 on OOM (the cache is then unchanged or empty, never corrupt). */
+ * or GW_ENOMEM (the cache is then unchanged or empty, never corrupt). */
 int gw_path_cache_put(struct gw_path_cache *c, int64_t server_id,
                       const struct gw_stream_sample *s, int64_t id, int64_t last_ms);
 

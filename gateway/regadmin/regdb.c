@@ -31,7 +31,7 @@
 int gw_regdb_dberr(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
     gw_seterr(err, errlen, "database: %s: %s", what, sqlite3_errmsg(db));
-    return GW_REG_EFAIL;
+    return GW_ESTORAGE;
 }
 
 int gw_regdb_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
@@ -40,7 +40,7 @@ int gw_regdb_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         gw_seterr(err, errlen, "database: %s: %s", sql, msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
-        return GW_REG_EFAIL;
+        return GW_ESTORAGE;
     }
     return 0;
 }
@@ -49,7 +49,7 @@ int gw_regdb_exec_int(sqlite3 *db, const char *sql, int64_t a, int64_t b, const 
                       int64_t *changes, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         rv = gw_regdb_dberr(db, what, err, errlen);
         goto out;
@@ -73,16 +73,16 @@ out:
 
 int gw_regdb_open(const char *path, int create, sqlite3 **out, char *err, size_t errlen)
 {
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
     sqlite3 *db = NULL;
     char serr[256];
 
     if (out == NULL)
-        return GW_REG_EARG;
+        return GW_EINVAL;
     *out = NULL;
     if (path == NULL || *path == '\0') {
         gw_seterr(err, errlen, "database: no path");
-        return GW_REG_EARG;
+        return GW_EINVAL;
     }
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path, &db, flags, NULL);
@@ -146,7 +146,7 @@ int gw_regdb_tx_begin(struct gw_regdb_tx *t, sqlite3 *db, char *err, size_t errl
     t->open = 0;
     if (gw_regdb_exec(db, t->nested ? "SAVEPOINT gw_regdb" : "BEGIN IMMEDIATE", err, errlen) !=
         0)
-        return GW_REG_EFAIL;
+        return GW_ESTORAGE;
     t->open = 1;
     return 0;
 }
@@ -154,7 +154,7 @@ int gw_regdb_tx_begin(struct gw_regdb_tx *t, sqlite3 *db, char *err, size_t errl
 int gw_regdb_tx_commit(struct gw_regdb_tx *t, char *err, size_t errlen)
 {
     if (gw_regdb_exec(t->db, t->nested ? "RELEASE gw_regdb" : "COMMIT", err, errlen) != 0)
-        return GW_REG_EFAIL;
+        return GW_ESTORAGE;
     t->open = 0;
     return 0;
 }
@@ -181,33 +181,6 @@ int gw_regdb_bump_generation(sqlite3 *db, char *err, size_t errlen)
                          " COALESCE((SELECT CAST(value AS INTEGER) FROM meta"
                          " WHERE key = 'registry_generation'), 0) + 1)",
                          err, errlen);
-}
-
-int gw_regdb_generation(sqlite3 *db, int64_t *gen, char *err, size_t errlen)
-{
-    sqlite3_stmt *st = NULL;
-    int rv = GW_REG_EFAIL;
-    if (db == NULL || gen == NULL)
-        return GW_REG_EARG;
-    *gen = 0;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT CAST(value AS INTEGER) FROM meta"
-                           " WHERE key = 'registry_generation'",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rv = gw_regdb_dberr(db, "registry_generation", err, errlen);
-        goto out;
-    }
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *gen = sqlite3_column_int64(st, 0);
-    else if (rc != SQLITE_DONE) {
-        rv = gw_regdb_dberr(db, "registry_generation", err, errlen);
-        goto out;
-    }
-    rv = 0;
-out:
-    sqlite3_finalize(st);
-    return rv;
 }
 
 /* ------------------------------------------------------ JSON text */
@@ -274,7 +247,7 @@ int gw_regdb_find_server(sqlite3 *db, const char *name, int64_t *id, char *statu
                          size_t slen, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
     if (sqlite3_prepare_v2(db, "SELECT id, status FROM servers WHERE name = ?1", -1, &st,
                            NULL) != SQLITE_OK ||
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
@@ -284,7 +257,7 @@ int gw_regdb_find_server(sqlite3 *db, const char *name, int64_t *id, char *statu
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         gw_seterr(err, errlen, "unknown server %s (not registered)", name);
-        rv = GW_REG_ENOTFOUND;
+        rv = GW_ENOTFOUND;
         goto out;
     }
     if (rc != SQLITE_ROW) {
@@ -307,7 +280,7 @@ int gw_regdb_check_name(const char *name, char *err, size_t errlen)
     if (gw_regdb_name_ok(name))
         return 0;
     gw_seterr(err, errlen, "bad server name '%.64s'", name ? name : "");
-    return GW_REG_EARG;
+    return GW_EINVAL;
 }
 
 void gw_regdb_pin_row(sqlite3_stmt *st, struct gw_regdb_pin *p)

@@ -8,9 +8,12 @@
  * transaction; the gateway polls that value and reloads its registry
  * snapshot when it moves (docs/OPERATIONS.md).
  *
- * Functions return 0, or a negative GW_REG_E* with a reason in err.
+ * Functions return 0, or a negative GW_E* (err.h) with a reason in err:
+ * GW_ESTORAGE (SQLite or I/O), GW_EEXIST (a server of that name exists),
+ * GW_ENOTFOUND (no server of that name), GW_EPINNED (that public key is
+ * pinned already), GW_EINVAL (a bad argument: name, kind), GW_ENOMEM.
  *
- * Implemented by regdb.c (open, generation), regdb_servers.c (register,
+ * Implemented by regdb.c (open, statements, transactions), regdb_servers.c (register,
  * rotate, revoke, list, show), regdb_activity.c (the activity log) and
  * regdb_rights.c (purge, erase, export), over regdb_int.h.
  */
@@ -22,16 +25,8 @@
 
 #include <sqlite3.h>
 
+#include "err.h"
 #include "registry.h"
-
-enum {
-    GW_REG_OK = 0,
-    GW_REG_EFAIL = -1,     /* SQLite or I/O failure */
-    GW_REG_EEXISTS = -2,   /* a server of that name exists */
-    GW_REG_ENOTFOUND = -3, /* no server of that name */
-    GW_REG_EPINUSE = -4,   /* that public key is pinned already */
-    GW_REG_EARG = -5,      /* bad argument (name, kind) */
-};
 
 /* Opens (creating when |create|) the database and makes sure the schema
  * exists.  WAL, busy timeout 5 s. */
@@ -160,7 +155,7 @@ struct gw_regdb_frame {
 
 /* Callbacks for gw_regdb_export, in this order: server once, every pin
  * (newest first), every frame (by seq), every activity row (oldest
- * first).  A non-zero return stops the export (GW_REG_EFAIL). */
+ * first).  A non-zero return stops the export (GW_ESTORAGE). */
 struct gw_regdb_export_ops {
     int (*server)(const struct gw_regdb_server *s, void *ud);
     int (*pin)(const struct gw_regdb_pin *p, void *ud);
@@ -174,8 +169,5 @@ struct gw_regdb_export_ops {
 int gw_regdb_export(sqlite3 *db, const char *name, const struct gw_regdb_export_ops *ops,
                     void *ud, const char *format, const char *actor, int64_t now,
                     char *err, size_t errlen);
-
-/* meta.registry_generation (0 when absent). */
-int gw_regdb_generation(sqlite3 *db, int64_t *gen, char *err, size_t errlen);
 
 #endif /* GW_REGDB_H */

@@ -12,11 +12,11 @@ int gw_activity_add(sqlite3 *db, int64_t at, const char *actor, const char *acti
                     int64_t server_id, const char *details, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
 
     if (db == NULL || actor == NULL || *actor == '\0' || action == NULL || *action == '\0') {
         gw_seterr(err, errlen, "activity: actor and action are required");
-        return GW_REG_EARG;
+        return GW_EINVAL;
     }
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO activity(at, actor, action, server_id, details)"
@@ -62,11 +62,11 @@ int gw_activity_query(sqlite3 *db, const struct gw_activity_filter *f, gw_activi
                       void *ud, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
     struct gw_activity_filter none = {0};
 
     if (db == NULL || fn == NULL)
-        return GW_REG_EARG;
+        return GW_EINVAL;
     if (f == NULL)
         f = &none;
     if (sqlite3_prepare_v2(db, activity_sql, -1, &st, NULL) != SQLITE_OK) {

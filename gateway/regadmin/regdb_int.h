@@ -14,7 +14,7 @@
 #include "problem.h"
 #include "regdb.h"
 
-/* Puts "database: WHAT: <SQLite's message>" in err; returns GW_REG_EFAIL. */
+/* Puts "database: WHAT: <SQLite's message>" in err; returns GW_ESTORAGE. */
 int gw_regdb_dberr(sqlite3 *db, const char *what, char *err, size_t errlen);
 
 /* Runs |sql| (no parameters, no rows wanted). */
@@ -56,11 +56,11 @@ const char *gw_regdb_jb_text(const struct gw_regdb_jbuf *j);
 void gw_regdb_jb_free(struct gw_regdb_jbuf *j);
 
 /* The id (and status, when |status| is not NULL) of server |name|;
- * GW_REG_ENOTFOUND when there is none. */
+ * GW_ENOTFOUND when there is none. */
 int gw_regdb_find_server(sqlite3 *db, const char *name, int64_t *id, char *status,
                          size_t slen, char *err, size_t errlen);
 
-/* GW_REG_EARG with "bad server name" unless gw_regdb_name_ok(name). */
+/* GW_EINVAL with "bad server name" unless gw_regdb_name_ok(name). */
 int gw_regdb_check_name(const char *name, char *err, size_t errlen);
 
 /* A server's pins, newest first: spki_sha256, created_at, not_after. */

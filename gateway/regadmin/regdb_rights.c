@@ -19,7 +19,7 @@
 static int frames_exist(sqlite3 *db, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
     if (sqlite3_prepare_v2(db,
                            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'frames'",
                            -1, &st, NULL) != SQLITE_OK) {
@@ -32,7 +32,7 @@ static int frames_exist(sqlite3 *db, char *err, size_t errlen)
     else if (rc == SQLITE_DONE) {
         gw_seterr(err, errlen,
                   "database: no frames table (give the gateway's [storage] sqlite_path file)");
-        rv = GW_REG_EARG;
+        rv = GW_EINVAL;
     } else
         rv = gw_regdb_dberr(db, "looking for the frames table", err, errlen);
 out:
@@ -61,7 +61,7 @@ static int has_samples(sqlite3 *db, int *yes, char *err, size_t errlen)
 {
     int v = 0;
     if (gw_store_version(db, &v, err, errlen) != 0)
-        return GW_REG_EFAIL;
+        return GW_ESTORAGE;
     *yes = v >= 2;
     return 0;
 }
@@ -138,11 +138,11 @@ int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *a
         *n_deleted = 0;
     if (db == NULL || actor == NULL || *actor == '\0') {
         gw_seterr(err, errlen, "purge: missing argument");
-        return GW_REG_EARG;
+        return GW_EINVAL;
     }
     if (!sqlite3_get_autocommit(db)) {
         gw_seterr(err, errlen, "purge: runs its own transactions");
-        return GW_REG_EARG;
+        return GW_EINVAL;
     }
     if ((rv = frames_exist(db, err, errlen)) != 0)
         return rv;
@@ -191,7 +191,7 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
         *n_activity = 0;
     if (db == NULL || actor == NULL || *actor == '\0') {
         gw_seterr(err, errlen, "erase: missing argument");
-        return GW_REG_EARG;
+        return GW_EINVAL;
     }
     if ((rv = gw_regdb_check_name(name, err, errlen)) != 0)
         return rv;
@@ -268,7 +268,7 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
     gw_regdb_jb_raw(&jb, "}");
     if (jb.oom) {
         gw_seterr(err, errlen, "erase: out of memory");
-        rv = GW_REG_EFAIL;
+        rv = GW_ESTORAGE;
         goto out;
     }
     if ((rv = gw_regdb_bump_generation(db, err, errlen)) != 0 ||
@@ -311,18 +311,18 @@ int gw_regdb_export(sqlite3 *db, const char *name, const struct gw_regdb_export_
 {
     sqlite3_stmt *st = NULL;
     struct gw_regdb_server *s = NULL;
-    int rv = GW_REG_EFAIL, in_tx = 0;
+    int rv = GW_ESTORAGE, in_tx = 0;
     int64_t n_frames = 0;
 
     if (db == NULL || ops == NULL || !sqlite3_get_autocommit(db)) {
         gw_seterr(err, errlen, "export: bad argument");
-        return GW_REG_EARG;
+        return GW_EINVAL;
     }
     if ((rv = gw_regdb_check_name(name, err, errlen)) != 0)
         return rv;
     if ((rv = frames_exist(db, err, errlen)) != 0)
         return rv;
-    rv = GW_REG_EFAIL;
+    rv = GW_ESTORAGE;
     s = malloc(sizeof *s);
     if (s == NULL) {
         gw_seterr(err, errlen, "export: out of memory");
@@ -334,7 +334,7 @@ int gw_regdb_export(sqlite3 *db, const char *name, const struct gw_regdb_export_
     in_tx = 1;
     if ((rv = gw_regdb_show(db, name, s, err, errlen)) != 0)
         goto out;
-    rv = GW_REG_EFAIL;
+    rv = GW_ESTORAGE;
     if (ops->server != NULL && ops->server(s, ud) != 0) {
         gw_seterr(err, errlen, "export stopped");
         goto out;
@@ -393,7 +393,7 @@ int gw_regdb_export(sqlite3 *db, const char *name, const struct gw_regdb_export_
         goto out;
     if (a.stopped) {
         gw_seterr(err, errlen, "export stopped");
-        rv = GW_REG_EFAIL;
+        rv = GW_ESTORAGE;
         goto out;
     }
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
@@ -406,7 +406,7 @@ int gw_regdb_export(sqlite3 *db, const char *name, const struct gw_regdb_export_
         gw_regdb_jb_kint(&jb, "frames", n_frames);
         gw_regdb_jb_raw(&jb, "}");
         if (jb.oom)
-            rv = GW_REG_EFAIL;
+            rv = GW_ESTORAGE;
         else
             rv = gw_activity_add(db, now, actor, "export", s->id, gw_regdb_jb_text(&jb), err,
                                  errlen);

@@ -23,7 +23,7 @@ static int pin_owner(sqlite3 *db, const uint8_t spki[GW_SPKI_LEN], char *owner, 
                      char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
     owner[0] = '\0';
     if (sqlite3_prepare_v2(db,
                            "SELECT s.name FROM server_pins p JOIN servers s ON s.id = p.server_id"
@@ -55,7 +55,7 @@ static int pin_in_use(sqlite3 *db, const uint8_t spki[GW_SPKI_LEN], char *err, s
         return rv;
     if (owner[0] != '\0') {
         gw_seterr(err, errlen, "this public key is already pinned to server %s", owner);
-        return GW_REG_EPINUSE;
+        return GW_EPINNED;
     }
     return 0;
 }
@@ -64,7 +64,7 @@ static int add_pin(sqlite3 *db, int64_t server_id, const uint8_t spki[GW_SPKI_LE
                    char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO server_pins(spki_sha256, server_id, not_after, created_at)"
                            " VALUES(?1, ?2, NULL, ?3)",
@@ -85,7 +85,7 @@ static int add_pin(sqlite3 *db, int64_t server_id, const uint8_t spki[GW_SPKI_LE
             if (pin_owner(db, spki, owner, sizeof owner, err, errlen) == 0)
                 gw_seterr(err, errlen, "this public key is already pinned to server %s",
                        owner[0] ? owner : "(another)");
-            rv = GW_REG_EPINUSE;
+            rv = GW_EPINNED;
         } else {
             rv = gw_regdb_dberr(db, "adding a pin", err, errlen);
         }
@@ -101,7 +101,7 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
                       const uint8_t spki[GW_SPKI_LEN], const char *actor, const char *details,
                       int64_t now, int64_t *id_out, char *err, size_t errlen)
 {
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
     sqlite3_stmt *st = NULL;
     struct gw_regdb_tx t = {0};
     struct gw_regdb_jbuf jb = {0};
@@ -110,17 +110,17 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
         *id_out = 0;
     if (db == NULL || spki == NULL || actor == NULL || *actor == '\0') {
         gw_seterr(err, errlen, "register: missing argument");
-        return GW_REG_EARG;
+        return GW_EINVAL;
     }
     if (!gw_regdb_name_ok(name)) {
         gw_seterr(err, errlen,
                "bad server name '%.64s': 1..255 of A-Z a-z 0-9 . _ -, not starting with . or -",
                name ? name : "");
-        return GW_REG_EARG;
+        return GW_EINVAL;
     }
     if (!kind_ok(kind)) {
         gw_seterr(err, errlen, "bad kind '%.32s': nimble or wowza", kind ? kind : "");
-        return GW_REG_EARG;
+        return GW_EINVAL;
     }
     if (details == NULL) {
         char hex[2 * GW_SPKI_LEN + 1];
@@ -142,15 +142,15 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
     rv = gw_regdb_find_server(db, name, &other, NULL, 0, err, errlen);
     if (rv == 0) {
         gw_seterr(err, errlen, "server %s is already registered", name);
-        rv = GW_REG_EEXISTS;
+        rv = GW_EEXIST;
         goto out;
     }
-    if (rv != GW_REG_ENOTFOUND)
+    if (rv != GW_ENOTFOUND)
         goto out;
     if ((rv = pin_in_use(db, spki, err, errlen)) != 0)
         goto out;
 
-    rv = GW_REG_EFAIL;
+    rv = GW_ESTORAGE;
     if (sqlite3_prepare_v2(db,
                            /* ids are never reused after an erasure */
                            "INSERT INTO servers(id, name, kind, status, created_at)"
@@ -167,7 +167,7 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
     if (sqlite3_step(st) != SQLITE_DONE) {
         if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE) {
             gw_seterr(err, errlen, "server %s is already registered", name);
-            rv = GW_REG_EEXISTS;
+            rv = GW_EEXIST;
         } else {
             rv = gw_regdb_dberr(db, "adding a server", err, errlen);
         }
@@ -192,13 +192,13 @@ out:
 int gw_regdb_rotate(sqlite3 *db, const char *name, const uint8_t spki[GW_SPKI_LEN],
                     int64_t overlap_s, const char *actor, int64_t now, char *err, size_t errlen)
 {
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
     struct gw_regdb_tx t = {0};
     struct gw_regdb_jbuf jb = {0};
 
     if (db == NULL || spki == NULL || actor == NULL || *actor == '\0' || overlap_s < 0) {
         gw_seterr(err, errlen, "rotate: bad argument");
-        return GW_REG_EARG;
+        return GW_EINVAL;
     }
     if ((rv = gw_regdb_check_name(name, err, errlen)) != 0)
         return rv;
@@ -216,7 +216,7 @@ int gw_regdb_rotate(sqlite3 *db, const char *name, const uint8_t spki[GW_SPKI_LE
                                 not_after, id, "limiting the old pins", &limited, err,
                                 errlen)) != 0)
         goto out;
-    rv = GW_REG_EFAIL;
+    rv = GW_ESTORAGE;
 
     char hex[2 * GW_SPKI_LEN + 1];
     gw_spki_hex(spki, hex);
@@ -246,12 +246,12 @@ out:
 int gw_regdb_revoke(sqlite3 *db, const char *name, const char *actor, int64_t now, char *err,
                     size_t errlen)
 {
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
     struct gw_regdb_tx t = {0};
 
     if (db == NULL || actor == NULL || *actor == '\0') {
         gw_seterr(err, errlen, "revoke: missing argument");
-        return GW_REG_EARG;
+        return GW_EINVAL;
     }
     if ((rv = gw_regdb_check_name(name, err, errlen)) != 0)
         return rv;
@@ -284,7 +284,7 @@ out:
 static int read_pins(sqlite3 *db, struct gw_regdb_server *s, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
     s->n_pins = 0;
     s->n_pins_total = 0;
     if (sqlite3_prepare_v2(db, GW_REGDB_PINS_SQL, -1, &st, NULL) != SQLITE_OK) {
@@ -330,7 +330,7 @@ static int read_begin(sqlite3 *db, int *in_tx, char *err, size_t errlen)
     if (!sqlite3_get_autocommit(db))
         return 0;
     if (gw_regdb_exec(db, "BEGIN", err, errlen) != 0)
-        return GW_REG_EFAIL;
+        return GW_ESTORAGE;
     *in_tx = 1;
     return 0;
 }
@@ -340,12 +340,12 @@ static int read_begin(sqlite3 *db, int *in_tx, char *err, size_t errlen)
 int gw_regdb_list(sqlite3 *db, gw_regdb_server_fn fn, void *ud, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
     struct gw_regdb_server *s = NULL;
     int in_tx = 0;
 
     if (db == NULL || fn == NULL)
-        return GW_REG_EARG;
+        return GW_EINVAL;
     s = malloc(sizeof *s);
     if (s == NULL) {
         gw_seterr(err, errlen, "list: out of memory");
@@ -382,11 +382,11 @@ int gw_regdb_show(sqlite3 *db, const char *name, struct gw_regdb_server *out, ch
                   size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = GW_REG_EFAIL;
+    int rv = GW_ESTORAGE;
     int in_tx = 0;
 
     if (db == NULL || out == NULL || name == NULL)
-        return GW_REG_EARG;
+        return GW_EINVAL;
     memset(out, 0, sizeof *out);
     if (read_begin(db, &in_tx, err, errlen) != 0)
         goto out;
@@ -398,7 +398,7 @@ int gw_regdb_show(sqlite3 *db, const char *name, struct gw_regdb_server *out, ch
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         gw_seterr(err, errlen, "unknown server %s (not registered)", name);
-        rv = GW_REG_ENOTFOUND;
+        rv = GW_ENOTFOUND;
         goto out;
     }
     if (rc != SQLITE_ROW) {

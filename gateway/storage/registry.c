@@ -72,7 +72,7 @@ static const char schema_sql[] =
 static int check_version(sqlite3 *db, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = -1;
+    int rv = GW_ESTORAGE;
     int rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='schema_version'", -1,
                                 &st, NULL);
     if (rc != SQLITE_OK) {
@@ -83,12 +83,15 @@ static int check_version(sqlite3 *db, char *err, size_t errlen)
     if (rc != SQLITE_ROW) {
         gw_seterr(err, errlen, "registry schema: schema_version missing (%s)",
                rc == SQLITE_DONE ? "no row" : sqlite3_errmsg(db));
+        if (rc == SQLITE_DONE)
+            rv = GW_EINVAL;
         goto out;
     }
     const unsigned char *v = sqlite3_column_text(st, 0);
     if (v == NULL || strcmp((const char *)v, SCHEMA_VERSION) != 0) {
         gw_seterr(err, errlen, "registry schema: version %.16s, this build knows " SCHEMA_VERSION,
                v ? (const char *)v : "NULL");
+        rv = GW_EINVAL;
         goto out;
     }
     rv = 0;
@@ -100,24 +103,24 @@ out:
 int gw_registry_schema(sqlite3 *db, char *err, size_t errlen)
 {
     char *msg = NULL;
-    if (db == NULL) {
-        gw_seterr(err, errlen, "registry schema: no database");
-        return -1;
-    }
+    int rv = GW_ESTORAGE;
+    if (db == NULL)
+        return gw_fail(GW_EINVAL, err, errlen, "registry schema: no database");
     /* A savepoint nests inside a caller's transaction and is a transaction
      * of its own otherwise: the schema appears whole or not at all. */
     if (sqlite3_exec(db, "SAVEPOINT gw_schema", NULL, NULL, &msg) != SQLITE_OK) {
         gw_seterr(err, errlen, "registry schema: %s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
-        return -1;
+        return GW_ESTORAGE;
     }
     if (sqlite3_exec(db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
         gw_seterr(err, errlen, "registry schema: %s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
         goto fail;
     }
-    if (check_version(db, err, errlen) != 0)
+    if ((rv = check_version(db, err, errlen)) != 0)
         goto fail;
+    rv = GW_ESTORAGE;
     if (sqlite3_exec(db, "RELEASE gw_schema", NULL, NULL, &msg) != SQLITE_OK) {
         gw_seterr(err, errlen, "registry schema: %s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
@@ -127,7 +130,7 @@ int gw_registry_schema(sqlite3 *db, char *err, size_t errlen)
 fail:
     sqlite3_exec(db, "ROLLBACK TO gw_schema", NULL, NULL, NULL);
     sqlite3_exec(db, "RELEASE gw_schema", NULL, NULL, NULL);
-    return -1;
+    return rv;
 }
 
 /* ----------------------------------------------------------- snapshot */
@@ -148,7 +151,7 @@ static void registry_free(struct gw_registry *r)
     free(r);
 }
 
-/* Inserts entry |i|; -1 when its SPKI is already present. */
+/* Inserts entry |i|; GW_EEXIST when its SPKI is already present. */
 static int table_put(struct gw_registry *r, size_t i)
 {
     uint64_t h = spki_hash(r->srv[i].spki);
@@ -160,7 +163,7 @@ static int table_put(struct gw_registry *r, size_t i)
             return 0;
         }
         if (s->h == h && memcmp(r->srv[s->idx - 1].spki, r->srv[i].spki, GW_SPKI_LEN) == 0)
-            return -1;
+            return GW_EEXIST;
     }
 }
 
@@ -170,23 +173,21 @@ static int alloc_table(struct gw_registry *r, size_t n, char *err, size_t errlen
     size_t cap = 16;
     while (cap < n * 2) {
         if (cap > SIZE_MAX / 4 / sizeof(struct slot)) {
-            gw_seterr(err, errlen, "registry: too many pins (%zu)", n);
-            return -1;
+            return gw_fail(GW_EINVAL, err, errlen, "registry: too many pins (%zu)", n);
         }
         cap *= 2;
     }
     r->slots = calloc(cap, sizeof *r->slots);
     r->srv = calloc(n ? n : 1, sizeof *r->srv);
     if (r->slots == NULL || r->srv == NULL) {
-        gw_seterr(err, errlen, "registry: out of memory for %zu pins", n);
-        return -1;
+        return gw_fail(GW_ENOMEM, err, errlen, "registry: out of memory for %zu pins", n);
     }
     r->mask = cap - 1;
     return 0;
 }
 
-/* Copies row |st| into |s| (zeroed); -1 with err on a value the schema
- * forbids (a file made by hand or by another tool). */
+/* Copies row |st| into |s| (zeroed); GW_EINVAL with err on a value the
+ * schema forbids (a file made by hand or by another tool). */
 static int read_row(sqlite3_stmt *st, struct gw_server *s, char *err, size_t errlen)
 {
     s->id = sqlite3_column_int64(st, 2);
@@ -196,7 +197,7 @@ static int read_row(sqlite3_stmt *st, struct gw_server *s, char *err, size_t err
     if (sqlite3_column_type(st, 0) != SQLITE_BLOB || blen != GW_SPKI_LEN || blob == NULL) {
         gw_seterr(err, errlen, "registry: server %lld has a pin that is not a 32-byte SHA-256",
                (long long)s->id);
-        return -1;
+        return GW_EINVAL;
     }
     memcpy(s->spki, blob, GW_SPKI_LEN);
 
@@ -214,7 +215,7 @@ static int read_row(sqlite3_stmt *st, struct gw_server *s, char *err, size_t err
     if (name == NULL || nlen <= 0 || (size_t)nlen >= sizeof s->name) {
         gw_seterr(err, errlen, "registry: server %lld: name empty or longer than %zu bytes",
                (long long)s->id, sizeof s->name - 1);
-        return -1;
+        return GW_EINVAL;
     }
     memcpy(s->name, name, (size_t)nlen);
 
@@ -222,7 +223,7 @@ static int read_row(sqlite3_stmt *st, struct gw_server *s, char *err, size_t err
     if (kind == NULL || (strcmp(kind, "nimble") != 0 && strcmp(kind, "wowza") != 0)) {
         gw_seterr(err, errlen, "registry: server %lld: kind is not nimble or wowza",
                (long long)s->id);
-        return -1;
+        return GW_EINVAL;
     }
     snprintf(s->kind, sizeof s->kind, "%s", kind);
 
@@ -234,7 +235,7 @@ static int read_row(sqlite3_stmt *st, struct gw_server *s, char *err, size_t err
     } else {
         gw_seterr(err, errlen, "registry: server %lld: status is not active or revoked",
                (long long)s->id);
-        return -1;
+        return GW_EINVAL;
     }
     return 0;
 }
@@ -242,7 +243,7 @@ static int read_row(sqlite3_stmt *st, struct gw_server *s, char *err, size_t err
 static int count_pins(sqlite3 *db, const char *db_path, size_t *n, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = -1;
+    int rv = GW_ESTORAGE;
     if (sqlite3_prepare_v2(db, "SELECT count(*) FROM server_pins", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
         gw_seterr(err, errlen, "registry %s: %s", db_path, sqlite3_errmsg(db));
@@ -251,6 +252,7 @@ static int count_pins(sqlite3 *db, const char *db_path, size_t *n, char *err, si
     int64_t c = sqlite3_column_int64(st, 0);
     if (c < 0 || (uint64_t)c >= UINT32_MAX || (uint64_t)c > SIZE_MAX / sizeof(struct gw_server)) {
         gw_seterr(err, errlen, "registry %s: too many pins", db_path);
+        rv = GW_EINVAL;
         goto out;
     }
     *n = (size_t)c;
@@ -267,7 +269,7 @@ static int read_pins(sqlite3 *db, const char *db_path, struct gw_registry *r, si
                      char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = -1;
+    int rv = GW_ESTORAGE;
     int rc = sqlite3_prepare_v2(db,
                                 "SELECT p.spki_sha256, p.not_after, s.id, s.name, s.kind, s.status"
                                 " FROM server_pins p JOIN servers s ON s.id = p.server_id",
@@ -281,14 +283,16 @@ static int read_pins(sqlite3 *db, const char *db_path, struct gw_registry *r, si
             gw_seterr(err, errlen, "registry %s: pins changed while loading", db_path);
             goto out;
         }
-        if (read_row(st, &r->srv[r->n], err, errlen) != 0)
+        if ((rv = read_row(st, &r->srv[r->n], err, errlen)) != 0)
             goto out;
-        if (table_put(r, r->n) != 0) {
+        if ((rv = table_put(r, r->n)) != 0) {
             char hex[2 * GW_SPKI_LEN + 1];
             gw_spki_hex(r->srv[r->n].spki, hex);
             gw_seterr(err, errlen, "registry %s: pin %s appears twice", db_path, hex);
+            rv = GW_EINVAL;
             goto out;
         }
+        rv = GW_ESTORAGE;
         r->n++;
     }
     if (rc != SQLITE_DONE) {
@@ -303,17 +307,18 @@ out:
 
 int gw_registry_load(const char *db_path, struct gw_registry **out, char *err, size_t errlen)
 {
-    int rv = -1;
+    int rv = GW_EINVAL;
     sqlite3 *db = NULL;
     struct gw_registry *r = NULL;
 
     if (out == NULL)
-        return -1;
+        return GW_EINVAL;
     *out = NULL;
     if (db_path == NULL || *db_path == '\0') {
         gw_seterr(err, errlen, "registry: no database path");
         goto out;
     }
+    rv = GW_ESTORAGE;
     /* READONLY never creates the file: a missing registry is an error, not
      * an empty one that would refuse every agent. */
     int rc = sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
@@ -327,6 +332,7 @@ int gw_registry_load(const char *db_path, struct gw_registry **out, char *err, s
     r = calloc(1, sizeof *r);
     if (r == NULL) {
         gw_seterr(err, errlen, "registry: out of memory");
+        rv = GW_ENOMEM;
         goto out;
     }
     r->refs = 1;
@@ -337,9 +343,9 @@ int gw_registry_load(const char *db_path, struct gw_registry **out, char *err, s
         goto out;
     }
     size_t n = 0;
-    if (count_pins(db, db_path, &n, err, errlen) != 0 ||
-        alloc_table(r, n, err, errlen) != 0 ||
-        read_pins(db, db_path, r, n, err, errlen) != 0)
+    if ((rv = count_pins(db, db_path, &n, err, errlen)) != 0 ||
+        (rv = alloc_table(r, n, err, errlen)) != 0 ||
+        (rv = read_pins(db, db_path, r, n, err, errlen)) != 0)
         goto out;
     *out = r;
     r = NULL;
@@ -351,6 +357,33 @@ out:
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL); /* ends the read */
         sqlite3_close(db);
     }
+    return rv;
+}
+
+int gw_registry_generation(sqlite3 *db, int64_t *gen, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rv = GW_ESTORAGE;
+
+    if (db == NULL || gen == NULL)
+        return GW_EINVAL;
+    *gen = 0;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT CAST(value AS INTEGER) FROM meta"
+                           " WHERE key = 'registry_generation'",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto fail;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *gen = sqlite3_column_int64(st, 0);
+    else if (rc != SQLITE_DONE)
+        goto fail;
+    rv = 0;
+    goto out;
+fail:
+    gw_seterr(err, errlen, "database: registry_generation: %s", sqlite3_errmsg(db));
+out:
+    sqlite3_finalize(st);
     return rv;
 }
 

@@ -16,6 +16,8 @@
 
 #include <sqlite3.h>
 
+#include "err.h"
+
 #define GW_SPKI_LEN 32
 
 enum gw_server_status {
@@ -36,12 +38,20 @@ struct gw_registry;
 
 /* Creates the registry tables (servers, server_pins) and the activity log
  * table when missing.  Used by the gateway at start and by panelgatectl.
- * Returns 0 or -1 (err filled). */
+ * Returns 0 or a GW_E* code (err.h): GW_ESTORAGE, GW_EINVAL for a file of
+ * an unknown version; err filled. */
 int gw_registry_schema(sqlite3 *db, char *err, size_t errlen);
 
 /* Opens |db_path| read-only, loads every pin into a new snapshot.  Returns
- * 0 or -1 with a reason in err.  *out is NULL on failure. */
+ * 0 or a GW_E* code with a reason in err: GW_ESTORAGE (SQLite), GW_EINVAL
+ * (a row the schema forbids, a pin twice), GW_ENOMEM.  *out is NULL on
+ * failure. */
 int gw_registry_load(const char *db_path, struct gw_registry **out, char *err, size_t errlen);
+
+/* meta.registry_generation of |db| (0 when absent): it advances with every
+ * change of the pins, so a reader polls it to know when to load again.
+ * Returns 0 or GW_ESTORAGE with a reason in err. */
+int gw_registry_generation(sqlite3 *db, int64_t *gen, char *err, size_t errlen);
 
 /* The server pinned by |spki| and active at time |now| (Unix seconds):
  * NULL when unknown, revoked, or the pin expired.  |why| (optional) gets

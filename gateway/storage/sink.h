@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
 #include "stats.h"
 
 struct event_base;

@@ -82,7 +82,7 @@ const char gw_store_bump_paths_sql[] =
 static int table_exists(sqlite3 *db, const char *name, int *yes, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = -1;
+    int rv = GW_ESTORAGE;
     if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
                            -1, &st, NULL) != SQLITE_OK ||
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) != SQLITE_OK) {
@@ -104,15 +104,16 @@ out:
 int gw_store_version(sqlite3 *db, int *version, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int yes = 0, rv = -1;
+    int yes = 0, rv;
 
     *version = 0;
-    if (table_exists(db, "frames", &yes, err, errlen) != 0)
-        return -1;
+    if ((rv = table_exists(db, "frames", &yes, err, errlen)) != 0)
+        return rv;
     if (!yes)
         return 0;
-    if (table_exists(db, "meta", &yes, err, errlen) != 0)
-        return -1;
+    if ((rv = table_exists(db, "meta", &yes, err, errlen)) != 0)
+        return rv;
+    rv = GW_ESTORAGE;
     if (!yes) {
         *version = 1;
         return 0;
@@ -140,6 +141,7 @@ int gw_store_version(sqlite3 *db, int *version, char *err, size_t errlen)
     else {
         gw_seterr(err, errlen, "storage schema: version %.16s, this build knows 1 and "
                   STR(GW_STORE_VERSION), v ? v : "NULL");
+        rv = GW_EINVAL;
         goto out;
     }
     rv = 0;
@@ -151,21 +153,20 @@ out:
 int gw_store_schema(sqlite3 *db, char *err, size_t errlen)
 {
     char *msg = NULL;
-    int version = 0;
+    int version = 0, rv;
 
-    if (db == NULL) {
-        gw_seterr(err, errlen, "storage schema: no database");
-        return -1;
-    }
+    if (db == NULL)
+        return gw_fail(GW_EINVAL, err, errlen, "storage schema: no database");
     if (sqlite3_exec(db, "SAVEPOINT gw_store", NULL, NULL, &msg) != SQLITE_OK) {
         gw_seterr(err, errlen, "storage schema: %s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
-        return -1;
+        return GW_ESTORAGE;
     }
     /* the version is read inside the savepoint: a concurrent migration
      * cannot slip in between */
-    if (gw_store_version(db, &version, err, errlen) != 0)
+    if ((rv = gw_store_version(db, &version, err, errlen)) != 0)
         goto fail;
+    rv = GW_ESTORAGE;
     if (sqlite3_exec(db, v1_sql, NULL, NULL, &msg) != SQLITE_OK ||
         sqlite3_exec(db, v2_sql, NULL, NULL, &msg) != SQLITE_OK) {
         gw_seterr(err, errlen, "storage schema (from version %d): %s", version,
@@ -182,5 +183,31 @@ int gw_store_schema(sqlite3 *db, char *err, size_t errlen)
 fail:
     sqlite3_exec(db, "ROLLBACK TO gw_store", NULL, NULL, NULL);
     sqlite3_exec(db, "RELEASE gw_store", NULL, NULL, NULL);
-    return -1;
+    return rv;
+}
+
+int gw_sqlite_error(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return 0;
+    case SQLITE_BUSY:     /* another connection holds the lock */
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:     /* the disk (or max_page_count) is full */
+    case SQLITE_IOERR:    /* the file system failed a read, write, fsync */
+    case SQLITE_READONLY: /* the file or its directory became read-only */
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_CANTOPEN: /* the file (or its WAL) cannot be opened */
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL: /* the WAL locking protocol gave up */
+    case SQLITE_PERM:
+    case SQLITE_INTERRUPT:
+    case SQLITE_ABORT:    /* a rollback came from elsewhere */
+        return GW_ESTORAGE;
+    default:              /* CONSTRAINT, TOOBIG, MISMATCH, RANGE, ERROR, ... */
+        return GW_EREJECTED;
+    }
 }

@@ -25,19 +25,31 @@
 
 #include <sqlite3.h>
 
+#include "err.h"
+
 #define GW_STORE_VERSION 2
 
 /* Creates the storage tables when missing, migrates a version-1 file,
- * refuses a newer version.  Inside a savepoint: all or nothing.  Returns 0
- * or -1 with a reason in err. */
+ * refuses a newer version (GW_EINVAL).  Inside a savepoint: all or nothing.
+ * Returns 0 or a GW_E* code (err.h) with a reason in err. */
 int gw_store_schema(sqlite3 *db, char *err, size_t errlen);
 
-/* The layout of |db|: 0 (no frames table), 1 or 2.  Returns 0 or -1 with a
- * reason in err (SQLite error, unknown version). */
+/* The layout of |db|: 0 (no frames table), 1 or 2.  Returns 0, or
+ * GW_ESTORAGE (SQLite error) or GW_EINVAL (unknown version) with a reason
+ * in err. */
 int gw_store_version(sqlite3 *db, int *version, char *err, size_t errlen);
 
 /* SQL that advances meta.stream_paths_generation (run it in the
  * transaction that deletes paths). */
 extern const char gw_store_bump_paths_sql[];
+
+/* A SQLite result code (primary or extended) as a GW_E* code, for whoever
+ * calls SQLite: 0 for SQLITE_OK, _ROW and _DONE; GW_ESTORAGE for what is
+ * wrong with the storage and may pass - the database busy or locked, the
+ * disk full, failing I/O, a read-only or corrupt file, no memory; and
+ * GW_EREJECTED for what is wrong with the statement or its row (a
+ * constraint, a value too big or of the wrong type, SQLITE_ERROR): that
+ * fails again on a retry. */
+int gw_sqlite_error(int rc);
 
 #endif /* GW_STORE_H */

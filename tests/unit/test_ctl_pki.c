@@ -267,7 +267,7 @@ static void test_ca_init_files(void **state)
     char before[128];
     read_text(path, before, sizeof before);
     assert_int_equal(pki_ca_init(f->pki, "again", PKI_KEY_EC_P256, 10, &f->rng, f->err,
-                                 sizeof f->err), -1);
+                                 sizeof f->err), GW_EEXIST);
     ASSERT_ERR_HAS(f, "ca.key");
     ASSERT_ERR_HAS(f, "already exists");
     read_text(path, text, sizeof text);
@@ -275,9 +275,9 @@ static void test_ca_init_files(void **state)
 
     /* Bad arguments. */
     snprintf(path, sizeof path, "%s/other", f->base);
-    assert_int_equal(pki_ca_init(path, "a,b", PKI_KEY_EC_P256, 10, &f->rng, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_ca_init(path, "a,b", PKI_KEY_EC_P256, 10, &f->rng, f->err, sizeof f->err), GW_EINVAL);
     ASSERT_ERR_HAS(f, "common name 'a,b'");
-    assert_int_equal(pki_ca_init(path, NULL, PKI_KEY_EC_P256, 0, &f->rng, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_ca_init(path, NULL, PKI_KEY_EC_P256, 0, &f->rng, f->err, sizeof f->err), GW_EINVAL);
     ASSERT_ERR_HAS(f, "days 0");
 }
 
@@ -297,16 +297,16 @@ static void test_ca_load_mismatch(void **state)
     snprintf(a, sizeof a, "%s/ca.key", f->pki);
     snprintf(b, sizeof b, "%s/ca.key", other);
     assert_int_equal(rename(b, a), 0);
-    assert_int_equal(pki_ca_load(&ca, f->pki, &f->rng, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_ca_load(&ca, f->pki, &f->rng, f->err, sizeof f->err), GW_ETLS);
     ASSERT_ERR_HAS(f, "does not match");
     ASSERT_ERR_HAS(f, a);
     pki_ca_free(&ca); /* safe after a failed load */
 
     /* No CA at all; a missing key. */
     snprintf(a, sizeof a, "%s/nothing", f->base);
-    assert_int_equal(pki_ca_load(&ca, a, &f->rng, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_ca_load(&ca, a, &f->rng, f->err, sizeof f->err), GW_EINVAL);
     ASSERT_ERR_HAS(f, "no CA here");
-    assert_int_equal(pki_ca_load(&ca, other, &f->rng, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_ca_load(&ca, other, &f->rng, f->err, sizeof f->err), GW_ETLS);
     ASSERT_ERR_HAS(f, b);
 }
 
@@ -395,7 +395,7 @@ static void test_issue_clamped_to_ca(void **state)
     mbedtls_x509_crt_init(&leaf);
     assert_int_equal(pki_key_generate(&key, PKI_KEY_EC_P256, &f->rng, f->err, sizeof f->err), 0);
     /* A context that already holds a key is refused, not freed. */
-    assert_int_equal(pki_key_generate(&key, PKI_KEY_EC_P256, &f->rng, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_key_generate(&key, PKI_KEY_EC_P256, &f->rng, f->err, sizeof f->err), GW_EINVAL);
     assert_int_equal(mbedtls_pk_get_type(&key), MBEDTLS_PK_ECKEY);
     assert_int_equal(pki_issue(&f->ca, &req, &key, &f->rng, pem, sizeof pem, f->err,
                                sizeof f->err), 0);
@@ -418,12 +418,13 @@ static void test_issue_rejects(void **state)
     assert_int_equal(pki_key_generate(&key, PKI_KEY_EC_P256, &f->rng, f->err, sizeof f->err), 0);
     serial_file(f, &before);
 
-#define REJECT(r, frag)                                                                      \
+#define REJECT_AS(r, frag, code)                                                             \
     do {                                                                                     \
         assert_int_equal(pki_issue(&f->ca, (r), &key, &f->rng, pem, sizeof pem, f->err,      \
-                                   sizeof f->err), -1);                                      \
+                                   sizeof f->err), (code));                                  \
         ASSERT_ERR_HAS(f, frag);                                                             \
     } while (0)
+#define REJECT(r, frag) REJECT_AS(r, frag, GW_EINVAL)
 
     struct pki_issue r = {.profile = PKI_PROFILE_CLIENT, .common_name = "x", .days = 1,
                           .dns = {"a.example"}, .n_dns = 1};
@@ -474,8 +475,9 @@ static void test_issue_rejects(void **state)
     r = (struct pki_issue){.profile = PKI_PROFILE_CLIENT, .common_name = "x", .days = 1};
     REJECT(&r, path);
     unlink(path);
-    REJECT(&r, path);
+    REJECT_AS(&r, path, GW_EIO);
 #undef REJECT
+#undef REJECT_AS
     mbedtls_mpi_free(&before);
     mbedtls_mpi_free(&after);
     mbedtls_pk_free(&key);
@@ -628,7 +630,7 @@ static void test_csr_tampered(void **state)
     memcpy(bad, der, n);
     bad[n - 1] ^= 0x01;
     write_bytes(path, bad, n);
-    assert_int_equal(pki_csr_load(&csr, path, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_csr_load(&csr, path, f->err, sizeof f->err), GW_ETLS);
     ASSERT_ERR_HAS(f, "CSR signature does not verify");
     ASSERT_ERR_HAS(f, path);
 
@@ -641,15 +643,15 @@ static void test_csr_tampered(void **state)
     assert_non_null(at);
     *at = 'x';
     write_bytes(path, bad, n);
-    assert_int_equal(pki_csr_load(&csr, path, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_csr_load(&csr, path, f->err, sizeof f->err), GW_ETLS);
     ASSERT_ERR_HAS(f, "CSR signature does not verify");
 
     /* Not a CSR at all; no file. */
     write_bytes(path, (const unsigned char *)"hello\n", 6);
-    assert_int_equal(pki_csr_load(&csr, path, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_csr_load(&csr, path, f->err, sizeof f->err), GW_ETLS);
     ASSERT_ERR_HAS(f, "cannot parse the CSR");
     snprintf(path, sizeof path, "%s/missing.csr", f->base);
-    assert_int_equal(pki_csr_load(&csr, path, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_csr_load(&csr, path, f->err, sizeof f->err), GW_ETLS);
     ASSERT_ERR_HAS(f, path);
     mbedtls_x509_csr_free(&csr);
     mbedtls_pk_free(&key);
@@ -681,14 +683,14 @@ static void test_csr_weak_keys(void **state)
         unlink(path);
         assert_int_equal(pki_write_file(path, pem, f->err, sizeof f->err), 0);
         mbedtls_x509_csr_init(&csr);
-        assert_int_equal(pki_csr_load(&csr, path, f->err, sizeof f->err), -1);
+        assert_int_equal(pki_csr_load(&csr, path, f->err, sizeof f->err), GW_EINVAL);
         ASSERT_ERR_HAS(f, k == 0 ? "RSA key of 1024 bits is too short" : "unsupported curve");
 
         /* Nor is such a key issued a certificate directly. */
         unsigned char out[4096];
         struct pki_issue req = {.profile = PKI_PROFILE_CLIENT, .common_name = "weak", .days = 1};
         assert_int_equal(pki_issue(&f->ca, &req, &key, &f->rng, out, sizeof out, f->err,
-                                   sizeof f->err), -1);
+                                   sizeof f->err), GW_EINVAL);
         mbedtls_pk_free(&key);
     }
 }
@@ -741,7 +743,7 @@ static void test_key_write_no_overwrite(void **state)
     read_text(path, before, sizeof before);
     assert_non_null(strstr(before, "PRIVATE KEY-----"));
 
-    assert_int_equal(pki_key_write(&other, path, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_key_write(&other, path, f->err, sizeof f->err), GW_EEXIST);
     ASSERT_ERR_HAS(f, path);
     ASSERT_ERR_HAS(f, "already exists");
     read_text(path, after, sizeof after);
@@ -751,7 +753,7 @@ static void test_key_write_no_overwrite(void **state)
     char link[192];
     snprintf(link, sizeof link, "%s/link.key", f->base);
     assert_int_equal(symlink("target-does-not-exist", link), 0);
-    assert_int_equal(pki_key_write(&other, link, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_key_write(&other, link, f->err, sizeof f->err), GW_EEXIST);
     ASSERT_ERR_HAS(f, link);
 
     mbedtls_pk_context back;
@@ -762,7 +764,7 @@ static void test_key_write_no_overwrite(void **state)
     assert_int_equal(pki_spki_sha256(&back, b), 0);
     assert_memory_equal(a, b, 32);
     snprintf(path, sizeof path, "%s/none.key", f->base);
-    assert_int_equal(pki_key_load(&back, path, &f->rng, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_key_load(&back, path, &f->rng, f->err, sizeof f->err), GW_ETLS);
     ASSERT_ERR_HAS(f, path);
     mbedtls_pk_free(&back);
     mbedtls_pk_free(&other);
@@ -779,21 +781,21 @@ static void test_unwritable_paths(void **state)
     write_bytes(file, (const unsigned char *)"x", 1);
 
     snprintf(path, sizeof path, "%s/sub", file);
-    assert_int_equal(pki_ca_init(path, NULL, PKI_KEY_EC_P256, 1, &f->rng, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_ca_init(path, NULL, PKI_KEY_EC_P256, 1, &f->rng, f->err, sizeof f->err), GW_EIO);
     ASSERT_ERR_HAS(f, path);
     ASSERT_ERR_HAS(f, "Not a directory");
 
     snprintf(path, sizeof path, "%s/k.key", file);
-    assert_int_equal(pki_key_write(&f->ca.key, path, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_key_write(&f->ca.key, path, f->err, sizeof f->err), GW_EIO);
     ASSERT_ERR_HAS(f, path);
 
     snprintf(path, sizeof path, "%s/x.crt", file);
-    assert_int_equal(pki_write_file(path, (const unsigned char *)"pem", f->err, sizeof f->err), -1);
+    assert_int_equal(pki_write_file(path, (const unsigned char *)"pem", f->err, sizeof f->err), GW_EIO);
     ASSERT_ERR_HAS(f, path);
 
     mbedtls_x509_crt crt;
     mbedtls_x509_crt_init(&crt);
-    assert_int_equal(pki_crt_load(&crt, file, f->err, sizeof f->err), -1);
+    assert_int_equal(pki_crt_load(&crt, file, f->err, sizeof f->err), GW_ETLS);
     ASSERT_ERR_HAS(f, file);
     mbedtls_x509_crt_free(&crt);
 

@@ -365,13 +365,13 @@ static void test_open_errors(void **state)
     char err[256], garbage[192];
     (void)state;
 
-    assert_int_equal(gw_geo_open(&g, "/nonexistent/c.mmdb", NULL, err, sizeof err), -1);
+    assert_int_equal(gw_geo_open(&g, "/nonexistent/c.mmdb", NULL, err, sizeof err), GW_EIO);
     assert_null(g);
     assert_non_null(strstr(err, "country_db"));
     assert_non_null(strstr(err, "/nonexistent/c.mmdb"));
 
     g = (struct gw_geo *)(uintptr_t)1;
-    assert_int_equal(gw_geo_open(&g, country_db, "/nonexistent/a.mmdb", err, sizeof err), -1);
+    assert_int_equal(gw_geo_open(&g, country_db, "/nonexistent/a.mmdb", err, sizeof err), GW_EIO);
     assert_null(g);
     assert_non_null(strstr(err, "asn_db /nonexistent/a.mmdb"));
 
@@ -380,7 +380,7 @@ static void test_open_errors(void **state)
     assert_non_null(fp);
     fputs("this is not a MaxMind database\n", fp);
     fclose(fp);
-    assert_int_equal(gw_geo_open(&g, garbage, NULL, err, sizeof err), -1);
+    assert_int_equal(gw_geo_open(&g, garbage, NULL, err, sizeof err), GW_EIO);
     assert_null(g);
     assert_non_null(strstr(err, garbage));
     gw_geo_free(NULL);
@@ -605,7 +605,7 @@ static void test_memory_bounded(void **state)
 
     /* a capped arena too small for the block */
     pa_arena_init(&a, 4096, NULL);
-    assert_int_equal(gw_privacy_reduce(g, c, 1000, &a, &v), -1);
+    assert_int_equal(gw_privacy_reduce(g, c, 1000, &a, &v), GW_ENOMEM);
     assert_int_equal(v.n, 0);
     assert_null(v.aggs);
     pa_arena_cleanup(&a);

@@ -205,12 +205,12 @@ static void test_addr_keys(void **state)
     struct sockaddr_un un;
     memset(&un, 0, sizeof un);
     un.sun_family = AF_UNIX;
-    assert_int_equal(gw_rl_addr_key(&un, sizeof un, a), -1);
+    assert_int_equal(gw_rl_addr_key(&un, sizeof un, a), GW_EINVAL);
     struct sockaddr_in in;
     memset(&in, 0, sizeof in);
     in.sin_family = AF_INET;
-    assert_int_equal(gw_rl_addr_key(&in, sizeof in - 1, a), -1);
-    assert_int_equal(gw_rl_addr_key(&in, 1, a), -1);
+    assert_int_equal(gw_rl_addr_key(&in, sizeof in - 1, a), GW_EINVAL);
+    assert_int_equal(gw_rl_addr_key(&in, 1, a), GW_EINVAL);
 }
 
 static void test_addr_limit(void **state)

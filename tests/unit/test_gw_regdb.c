@@ -72,7 +72,7 @@ static void pin_of(uint8_t out[GW_SPKI_LEN], uint8_t seed)
 static int64_t generation(struct fx *f)
 {
     int64_t g = -1;
-    assert_int_equal(gw_regdb_generation(f->db, &g, f->err, sizeof f->err), 0);
+    assert_int_equal(gw_registry_generation(f->db, &g, f->err, sizeof f->err), 0);
     return g;
 }
 
@@ -110,7 +110,7 @@ static void test_open_missing_without_create(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/none.db", dir);
     sqlite3 *db = (sqlite3 *)1;
-    assert_int_equal(gw_regdb_open(path, 0, &db, err, sizeof err), GW_REG_EFAIL);
+    assert_int_equal(gw_regdb_open(path, 0, &db, err, sizeof err), GW_ESTORAGE);
     assert_null(db);
     assert_non_null(strstr(err, path));
     struct stat sb;
@@ -118,7 +118,7 @@ static void test_open_missing_without_create(void **state)
     /* with create: the schema and the generation row are there */
     assert_int_equal(gw_regdb_open(path, 1, &db, err, sizeof err), 0);
     int64_t g = -1;
-    assert_int_equal(gw_regdb_generation(db, &g, err, sizeof err), 0);
+    assert_int_equal(gw_registry_generation(db, &g, err, sizeof err), 0);
     assert_int_equal(g, 0);
     sqlite3_close(db);
     /* reopening an existing file without create works */
@@ -207,7 +207,7 @@ static void test_register_conflicts(void **state)
     int64_t id = 77;
     assert_int_equal(gw_regdb_register(f->db, "nimble-01", "wowza", pin, "alice", NULL, NOW,
                                        &id, f->err, sizeof f->err),
-                     GW_REG_EEXISTS);
+                     GW_EEXIST);
     assert_string_equal(f->err, "server nimble-01 is already registered");
     assert_int_equal(id, 0);
 
@@ -215,22 +215,22 @@ static void test_register_conflicts(void **state)
     pin_of(pin, 1);
     assert_int_equal(gw_regdb_register(f->db, "wowza-01", "wowza", pin, "alice", NULL, NOW, NULL,
                                        f->err, sizeof f->err),
-                     GW_REG_EPINUSE);
+                     GW_EPINNED);
     assert_string_equal(f->err, "this public key is already pinned to server nimble-01");
 
     /* bad arguments */
     pin_of(pin, 3);
     assert_int_equal(gw_regdb_register(f->db, "bad name", "nimble", pin, "alice", NULL, NOW,
                                        NULL, f->err, sizeof f->err),
-                     GW_REG_EARG);
+                     GW_EINVAL);
     assert_non_null(strstr(f->err, "bad server name"));
     assert_int_equal(gw_regdb_register(f->db, "ok-name", "icecast", pin, "alice", NULL, NOW,
                                        NULL, f->err, sizeof f->err),
-                     GW_REG_EARG);
+                     GW_EINVAL);
     assert_non_null(strstr(f->err, "icecast"));
     assert_int_equal(gw_regdb_register(f->db, "ok-name", "nimble", pin, "", NULL, NOW, NULL,
                                        f->err, sizeof f->err),
-                     GW_REG_EARG);
+                     GW_EINVAL);
 
     /* nothing of the failures stuck, and no transaction is left open */
     assert_int_equal(generation(f), gen);
@@ -256,7 +256,7 @@ static void test_register_inside_caller_tx(void **state)
     pin_of(pin, 1);
     assert_int_equal(gw_regdb_register(f->db, "other", "nimble", pin, "alice", NULL, NOW, NULL,
                                        f->err, sizeof f->err),
-                     GW_REG_EPINUSE);
+                     GW_EPINNED);
     assert_false(sqlite3_get_autocommit(f->db));
     assert_int_equal(count_rows(f, "servers"), 1);
     assert_int_equal(sqlite3_exec(f->db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
@@ -356,22 +356,22 @@ static void test_rotate_errors(void **state)
     pin_of(pin, 5);
     assert_int_equal(gw_regdb_rotate(f->db, "nimble-99", pin, 60, "bob", NOW, f->err,
                                      sizeof f->err),
-                     GW_REG_ENOTFOUND);
+                     GW_ENOTFOUND);
     assert_non_null(strstr(f->err, "nimble-99"));
     pin_of(pin, 2); /* wowza-01's key */
     assert_int_equal(gw_regdb_rotate(f->db, "nimble-01", pin, 60, "bob", NOW, f->err,
                                      sizeof f->err),
-                     GW_REG_EPINUSE);
+                     GW_EPINNED);
     assert_string_equal(f->err, "this public key is already pinned to server wowza-01");
     pin_of(pin, 1); /* its own current key */
     assert_int_equal(gw_regdb_rotate(f->db, "nimble-01", pin, 60, "bob", NOW, f->err,
                                      sizeof f->err),
-                     GW_REG_EPINUSE);
+                     GW_EPINNED);
     assert_non_null(strstr(f->err, "nimble-01"));
     pin_of(pin, 5);
     assert_int_equal(gw_regdb_rotate(f->db, "nimble-01", pin, -1, "bob", NOW, f->err,
                                      sizeof f->err),
-                     GW_REG_EARG);
+                     GW_EINVAL);
     assert_int_equal(generation(f), gen);
     struct gw_regdb_server s;
     assert_int_equal(gw_regdb_show(f->db, "nimble-01", &s, f->err, sizeof f->err), 0);
@@ -436,9 +436,9 @@ static void test_revoke(void **state)
     assert_true(sqlite3_get_autocommit(f->db));
 
     assert_int_equal(gw_regdb_revoke(f->db, "ghost", "carol", NOW, f->err, sizeof f->err),
-                     GW_REG_ENOTFOUND);
+                     GW_ENOTFOUND);
     assert_non_null(strstr(f->err, "unknown server ghost"));
-    assert_int_equal(gw_regdb_show(f->db, "ghost", &s, f->err, sizeof f->err), GW_REG_ENOTFOUND);
+    assert_int_equal(gw_regdb_show(f->db, "ghost", &s, f->err, sizeof f->err), GW_ENOTFOUND);
     assert_non_null(strstr(f->err, "ghost"));
 }
 
@@ -621,9 +621,9 @@ static void test_activity_rows(void **state)
 
     /* actor and action are required */
     assert_int_equal(gw_activity_add(f->db, NOW, "", "x", 0, NULL, f->err, sizeof f->err),
-                     GW_REG_EARG);
+                     GW_EINVAL);
     assert_int_equal(gw_activity_add(f->db, NOW, "x", NULL, 0, NULL, f->err, sizeof f->err),
-                     GW_REG_EARG);
+                     GW_EINVAL);
 }
 
 /* The details built here stay valid JSON for any legal name; the actor is
@@ -764,7 +764,7 @@ static void test_purge_chunks(void **state)
 
     /* the frames table is required */
     assert_int_equal(gw_regdb_purge(f->db, 5000, 0, "ops", NOW, &n, f->err, sizeof f->err),
-                     GW_REG_EARG);
+                     GW_EINVAL);
     assert_non_null(strstr(f->err, "frames"));
     frames_table(f);
 
@@ -806,10 +806,10 @@ static void test_purge_chunks(void **state)
     assert_int_equal(generation(f), gen);
     /* no actor, or inside a caller's transaction: refused */
     assert_int_equal(gw_regdb_purge(f->db, 5000, 0, "", NOW, &n, f->err, sizeof f->err),
-                     GW_REG_EARG);
+                     GW_EINVAL);
     assert_int_equal(sqlite3_exec(f->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(gw_regdb_purge(f->db, 5000, 0, "ops", NOW, &n, f->err, sizeof f->err),
-                     GW_REG_EARG);
+                     GW_EINVAL);
     assert_int_equal(sqlite3_exec(f->db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
 }
 
@@ -834,10 +834,10 @@ static void test_erase(void **state)
 
     assert_int_equal(gw_regdb_erase(f->db, "nobody", "ops", NOW, &nf, &na, f->err,
                                     sizeof f->err),
-                     GW_REG_ENOTFOUND);
+                     GW_ENOTFOUND);
     assert_int_equal(gw_regdb_erase(f->db, "-bad", "ops", NOW, &nf, &na, f->err,
                                     sizeof f->err),
-                     GW_REG_EARG);
+                     GW_EINVAL);
     assert_int_equal(gw_regdb_erase(f->db, "b", "ops", NOW + 10, &nf, &na, f->err,
                                     sizeof f->err),
                      0);
@@ -868,7 +868,7 @@ static void test_erase(void **state)
     snprintf(q, sizeof q, "SELECT count(*) FROM activity WHERE server_id = %lld", (long long)a);
     assert_int_equal(count_where(f, q), 1);
     struct gw_regdb_server s;
-    assert_int_equal(gw_regdb_show(f->db, "b", &s, f->err, sizeof f->err), GW_REG_ENOTFOUND);
+    assert_int_equal(gw_regdb_show(f->db, "b", &s, f->err, sizeof f->err), GW_ENOTFOUND);
 
     /* b's id is never given to a new server; rows that land late for the
      * erased id go with the next erasure */
@@ -977,7 +977,7 @@ static void test_export(void **state)
     struct exp_seen e2 = {.body_ok = 1, .stop_at_frame = 3};
     assert_int_equal(gw_regdb_export(f->db, "a", &ops, &e2, "json", "ops", NOW + 21, f->err,
                                      sizeof f->err),
-                     GW_REG_EFAIL);
+                     GW_ESTORAGE);
     assert_int_equal(e2.frames, 3);
     assert_int_equal(e2.acts, 0);
     assert_int_equal(count_where(f, "SELECT count(*) FROM activity WHERE action = 'export'"), 1);
@@ -986,7 +986,7 @@ static void test_export(void **state)
     struct exp_seen e3 = {.body_ok = 1};
     assert_int_equal(gw_regdb_export(f->db, "zz", &ops, &e3, "json", "ops", NOW, f->err,
                                      sizeof f->err),
-                     GW_REG_ENOTFOUND);
+                     GW_ENOTFOUND);
     assert_int_equal(gw_regdb_export(f->db, "a", &ops, &e3, "json", NULL, NOW, f->err,
                                      sizeof f->err),
                      0);

@@ -187,7 +187,7 @@ static void test_schema_idempotent(void **state)
 
     /* a newer schema is refused, not silently used */
     exec_ok(f->db, "UPDATE meta SET value='2' WHERE key='schema_version'");
-    assert_int_equal(gw_registry_schema(f->db, err, sizeof err), -1);
+    assert_int_equal(gw_registry_schema(f->db, err, sizeof err), GW_EINVAL);
     assert_non_null(strstr(err, "version"));
     /* ...and the failed call left no transaction open */
     assert_int_equal(sqlite3_get_autocommit(f->db), 1);
@@ -336,13 +336,13 @@ static void test_missing_file(void **state)
     snprintf(path, sizeof path, "%s/no-such-registry.db", f->dir);
     struct gw_registry *r = (struct gw_registry *)(uintptr_t)1;
     char err[512] = "";
-    assert_int_equal(gw_registry_load(path, &r, err, sizeof err), -1);
+    assert_int_equal(gw_registry_load(path, &r, err, sizeof err), GW_ESTORAGE);
     assert_null(r);
     assert_non_null(strstr(err, path));
     struct stat sb;
     assert_int_equal(stat(path, &sb), -1); /* not created */
 
-    assert_int_equal(gw_registry_load(NULL, &r, err, sizeof err), -1);
+    assert_int_equal(gw_registry_load(NULL, &r, err, sizeof err), GW_EINVAL);
     assert_null(r);
 }
 
@@ -358,7 +358,7 @@ static void test_not_a_registry(void **state)
 
     struct gw_registry *r = NULL;
     char err[512] = "";
-    assert_int_equal(gw_registry_load(path, &r, err, sizeof err), -1);
+    assert_int_equal(gw_registry_load(path, &r, err, sizeof err), GW_ESTORAGE);
     assert_null(r);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "server_pins"));

@@ -109,7 +109,7 @@ static void test_build(void **state)
     assert_int_equal(s->n_streams, 0);
     assert_int_equal(s->n_viewers, 0);
     free(s);
-    assert_int_equal(gw_samples_build(NULL, NULL, &s), -1);
+    assert_int_equal(gw_samples_build(NULL, NULL, &s), GW_EINVAL);
     assert_null(s);
 }
 
@@ -230,7 +230,7 @@ static void test_schema_new_and_migrate(void **state)
                                       " 'storage_schema_version'",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
-    assert_int_equal(gw_store_schema(db, err, sizeof err), -1);
+    assert_int_equal(gw_store_schema(db, err, sizeof err), GW_EINVAL);
     assert_non_null(strstr(err, "version 3"));
     sqlite3_close(db);
 }
