@@ -354,47 +354,24 @@ static void log_geo(const struct gw_app *app)
            gw_geo_describe(app->geo, desc, sizeof desc));
 }
 
-/* Settings that need a restart keep their running values. */
-static void keep_restart_only(struct gw_config *nc, const struct gw_config *oc)
+/* Settings that need a restart keep their running values (the key table in
+ * config.c says which).  Returns -1 when out of memory. */
+static int keep_restart_only(struct gw_config *nc, const struct gw_config *oc)
 {
-    bool listen_changed = nc->n_listen != oc->n_listen ||
-                          memcmp(nc->listen, oc->listen, sizeof nc->listen) != 0 ||
-                          nc->admin_on != oc->admin_on ||
-                          memcmp(&nc->admin_listen, &oc->admin_listen,
-                                 sizeof nc->admin_listen) != 0;
-    bool storage_changed = strcmp(nc->sqlite_path, oc->sqlite_path) != 0 ||
-                           strcmp(nc->storage_engine, oc->storage_engine) != 0 ||
-                           nc->queue_max_frames != oc->queue_max_frames ||
-                           nc->queue_max_bytes != oc->queue_max_bytes ||
-                           nc->batch_max_frames != oc->batch_max_frames ||
-                           nc->sqlite_synchronous != oc->sqlite_synchronous ||
-                           nc->busy_timeout_ms != oc->busy_timeout_ms ||
-                           nc->session_tickets != oc->session_tickets ||
-                           nc->ticket_lifetime_s != oc->ticket_lifetime_s;
+    struct gw_reload_kept kept;
+    int changed = gw_config_keep_restart_only(nc, oc, &kept);
 
-    if (listen_changed)
+    if (changed < 0)
+        return -1;
+    if (changed & GW_RELOAD_LISTEN)
         gw_log(GW_LOG_WARN, NULL, "reload_ignored",
-               "listen addresses ([server], [admin]) change only at restart");
-    if (storage_changed)
+               "listen addresses ([server], [admin]) change only at restart; kept the running %s",
+               kept.listen);
+    if (changed & GW_RELOAD_STORAGE)
         gw_log(GW_LOG_WARN, NULL, "reload_ignored",
-               "storage and session-ticket settings change only at restart");
-    memcpy(nc->listen, oc->listen, sizeof nc->listen);
-    nc->n_listen = oc->n_listen;
-    nc->admin_listen = oc->admin_listen;
-    nc->admin_on = oc->admin_on;
-    nc->queue_max_frames = oc->queue_max_frames;
-    nc->queue_max_bytes = oc->queue_max_bytes;
-    nc->batch_max_frames = oc->batch_max_frames;
-    nc->sqlite_synchronous = oc->sqlite_synchronous;
-    nc->busy_timeout_ms = oc->busy_timeout_ms;
-    nc->session_tickets = oc->session_tickets;
-    nc->ticket_lifetime_s = oc->ticket_lifetime_s;
-    char *tmp = nc->sqlite_path;
-    nc->sqlite_path = strdup(oc->sqlite_path);
-    free(tmp);
-    tmp = nc->storage_engine;
-    nc->storage_engine = strdup(oc->storage_engine);
-    free(tmp);
+               "storage and session-ticket settings change only at restart; kept the running %s",
+               kept.storage);
+    return 0;
 }
 
 static void reload(struct gw_app *app)
@@ -414,8 +391,7 @@ static void reload(struct gw_app *app)
                err);
         goto fail;
     }
-    keep_restart_only(nc, app->cfg);
-    if (!nc->sqlite_path || !nc->storage_engine) {
+    if (keep_restart_only(nc, app->cfg) != 0) {
         gw_log(GW_LOG_ERROR, NULL, "reload_failed", "out of memory");
         goto fail;
     }

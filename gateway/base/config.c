@@ -1,10 +1,11 @@
 /*
  * config.c - the gateway's settings: defaults, the INI file, validation.
  *
- * One table row per key (section, name, type, offset, range).  Loading,
- * range checks, validation and cleanup all walk that table, so a new key is
- * one row here plus its lines in docs/OPERATIONS.md and
- * gateway/panelgate.conf.sample.
+ * One table row per key (section, name, type, offset, range, flags: the
+ * flags also say whether a reload may change it).  Loading, range checks,
+ * validation, cleanup and the reload's restart-only check all walk that
+ * table, so a new key is one row here plus its lines in docs/OPERATIONS.md
+ * and gateway/panelgate.conf.sample.
  *
  * The file is read into memory and fed to inih line by line through our own
  * reader.  The reader counts lines (Debian's inih is built without
@@ -51,6 +52,10 @@ enum ktype {
 
 #define F_BYTES 1u    /* a size in bytes: accepts a k/m/g suffix */
 #define F_REQUIRED 2u /* string that must be set */
+/* Restart only: a reload keeps the running value (gw_config_keep_restart_only).
+ * A key without either flag is applied by a reload. */
+#define F_LISTEN 4u  /* ... in group GW_RELOAD_LISTEN */
+#define F_STORAGE 8u /* ... in group GW_RELOAD_STORAGE */
 
 struct key {
     const char *section;
@@ -65,19 +70,19 @@ struct key {
 #define COUNT_MAX (16ull * 1024 * 1024)
 
 static const struct key keys[] = {
-    {"server", "listen", K_LISTEN, OFF(listen), 1, GW_MAX_LISTEN, 0},
+    {"server", "listen", K_LISTEN, OFF(listen), 1, GW_MAX_LISTEN, F_LISTEN},
     {"server", "max_connections", K_U32, OFF(max_connections), 1, 1000000, 0},
     {"server", "handshake_timeout_ms", K_U32, OFF(handshake_timeout_ms), 1, 600000, 0},
     {"server", "idle_timeout_ms", K_U32, OFF(idle_timeout_ms), 1, DAY_MS, 0},
     {"server", "request_timeout_ms", K_U32, OFF(request_timeout_ms), 1, 3600000, 0},
     {"server", "shutdown_timeout_ms", K_U32, OFF(shutdown_timeout_ms), 1, 3600000, 0},
-    {"server", "port_file", K_STR, OFF(port_file), 0, 0, 0},
+    {"server", "port_file", K_STR, OFF(port_file), 0, 0, F_LISTEN},
 
     {"tls", "cert_file", K_STR, OFF(cert_file), 0, 0, F_REQUIRED},
     {"tls", "key_file", K_STR, OFF(key_file), 0, 0, F_REQUIRED},
     {"tls", "client_ca_file", K_STR, OFF(client_ca_file), 0, 0, F_REQUIRED},
-    {"tls", "session_tickets", K_BOOL, OFF(session_tickets), 0, 1, 0},
-    {"tls", "ticket_lifetime_s", K_U32, OFF(ticket_lifetime_s), 1, 604800, 0},
+    {"tls", "session_tickets", K_BOOL, OFF(session_tickets), 0, 1, F_STORAGE},
+    {"tls", "ticket_lifetime_s", K_U32, OFF(ticket_lifetime_s), 1, 604800, F_STORAGE},
     {"tls", "ciphersuites", K_STR, OFF(ciphersuites), 0, 0, 0},
 
     {"http2", "max_concurrent_streams", K_U32, OFF(max_concurrent_streams), 1, 1000, 0},
@@ -106,13 +111,15 @@ static const struct key keys[] = {
     {"frame", "max_config_nodes", K_U32, OFF(frame.max_config_nodes), 0, COUNT_MAX, 0},
     {"frame", "max_unknown_keys", K_U32, OFF(frame.max_unknown_keys), 0, COUNT_MAX, 0},
 
-    {"storage", "storage_engine", K_ENGINE, OFF(storage_engine), 0, 0, F_REQUIRED},
-    {"storage", "sqlite_path", K_STR, OFF(sqlite_path), 0, 0, F_REQUIRED},
-    {"storage", "sqlite_synchronous", K_SYNC, OFF(sqlite_synchronous), 0, 0, 0},
-    {"storage", "queue_max_frames", K_U32, OFF(queue_max_frames), 1, 1000000, 0},
-    {"storage", "queue_max_bytes", K_SIZE, OFF(queue_max_bytes), 1, 64 * GIB, F_BYTES},
-    {"storage", "batch_max_frames", K_U32, OFF(batch_max_frames), 1, 100000, 0},
-    {"storage", "busy_timeout_ms", K_U32, OFF(busy_timeout_ms), 1, 600000, 0},
+    {"storage", "storage_engine", K_ENGINE, OFF(storage_engine), 0, 0,
+     F_REQUIRED | F_STORAGE},
+    {"storage", "sqlite_path", K_STR, OFF(sqlite_path), 0, 0, F_REQUIRED | F_STORAGE},
+    {"storage", "sqlite_synchronous", K_SYNC, OFF(sqlite_synchronous), 0, 0, F_STORAGE},
+    {"storage", "queue_max_frames", K_U32, OFF(queue_max_frames), 1, 1000000, F_STORAGE},
+    {"storage", "queue_max_bytes", K_SIZE, OFF(queue_max_bytes), 1, 64 * GIB,
+     F_BYTES | F_STORAGE},
+    {"storage", "batch_max_frames", K_U32, OFF(batch_max_frames), 1, 100000, F_STORAGE},
+    {"storage", "busy_timeout_ms", K_U32, OFF(busy_timeout_ms), 1, 600000, F_STORAGE},
     {"storage", "retry_after_s", K_U32, OFF(retry_after_s), 1, 3600, 0},
     {"storage", "retention_days", K_U32, OFF(retention_days), 0, 36500, 0},
     {"storage", "retention_interval_s", K_U32, OFF(retention_interval_s), 1, 86400, 0},
@@ -120,7 +127,7 @@ static const struct key keys[] = {
     {"geo", "country_db", K_STR, OFF(country_db), 0, 0, 0},
     {"geo", "asn_db", K_STR, OFF(asn_db), 0, 0, 0},
 
-    {"registry", "registry_path", K_STR, OFF(registry_path), 0, 0, 0},
+    {"registry", "registry_path", K_STR, OFF(registry_path), 0, 0, F_STORAGE},
     {"registry", "poll_interval_ms", K_U32, OFF(registry_poll_interval_ms), 0, 3600000, 0},
 
     {"ratelimit", "frames_per_s", K_U32, OFF(rl.frames_per_s), 0, 1000000, 0},
@@ -137,7 +144,7 @@ static const struct key keys[] = {
     {"ratelimit", "abuse_window_s", K_U32, OFF(rl_abuse_window_s), 1, 86400, 0},
     {"ratelimit", "ban_s", K_U32, OFF(rl_ban_s), 1, 86400, 0},
 
-    {"admin", "listen", K_ADDR, OFF(admin_listen), 0, 0, 0},
+    {"admin", "listen", K_ADDR, OFF(admin_listen), 0, 0, F_LISTEN},
 
     {"log", "log_level", K_LEVEL, OFF(log_level), 0, 0, 0},
     {"log", "refusal_log_per_s", K_U32, OFF(refusal_log_per_s), 0, 100000, 0},
@@ -1078,4 +1085,119 @@ void gw_config_cleanup(struct gw_config *c)
             *slot = NULL;
         }
     }
+}
+
+/* ------------------------------------------------------------ reload */
+
+static bool str_eq(const char *a, const char *b)
+{
+    return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+static bool addr_eq(const struct gw_listen *a, const struct gw_listen *b)
+{
+    return a->port == b->port && strncmp(a->host, b->host, sizeof a->host) == 0;
+}
+
+/* Whether key |k| has the same value in |a| and |b|. */
+static bool same_value(const struct gw_config *a, const struct gw_config *b, const struct key *k)
+{
+    switch (k->type) {
+    case K_LISTEN:
+        if (a->n_listen != b->n_listen || a->n_listen > GW_MAX_LISTEN)
+            return false;
+        for (unsigned i = 0; i < a->n_listen; i++)
+            if (!addr_eq(&a->listen[i], &b->listen[i]))
+                return false;
+        return true;
+    case K_ADDR:
+        return a->admin_on == b->admin_on &&
+               (!a->admin_on || addr_eq(cfield(a, k), cfield(b, k)));
+    case K_STR:
+    case K_ENGINE:
+        return str_eq(*(char *const *)cfield(a, k), *(char *const *)cfield(b, k));
+    case K_U32:
+    case K_SIZE:
+        return get_uint(a, k) == get_uint(b, k);
+    case K_BOOL:
+        return *(const bool *)cfield(a, k) == *(const bool *)cfield(b, k);
+    case K_LEVEL:
+        return *(const enum gw_log_level *)cfield(a, k) ==
+               *(const enum gw_log_level *)cfield(b, k);
+    case K_SYNC:
+        return *(const enum gw_sqlite_sync *)cfield(a, k) ==
+               *(const enum gw_sqlite_sync *)cfield(b, k);
+    }
+    return false;
+}
+
+/* Key |k|'s value from |from| into |to|.  -1 when out of memory (|to|
+ * keeps its own value then). */
+static int copy_value(struct gw_config *to, const struct gw_config *from, const struct key *k)
+{
+    const char *s;
+
+    switch (k->type) {
+    case K_LISTEN:
+        memcpy(to->listen, from->listen, sizeof to->listen);
+        to->n_listen = from->n_listen;
+        return 0;
+    case K_ADDR:
+        *(struct gw_listen *)field(to, k) = *(const struct gw_listen *)cfield(from, k);
+        to->admin_on = from->admin_on;
+        return 0;
+    case K_STR:
+    case K_ENGINE:
+        s = *(char *const *)cfield(from, k);
+        return set_str((char **)field(to, k), s ? s : "");
+    case K_U32:
+        *(uint32_t *)field(to, k) = *(const uint32_t *)cfield(from, k);
+        return 0;
+    case K_SIZE:
+        *(size_t *)field(to, k) = *(const size_t *)cfield(from, k);
+        return 0;
+    case K_BOOL:
+        *(bool *)field(to, k) = *(const bool *)cfield(from, k);
+        return 0;
+    case K_LEVEL:
+        *(enum gw_log_level *)field(to, k) = *(const enum gw_log_level *)cfield(from, k);
+        return 0;
+    case K_SYNC:
+        *(enum gw_sqlite_sync *)field(to, k) = *(const enum gw_sqlite_sync *)cfield(from, k);
+        return 0;
+    }
+    return -1;
+}
+
+/* Appends "[section] name" to the comma-separated list in |buf|. */
+static void add_key_name(char *buf, size_t n, const struct key *k)
+{
+    size_t len = strnlen(buf, n);
+    if (len + 1 < n)
+        snprintf(buf + len, n - len, "%s[%s] %s", len ? ", " : "", k->section, k->name);
+}
+
+int gw_config_keep_restart_only(struct gw_config *nc, const struct gw_config *oc,
+                                struct gw_reload_kept *kept)
+{
+    unsigned changed = 0;
+
+    if (kept != NULL)
+        memset(kept, 0, sizeof *kept);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key *k = &keys[i];
+        unsigned group = (k->flags & F_LISTEN)    ? GW_RELOAD_LISTEN
+                         : (k->flags & F_STORAGE) ? GW_RELOAD_STORAGE
+                                                  : 0;
+        if (group == 0 || same_value(nc, oc, k))
+            continue;
+        if (copy_value(nc, oc, k) != 0)
+            return -1;
+        changed |= group;
+        if (kept != NULL && group == GW_RELOAD_LISTEN)
+            add_key_name(kept->listen, sizeof kept->listen, k);
+        else if (kept != NULL)
+            add_key_name(kept->storage, sizeof kept->storage, k);
+    }
+    return (int)changed;
 }

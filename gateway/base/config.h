@@ -174,6 +174,32 @@ int gw_config_validate(const struct gw_config *c, char *err, size_t errlen);
 
 void gw_config_cleanup(struct gw_config *c);
 
+/* The keys a reload cannot change, in two groups (docs/OPERATIONS.md
+ * section 3): */
+#define GW_RELOAD_LISTEN 1u  /* [server] listen, port_file; [admin] listen */
+#define GW_RELOAD_STORAGE 2u /* [storage] storage_engine, sqlite_path,
+                                sqlite_synchronous, queue_max_frames,
+                                queue_max_bytes, batch_max_frames,
+                                busy_timeout_ms; [tls] session_tickets,
+                                ticket_lifetime_s; [registry] registry_path */
+
+#define GW_RELOAD_KEYS_LEN 384
+
+/* The keys of each group whose value a reload kept: "[server] listen,
+ * [admin] listen", "" when none (truncated past GW_RELOAD_KEYS_LEN). */
+struct gw_reload_kept {
+    char listen[GW_RELOAD_KEYS_LEN];
+    char storage[GW_RELOAD_KEYS_LEN];
+};
+
+/* For a reload: every key of |nc| (just loaded) that changes only at
+ * restart and differs from the running |oc| gets |oc|'s value back
+ * (strings copied).  Fills |kept| when not NULL.  Returns the GW_RELOAD_*
+ * groups that differed (0 = none), or -1 when out of memory: |nc| is then
+ * half-restored and must only be cleaned up. */
+int gw_config_keep_restart_only(struct gw_config *nc, const struct gw_config *oc,
+                                struct gw_reload_kept *kept);
+
 /* "debug" | "info" | "warn" | "error" -> level; -1 when unknown. */
 int gw_log_level_parse(const char *s);
 

@@ -4,7 +4,8 @@
 # the client gets GOAWAY and the connection closes; a request whose body
 # was still arriving is not stored as the revoked server's; a new
 # handshake, and a resumption of the old TLS session, are refused with
-# certificate_revoked; another server's connection is not disturbed.
+# certificate_revoked; another server's connection is not disturbed; a
+# reload that names another registry_path keeps the running registry.
 . "$(dirname "$0")/lib.sh"
 
 make_pki
@@ -113,5 +114,22 @@ check "handshake_refused reason=revoked logged with the fingerprint" \
     grep -q "\"event\":\"handshake_refused\".*reason=revoked spki_sha256=$(spki "$PKI/nimble-01.crt")" "$GW_LOG"
 check_eq "nimble-01's frames 1 and 2 stored, the in-progress frame 3 not" \
     "$(sql "SELECT group_concat(seq) FROM (SELECT seq FROM frames WHERE server_id = $NIMBLE_ID ORDER BY seq)")" "1,2"
+
+# ---- [registry] registry_path changes only at restart -------------------------------------
+# A reload whose file names another registry (a copy without servers) keeps
+# reading the running one, which the gateway also polls and logs activity to.
+sql "VACUUM INTO '$T/other.db'"
+sqlite3 "$T/other.db" "DELETE FROM server_pins; DELETE FROM servers"
+pins0=$(grep '"event":"reloaded"' "$GW_LOG" | tail -1 | grep -oE 'registry=[0-9]+')
+gw_config "[registry]" "registry_path = $T/other.db"
+gw_reload
+check "a reload that changes registry_path logs reload_ignored naming it" \
+    grep -qF '"event":"reload_ignored","msg":"storage and session-ticket settings change only at restart; kept the running [registry] registry_path"' "$GW_LOG"
+check_eq "... and reads the running registry: the same pins, nobody disconnected" \
+    "$(grep '"event":"reloaded"' "$GW_LOG" | tail -1 | grep -oE 'registry=[0-9]+ .*disconnected=[0-9]+')" \
+    "$pins0 servers_pinned disconnected=0"
+check_eq "wowza-01 (not in the other file) still completes a handshake" "$(tls_probe wowza-01)" none
+check "no listen reload_ignored (the listeners did not change)" \
+    test "$(log_count 'reload_ignored.*listen addresses')" -eq 0
 
 finish

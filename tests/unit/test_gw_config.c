@@ -798,6 +798,257 @@ static void test_ratelimit_sections(void **state)
     assert_non_null(strstr(f->err, "[ratelimit.nimble] frames_burst: 0 is out of range"));
 }
 
+/* ------------------------------------------------------------ reload */
+
+/* assert_config_equal's comparison, as a predicate. */
+static bool config_same(const struct gw_config *a, const struct gw_config *b)
+{
+    struct gw_config x = *a, y = *b;
+    char **xs[] = {&x.port_file,   &x.cert_file,      &x.key_file,    &x.client_ca_file,
+                   &x.ciphersuites, &x.storage_engine, &x.sqlite_path, &x.registry_path,
+                   &x.country_db,  &x.asn_db};
+    char **ys[] = {&y.port_file,   &y.cert_file,      &y.key_file,    &y.client_ca_file,
+                   &y.ciphersuites, &y.storage_engine, &y.sqlite_path, &y.registry_path,
+                   &y.country_db,  &y.asn_db};
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+        if (*xs[i] == NULL || *ys[i] == NULL ? *xs[i] != *ys[i] : strcmp(*xs[i], *ys[i]) != 0)
+            return false;
+        *xs[i] = *ys[i] = NULL;
+    }
+    if (x.n_rl_servers != y.n_rl_servers ||
+        (x.n_rl_servers &&
+         memcmp(x.rl_servers, y.rl_servers, x.n_rl_servers * sizeof *x.rl_servers) != 0))
+        return false;
+    x.rl_servers = y.rl_servers = NULL;
+    return memcmp(&x, &y, sizeof x) == 0;
+}
+
+/* Every key of the table, with two values a reload may see it change
+ * between, and its group: 0 = a reload applies it, else the GW_RELOAD_*
+ * group that keeps the running value.  NULL values: the file accepts one
+ * value only, the test changes the loaded string itself. */
+struct reload_case {
+    const char *section, *name, *running, *loaded;
+    unsigned group;
+};
+
+static const struct reload_case reload_cases[] = {
+    {"server", "listen", "127.0.0.1:1", "127.0.0.1:1, [::1]:2", GW_RELOAD_LISTEN},
+    {"server", "max_connections", "100", "200", 0},
+    {"server", "handshake_timeout_ms", "100", "200", 0},
+    {"server", "idle_timeout_ms", "100", "200", 0},
+    {"server", "request_timeout_ms", "100", "200", 0},
+    {"server", "shutdown_timeout_ms", "100", "200", 0},
+    {"server", "port_file", "/run/pg/a", "/run/pg/b", GW_RELOAD_LISTEN},
+    {"tls", "cert_file", "/etc/pg/a.crt", "/etc/pg/b.crt", 0},
+    {"tls", "key_file", "/etc/pg/a.key", "/etc/pg/b.key", 0},
+    {"tls", "client_ca_file", "/etc/pg/a-ca.crt", "/etc/pg/b-ca.crt", 0},
+    {"tls", "session_tickets", "on", "off", GW_RELOAD_STORAGE},
+    {"tls", "ticket_lifetime_s", "100", "200", GW_RELOAD_STORAGE},
+    {"tls", "ciphersuites", "", "TLS-AES-128-GCM-SHA256", 0},
+    {"http2", "max_concurrent_streams", "10", "20", 0},
+    {"http2", "max_header_list_size", "2k", "4k", 0},
+    {"http2", "initial_window_size", "65535", "128k", 0},
+    {"http2", "stream_reset_burst", "10", "20", 0},
+    {"http2", "stream_reset_rate", "10", "20", 0},
+    {"http2", "max_continuations", "1", "2", 0},
+    {"http2", "max_body_bytes", "1m", "2m", 0},
+    {"http2", "max_conn_buffer_bytes", "32m", "64m", 0},
+    {"frame", "max_frame_bytes", "8m", "16m", 0},
+    {"frame", "max_arena_bytes", "64m", "128m", 0},
+    {"frame", "max_depth", "10", "20", 0},
+    {"frame", "max_name_len", "100", "200", 0},
+    {"frame", "max_str_len", "100", "200", 0},
+    {"frame", "max_server_ips", "1", "2", 0},
+    {"frame", "max_vhosts", "1", "2", 0},
+    {"frame", "max_apps", "1", "2", 0},
+    {"frame", "max_instances", "1", "2", 0},
+    {"frame", "max_streams", "1", "2", 0},
+    {"frame", "max_conns", "1", "2", 0},
+    {"frame", "max_config_nodes", "1", "2", 0},
+    {"frame", "max_unknown_keys", "1", "2", 0},
+    {"storage", "storage_engine", NULL, NULL, GW_RELOAD_STORAGE},
+    {"storage", "sqlite_path", "/var/lib/pg/a.db", "/var/lib/pg/b.db", GW_RELOAD_STORAGE},
+    {"storage", "sqlite_synchronous", "normal", "full", GW_RELOAD_STORAGE},
+    {"storage", "queue_max_frames", "1000", "2000", GW_RELOAD_STORAGE},
+    {"storage", "queue_max_bytes", "32m", "128m", GW_RELOAD_STORAGE},
+    {"storage", "batch_max_frames", "100", "200", GW_RELOAD_STORAGE},
+    {"storage", "busy_timeout_ms", "100", "200", GW_RELOAD_STORAGE},
+    {"storage", "retry_after_s", "10", "20", 0},
+    {"storage", "retention_days", "1", "2", 0},
+    {"storage", "retention_interval_s", "10", "20", 0},
+    {"geo", "country_db", "/geo/a.mmdb", "/geo/b.mmdb", 0},
+    {"geo", "asn_db", "", "/geo/asn.mmdb", 0},
+    /* the regression: unset (= sqlite_path) while running, set in the file */
+    {"registry", "registry_path", "", "/var/lib/pg/registry.db", GW_RELOAD_STORAGE},
+    {"registry", "poll_interval_ms", "0", "100", 0},
+    {"ratelimit", "frames_per_s", "1", "2", 0},
+    {"ratelimit", "frames_burst", "1", "2", 0},
+    {"ratelimit", "bytes_per_s", "1k", "2k", 0},
+    {"ratelimit", "bytes_burst", "32m", "64m", 0},
+    {"ratelimit", "global_frames_per_s", "1", "2", 0},
+    {"ratelimit", "global_frames_burst", "1", "2", 0},
+    {"ratelimit", "handshakes_per_s_per_addr", "1", "2", 0},
+    {"ratelimit", "handshakes_burst_per_addr", "1", "2", 0},
+    {"ratelimit", "addr_table_size", "8", "16", 0},
+    {"ratelimit", "server_table_size", "8", "16", 0},
+    {"ratelimit", "abuse_threshold", "1", "2", 0},
+    {"ratelimit", "abuse_window_s", "1", "2", 0},
+    {"ratelimit", "ban_s", "1", "2", 0},
+    {"admin", "listen", "127.0.0.1:9", "", GW_RELOAD_LISTEN},
+    {"log", "log_level", "warn", "error", 0},
+    {"log", "refusal_log_per_s", "1", "2", 0},
+    {"log", "activity_interval_ms", "100", "200", 0},
+};
+
+/* Loads a file that sets the TLS paths and |k| = |v| (the default when v is
+ * NULL) over fresh defaults into |c|. */
+static void load_case(struct fx *f, struct gw_config *c, const struct reload_case *k,
+                      const char *v)
+{
+    static const char *const tls[] = {"cert_file", "key_file", "client_ca_file"};
+    char body[512];
+    size_t n = (size_t)snprintf(body, sizeof body, "[tls]\n");
+
+    for (size_t i = 0; i < 3; i++)
+        if (strcmp(k->section, "tls") != 0 || strcmp(k->name, tls[i]) != 0)
+            n += (size_t)snprintf(body + n, sizeof body - n, "%s = /etc/pg/%s\n", tls[i], tls[i]);
+    if (v != NULL)
+        snprintf(body + n, sizeof body - n, "[%s]\n%s = %s\n", k->section, k->name, v);
+    assert_int_equal(gw_config_defaults(c), 0);
+    if (gw_config_load(c, put(f, body), f->err, sizeof f->err) != 0)
+        print_error("[%s] %s: %s\n", k->section, k->name, f->err);
+    assert_string_equal(f->err, "");
+}
+
+/* Each key on its own: a reload that changes it keeps the running value
+ * when the key is restart only (and names it), and takes the new one
+ * otherwise. */
+static void test_reload_each_key(void **state)
+{
+    struct fx *f = *state;
+    const size_t n_cases = sizeof reload_cases / sizeof reload_cases[0];
+    struct gw_reload_kept kept;
+
+    /* every key (65, as in test_sample_file): a new key must join the list */
+    assert_int_equal(n_cases, 65);
+    for (size_t i = 0; i < n_cases; i++) {
+        const struct reload_case *k = &reload_cases[i];
+        struct gw_config running, loaded, want;
+        char name[96];
+
+        load_case(f, &running, k, k->running);
+        load_case(f, &loaded, k, k->loaded);
+        load_case(f, &want, k, k->loaded);
+        if (k->running == NULL) {
+            free(loaded.storage_engine);
+            free(want.storage_engine);
+            loaded.storage_engine = strdup("other");
+            want.storage_engine = strdup("other");
+            assert_true(loaded.storage_engine && want.storage_engine);
+        }
+        /* the two files do differ in this key */
+        if (config_same(&running, &loaded))
+            fail_msg("[%s] %s: the two values load the same", k->section, k->name);
+
+        int rc = gw_config_keep_restart_only(&loaded, &running, &kept);
+        if (rc != (int)k->group)
+            fail_msg("[%s] %s: groups %d, want %u", k->section, k->name, rc, k->group);
+        snprintf(name, sizeof name, "[%s] %s", k->section, k->name);
+        assert_string_equal(kept.listen, k->group == GW_RELOAD_LISTEN ? name : "");
+        assert_string_equal(kept.storage, k->group == GW_RELOAD_STORAGE ? name : "");
+        if (!config_same(&loaded, k->group ? &running : &want))
+            fail_msg("[%s] %s: %s after the reload", k->section, k->name,
+                     k->group ? "not the running value" : "not the new value");
+        /* a kept string is a copy: it outlives the running config */
+        gw_config_cleanup(&running);
+        load_case(f, &running, k, k->running);
+        if (k->group && !config_same(&loaded, &running))
+            fail_msg("[%s] %s: the kept value went with the running config", k->section,
+                     k->name);
+        gw_config_cleanup(&running);
+        gw_config_cleanup(&want);
+        gw_config_cleanup(&loaded);
+    }
+}
+
+/* A reload that changes several keys at once, restart-only and live ones;
+ * then one that changes nothing. */
+static void test_reload_mixed(void **state)
+{
+    struct fx *f = *state;
+    struct gw_config running;
+    struct gw_config *c = &f->c;
+    struct gw_reload_kept kept;
+    static const char old_body[] =
+        TLS_OK "[server]\nlisten = 127.0.0.1:8443\nport_file = /run/pg/ports\n"
+               "[storage]\nsqlite_path = /var/lib/pg/pg.db\n"
+               "[registry]\nregistry_path = /var/lib/pg/registry.db\n"
+               "[admin]\nlisten = 127.0.0.1:8445\n";
+    static const char new_body[] =
+        TLS_OK "session_tickets = off\n"
+               "[server]\nlisten = [::1]:9443\nport_file = /run/pg/ports\nmax_connections = 7\n"
+               "[storage]\nsqlite_path = /var/lib/pg/other.db\nqueue_max_frames = 1000\n"
+               "retry_after_s = 9\n"
+               "[registry]\npoll_interval_ms = 0\n"
+               "[ratelimit]\nframes_per_s = 3\n[ratelimit.server edge-1]\nframes_burst = 5\n"
+               "[admin]\nlisten = [::1]:8445\n"
+               "[log]\nlog_level = error\n";
+
+    assert_int_equal(gw_config_defaults(&running), 0);
+    assert_int_equal(gw_config_load(&running, put(f, old_body), f->err, sizeof f->err), 0);
+    assert_int_equal(load(f, new_body), 0);
+
+    assert_int_equal(gw_config_keep_restart_only(c, &running, &kept),
+                     GW_RELOAD_LISTEN | GW_RELOAD_STORAGE);
+    assert_string_equal(kept.listen, "[server] listen, [admin] listen");
+    assert_string_equal(kept.storage, "[tls] session_tickets, [storage] sqlite_path, "
+                                      "[storage] queue_max_frames, [registry] registry_path");
+    /* restart only: the running values */
+    assert_int_equal(c->n_listen, 1);
+    assert_string_equal(c->listen[0].host, "127.0.0.1");
+    assert_int_equal(c->listen[0].port, 8443);
+    assert_true(c->admin_on);
+    assert_string_equal(c->admin_listen.host, "127.0.0.1");
+    assert_true(c->session_tickets);
+    assert_string_equal(c->sqlite_path, "/var/lib/pg/pg.db");
+    assert_int_equal(c->queue_max_frames, 4096);
+    assert_string_equal(c->registry_path, "/var/lib/pg/registry.db");
+    assert_ptr_not_equal(c->registry_path, running.registry_path);
+    assert_string_equal(c->port_file, "/run/pg/ports");
+    /* live: the new values */
+    assert_int_equal(c->max_connections, 7);
+    assert_int_equal(c->retry_after_s, 9);
+    assert_int_equal(c->registry_poll_interval_ms, 0);
+    assert_int_equal(c->rl.frames_per_s, 3);
+    assert_int_equal(c->n_rl_servers, 1);
+    assert_string_equal(c->rl_servers[0].name, "edge-1");
+    assert_int_equal(c->log_level, GW_LOG_ERROR);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), 0);
+
+    /* the same reload again: nothing left to keep */
+    assert_int_equal(gw_config_keep_restart_only(c, &running, &kept), 0);
+    assert_string_equal(kept.listen, "");
+    assert_string_equal(kept.storage, "");
+    assert_int_equal(gw_config_keep_restart_only(c, &running, NULL), 0);
+
+    /* the same file: nothing changed */
+    assert_int_equal(load(f, old_body), 0);
+    assert_int_equal(gw_config_keep_restart_only(c, &running, &kept), 0);
+    assert_true(config_same(c, &running));
+
+    /* registry_path set while running, unset in the file: kept */
+    assert_int_equal(load(f, TLS_OK "[server]\nlisten = 127.0.0.1:8443\nport_file = /run/pg/ports\n"
+                                    "[storage]\nsqlite_path = /var/lib/pg/pg.db\n"
+                                    "[admin]\nlisten = 127.0.0.1:8445\n"),
+                     0);
+    assert_null(c->registry_path);
+    assert_int_equal(gw_config_keep_restart_only(c, &running, &kept), GW_RELOAD_STORAGE);
+    assert_string_equal(kept.storage, "[registry] registry_path");
+    assert_string_equal(c->registry_path, "/var/lib/pg/registry.db");
+    gw_config_cleanup(&running);
+}
+
 static void test_log_level_parse(void **state)
 {
     (void)state;
@@ -826,6 +1077,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sample_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ratelimit_sections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_level_parse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_each_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_mixed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
