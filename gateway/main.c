@@ -120,14 +120,14 @@ static int open_listeners(struct gw_app *app, char *err, size_t errlen)
         if (!l) {
             snprintf(err, errlen, "cannot listen on %s port %u: %s", ls->host, ls->port,
                      strerror(errno));
-            return -1;
+            return GW_EIO;
         }
         evconnlistener_set_error_cb(l, on_accept_error);
         app->listeners[app->n_listeners++] = l;
         continue;
     bad:
         snprintf(err, errlen, "bad listen address %s", ls->host);
-        return -1;
+        return GW_ECONFIG;
     }
     return 0;
 }
@@ -145,7 +145,7 @@ static int write_port_file(struct gw_app *app, char *err, size_t errlen)
     f = fopen(tmp, "w");
     if (!f) {
         snprintf(err, errlen, "server.port_file %s: %s", path, strerror(errno));
-        return -1;
+        return GW_EIO;
     }
     for (unsigned i = 0; i < app->n_listeners; i++) {
         char host[INET6_ADDRSTRLEN];
@@ -155,7 +155,7 @@ static int write_port_file(struct gw_app *app, char *err, size_t errlen)
     }
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         snprintf(err, errlen, "server.port_file %s: %s", path, strerror(errno));
-        return -1;
+        return GW_EIO;
     }
     return 0;
 }
@@ -167,14 +167,14 @@ int gw_app_activity(void *arg, const char *action, int64_t server_id, const char
 {
     struct gw_app *app = arg;
     struct gw_sink_item *it = gw_sink_activity_new(action, server_id, details, at_ms);
+    int rv = it ? gw_sink_submit(app->sink, it) : GW_ENOMEM;
 
-    if (!it || gw_sink_submit(app->sink, it) != 0) {
+    if (rv != 0) {
         gw_sink_item_free(it);
         gw_log(GW_LOG_WARN, NULL, "activity_dropped", "could not queue activity row %s",
                action);
-        return -1;
     }
-    return 0;
+    return rv;
 }
 
 /* The storage alarm: the sink's failing state changed (loop thread).  An
@@ -355,14 +355,14 @@ static void log_geo(const struct gw_app *app)
 }
 
 /* Settings that need a restart keep their running values (the key table in
- * config.c says which).  Returns -1 when out of memory. */
+ * config.c says which).  Returns 0 or GW_ENOMEM. */
 static int keep_restart_only(struct gw_config *nc, const struct gw_config *oc)
 {
     struct gw_reload_kept kept;
     int changed = gw_config_keep_restart_only(nc, oc, &kept);
 
     if (changed < 0)
-        return -1;
+        return changed;
     if (changed & GW_RELOAD_LISTEN)
         gw_log(GW_LOG_WARN, NULL, "reload_ignored",
                "listen addresses ([server], [admin]) change only at restart; kept the running %s",

@@ -243,7 +243,7 @@ static int bad(char *buf, size_t n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, n, fmt, ap);
     va_end(ap);
-    return -1;
+    return GW_ECONFIG;
 }
 
 /* Strict unsigned decimal, optional k/m/g suffix (KiB/MiB/GiB) for sizes. */
@@ -762,11 +762,11 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
     size_t n;
-    int rv = -1;
+    int rv = GW_ENOMEM;
 
     *out = NULL;
     if (f == NULL)
-        return bad(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return gw_fail(GW_EIO, err, errlen, "%s: cannot open: %s", path, strerror(errno));
     buf = malloc(MAX_FILE_BYTES + 1);
     if (buf == NULL) {
         snprintf(err, errlen, "%s: out of memory", path);
@@ -775,10 +775,12 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
     n = fread(buf, 1, MAX_FILE_BYTES + 1, f);
     if (ferror(f)) {
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        rv = GW_EIO;
         goto out;
     }
     if (n > MAX_FILE_BYTES) {
         snprintf(err, errlen, "%s: larger than %u bytes", path, MAX_FILE_BYTES);
+        rv = GW_ECONFIG;
         goto out;
     }
     buf[n] = '\0';
@@ -798,11 +800,11 @@ int gw_log_level_parse(const char *s)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};
     if (s == NULL)
-        return -1;
+        return GW_EINVAL;
     for (int i = 0; i < 4; i++)
         if (eq_nocase(s, names[i]))
             return i;
-    return -1;
+    return GW_EINVAL;
 }
 
 int gw_config_defaults(struct gw_config *c)
@@ -869,7 +871,7 @@ int gw_config_defaults(struct gw_config *c)
     if (set_str(&c->storage_engine, "sqlite") != 0 ||
         set_str(&c->sqlite_path, "panelgate.db") != 0) {
         gw_config_cleanup(c);
-        return -1;
+        return GW_ENOMEM;
     }
     return 0;
 }
@@ -879,7 +881,7 @@ int gw_config_load(struct gw_config *c, const char *path, char *err, size_t errl
     struct parse p;
     char *data = NULL, why[512];
     size_t len = 0;
-    int rc, rv = -1;
+    int rc, rv;
     char dummy[1];
 
     if (err == NULL || errlen == 0) {
@@ -887,8 +889,9 @@ int gw_config_load(struct gw_config *c, const char *path, char *err, size_t errl
         errlen = sizeof dummy;
     }
     err[0] = '\0';
-    if (read_file(path, &data, &len, err, errlen) != 0)
-        return -1;
+    if ((rv = read_file(path, &data, &len, err, errlen)) != 0)
+        return rv;
+    rv = GW_ECONFIG;
 
     memset(&p, 0, sizeof p);
     p.c = c;
@@ -965,7 +968,7 @@ static int validate_rl(const struct gw_config *c, char *err, size_t errlen)
     for (int k = 0; k < GW_RL_N_KINDS; k++) {
         snprintf(sect, sizeof sect, "ratelimit.%s", gw_rl_kind_names[k]);
         if (validate_override(c, sect, &c->rl_kind[k], err, errlen) != 0)
-            return -1;
+            return GW_ECONFIG;
     }
     if (c->n_rl_servers > GW_RL_MAX_SERVER_OVERRIDES || (c->n_rl_servers && !c->rl_servers))
         return bad(err, errlen, "[" RL_SERVER_SECTION "]: bad override list");
@@ -976,7 +979,7 @@ static int validate_rl(const struct gw_config *c, char *err, size_t errlen)
             return bad(err, errlen, "[" RL_SERVER_SECTION "]: entry %u has a bad name", i + 1);
         snprintf(sect, sizeof sect, RL_SERVER_SECTION " %s", o->name);
         if (validate_override(c, sect, &o->o, err, errlen) != 0)
-            return -1;
+            return GW_ECONFIG;
     }
     return 0;
 }
@@ -1192,7 +1195,7 @@ int gw_config_keep_restart_only(struct gw_config *nc, const struct gw_config *oc
         if (group == 0 || same_value(nc, oc, k))
             continue;
         if (copy_value(nc, oc, k) != 0)
-            return -1;
+            return GW_ENOMEM;
         changed |= group;
         if (kept != NULL && group == GW_RELOAD_LISTEN)
             add_key_name(kept->listen, sizeof kept->listen, k);

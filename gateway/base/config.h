@@ -159,17 +159,18 @@ struct gw_config {
                                             aggregated, this often */
 };
 
-/* Fills every default.  Strings are heap copies (or NULL). */
+/* Fills every default.  Strings are heap copies (or NULL).  Returns 0 or
+ * GW_ENOMEM. */
 int gw_config_defaults(struct gw_config *c);
 
-/* Reads |path| over the defaults already in |c|.  On error returns -1 and
- * writes "FILE:LINE: [section] key: reason" (or "FILE: reason" for file-wide
+/* Reads |path| over the defaults already in |c|.  On error returns
+ * GW_ECONFIG (GW_EIO: the file cannot be read; GW_ENOMEM) and writes "FILE:LINE: [section] key: reason" (or "FILE: reason" for file-wide
  * problems such as a missing required key) into err; |c| is then
  * half-filled and must only be cleaned up. */
 int gw_config_load(struct gw_config *c, const char *path, char *err, size_t errlen);
 
 /* Cross-field checks after loading (required keys present, ranges).
- * Returns 0 or -1 with the reason in err. */
+ * Returns 0 or GW_ECONFIG with the reason in err. */
 int gw_config_validate(const struct gw_config *c, char *err, size_t errlen);
 
 void gw_config_cleanup(struct gw_config *c);
@@ -195,12 +196,12 @@ struct gw_reload_kept {
 /* For a reload: every key of |nc| (just loaded) that changes only at
  * restart and differs from the running |oc| gets |oc|'s value back
  * (strings copied).  Fills |kept| when not NULL.  Returns the GW_RELOAD_*
- * groups that differed (0 = none), or -1 when out of memory: |nc| is then
+ * groups that differed (0 = none), or GW_ENOMEM: |nc| is then
  * half-restored and must only be cleaned up. */
 int gw_config_keep_restart_only(struct gw_config *nc, const struct gw_config *oc,
                                 struct gw_reload_kept *kept);
 
-/* "debug" | "info" | "warn" | "error" -> level; -1 when unknown. */
+/* "debug" | "info" | "warn" | "error" -> level; GW_EINVAL when unknown. */
 int gw_log_level_parse(const char *s);
 
 #endif /* GW_CONFIG_H */

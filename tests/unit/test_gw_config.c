@@ -149,13 +149,13 @@ static void test_defaults(void **state)
     assert_int_equal(c->n_rl_servers, 0);
 
     /* only the three TLS paths are missing, named in order */
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[tls] cert_file: required"));
     c->cert_file = strdup("/x/gw.crt");
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[tls] key_file: required"));
     c->key_file = strdup("/x/gw.key");
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[tls] client_ca_file: required"));
     c->client_ca_file = strdup("/x/ca.crt");
     assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), 0);
@@ -378,7 +378,7 @@ static void test_errors(void **state)
             snprintf(want, sizeof want, "%s:%d: %s: ", f->path, b->line, b->where);
         else
             snprintf(want, sizeof want, "%s:%d: ", f->path, b->line);
-        if (rc != -1 || strncmp(f->err, want, strlen(want)) != 0 ||
+        if (rc != GW_ECONFIG || strncmp(f->err, want, strlen(want)) != 0 ||
             strstr(f->err + strlen(want), b->reason) == NULL) {
             print_error("case %zu: rc=%d\n  got  '%s'\n  want '%s...%s'\n", i, rc, f->err, want,
                         b->reason);
@@ -395,7 +395,7 @@ static void test_long_line_and_nul(void **state)
 
     /* inih's line buffer is 200 bytes: longer lines are refused, not split */
     snprintf(body, sizeof body, "[server]\nport_file = /%0300d\n", 0);
-    assert_int_equal(load(f, body), -1);
+    assert_int_equal(load(f, body), GW_ECONFIG);
     snprintf(want, sizeof want, "%s:2: line longer than", f->path);
     assert_non_null(strstr(f->err, want));
 
@@ -408,7 +408,7 @@ static void test_long_line_and_nul(void **state)
     fclose(fp);
     gw_config_cleanup(&f->c);
     assert_int_equal(gw_config_defaults(&f->c), 0);
-    assert_int_equal(gw_config_load(&f->c, f->path, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_load(&f->c, f->path, f->err, sizeof f->err), GW_ECONFIG);
     snprintf(want, sizeof want, "%s:2: NUL byte", f->path);
     assert_non_null(strstr(f->err, want));
 }
@@ -433,7 +433,7 @@ static void test_size_suffixes(void **state)
                  cases[i].v);
         int rc = load(f, body);
         if (cases[i].want == 0) {
-            assert_int_equal(rc, -1);
+            assert_int_equal(rc, GW_ECONFIG);
             assert_non_null(strstr(f->err, "out of range"));
             continue;
         }
@@ -442,9 +442,9 @@ static void test_size_suffixes(void **state)
         assert_int_equal(rc, 0);
         assert_int_equal(f->c.queue_max_bytes, cases[i].want);
     }
-    assert_int_equal(load(f, TLS_OK "[storage]\nqueue_max_bytes = 65g\n"), -1);
+    assert_int_equal(load(f, TLS_OK "[storage]\nqueue_max_bytes = 65g\n"), GW_ECONFIG);
     assert_non_null(strstr(f->err, "out of range"));
-    assert_int_equal(load(f, TLS_OK "[storage]\nqueue_max_bytes = 99999999999G\n"), -1);
+    assert_int_equal(load(f, TLS_OK "[storage]\nqueue_max_bytes = 99999999999G\n"), GW_ECONFIG);
     assert_non_null(strstr(f->err, "too large"));
     assert_int_equal(load(f, TLS_OK "[http2]\nmax_header_list_size = 1m\n"), 0);
     assert_int_equal(f->c.max_header_list_size, 1u << 20);
@@ -463,7 +463,7 @@ static void test_max_body_follows_frame(void **state)
     assert_int_equal(f->c.max_body_bytes, 8u << 20);
 
     /* a body that follows the frame limit must still fit the buffers */
-    assert_int_equal(load(f, TLS_OK "[frame]\nmax_frame_bytes = 32m\n"), -1);
+    assert_int_equal(load(f, TLS_OK "[frame]\nmax_frame_bytes = 32m\n"), GW_ECONFIG);
     snprintf(want, sizeof want, "%s: [http2] max_conn_buffer_bytes: ", f->path);
     assert_int_equal(strncmp(f->err, want, strlen(want)), 0);
     assert_int_equal(load(f, TLS_OK "[http2]\nmax_conn_buffer_bytes = 64m\n"
@@ -478,13 +478,13 @@ static void test_max_body_follows_frame(void **state)
     assert_int_equal(f->c.frame.max_frame_bytes, 1u << 20);
 
     /* larger than the frame limit: a file-wide error naming the key */
-    assert_int_equal(load(f, TLS_OK "[http2]\nmax_body_bytes = 8m\n"), -1);
+    assert_int_equal(load(f, TLS_OK "[http2]\nmax_body_bytes = 8m\n"), GW_ECONFIG);
     snprintf(want, sizeof want, "%s: [http2] max_body_bytes: ", f->path);
     assert_int_equal(strncmp(f->err, want, strlen(want)), 0);
     assert_non_null(strstr(f->err, "max_frame_bytes"));
 
     /* a body must fit the queue */
-    assert_int_equal(load(f, TLS_OK "[storage]\nqueue_max_bytes = 1m\n"), -1);
+    assert_int_equal(load(f, TLS_OK "[storage]\nqueue_max_bytes = 1m\n"), GW_ECONFIG);
     snprintf(want, sizeof want, "%s: [storage] queue_max_bytes: ", f->path);
     assert_int_equal(strncmp(f->err, want, strlen(want)), 0);
 }
@@ -499,58 +499,58 @@ static void test_validate(void **state)
     assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), 0);
 
     c->frame.max_depth = 5;
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[frame] max_depth"));
     c->frame.max_depth = 65;
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[frame] max_depth"));
     c->frame.max_depth = 16;
 
     c->frame.max_name_len = 0;
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[frame] max_name_len"));
     c->frame.max_name_len = 255;
 
     c->batch_max_frames = c->queue_max_frames + 1;
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[storage] batch_max_frames"));
     c->batch_max_frames = c->queue_max_frames;
     assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), 0);
 
     c->request_timeout_ms = 0;
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[server] request_timeout_ms"));
     c->request_timeout_ms = 1;
 
     c->initial_window_size = 2147483648u;
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[http2] initial_window_size"));
     c->initial_window_size = 65535;
 
     c->n_listen = 0;
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[server] listen"));
     c->n_listen = 1;
     strcpy(c->listen[0].host, "example.com");
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[server] listen"));
     strcpy(c->listen[0].host, "::1");
 
     c->sqlite_synchronous = (enum gw_sqlite_sync)7;
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[storage] sqlite_synchronous"));
     c->sqlite_synchronous = GW_SYNC_NORMAL;
 
     free(c->sqlite_path);
     c->sqlite_path = NULL;
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[storage] sqlite_path: required"));
     c->sqlite_path = strdup("x.db");
     assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), 0);
 
     /* loading: the same check with the file name in front */
     char want[256];
-    assert_int_equal(load(f, "[server]\nmax_connections = 5\n"), -1);
+    assert_int_equal(load(f, "[server]\nmax_connections = 5\n"), GW_ECONFIG);
     snprintf(want, sizeof want, "%s: [tls] cert_file: required", f->path);
     assert_int_equal(strncmp(f->err, want, strlen(want)), 0);
 }
@@ -562,16 +562,16 @@ static void test_missing_file(void **state)
 
     snprintf(path, sizeof path, "%s/does-not-exist.conf", f->dir);
     assert_int_equal(gw_config_defaults(&f->c), 0);
-    assert_int_equal(gw_config_load(&f->c, path, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_load(&f->c, path, f->err, sizeof f->err), GW_EIO);
     assert_int_equal(strncmp(f->err, path, strlen(path)), 0);
     assert_non_null(strstr(f->err, "cannot open"));
 
     /* a directory is not a config file either */
-    assert_int_equal(gw_config_load(&f->c, f->dir, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_load(&f->c, f->dir, f->err, sizeof f->err), GW_EIO);
     assert_int_equal(strncmp(f->err, f->dir, strlen(f->dir)), 0);
 
     /* no error buffer: still fails cleanly */
-    assert_int_equal(gw_config_load(&f->c, path, NULL, 0), -1);
+    assert_int_equal(gw_config_load(&f->c, path, NULL, 0), GW_EIO);
 }
 
 static void test_listen_replaces_default(void **state)
@@ -588,7 +588,7 @@ static void test_listen_replaces_default(void **state)
     assert_int_equal(f->c.n_listen, 2);
 
     /* a failed list leaves the default list in place */
-    assert_int_equal(load(f, "[server]\nlisten = 127.0.0.1:1, nope:2\n"), -1);
+    assert_int_equal(load(f, "[server]\nlisten = 127.0.0.1:1, nope:2\n"), GW_ECONFIG);
     assert_int_equal(f->c.n_listen, 2);
     assert_string_equal(f->c.listen[0].host, "0.0.0.0");
 }
@@ -604,7 +604,7 @@ static void test_cleanup_safe(void **state)
     gw_config_cleanup(NULL);
 
     /* half-filled after an error: strings set before it are freed */
-    assert_int_equal(load(f, TLS_OK "[storage]\nsqlite_path = /a/b\nqueue_max_frames = x\n"), -1);
+    assert_int_equal(load(f, TLS_OK "[storage]\nsqlite_path = /a/b\nqueue_max_frames = x\n"), GW_ECONFIG);
     assert_string_equal(f->c.sqlite_path, "/a/b");
     gw_config_cleanup(&f->c);
     gw_config_cleanup(&f->c);
@@ -724,7 +724,7 @@ static void test_ratelimit_sections(void **state)
                     "  [ ratelimit.server edge-1 ]\n",
              longname);
     /* a section name is compared as written: "[ ratelimit.server" is not one */
-    assert_int_equal(load(f, body), -1);
+    assert_int_equal(load(f, body), GW_ECONFIG);
     assert_non_null(strstr(f->err, "unknown section"));
 
     snprintf(body, sizeof body,
@@ -777,14 +777,14 @@ static void test_ratelimit_sections(void **state)
     assert_int_equal(c->rl_servers[999].o.v.frames_per_s, 999);
 
     /* every bytes_burst holds the largest body */
-    assert_int_equal(load(f, TLS_OK "[ratelimit]\nbytes_burst = 1m\n"), -1);
+    assert_int_equal(load(f, TLS_OK "[ratelimit]\nbytes_burst = 1m\n"), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[ratelimit] bytes_burst: 1048576 is smaller than [http2] "
                                    "max_body_bytes (4194304)"));
     assert_int_equal(
         load(f, TLS_OK "[http2]\nmax_body_bytes = 1m\n[ratelimit]\nbytes_burst = 1m\n"), 0);
-    assert_int_equal(load(f, TLS_OK "[ratelimit.wowza]\nbytes_burst = 100k\n"), -1);
+    assert_int_equal(load(f, TLS_OK "[ratelimit.wowza]\nbytes_burst = 100k\n"), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[ratelimit.wowza] bytes_burst: 102400 is smaller"));
-    assert_int_equal(load(f, TLS_OK "[ratelimit.server z]\nbytes_burst = 1\n"), -1);
+    assert_int_equal(load(f, TLS_OK "[ratelimit.server z]\nbytes_burst = 1\n"), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[ratelimit.server z] bytes_burst: 1 is smaller"));
     /* ... a cross-check names the file, without a line */
     assert_int_equal(strncmp(f->err, f->path, strlen(f->path)), 0);
@@ -794,7 +794,7 @@ static void test_ratelimit_sections(void **state)
     assert_int_equal(load(f, TLS_OK), 0);
     c->rl_kind[GW_RL_KIND_NIMBLE].set = GW_RL_SET_FRAMES_BURST;
     c->rl_kind[GW_RL_KIND_NIMBLE].v.frames_burst = 0;
-    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), -1);
+    assert_int_equal(gw_config_validate(c, f->err, sizeof f->err), GW_ECONFIG);
     assert_non_null(strstr(f->err, "[ratelimit.nimble] frames_burst: 0 is out of range"));
 }
 
@@ -1056,9 +1056,9 @@ static void test_log_level_parse(void **state)
     assert_int_equal(gw_log_level_parse("info"), GW_LOG_INFO);
     assert_int_equal(gw_log_level_parse("WARN"), GW_LOG_WARN);
     assert_int_equal(gw_log_level_parse("error"), GW_LOG_ERROR);
-    assert_int_equal(gw_log_level_parse("warning"), -1);
-    assert_int_equal(gw_log_level_parse(""), -1);
-    assert_int_equal(gw_log_level_parse(NULL), -1);
+    assert_int_equal(gw_log_level_parse("warning"), GW_EINVAL);
+    assert_int_equal(gw_log_level_parse(""), GW_EINVAL);
+    assert_int_equal(gw_log_level_parse(NULL), GW_EINVAL);
 }
 
 int main(void)
