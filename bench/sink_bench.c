@@ -58,7 +58,7 @@ static uint64_t n_stored, n_failed;
 static void on_done(struct gw_sink_item *it, void *ud)
 {
     (void)ud;
-    if (it->status == GW_SINK_FAILED)
+    if (it->status == GW_SINK_FAILED || it->status == GW_SINK_REJECTED) /* not stored */
         n_failed++;
     else
         n_stored++;

@@ -30,8 +30,11 @@ static int stub_open(void **state, const struct gw_config *cfg, char *err, size_
 static int stub_write(void *state, struct gw_sink_item **items, size_t n)
 {
     (void)state;
+    /* every answer to a frame the sink can cause: 202, 202 duplicate, 500 */
     for (size_t i = 0; i < n; i++)
-        items[i]->status = (items[i]->seq & 1) ? GW_SINK_STORED : GW_SINK_DUPLICATE;
+        items[i]->status = items[i]->seq % 3 == 0 ? GW_SINK_REJECTED
+                           : (items[i]->seq & 1)  ? GW_SINK_STORED
+                                                  : GW_SINK_DUPLICATE;
     return 0;
 }
 

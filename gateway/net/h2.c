@@ -276,6 +276,11 @@ static void on_sink_done(struct gw_sink_item *it, void *ud)
     if (it->status == GW_SINK_FAILED) {
         respond_problem(s, 503, "storage_unavailable", "storage is unavailable",
                         "the frame was not stored; retry with the same seq", -1);
+    } else if (it->status == GW_SINK_REJECTED) {
+        /* storage works, this frame will never be stored: no retry-after */
+        c->app->stats.frames_failed++;
+        respond_problem(s, 500, "storage_rejected", "storage rejected the frame",
+                        "the frame could not be stored and will not be on a retry", -1);
     } else {
         if (it->status == GW_SINK_DUPLICATE)
             c->app->stats.frames_duplicate++;

@@ -115,6 +115,9 @@ int gw_metrics_render(const struct gw_metrics *m, struct pa_buf *out)
     counter(&o, "panelgate_frames_unavailable_total",
             "Requests answered 503 (storage failing, queue full, out of memory).",
             s->frames_unavailable);
+    counter(&o, "panelgate_frames_failed_total",
+            "Frames answered 500: storage refused the frame itself (it will never be stored).",
+            s->frames_failed);
     counter(&o, "panelgate_rate_limited_total", "Requests answered 429.", s->frames_rate_limited);
     counter(&o, "panelgate_rate_limit_bans_total", "Servers banned after repeated 429s.",
             s->rate_limit_bans);
@@ -129,6 +132,10 @@ int gw_metrics_render(const struct gw_metrics *m, struct pa_buf *out)
     counter(&o, "panelgate_sink_items_failed_total",
             "Items (frames, activity rows) not stored because their batch failed.",
             k->items_failed);
+    counter(&o, "panelgate_sink_items_rejected_total",
+            "Items (frames, activity rows) refused on their own; the rest of their batch "
+            "committed.",
+            k->items_rejected);
     counter(&o, "panelgate_sink_outages_total", "Times storage started failing.", k->outages);
     gauge(&o, "panelgate_sink_failing",
           "1 while storage is failing (the last group commit failed).", k->failing ? 1 : 0);

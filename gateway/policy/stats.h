@@ -27,6 +27,7 @@ struct gw_stats {
     uint64_t frames_duplicate;
     uint64_t frames_rejected;      /* 4xx for a frame */
     uint64_t frames_unavailable;   /* 503 */
+    uint64_t frames_failed;        /* 500: storage refused this frame */
     uint64_t goaways_revoked;
     uint64_t handshakes_throttled; /* closed at accept: per-address limit */
     uint64_t frames_rate_limited;  /* 429 */
@@ -56,6 +57,8 @@ struct gw_sink_stats {
     uint64_t frames_stored;    /* frames among them */
     uint64_t frames_duplicate; /* frames completed GW_SINK_DUPLICATE */
     uint64_t items_failed;     /* items completed GW_SINK_FAILED */
+    uint64_t items_rejected;   /* items completed GW_SINK_REJECTED: refused
+                                  alone, the rest of their batch committed */
     uint64_t outages;          /* times the sink started failing */
     int failing;               /* the last batch failed */
     int64_t failing_since_ms;  /* when the current outage began (0 = none) */

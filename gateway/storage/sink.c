@@ -22,7 +22,9 @@
  * Group commit falls out of the loop: while one batch is being written the
  * next one accumulates, and the writer takes up to batch_max_frames of it.
  * A failed batch is not retried here: its items complete GW_SINK_FAILED
- * (the gateway answers 503 and the agent resends with the same seq).
+ * (the gateway answers 503 and the agent resends with the same seq).  An
+ * item the backend rejected alone (GW_SINK_REJECTED) does not fail its
+ * batch: it is counted apart, and the failing state is not set.
  */
 #include "sink.h"
 
@@ -251,6 +253,8 @@ static void *writer_main(void *arg)
                 s->st.frames_stored += it->kind == GW_SINK_FRAME;
             } else if (it->status == GW_SINK_DUPLICATE) {
                 s->st.frames_duplicate++;
+            } else if (it->status == GW_SINK_REJECTED) {
+                s->st.items_rejected++;
             } else {
                 s->st.items_failed++;
             }

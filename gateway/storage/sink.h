@@ -25,6 +25,8 @@ enum gw_sink_status {
     GW_SINK_STORED = 0,     /* committed now */
     GW_SINK_DUPLICATE = 1,  /* (server_id, seq) was already stored */
     GW_SINK_FAILED = -1,    /* not stored: storage error (retry later) */
+    GW_SINK_REJECTED = -2,  /* not stored and will never be: the item itself
+                               is bad; answering it 500 */
 };
 
 /* What an item carries. */
@@ -65,8 +67,10 @@ struct gw_sink_ops {
     const char *name;
     /* Opens the backend; returns 0 or -1 with a reason in err. */
     int (*open)(void **state, const struct gw_config *cfg, char *err, size_t errlen);
-    /* Stores a batch as one commit and sets each item's status.  Returns 0,
-     * or -1 when the whole batch failed (every status GW_SINK_FAILED). */
+    /* Stores a batch as one commit and sets each item's status.  Returns 0
+     * (an item the backend refused on its own is GW_SINK_REJECTED, the rest
+     * committed), or -1 when the whole batch failed (every status
+     * GW_SINK_FAILED). */
     int (*write_batch)(void *state, struct gw_sink_item **items, size_t n);
     void (*close)(void *state);
 };

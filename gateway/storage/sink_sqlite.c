@@ -1,6 +1,6 @@
 /*
  * sink_sqlite.c - the embedded storage backend: one SQLite file in WAL
- * mode, one transaction per batch (group commit).
+ * mode, one transaction per batch (group commit), one savepoint per item.
  *
  * The connection is opened by gw_sink_new on the caller's thread, then used
  * only by the sink's writer thread, and closed after that thread is joined:
@@ -15,8 +15,9 @@
  * stream path (streams of the same path in one frame are added together)
  * and one geo_samples row per viewers bucket.  Stream paths are looked up
  * in stream_paths through a bounded in-memory cache (samples.h); the cache
- * is emptied after a failed batch (its inserts were rolled back) and when
- * meta.stream_paths_generation moves (a purge or erase deleted paths).
+ * is emptied after a failed batch or a rejected item (their inserts were
+ * rolled back) and when meta.stream_paths_generation moves (a purge or
+ * erase deleted paths).
  *
  * seq and ts_ms are uint64 on the wire; SQLite integers are int64, so both
  * are stored as the int64 with the same bit pattern ((int64_t)v, two's
@@ -24,14 +25,21 @@
  * to uint64_t by readers (panelgatectl export does).  The primary key stays
  * unique because the mapping is a bijection.
  *
- * A failed batch (SQLITE_BUSY, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY,
- * ...) is rolled back and every item marked GW_SINK_FAILED; the next batch
- * simply tries again.  The failure is logged once when storage starts
- * failing (and again if the error changes), and once when it recovers.
+ * Each item is written inside its own SAVEPOINT, so that one bad row does
+ * not cost the batch: an item whose insert fails with a row-level error (a
+ * constraint, SQLITE_TOOBIG, SQLITE_MISMATCH, a bind: see storage_class)
+ * is rolled back to its savepoint, marked GW_SINK_REJECTED and logged
+ * (sink_item_failed), and the rest of the batch commits.  A storage error
+ * (SQLITE_BUSY, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, ...), or any
+ * failure of BEGIN, COMMIT or a savepoint, fails the batch: it is rolled
+ * back and every item marked GW_SINK_FAILED; the next batch simply tries
+ * again.  The failure is logged once when storage starts failing (and
+ * again if the error changes), and once when it recovers.
  */
 #include "sink.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,11 +65,13 @@ struct sq {
     sqlite3_stmt *insert_activity;
     sqlite3_stmt *commit;
     sqlite3_stmt *rollback;
+    sqlite3_stmt *savepoint, *release, *rollback_to; /* around each item */
     /* derived rows (NULL when cfg->store_samples is off) */
     sqlite3_stmt *ins_server, *ins_stream, *ins_geo;
     sqlite3_stmt *sel_path, *ins_path, *touch_path, *paths_gen;
     struct gw_path_cache *paths;
     int64_t paths_generation;
+    const char *table;  /* the table the last insert was for (logs) */
     int failing;        /* last batch failed */
     int last_rc;        /* extended code of the last failure */
     char err[256];      /* text of the last failure */
@@ -78,6 +88,9 @@ static void sq_close(void *state)
     sqlite3_finalize(q->insert_activity);
     sqlite3_finalize(q->commit);
     sqlite3_finalize(q->rollback);
+    sqlite3_finalize(q->savepoint);
+    sqlite3_finalize(q->release);
+    sqlite3_finalize(q->rollback_to);
     sqlite3_finalize(q->ins_server);
     sqlite3_finalize(q->ins_stream);
     sqlite3_finalize(q->ins_geo);
@@ -256,6 +269,9 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
     if (prep(q, &q->begin, "BEGIN IMMEDIATE", path, err, errlen) != 0 ||
         prep(q, &q->commit, "COMMIT", path, err, errlen) != 0 ||
         prep(q, &q->rollback, "ROLLBACK", path, err, errlen) != 0 ||
+        prep(q, &q->savepoint, "SAVEPOINT item", path, err, errlen) != 0 ||
+        prep(q, &q->release, "RELEASE item", path, err, errlen) != 0 ||
+        prep(q, &q->rollback_to, "ROLLBACK TO item", path, err, errlen) != 0 ||
         prep(q, &q->insert,
              "INSERT OR IGNORE INTO frames(server_id, seq, ts_ms, received_ms, reported_name, body)"
              " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -284,6 +300,7 @@ static int insert_activity_text(struct sq *q, const struct gw_sink_item *it,
                                 const char *details, size_t len)
 {
     sqlite3_stmt *st = q->insert_activity;
+    q->table = "activity";
     int rc = sqlite3_bind_int64(st, 1, it->received_ms / 1000);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(st, 2, it->action ? it->action : "unknown", -1, SQLITE_STATIC);
@@ -316,6 +333,7 @@ static int insert_one(struct sq *q, struct gw_sink_item *it)
 
     if (it->kind == GW_SINK_ACTIVITY)
         return insert_activity(q, it);
+    q->table = "frames";
     rc = sqlite3_bind_int64(st, 1, it->server_id);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(st, 2, (int64_t)it->seq); /* bit pattern, see top */
@@ -359,6 +377,7 @@ static int path_id(struct sq *q, int64_t server_id, const struct gw_stream_sampl
     int64_t last = now_ms;
     int rc;
 
+    q->table = "stream_paths";
     if (e != NULL) {
         *id = e->id;
         if (now_ms - e->last_ms < GW_PATH_TOUCH_MS)
@@ -454,6 +473,7 @@ static int insert_samples(struct sq *q, const struct gw_sink_item *it)
     sqlite3_stmt *st = q->ins_server;
     int rc;
 
+    q->table = "server_samples";
     rc = bind_i64s(st, 1, key, 3);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_double(st, 4, sm->cpu_pct);
@@ -474,6 +494,7 @@ static int insert_samples(struct sq *q, const struct gw_sink_item *it)
             gw_samples_i64(ss->bytes_out),
         };
         st = q->ins_stream;
+        q->table = "stream_samples";
         rc = bind_i64s(st, 1, row, 7);
         if (rc != SQLITE_OK || (rc = step_done(st)) != SQLITE_DONE)
             return rc;
@@ -485,6 +506,7 @@ static int insert_samples(struct sq *q, const struct gw_sink_item *it)
             gw_samples_i64(v->bytes_in), gw_samples_i64(v->bytes_out),
         };
         st = q->ins_geo;
+        q->table = "geo_samples";
         rc = bind_i64s(st, 1, who, 2);
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_text(st, 3, v->cc, -1, SQLITE_TRANSIENT);
@@ -516,15 +538,45 @@ static int check_paths_generation(struct sq *q)
     return SQLITE_DONE;
 }
 
-static void note_failure(struct sq *q, int rc, size_t n)
+/* |rc| and the connection's message for it, into buf. */
+static void describe(struct sq *q, int rc, char *buf, size_t n)
 {
     const char *msg = sqlite3_errmsg(q->db);
     const char *str = sqlite3_errstr(rc);
     /* The message names tables and columns, never values. */
     if (msg == NULL || strcmp(msg, str) == 0)
-        snprintf(q->err, sizeof q->err, "%s (code %d)", str, rc);
+        snprintf(buf, n, "%s (code %d)", str, rc);
     else
-        snprintf(q->err, sizeof q->err, "%s (code %d): %s", str, rc, msg);
+        snprintf(buf, n, "%s (code %d): %s", str, rc, msg);
+}
+
+/* Errors of the storage itself, whatever the row: locks, a full or failing
+ * disk, a damaged or missing file, memory.  They fail the whole batch (503:
+ * the agents resend later, when storage may work again).  Anything else (a
+ * constraint, a value too big or of the wrong type, a bind) is taken to be
+ * the row's own fault, which a resend would only repeat. */
+static bool storage_class(int rc)
+{
+    switch (rc & 0xff) { /* the primary code of an extended one */
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void note_failure(struct sq *q, int rc, size_t n)
+{
+    describe(q, rc, q->err, sizeof q->err);
     if (!q->failing || q->last_rc != rc)
         gw_log(GW_LOG_WARN, NULL, "sink_failing",
                "sqlite batch of %zu frames failed, answering 503 until storage recovers: %s", n,
@@ -607,6 +659,42 @@ static int sq_write_batch(void *state, struct gw_sink_item **items, size_t n)
     return rv;
 }
 
+/* |it| inside its own savepoint: a row-level error undoes this item alone,
+ * which completes GW_SINK_REJECTED while the batch goes on.  SQLITE_DONE,
+ * or the error that fails the whole batch. */
+static int write_item(struct sq *q, struct gw_sink_item *it)
+{
+    char why[256];
+    int rc = step_done(q->savepoint);
+    if (rc != SQLITE_DONE)
+        return rc;
+    rc = insert_one(q, it);
+    if (rc == SQLITE_DONE)
+        return step_done(q->release);
+    /* some errors make SQLite roll the whole transaction back itself: then
+     * the items before this one are gone too */
+    if (storage_class(rc) || sqlite3_get_autocommit(q->db))
+        return rc;
+    describe(q, rc, why, sizeof why); /* before the rollback resets it */
+    int rb = step_done(q->rollback_to);
+    if (rb == SQLITE_DONE)
+        rb = step_done(q->release);
+    if (rb != SQLITE_DONE)
+        return rb;
+    /* Paths this item inserted are gone again.  Which ones is not tracked:
+     * the whole cache goes, the simplest correct choice for something this
+     * rare (it refills at one SELECT per path). */
+    gw_path_cache_clear(q->paths);
+    it->status = GW_SINK_REJECTED;
+    /* the server id is the registry's, not the frame's; no value of the
+     * row is logged */
+    gw_log(GW_LOG_WARN, NULL, "sink_item_failed",
+           "sqlite refused one %s row (server id %lld); that item is skipped, the rest of "
+           "its batch goes on: %s",
+           q->table ? q->table : "?", (long long)it->server_id, why);
+    return SQLITE_DONE;
+}
+
 static int write_frames(struct sq *q, struct gw_sink_item **items, size_t n)
 {
     int rc = step_done(q->begin);
@@ -615,7 +703,7 @@ static int write_frames(struct sq *q, struct gw_sink_item **items, size_t n)
     if (q->paths != NULL && (rc = check_paths_generation(q)) != SQLITE_DONE)
         goto fail;
     for (size_t i = 0; i < n; i++) {
-        rc = insert_one(q, items[i]);
+        rc = write_item(q, items[i]);
         if (rc != SQLITE_DONE)
             goto fail;
     }

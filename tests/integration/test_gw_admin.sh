@@ -9,6 +9,9 @@
 #  - the alarm: one "storage_failing" line at level error and one
 #    "storage_recovered" at info for the outage, and one "storage_outage"
 #    row in the activity log;
+#  - a frame the database refuses on its own (a trigger) is answered 500
+#    storage_rejected without retry-after and counted, the frames around it
+#    are stored, and storage is not failing;
 #  - no viewer IP in /metrics; other paths 404, other methods 501;
 #  - [admin] listen = (empty) turns the listener off.
 . "$(dirname "$0")/lib.sh"
@@ -193,6 +196,42 @@ check "activity log: the outage counts its 503s and failed batches, names the re
     test "$(sql "SELECT json_extract(details, '\$.requests_503') >= 5 AND json_extract(details, '\$.failed_batches') >= 1
                  AND json_extract(details, '\$.reason') LIKE 'database is locked%'
                  AND json_extract(details, '\$.duration_ms') > 0 FROM activity WHERE action = 'storage_outage'")" = 1
+
+# ---- one frame the database refuses: 500, storage not failing ---------------------
+sql "CREATE TRIGGER bad_row BEFORE INSERT ON frames WHEN NEW.seq = 21
+     BEGIN SELECT RAISE(ABORT, 'test: bad row'); END"
+py_checks - <<'EOF'
+import h2client as hc
+ok = hc.Checks()
+c = hc.connect("nimble-01")
+rs = [c.post(hc.pack(hc.minimal_frame(s))) for s in (20, 21, 22)]
+ok(rs[0].status == 202 and rs[2].status == 202, "the frames around a refused one -> 202", rs)
+ok(hc.problem_ok(rs[1], 500, "storage_rejected") and "retry-after" not in rs[1].headers,
+   "the refused frame -> 500 storage_rejected, no retry-after", rs[1])
+c.close()
+EOF
+sql "DROP TRIGGER bad_row"
+get /healthz
+check_eq "a refused frame: GET /healthz -> 200" "$GET_CODE" 200
+get /metrics
+cp "$T/get.body" "$T/m3.txt"
+py_checks - "$T/m2.txt" "$T/m3.txt" <<'EOF'
+import sys
+import h2client as hc
+from prom import parse
+ok = hc.Checks()
+a, b = parse(sys.argv[1]), parse(sys.argv[2])
+d = lambda k: b.get(k, -1) - a.get(k, -1)
+ok(d("panelgate_frames_failed_total") == 1, "frames_failed_total +1", d("panelgate_frames_failed_total"))
+ok(d('panelgate_responses_total{status="500"}') == 1, 'responses_total{status="500"} +1')
+ok(d("panelgate_frames_accepted_total") == 2, "frames_accepted_total +2 (not the refused one)")
+ok(d("panelgate_sink_items_rejected_total") == 1, "sink_items_rejected_total +1")
+ok(d("panelgate_sink_items_failed_total") == 0 and d("panelgate_sink_batch_failures_total") == 0
+   and b["panelgate_sink_failing"] == 0, "no failed batch, storage not failing")
+EOF
+check_eq "a refused frame: one sink_item_failed line" "$(log_count '"event":"sink_item_failed"')" 1
+check_eq "a refused frame: not stored, its neighbours are" \
+    "$(sql "SELECT group_concat(seq) FROM (SELECT seq FROM frames WHERE seq IN (20, 21, 22) ORDER BY seq)")" "20,22"
 
 # ---- no viewer IP in /metrics; methods and paths ---------------------------------
 if grep -qF -e 203.0.113.99 -e 198.51.100.42 -e 2001:db8:77::9 -e 2001:db8:77:0:0:0:0:9 "$T/m1.txt" "$T/m2.txt"; then

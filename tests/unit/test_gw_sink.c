@@ -3,12 +3,14 @@
  * and the SQLite backend, with a real event loop and real SQLite files.
  *
  * Two backends:
- *   - gw_sink_sqlite_ops itself (or wrapped to count write_batch calls);
+ *   - gw_sink_sqlite_ops itself (or wrapped to count write_batch calls, or
+ *     behind the stub's gate, to decide what one batch holds);
  *   - a stub, in this file only, whose write_batch blocks on a gate: a test
  *     double that makes the queue's bounds deterministic.
  *
  * libevent locking is switched on in main() before any event_base exists,
- * as sink.h requires.
+ * as sink.h requires; SQLite's allocator is wrapped there too (before
+ * SQLite initialises), so that a test can make it fail.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +21,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,14 +45,14 @@ struct fx {
     pthread_t loop_thread;
     /* touched by done callbacks, i.e. on the loop thread only */
     int done;
-    int n_status[3]; /* STORED, DUPLICATE, FAILED */
+    int n_status[4]; /* STORED, DUPLICATE, FAILED, REJECTED */
     int wrong_thread;
     int status_of[MAX_SEQ];
 };
 
 static int status_idx(enum gw_sink_status s)
 {
-    return s == GW_SINK_STORED ? 0 : s == GW_SINK_DUPLICATE ? 1 : 2;
+    return s == GW_SINK_STORED ? 0 : s == GW_SINK_DUPLICATE ? 1 : s == GW_SINK_REJECTED ? 3 : 2;
 }
 
 static int fx_setup(void **state)
@@ -208,9 +211,10 @@ static int stub_open(void **state, const struct gw_config *cfg, char *err, size_
     return 0;
 }
 
-static int stub_write_batch(void *state, struct gw_sink_item **items, size_t n)
+/* Writer thread: holds the batch until the test opens the gate; returns
+ * the fail flag as it was then. */
+static int gate_wait(struct stub *b)
 {
-    struct stub *b = state;
     pthread_mutex_lock(&b->mu);
     b->in_write = 1;
     pthread_cond_broadcast(&b->cv);
@@ -220,6 +224,12 @@ static int stub_write_batch(void *state, struct gw_sink_item **items, size_t n)
     b->in_write = 0;
     int fail = b->fail;
     pthread_mutex_unlock(&b->mu);
+    return fail;
+}
+
+static int stub_write_batch(void *state, struct gw_sink_item **items, size_t n)
+{
+    int fail = gate_wait(state);
     for (size_t i = 0; i < n; i++)
         items[i]->status = GW_SINK_STORED; /* a sloppy backend: the sink must
                                               still report FAILED on -1 */
@@ -294,6 +304,52 @@ static const struct gw_sink_ops wrap_ops = {
     .write_batch = wrap_write_batch,
     .close = wrap_close,
 };
+
+/* The real backend behind the stub's gate, so that a test decides what one
+ * batch holds: a first item waits at the gate while the next ones queue up
+ * behind it and then go to SQLite together. */
+static int gated_write_batch(void *state, struct gw_sink_item **items, size_t n)
+{
+    (void)gate_wait(&g_stub);
+    return wrap_write_batch(state, items, n);
+}
+
+static const struct gw_sink_ops gated_ops = {
+    .name = "sqlite-gated",
+    .open = wrap_open,
+    .write_batch = gated_write_batch,
+    .close = wrap_close,
+};
+
+/* SQLite's allocator, wrapped so that a test can make one large allocation
+ * fail (SQLITE_NOMEM in the middle of a batch): while g_sqlite_fail_from is
+ * not 0, requests of at least that many bytes get NULL.  Installed in
+ * main() before SQLite initialises. */
+static sqlite3_mem_methods g_sqlite_mem;
+static atomic_int g_sqlite_fail_from;
+
+static void *mem_malloc(int n)
+{
+    int lim = atomic_load(&g_sqlite_fail_from);
+    return lim > 0 && n >= lim ? NULL : g_sqlite_mem.xMalloc(n);
+}
+
+static void *mem_realloc(void *p, int n)
+{
+    int lim = atomic_load(&g_sqlite_fail_from);
+    return lim > 0 && n >= lim ? NULL : g_sqlite_mem.xRealloc(p, n);
+}
+
+static int wrap_sqlite_malloc(void)
+{
+    static sqlite3_mem_methods m;
+    if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &g_sqlite_mem) != SQLITE_OK)
+        return -1;
+    m = g_sqlite_mem;
+    m.xMalloc = mem_malloc;
+    m.xRealloc = mem_realloc;
+    return sqlite3_config(SQLITE_CONFIG_MALLOC, &m) == SQLITE_OK ? 0 : -1;
+}
 
 /* ------------------------------------------------------------------ tests */
 
@@ -544,6 +600,129 @@ static void test_storage_failure_busy(void **state)
     assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames"), 1);
 }
 
+static void exec_sql(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    char *msg = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "%s: %s\n", sql, msg ? msg : "?");
+    sqlite3_free(msg);
+    sqlite3_close(db);
+    assert_int_equal(rc, SQLITE_OK);
+}
+
+/* Holds the writer at the gate with a first item (seq 1), so that what is
+ * submitted next goes to SQLite as one batch once the gate opens. */
+static void gate_first(struct fx *f, struct gw_sink *s, int64_t server)
+{
+    stub_reset(0);
+    g_wrap_calls = 0;
+    g_wrap_max = 0;
+    submit_ok(s, item(f, server, 1, 10));
+    stub_wait_in_write();
+}
+
+/* One bad row in a batch (a trigger refuses seq 13: SQLITE_CONSTRAINT) is
+ * that item's problem alone: it is rejected, the rest of its batch is
+ * committed, and storage is not failing. */
+static void test_item_rejected_alone(void **state)
+{
+    struct fx *f = *state;
+    struct gw_sink_stats st;
+    struct gw_sink *s = sink_new(f, &gated_ops);
+    exec_sql(f->path, "CREATE TRIGGER bad_row BEFORE INSERT ON frames WHEN NEW.seq = 13"
+                      " BEGIN SELECT RAISE(ABORT, 'test: bad row'); END");
+
+    gate_first(f, s, 5);
+    for (uint64_t i = 10; i <= 15; i++)
+        submit_ok(s, item(f, 5, i, 100));
+    stub_set(1, 0);
+    run_until(f, 7, 10000);
+    gw_sink_get_stats(s, &st);
+    assert_int_equal(gw_sink_failing(s), 0);
+    gw_sink_free(s);
+
+    assert_int_equal(g_wrap_calls, 2); /* seq 1, then 10..15 together */
+    assert_int_equal(g_wrap_max, 6);
+    assert_int_equal(f->status_of[13], GW_SINK_REJECTED);
+    for (uint64_t i = 10; i <= 15; i++)
+        if (i != 13)
+            assert_int_equal(f->status_of[i], GW_SINK_STORED);
+    assert_int_equal(f->n_status[0], 6);
+    assert_int_equal(f->n_status[3], 1);
+    assert_int_equal(st.failing, 0);
+    assert_int_equal(st.batches, 2);
+    assert_int_equal(st.batch_failures, 0);
+    assert_int_equal(st.items_rejected, 1);
+    assert_int_equal(st.items_failed, 0);
+    assert_int_equal(st.frames_stored, 6);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE server_id=5 AND"
+                                        " seq IN (1, 10, 11, 12, 14, 15)"),
+                     6);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE seq=13"), 0);
+}
+
+/* A storage error in the middle of a batch (SQLITE_NOMEM while one item's
+ * row is built) is not one item's problem: the whole batch fails, nothing
+ * of it is kept, not even a row that was rejected before it, and storage
+ * is failing until a batch succeeds.  The trigger also makes SQLite undo
+ * only the statement on SQLITE_NOMEM (it has a statement journal), not the
+ * transaction: the backend must tell the error apart itself. */
+static void test_item_storage_error_fails_batch(void **state)
+{
+    struct fx *f = *state;
+    struct gw_sink_stats st;
+    struct gw_sink *s = sink_new(f, &gated_ops);
+    size_t big = 2u << 20;
+    uint8_t *body = calloc(1, big);
+    assert_non_null(body);
+    exec_sql(f->path, "CREATE TRIGGER bad_row BEFORE INSERT ON frames WHEN NEW.seq = 13"
+                      " BEGIN SELECT RAISE(ABORT, 'test: bad row'); END");
+
+    gate_first(f, s, 6);
+    submit_ok(s, item(f, 6, 20, 100));
+    submit_ok(s, item(f, 6, 13, 100));
+    struct gw_sink_item *it = gw_sink_item_new("host-6", body, big);
+    assert_non_null(it);
+    it->server_id = 6;
+    it->seq = 22;
+    it->done = on_done;
+    it->ud = f;
+    submit_ok(s, it);
+    submit_ok(s, item(f, 6, 23, 100));
+    atomic_store(&g_sqlite_fail_from, 1 << 20); /* the 2 MiB record */
+    stub_set(1, 0);
+    run_until(f, 5, 10000);
+    atomic_store(&g_sqlite_fail_from, 0);
+    gw_sink_get_stats(s, &st);
+    assert_int_equal(f->status_of[1], GW_SINK_STORED);
+    assert_int_equal(f->status_of[20], GW_SINK_FAILED);
+    assert_int_equal(f->status_of[13], GW_SINK_FAILED);
+    assert_int_equal(f->status_of[22], GW_SINK_FAILED);
+    assert_int_equal(f->status_of[23], GW_SINK_FAILED);
+    assert_int_equal(gw_sink_failing(s), 1);
+    assert_int_equal(st.failing, 1);
+    assert_int_equal(st.batch_failures, 1);
+    assert_int_equal(st.items_failed, 4);
+    assert_int_equal(st.items_rejected, 0);
+    assert_non_null(strstr(st.reason, "out of memory"));
+
+    /* resent, the good frames are stored: storage works again */
+    submit_ok(s, item(f, 6, 20, 100));
+    submit_ok(s, item(f, 6, 23, 100));
+    run_until(f, 7, 10000);
+    assert_int_equal(f->status_of[20], GW_SINK_STORED);
+    assert_int_equal(f->status_of[23], GW_SINK_STORED);
+    assert_int_equal(gw_sink_failing(s), 0);
+    gw_sink_free(s);
+    free(body);
+    assert_int_equal(g_wrap_max, 4);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE seq IN (13, 22)"), 0);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames"), 3);
+}
+
 static void test_free_drains(void **state)
 {
     struct fx *f = *state;
@@ -614,6 +793,10 @@ static void test_item_new(void **state)
 
 int main(void)
 {
+    if (wrap_sqlite_malloc() != 0) {
+        fprintf(stderr, "cannot wrap the SQLite allocator\n");
+        return 1;
+    }
     if (evthread_use_pthreads() != 0) {
         fprintf(stderr, "evthread_use_pthreads failed\n");
         return 1;
@@ -629,6 +812,9 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_storage_failure_busy, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_item_rejected_alone, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_item_storage_error_fails_batch, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_free_drains, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_new_errors, fx_setup, fx_teardown),
         cmocka_unit_test(test_item_new),
