@@ -274,7 +274,7 @@ static int parse_uint(const char *v, unsigned flags, uint64_t *out, char *why, s
         case 'g': case 'G': mult = GIB; break;
         default:
             snprintf(why, n, "'%.64s': bad size suffix (use k, m or g for KiB, MiB, GiB)", v);
-            return -1;
+            return GW_ECONFIG;
         }
         if (x > UINT64_MAX / mult)
             return bad(why, n, "'%.64s' is too large", v);
@@ -298,7 +298,7 @@ static int parse_bool(const char *v, bool *out)
             return 0;
         }
     }
-    return -1;
+    return GW_ECONFIG;
 }
 
 /* One "HOST:PORT" / "[HOST]:PORT" entry of |len| bytes at |s|.  The host
@@ -376,7 +376,7 @@ static int parse_listen(struct gw_config *c, const char *v, char *why, size_t n)
         if (cnt == GW_MAX_LISTEN)
             return bad(why, n, "more than %d addresses", GW_MAX_LISTEN);
         if (parse_hostport(s, len, &tmp[cnt], why, n) != 0)
-            return -1;
+            return GW_ECONFIG;
         for (unsigned i = 0; i < cnt; i++) {
             if (tmp[i].port == tmp[cnt].port && strcmp(tmp[i].host, tmp[cnt].host) == 0 &&
                 tmp[i].port != 0)
@@ -399,7 +399,7 @@ static int set_str(char **slot, const char *v)
         size_t len = strlen(v);
         copy = malloc(len + 1);
         if (copy == NULL)
-            return -1;
+            return GW_ENOMEM;
         memcpy(copy, v, len + 1);
     }
     free(*slot);
@@ -414,7 +414,7 @@ static int set_uint(void *slot, const struct key *k, unsigned flags, const char 
     uint64_t x = 0;
 
     if (parse_uint(v, flags, &x, why, n) != 0)
-        return -1;
+        return GW_ECONFIG;
     if (x < k->min || x > key_max(k))
         return bad(why, n, "'%.64s' is out of range %" PRIu64 "..%" PRIu64, v, k->min,
                    key_max(k));
@@ -459,7 +459,7 @@ static int set_value(struct gw_config *c, const struct key *k, const char *v, ch
             *(enum gw_sqlite_sync *)field(c, k) = GW_SYNC_FULL;
         } else {
             snprintf(why, n, "'%.64s' is not normal or full", v);
-            return -1;
+            return GW_ECONFIG;
         }
         return 0;
     case K_ADDR:
@@ -470,7 +470,7 @@ static int set_value(struct gw_config *c, const struct key *k, const char *v, ch
         if (strchr(v, ',') != NULL)
             return bad(why, n, "one address only");
         if (parse_hostport(v, strlen(v), &c->admin_listen, why, n) != 0)
-            return -1;
+            return GW_ECONFIG;
         c->admin_on = true;
         return 0;
     case K_ENGINE:
@@ -481,7 +481,7 @@ static int set_value(struct gw_config *c, const struct key *k, const char *v, ch
         return 0;
     }
     snprintf(why, n, "internal error: bad key type");
-    return -1;
+    return GW_EINTERNAL;
 }
 
 /* ------------------------------------------------------------ parsing */
@@ -567,14 +567,14 @@ static int server_section(struct parse *p, const char *s, size_t len)
         len--;
     if (len == 0) {
         fail(p, RL_SERVER_SECTION, NULL, "needs a server name: [" RL_SERVER_SECTION " NAME]");
-        return -1;
+        return GW_ECONFIG;
     }
     if (!server_name_ok(s, len)) {
         fail(p, NULL, NULL,
              "[" RL_SERVER_SECTION " %.*s]: not a server name (1..255 of A-Z a-z 0-9 . _ -, "
              "not starting with . or -)",
              (int)(len > 64 ? 64 : len), s);
-        return -1;
+        return GW_ECONFIG;
     }
     for (i = 0; i < c->n_rl_servers; i++)
         if (c->rl_servers[i].name[len] == '\0' && memcmp(c->rl_servers[i].name, s, len) == 0)
@@ -583,7 +583,7 @@ static int server_section(struct parse *p, const char *s, size_t len)
         if (i == GW_RL_MAX_SERVER_OVERRIDES) {
             fail(p, NULL, NULL, "more than %d [" RL_SERVER_SECTION " NAME] sections",
                  GW_RL_MAX_SERVER_OVERRIDES);
-            return -1;
+            return GW_ECONFIG;
         }
         if (i == p->server_cap) {
             uint32_t cap = p->server_cap ? 2 * p->server_cap : 8;
@@ -595,7 +595,7 @@ static int server_section(struct parse *p, const char *s, size_t len)
                 p->server_seen = seen;
             if (o == NULL || seen == NULL) {
                 fail(p, NULL, NULL, "out of memory");
-                return -1;
+                return GW_ENOMEM;
             }
             p->server_cap = cap;
         }
@@ -1134,8 +1134,8 @@ static bool same_value(const struct gw_config *a, const struct gw_config *b, con
     return false;
 }
 
-/* Key |k|'s value from |from| into |to|.  -1 when out of memory (|to|
- * keeps its own value then). */
+/* Key |k|'s value from |from| into |to|.  GW_ENOMEM when out of memory
+ * (|to| keeps its own value then). */
 static int copy_value(struct gw_config *to, const struct gw_config *from, const struct key *k)
 {
     const char *s;
@@ -1169,7 +1169,7 @@ static int copy_value(struct gw_config *to, const struct gw_config *from, const 
         *(enum gw_sqlite_sync *)field(to, k) = *(const enum gw_sqlite_sync *)cfield(from, k);
         return 0;
     }
-    return -1;
+    return GW_EINTERNAL;
 }
 
 /* Appends "[section] name" to the comma-separated list in |buf|. */
@@ -1194,8 +1194,9 @@ int gw_config_keep_restart_only(struct gw_config *nc, const struct gw_config *oc
                                                   : 0;
         if (group == 0 || same_value(nc, oc, k))
             continue;
-        if (copy_value(nc, oc, k) != 0)
-            return GW_ENOMEM;
+        int rv = copy_value(nc, oc, k);
+        if (rv != 0)
+            return rv;
         changed |= group;
         if (kept != NULL && group == GW_RELOAD_LISTEN)
             add_key_name(kept->listen, sizeof kept->listen, k);

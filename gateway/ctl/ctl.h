@@ -135,6 +135,9 @@ int ctl_table_row(struct table *t, const char *const *cells);
 void ctl_table_print(const struct table *t, const char *indent);
 void ctl_table_free(struct table *t);
 
+/* The parsers and ctl_table_row return 0, or GW_EINVAL (not a valid
+ * value) / GW_ENOMEM (err.h); the commands above return exit statuses. */
+
 /* A decimal number no larger than |max|. */
 int ctl_parse_uint(const char *s, unsigned long long max, unsigned long long *out);
 /* "30s", "15m", "12h", "7d" (or "0") -> seconds, at most 3650 days. */

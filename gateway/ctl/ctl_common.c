@@ -142,14 +142,14 @@ cJSON *ctl_activity_json(const struct gw_activity_row *r, bool with_server)
 int ctl_parse_uint(const char *s, unsigned long long max, unsigned long long *out)
 {
     if (s == NULL || *s < '0' || *s > '9')
-        return -1;
+        return GW_EINVAL;
     unsigned long long v = 0;
     for (; *s; s++) {
         if (*s < '0' || *s > '9')
-            return -1;
+            return GW_EINVAL;
         unsigned d = (unsigned)(*s - '0');
         if (v > (max - d) / 10)
-            return -1;
+            return GW_EINVAL;
         v = v * 10 + d;
     }
     *out = v;
@@ -160,7 +160,7 @@ int ctl_parse_uint(const char *s, unsigned long long max, unsigned long long *ou
 int ctl_parse_duration(const char *s, int64_t *out)
 {
     if (s == NULL || *s == '\0')
-        return -1;
+        return GW_EINVAL;
     if (strcmp(s, "0") == 0) {
         *out = 0;
         return 0;
@@ -172,16 +172,16 @@ int ctl_parse_duration(const char *s, int64_t *out)
     case 'm': unit = 60; break;
     case 'h': unit = 3600; break;
     case 'd': unit = 86400; break;
-    default: return -1;
+    default: return GW_EINVAL;
     }
     char num[24];
     if (n - 1 == 0 || n - 1 >= sizeof num)
-        return -1;
+        return GW_EINVAL;
     memcpy(num, s, n - 1);
     num[n - 1] = '\0';
     unsigned long long v;
     if (ctl_parse_uint(num, (unsigned long long)(MAX_DURATION_S / unit), &v) != 0)
-        return -1;
+        return GW_EINVAL;
     *out = (int64_t)v * unit;
     return 0;
 }
@@ -222,11 +222,11 @@ static int parse_time1(const char *s, bool upper, int64_t now, int64_t *out)
                sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &da, &h, &mi, &se, &n) == 6 &&
                n == 20) {
     } else {
-        return -1;
+        return GW_EINVAL;
     }
     for (size_t i = 0; i < len; i++) /* no signs or blanks inside the fields */
         if (s[i] == '+' || s[i] == ' ' || (s[i] == '-' && i != 4 && i != 7))
-            return -1;
+            return GW_EINVAL;
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
     tm.tm_mday = da;
@@ -238,7 +238,7 @@ static int parse_time1(const char *s, bool upper, int64_t now, int64_t *out)
     if (t == (time_t)-1 || gmtime_r(&t, &back) == NULL || back.tm_year != tm.tm_year ||
         back.tm_mon != mo - 1 || back.tm_mday != da || back.tm_hour != h || back.tm_min != mi ||
         back.tm_sec != se)
-        return -1;
+        return GW_EINVAL;
     *out = (int64_t)t;
     return 0;
 }
@@ -246,7 +246,7 @@ static int parse_time1(const char *s, bool upper, int64_t now, int64_t *out)
 int ctl_join(char *out, size_t outlen, const char *a, const char *b)
 {
     int n = snprintf(out, outlen, "%s/%s", a, b);
-    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+    return n < 0 || (size_t)n >= outlen ? GW_EINVAL : 0;
 }
 
 bool ctl_exists(const char *path)
@@ -354,7 +354,7 @@ int ctl_table_row(struct table *t, const char *const *cells)
         size_t cap = t->cap ? t->cap * 2 : 16;
         char **nc = realloc(t->cell, cap * t->ncol * sizeof *nc);
         if (nc == NULL)
-            return -1;
+            return GW_ENOMEM;
         t->cell = nc;
         t->cap = cap;
     }
@@ -363,7 +363,7 @@ int ctl_table_row(struct table *t, const char *const *cells)
         if (t->cell[t->nrow * t->ncol + i] == NULL) {
             for (size_t j = 0; j < i; j++)
                 free(t->cell[t->nrow * t->ncol + j]);
-            return -1;
+            return GW_ENOMEM;
         }
     }
     t->nrow++;

@@ -79,7 +79,7 @@ static int body_append(struct gw_stream *s, const uint8_t *data, size_t len, siz
             cap = need > max ? need : max;
         uint8_t *p = malloc(cap);
         if (!p)
-            return -1;
+            return GW_ENOMEM;
         if (b->len)
             memcpy(p, b->data, b->len);
         if (b->data) {
@@ -148,6 +148,25 @@ static ssize_t resp_read(nghttp2_session *session, int32_t stream_id, uint8_t *b
 
 /* Submits status + body.  extra_name/extra_value: one optional header. */
 
+/* nghttp2's codes at the edge: NGHTTP2_ERR_NOMEM is GW_ENOMEM; any other
+ * failure of a call that only queues a frame of ours is GW_EINTERNAL. */
+static int from_nghttp2(int rv)
+{
+    if (rv == 0)
+        return 0;
+    return rv == NGHTTP2_ERR_NOMEM ? GW_ENOMEM : GW_EINTERNAL;
+}
+
+/* What a callback returns to nghttp2 for one of our codes: 0 goes on; any
+ * failure ends the session (conn.c logs h2_error, writes what nghttp2 still
+ * has queued and closes), as every failure that reaches a callback is a
+ * fatal one (out of memory, a response that cannot be queued).  Problems
+ * of one stream are answered on that stream before they get here. */
+static int to_nghttp2(int rv)
+{
+    return rv == 0 ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
 static int submit(struct gw_stream *s, int status, const char *ctype, const char *extra_name,
                   const char *extra_value, const char *extra2_name, const char *extra2_value)
 {
@@ -174,8 +193,8 @@ static int submit(struct gw_stream *s, int status, const char *ctype, const char
     if (s->timer && s->req_done)
         event_del(s->timer);
     /* a response to HEAD has no content (RFC 9110 9.3.2) */
-    return nghttp2_submit_response(s->c->h2, s->id, nva, n, s->is_head ? NULL : &prd) == 0 ? 0
-                                                                                        : -1;
+    return from_nghttp2(
+        nghttp2_submit_response(s->c->h2, s->id, nva, n, s->is_head ? NULL : &prd));
 }
 
 static int respond_problem(struct gw_stream *s, int status, const char *type, const char *title,
@@ -186,7 +205,7 @@ static int respond_problem(struct gw_stream *s, int status, const char *type, co
 
     s->resp.len = 0;
     if (gw_problem_json(&s->resp, status, type, title, detail, offset) != 0)
-        return -1;
+        return GW_ENOMEM;
     if (status == 503 || status == 429) {
         snprintf(retry, sizeof retry, "%u", s->c->app->cfg->retry_after_s);
         xn = "retry-after";
@@ -243,7 +262,7 @@ static int respond_rate_limited(struct gw_stream *s, const struct gw_limiter_who
     snprintf(retry, sizeof retry, "%u", retry_s);
     s->resp.len = 0;
     if (gw_problem_json(&s->resp, 429, "rate_limited", "rate limited", detail, -1) != 0)
-        return -1;
+        return GW_ENOMEM;
     s->stop_body = true;
     return submit(s, 429, "application/problem+json", "retry-after", retry, NULL, NULL);
 }
@@ -257,7 +276,7 @@ static int respond_accepted(struct gw_stream *s, uint64_t seq)
     n = snprintf(body, sizeof body, "{\"seq\":%s}", num);
     s->resp.len = 0;
     if (pa_buf_append(&s->resp, body, (size_t)n) != 0)
-        return -1;
+        return GW_ENOMEM;
     s->c->app->stats.frames_accepted++;
     return submit(s, 202, "application/json", "panelgate-ack-seq", num, NULL, NULL);
 }
@@ -308,7 +327,7 @@ static int process_frame(struct gw_stream *s)
     struct pa_frame *f = NULL;
     struct pa_frame_error err;
     struct pa_buf stored;
-    int rv = -1;
+    int rv = GW_EINTERNAL;
 
     pa_arena_init(&arena, 0, NULL);
     pa_buf_init(&stored, NULL);
@@ -443,8 +462,9 @@ static int request_done(struct gw_stream *s)
     s->req_done = true;
     if (s->timer)
         event_del(s->timer);
-    if (s->state == ST_HEADERS && check_headers(s) != 0)
-        return -1;
+    int rv;
+    if (s->state == ST_HEADERS && (rv = check_headers(s)) != 0)
+        return rv;
     if (s->state != ST_BODY)
         return 0;
     /* revoked while the body was arriving: nothing more from this server */
@@ -623,13 +643,12 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *
         return 0;
     if (frame->hd.type == NGHTTP2_HEADERS && s->state == ST_HEADERS &&
         !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
-        if (check_headers(s) != 0)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        int rv = check_headers(s);
+        if (rv != 0)
+            return to_nghttp2(rv);
     }
-    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-        if (request_done(s) != 0)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-    }
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+        return to_nghttp2(request_done(s));
     return 0;
 }
 
@@ -660,20 +679,19 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id,
         body_release(s);
         s->stop_body = true;
         snprintf(detail, sizeof detail, "body larger than %zu bytes", cfg->max_body_bytes);
-        return respond_problem(s, 413, "frame:too_big", pa_frame_strerror(PA_FE_TOO_BIG), detail,
-                               -1) == 0
-                   ? 0
-                   : NGHTTP2_ERR_CALLBACK_FAILURE;
+        return to_nghttp2(respond_problem(s, 413, "frame:too_big",
+                                          pa_frame_strerror(PA_FE_TOO_BIG), detail, -1));
     }
     if (c->body_bytes + len > cfg->max_conn_buffer_bytes) {
         body_release(s);
         s->stop_body = true;
-        return respond_problem(s, 503, "overloaded", "too many bodies in flight",
-                               "this connection buffers too much; retry with the same seq",
-                               -1) == 0
-                   ? 0
-                   : NGHTTP2_ERR_CALLBACK_FAILURE;
+        return to_nghttp2(respond_problem(s, 503, "overloaded", "too many bodies in flight",
+                                          "this connection buffers too much; retry with the "
+                                          "same seq",
+                                          -1));
     }
+    /* out of memory for one body: that stream is reset, the connection
+     * goes on */
     if (body_append(s, data, len, cfg->max_body_bytes) != 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     c->body_bytes += len;
@@ -757,7 +775,7 @@ int gw_h2_session_new(struct gw_conn *c)
     const struct gw_config *cfg = c->app->cfg;
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option *opt = NULL;
-    int rv = -1;
+    int rv = GW_ENOMEM;
 
     if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
         goto out;
@@ -775,7 +793,7 @@ int gw_h2_session_new(struct gw_conn *c)
     /* the peer's own SETTINGS_MAX_CONCURRENT_STREAMS is irrelevant: a
      * server never opens streams (no push) */
 
-    if (nghttp2_session_server_new2(&c->h2, cbs, c, opt) != 0)
+    if ((rv = from_nghttp2(nghttp2_session_server_new2(&c->h2, cbs, c, opt))) != 0)
         goto out;
 
     nghttp2_settings_entry iv[] = {
@@ -783,12 +801,13 @@ int gw_h2_session_new(struct gw_conn *c)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->initial_window_size},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->max_header_list_size},
     };
-    if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0)
+    if ((rv = from_nghttp2(nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv,
+                                                   sizeof iv / sizeof iv[0]))) != 0)
         goto out;
     /* let a whole frame's body flow on the connection without waiting for
      * WINDOW_UPDATE round trips */
-    if (nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0,
-                                              (int32_t)cfg->initial_window_size) != 0)
+    if ((rv = from_nghttp2(nghttp2_session_set_local_window_size(
+             c->h2, NGHTTP2_FLAG_NONE, 0, (int32_t)cfg->initial_window_size))) != 0)
         goto out;
     rv = 0;
 out:

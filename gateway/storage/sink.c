@@ -280,26 +280,24 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
                 const struct gw_config *cfg, char *err, size_t errlen)
 {
     struct gw_sink *s = NULL;
-    int mu_ok = 0, cv_ok = 0;
+    int mu_ok = 0, cv_ok = 0, rv = GW_ENOMEM;
 
     if (out == NULL)
-        return -1;
+        return GW_EINVAL;
     *out = NULL;
     if (base == NULL || ops == NULL || ops->open == NULL || ops->write_batch == NULL ||
         ops->close == NULL || cfg == NULL) {
-        gw_seterr(err, errlen, "sink: invalid arguments");
-        return -1;
+        return gw_fail(GW_EINVAL, err, errlen, "sink: invalid arguments");
     }
     if (cfg->queue_max_frames == 0 || cfg->queue_max_bytes == 0 || cfg->batch_max_frames == 0) {
         gw_seterr(err, errlen, "sink %s: queue_max_frames, queue_max_bytes and batch_max_frames "
                "must be positive", ops->name ? ops->name : "?");
-        return -1;
+        return GW_ECONFIG;
     }
 
     s = calloc(1, sizeof *s);
     if (s == NULL) {
-        gw_seterr(err, errlen, "sink: out of memory");
-        return -1;
+        return gw_fail(GW_ENOMEM, err, errlen, "sink: out of memory");
     }
     s->ops = ops;
     s->max_frames = cfg->queue_max_frames;
@@ -314,22 +312,22 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
         goto fail;
     }
     if (pthread_mutex_init(&s->mu, NULL) != 0) {
-        gw_seterr(err, errlen, "sink: pthread_mutex_init failed");
+        rv = gw_fail(GW_EINTERNAL, err, errlen, "sink: pthread_mutex_init failed");
         goto fail;
     }
     mu_ok = 1;
     if (pthread_cond_init(&s->cv, NULL) != 0) {
-        gw_seterr(err, errlen, "sink: pthread_cond_init failed");
+        rv = gw_fail(GW_EINTERNAL, err, errlen, "sink: pthread_cond_init failed");
         goto fail;
     }
     cv_ok = 1;
     /* Never added, only activated: it does not keep the loop alive. */
     s->wake = event_new(base, -1, 0, wake_cb, s);
     if (s->wake == NULL) {
-        gw_seterr(err, errlen, "sink: event_new failed");
+        rv = gw_fail(GW_EINTERNAL, err, errlen, "sink: event_new failed");
         goto fail;
     }
-    if (ops->open(&s->state, cfg, err, errlen) != 0)
+    if ((rv = ops->open(&s->state, cfg, err, errlen)) != 0)
         goto fail;
 
     /* The writer takes no signals: they belong to the loop thread. */
@@ -342,6 +340,7 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
         gw_seterr(err, errlen, "sink %s: cannot start the writer thread: %s",
                ops->name ? ops->name : "?", strerror(rc));
         ops->close(s->state);
+        rv = GW_EINTERNAL;
         goto fail;
     }
     *out = s;
@@ -356,17 +355,17 @@ fail:
         pthread_mutex_destroy(&s->mu);
     free(s->batch);
     free(s);
-    return -1;
+    return rv;
 }
 
 int gw_sink_submit(struct gw_sink *s, struct gw_sink_item *it)
 {
     if (s == NULL || it == NULL)
-        return -1;
+        return GW_EINVAL;
     pthread_mutex_lock(&s->mu);
     if (s->stopping || s->frames >= s->max_frames || it->body_len > s->max_bytes - s->bytes) {
         pthread_mutex_unlock(&s->mu);
-        return -1;
+        return GW_EFULL;
     }
     it->next = NULL;
     it->status = GW_SINK_FAILED;

@@ -20,13 +20,14 @@
 struct event_base;
 struct gw_config;
 
-/* Item outcome, set by the backend. */
+/* Item outcome, set by the backend: 0, a positive success, or the GW_E*
+ * code (err.h) of the failure. */
 enum gw_sink_status {
-    GW_SINK_STORED = 0,     /* committed now */
-    GW_SINK_DUPLICATE = 1,  /* (server_id, seq) was already stored */
-    GW_SINK_FAILED = -1,    /* not stored: storage error (retry later) */
-    GW_SINK_REJECTED = -2,  /* not stored and will never be: the item itself
-                               is bad; answering it 500 */
+    GW_SINK_STORED = GW_OK,          /* committed now */
+    GW_SINK_DUPLICATE = 1,           /* (server_id, seq) was already stored */
+    GW_SINK_FAILED = GW_ESTORAGE,    /* not stored: storage error (retry later) */
+    GW_SINK_REJECTED = GW_EREJECTED, /* not stored and will never be: the item
+                                        itself is bad; answering it 500 */
 };
 
 /* What an item carries. */
@@ -65,11 +66,11 @@ struct gw_sink_item {
 
 struct gw_sink_ops {
     const char *name;
-    /* Opens the backend; returns 0 or -1 with a reason in err. */
+    /* Opens the backend; returns 0 or a GW_E* code with a reason in err. */
     int (*open)(void **state, const struct gw_config *cfg, char *err, size_t errlen);
     /* Stores a batch as one commit and sets each item's status.  Returns 0
      * (an item the backend refused on its own is GW_SINK_REJECTED, the rest
-     * committed), or -1 when the whole batch failed (every status
+     * committed), or GW_ESTORAGE when the whole batch failed (every status
      * GW_SINK_FAILED). */
     int (*write_batch)(void *state, struct gw_sink_item **items, size_t n);
     void (*close)(void *state);
@@ -85,7 +86,8 @@ extern const struct gw_sink_ops gw_sink_sqlite_ops;
 struct gw_sink;
 
 /* Starts the writer thread.  |base| must have been created after
- * evthread_use_pthreads().  Returns 0 or -1 with a reason in err. */
+ * evthread_use_pthreads().  Returns 0 or a GW_E* code with a reason in err
+ * (the backend's, GW_ECONFIG, GW_ENOMEM, GW_EINTERNAL). */
 int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_sink_ops *ops,
                 const struct gw_config *cfg, char *err, size_t errlen);
 
@@ -103,7 +105,7 @@ struct gw_sink_item *gw_sink_activity_new(const char *action, int64_t server_id,
 struct gw_sink_item *gw_sink_purge_new(int64_t cutoff_ms, int64_t at_ms);
 void gw_sink_item_free(struct gw_sink_item *it);
 
-/* Takes |it| on success (0).  Returns -1 and leaves |it| with the caller
+/* Takes |it| on success (0).  Returns GW_EFULL and leaves |it| with the caller
  * when the queue is full (by frames or bytes) or the sink is stopping. */
 int gw_sink_submit(struct gw_sink *s, struct gw_sink_item *it);
 

@@ -27,8 +27,8 @@
  *
  * Each item is written inside its own SAVEPOINT, so that one bad row does
  * not cost the batch: an item whose insert fails with a row-level error (a
- * constraint, SQLITE_TOOBIG, SQLITE_MISMATCH, a bind: see storage_class)
- * is rolled back to its savepoint, marked GW_SINK_REJECTED and logged
+ * constraint, SQLITE_TOOBIG, SQLITE_MISMATCH, SQLITE_RANGE from a bind: see
+ * gw_sqlite_error in store.h) is rolled back to its savepoint, marked GW_SINK_REJECTED and logged
  * (sink_item_failed), and the rest of the batch commits.  A storage error
  * (SQLITE_BUSY, SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY, ...), or any
  * failure of BEGIN, COMMIT or a savepoint, fails the batch: it is rolled
@@ -39,7 +39,6 @@
 #include "sink.h"
 
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,10 +47,10 @@
 #include <sqlite3.h>
 
 #include "config.h"
-#include "log.h"
-#include "registry.h"
-#include "regdb.h"
 #include "err.h"
+#include "log.h"
+#include "regdb.h"
+#include "registry.h"
 #include "samples.h"
 #include "store.h"
 
@@ -109,7 +108,7 @@ static int exec(struct sq *q, const char *sql, const char *path, char *err, size
     if (sqlite3_exec(q->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         gw_seterr(err, errlen, "sqlite %s: %s: %s", path, sql, msg ? msg : sqlite3_errmsg(q->db));
         sqlite3_free(msg);
-        return -1;
+        return GW_ESTORAGE;
     }
     return 0;
 }
@@ -117,7 +116,7 @@ static int exec(struct sq *q, const char *sql, const char *path, char *err, size
 static int set_wal(struct sq *q, const char *path, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rv = -1;
+    int rv = GW_ESTORAGE;
     if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
         gw_seterr(err, errlen, "sqlite %s: journal_mode=WAL: %s", path, sqlite3_errmsg(q->db));
@@ -140,7 +139,7 @@ static int prep(struct sq *q, sqlite3_stmt **st, const char *sql, const char *pa
 {
     if (sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
         gw_seterr(err, errlen, "sqlite %s: %s: %s", path, sql, sqlite3_errmsg(q->db));
-        return -1;
+        return GW_ESTORAGE;
     }
     return 0;
 }
@@ -151,10 +150,8 @@ static int prep_samples(struct sq *q, const char *path, char *err, size_t errlen
     uint64_t seed = (uint64_t)(uintptr_t)q ^ ((uint64_t)sqlite3_sourceid()[0] << 32);
     sqlite3_randomness(sizeof seed, &seed);
     q->paths = gw_path_cache_new(PATH_CACHE_ENTRIES, seed);
-    if (q->paths == NULL) {
-        gw_seterr(err, errlen, "sqlite: out of memory");
-        return -1;
-    }
+    if (q->paths == NULL)
+        return gw_fail(GW_ENOMEM, err, errlen, "sqlite: out of memory");
     q->paths_generation = -1; /* read at the first batch */
     if (prep(q, &q->ins_server,
              "INSERT INTO server_samples(server_id, ts_ms, seq, cpu_pct, ram_used, ram_total,"
@@ -188,7 +185,7 @@ static int prep_samples(struct sq *q, const char *path, char *err, size_t errlen
         prep(q, &q->paths_gen,
              "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'stream_paths_generation'",
              path, err, errlen) != 0)
-        return -1;
+        return GW_ESTORAGE;
     return 0;
 }
 
@@ -196,17 +193,14 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
 {
     struct sq *q = NULL;
     const char *path = cfg ? cfg->sqlite_path : NULL;
+    int rv = GW_ESTORAGE;
 
     *state = NULL;
-    if (path == NULL || *path == '\0') {
-        gw_seterr(err, errlen, "sqlite: no sqlite_path");
-        return -1;
-    }
+    if (path == NULL || *path == '\0')
+        return gw_fail(GW_ECONFIG, err, errlen, "sqlite: no sqlite_path");
     q = calloc(1, sizeof *q);
-    if (q == NULL) {
-        gw_seterr(err, errlen, "sqlite: out of memory");
-        return -1;
-    }
+    if (q == NULL)
+        return gw_fail(GW_ENOMEM, err, errlen, "sqlite: out of memory");
     int rc = sqlite3_open_v2(path, &q->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
@@ -278,13 +272,13 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
              path, err, errlen) != 0 ||
         prep(q, &q->insert_activity, activity_sql, path, err, errlen) != 0)
         goto fail;
-    if (cfg->store_samples && prep_samples(q, path, err, errlen) != 0)
+    if (cfg->store_samples && (rv = prep_samples(q, path, err, errlen)) != 0)
         goto fail;
     *state = q;
     return 0;
 fail:
     sq_close(q);
-    return -1;
+    return rv;
 }
 
 /* Steps a statement that returns no rows; SQLITE_DONE or the error code. */
@@ -550,30 +544,6 @@ static void describe(struct sq *q, int rc, char *buf, size_t n)
         snprintf(buf, n, "%s (code %d): %s", str, rc, msg);
 }
 
-/* Errors of the storage itself, whatever the row: locks, a full or failing
- * disk, a damaged or missing file, memory.  They fail the whole batch (503:
- * the agents resend later, when storage may work again).  Anything else (a
- * constraint, a value too big or of the wrong type, a bind) is taken to be
- * the row's own fault, which a resend would only repeat. */
-static bool storage_class(int rc)
-{
-    switch (rc & 0xff) { /* the primary code of an extended one */
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-    case SQLITE_FULL:
-    case SQLITE_IOERR:
-    case SQLITE_READONLY:
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-    case SQLITE_CANTOPEN:
-    case SQLITE_NOMEM:
-    case SQLITE_PROTOCOL:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static void note_failure(struct sq *q, int rc, size_t n)
 {
     describe(q, rc, q->err, sizeof q->err);
@@ -644,7 +614,7 @@ static int sq_write_batch(void *state, struct gw_sink_item **items, size_t n)
         if (rest == NULL) {
             for (size_t i = 0; i < n; i++)
                 items[i]->status = GW_SINK_FAILED;
-            return -1;
+            return GW_ESTORAGE;
         }
         k = 0;
         for (size_t i = 0; i < n; i++)
@@ -673,7 +643,7 @@ static int write_item(struct sq *q, struct gw_sink_item *it)
         return step_done(q->release);
     /* some errors make SQLite roll the whole transaction back itself: then
      * the items before this one are gone too */
-    if (storage_class(rc) || sqlite3_get_autocommit(q->db))
+    if (gw_sqlite_error(rc) == GW_ESTORAGE || sqlite3_get_autocommit(q->db))
         return rc;
     describe(q, rc, why, sizeof why); /* before the rollback resets it */
     int rb = step_done(q->rollback_to);
@@ -725,7 +695,7 @@ fail:
     gw_path_cache_clear(q->paths);
     for (size_t i = 0; i < n; i++)
         items[i]->status = GW_SINK_FAILED;
-    return -1;
+    return GW_ESTORAGE;
 }
 
 

@@ -188,26 +188,21 @@ fail:
 
 int gw_sqlite_error(int rc)
 {
-    switch (rc & 0xff) {
+    switch (rc & 0xff) { /* the primary code of an extended one */
     case SQLITE_OK:
     case SQLITE_ROW:
     case SQLITE_DONE:
         return 0;
-    case SQLITE_BUSY:     /* another connection holds the lock */
-    case SQLITE_LOCKED:
-    case SQLITE_FULL:     /* the disk (or max_page_count) is full */
-    case SQLITE_IOERR:    /* the file system failed a read, write, fsync */
-    case SQLITE_READONLY: /* the file or its directory became read-only */
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-    case SQLITE_CANTOPEN: /* the file (or its WAL) cannot be opened */
-    case SQLITE_NOMEM:
-    case SQLITE_PROTOCOL: /* the WAL locking protocol gave up */
-    case SQLITE_PERM:
-    case SQLITE_INTERRUPT:
-    case SQLITE_ABORT:    /* a rollback came from elsewhere */
-        return GW_ESTORAGE;
-    default:              /* CONSTRAINT, TOOBIG, MISMATCH, RANGE, ERROR, ... */
+    case SQLITE_CONSTRAINT: /* a key, a CHECK, a trigger's RAISE(ABORT) */
+    case SQLITE_TOOBIG:     /* a value over SQLITE_MAX_LENGTH */
+    case SQLITE_MISMATCH:   /* a value of the wrong type for its column */
+    case SQLITE_RANGE:      /* a bind out of range */
         return GW_EREJECTED;
+    default:
+        /* BUSY, LOCKED, FULL, IOERR, READONLY, CORRUPT, NOTADB, CANTOPEN,
+         * NOMEM, PROTOCOL, ... and plain SQLITE_ERROR: a dropped or changed
+         * table fails every row alike, which is an outage to answer 503
+         * (agents resend) and not a row to refuse (agents drop it). */
+        return GW_ESTORAGE;
     }
 }

@@ -44,12 +44,13 @@ int gw_store_version(sqlite3 *db, int *version, char *err, size_t errlen);
 extern const char gw_store_bump_paths_sql[];
 
 /* A SQLite result code (primary or extended) as a GW_E* code, for whoever
- * calls SQLite: 0 for SQLITE_OK, _ROW and _DONE; GW_ESTORAGE for what is
- * wrong with the storage and may pass - the database busy or locked, the
- * disk full, failing I/O, a read-only or corrupt file, no memory; and
- * GW_EREJECTED for what is wrong with the statement or its row (a
- * constraint, a value too big or of the wrong type, SQLITE_ERROR): that
- * fails again on a retry. */
+ * calls SQLite: 0 for SQLITE_OK, _ROW and _DONE; GW_EREJECTED for what is
+ * wrong with the row itself and fails again on a retry (a constraint, a
+ * value too big or of the wrong type, a bind out of range); GW_ESTORAGE
+ * for everything else - the database busy or locked, the disk full,
+ * failing I/O, a read-only or corrupt file, no memory, and SQLITE_ERROR,
+ * which a missing or changed table gives for every row - so an unknown
+ * failure is retried later rather than refused for good. */
 int gw_sqlite_error(int rc);
 
 #endif /* GW_STORE_H */
