@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,17 @@ static void hold(struct panelagent_client *cl, int64_t until)
         cl->hold_until_ms = until;
 }
 
+/* 500 storage_rejected: the gateway's storage refused this frame itself
+ * and gives the same frame the same answer (docs/PROTOCOL.md 3.3), so it
+ * ends like a 4xx; every other 5xx is resent. */
+static bool not_retryable(const struct pa_answer *a)
+{
+    static const char type[] = "urn:panelgate:problem:storage_rejected";
+    size_t n = sizeof type - 1;
+    return a->status == 500 && strncmp(a->problem, type, n) == 0 &&
+           (a->problem[n] == '\0' || a->problem[n] == ':');
+}
+
 int pa_client_answer(struct panelagent_client *cl, struct pa_item *it,
                      const struct pa_answer *a, char *err, size_t errlen)
 {
@@ -102,7 +114,7 @@ int pa_client_answer(struct panelagent_client *cl, struct pa_item *it,
                       a->status, a->problem, ra * 1000 + j);
         return PANELAGENT_OK;
     }
-    if (a->status >= 400 && a->status < 500 && a->status != 408) {
+    if ((a->status >= 400 && a->status < 500 && a->status != 408) || not_retryable(a)) {
         snprintf(d, sizeof d, "HTTP %d %s", a->status, a->problem);
         cl->st[PANELAGENT_STAT_REJECTED]++;
         pa_event_push(cl, PANELAGENT_EREJECTED, seq, d);

@@ -14,6 +14,7 @@ one way of breaking the protocol chosen with --scenario:
   rst           RST_STREAM REFUSED_STREAM (odd requests) / INTERNAL_ERROR
                 (even ones) instead of an answer
   500           500 problem+json
+  storage-rejected  500 problem+json of type storage_rejected (not retryable)
   wrong-ack     202 whose panelgate-ack-seq is the request's seq + 1
   garbage       bytes that are not HTTP/2 right after the TLS handshake
   mute          the TLS handshake, then nothing at all (no SETTINGS)
@@ -243,6 +244,11 @@ class Conn:
             self.respond(sid, 500, [(b"content-type", b"application/problem+json")],
                          b'{"type":"urn:panelgate:problem:internal","title":"Internal",'
                          b'"status":500,"detail":"fake failure"}')
+        elif sc == "storage-rejected":
+            self.respond(sid, 500, [(b"content-type", b"application/problem+json")],
+                         b'{"type":"urn:panelgate:problem:storage_rejected",'
+                         b'"title":"storage rejected the frame","status":500,'
+                         b'"detail":"the frame could not be stored and will not be on a retry"}')
         elif sc == "wrong-ack":
             self.ok(sid, seq + 1)
         elif sc == "huge-headers":

@@ -176,6 +176,21 @@ elif sc in ("rst", "500"):
         gaps_at_least([int(r["t"]) for r in sends_of(s)],
                       [lo(k) for k in range(int(opt["bad"]))], f"resends of {s} back off")
     delivered()
+elif sc == "storage-rejected":
+    # the first frame's only answer is 500 storage_rejected: reported once
+    # as rejected and never resent; the frames after it are delivered
+    bad = int(opt["bad"])
+    first = submitted[:bad]
+    expect_errors("PANELAGENT_EREJECTED", bad, seq=1, detail="storage_rejected")
+    no_other_errors("PANELAGENT_EREJECTED")
+    check("the rejected frames are the first ones",
+          sorted(e[1] for e in errors) == sorted(first), (errors, first))
+    for s in first:
+        check(f"frame {s} sent once, not resent", len(sends_of(s)) == 1, sends_of(s))
+    rest = submitted[bad:]
+    check("every other frame acked", sorted(acks) == sorted(rest), (acks, rest))
+    check(f"stat rejected={stat.get('rejected')} = {bad}", stat.get("rejected") == str(bad))
+    check("nothing undelivered", any(l == "close undelivered=0" for l in P))
 elif sc == "wrong-ack":
     expect_errors("PANELAGENT_EPROTOCOL", 1, detail="acknowledged seq")
     no_other_errors("PANELAGENT_EPROTOCOL")
@@ -249,6 +264,7 @@ run goaway-error --bad 2 -- --frames 1 --run 30000 --until-done -- bad=2
 run silent --bad 1 -- --frames 2 --in-flight 2 --request-timeout 1000 --run 30000 --until-done -- timeout=1000
 run rst --bad 2 -- --frames 1 --run 30000 --until-done -- bad=2
 run 500 --bad 3 -- --frames 1 --run 30000 --until-done -- bad=3
+run storage-rejected --bad 1 -- --frames 3 --in-flight 1 --run 30000 --until-done -- bad=1
 run wrong-ack --bad 2 -- --frames 1 --run 30000 --until-done -- bad=2
 run garbage --bad 2 -- --frames 1 --run 30000 --until-done -- bad=2
 run no-alpn --bad 2 -- --frames 1 --run 30000 --until-done -- bad=2
