@@ -470,7 +470,7 @@ static void test_queue_full_by_frames(void **state)
         submit_ok(s, item(f, 1, i, 10));
     stub_wait_in_write(); /* a batch is with the backend: still counted */
     struct gw_sink_item *extra = item(f, 1, 5, 10);
-    assert_int_equal(gw_sink_submit(s, extra), -1); /* refused, still ours */
+    assert_int_equal(gw_sink_submit(s, extra), GW_EFULL); /* refused, still ours */
     size_t fr, by;
     gw_sink_pending(s, &fr, &by);
     assert_int_equal(fr, 4);
@@ -504,10 +504,10 @@ static void test_queue_full_by_bytes(void **state)
     for (uint64_t i = 1; i <= 3; i++)
         submit_ok(s, item(f, 1, i, 300));
     struct gw_sink_item *big = item(f, 1, 4, 300);
-    assert_int_equal(gw_sink_submit(s, big), -1);
+    assert_int_equal(gw_sink_submit(s, big), GW_EFULL);
     submit_ok(s, item(f, 1, 5, 100)); /* exactly 1000 */
     struct gw_sink_item *one = item(f, 1, 6, 1);
-    assert_int_equal(gw_sink_submit(s, one), -1);
+    assert_int_equal(gw_sink_submit(s, one), GW_EFULL);
     size_t fr, by;
     gw_sink_pending(s, &fr, &by);
     assert_int_equal(fr, 4);
@@ -517,7 +517,7 @@ static void test_queue_full_by_bytes(void **state)
     run_until(f, 4, 10000);
     /* larger than the whole queue: refused even when empty */
     struct gw_sink_item *huge = item(f, 1, 7, 1001);
-    assert_int_equal(gw_sink_submit(s, huge), -1);
+    assert_int_equal(gw_sink_submit(s, huge), GW_EFULL);
     gw_sink_item_free(huge);
     submit_ok(s, big);
     submit_ok(s, one);
@@ -746,17 +746,20 @@ static void test_new_errors(void **state)
 
     snprintf(path, sizeof path, "%s/no/such/dir/pg.db", f->dir);
     f->cfg.sqlite_path = path;
-    assert_int_equal(gw_sink_new(&s, f->base, &gw_sink_sqlite_ops, &f->cfg, err, sizeof err), -1);
+    assert_int_equal(gw_sink_new(&s, f->base, &gw_sink_sqlite_ops, &f->cfg, err, sizeof err),
+                     GW_ESTORAGE);
     assert_null(s);
     assert_non_null(strstr(err, path));
 
     f->cfg.sqlite_path = NULL;
-    assert_int_equal(gw_sink_new(&s, f->base, &gw_sink_sqlite_ops, &f->cfg, err, sizeof err), -1);
+    assert_int_equal(gw_sink_new(&s, f->base, &gw_sink_sqlite_ops, &f->cfg, err, sizeof err),
+                     GW_ECONFIG);
     assert_null(s);
 
     f->cfg.sqlite_path = f->path;
     f->cfg.queue_max_frames = 0;
-    assert_int_equal(gw_sink_new(&s, f->base, &gw_sink_sqlite_ops, &f->cfg, err, sizeof err), -1);
+    assert_int_equal(gw_sink_new(&s, f->base, &gw_sink_sqlite_ops, &f->cfg, err, sizeof err),
+                     GW_ECONFIG);
     assert_null(s);
 
     /* a file that is not a database */
@@ -766,7 +769,8 @@ static void test_new_errors(void **state)
     for (int i = 0; i < 256; i++)
         fputs("not a database ", fp);
     fclose(fp);
-    assert_int_equal(gw_sink_new(&s, f->base, &gw_sink_sqlite_ops, &f->cfg, err, sizeof err), -1);
+    assert_int_equal(gw_sink_new(&s, f->base, &gw_sink_sqlite_ops, &f->cfg, err, sizeof err),
+                     GW_ESTORAGE);
     assert_null(s);
     assert_non_null(strstr(err, f->path));
 }
