@@ -23,6 +23,7 @@
 #include <mbedtls/x509.h>
 
 #include "gw.h"
+#include "hello.h"
 #include "limiter.h"
 #include "log.h"
 #include "tls.h"
@@ -69,72 +70,12 @@ static int bio_send(void *ctx, const unsigned char *buf, size_t len)
     return pa_sock_send(c->fd, buf, len);
 }
 
-/* RFC 5246 7.4.1.2 (and RFC 8446 4.1.2): a ClientHello's compression
- * methods MUST include null.  mbedTLS 2.28 answers one without it anyway,
- * choosing null, so the gateway checks the first record itself as the
- * bytes stream by: byte p of the connection, the record header first
- * (5 bytes), then the handshake header (4), then the ClientHello body.
- * A ClientHello that does not fit its first record is left to mbedTLS. */
-static void hello_feed(struct gw_conn *c, const unsigned char *buf, size_t n)
-{
-    struct gw_hello_check *h = &c->hello;
-
-    for (size_t i = 0; i < n && !h->done; i++, h->p++) {
-        uint32_t p = h->p, x = buf[i];
-        if (p == 0) {
-            h->done = x != 22; /* not a handshake record */
-            continue;
-        }
-        if (p == 3 || p == 4) {
-            h->rec_len = (h->rec_len << 8) | x;
-            continue;
-        }
-        if (p < 5)
-            continue;
-        if (p >= 5 + h->rec_len) {
-            h->done = true;
-            continue;
-        }
-        if (p == 5) {
-            h->done = x != 1; /* not a ClientHello */
-            continue;
-        }
-        if (p < 9 + 34) /* handshake header, version, random */
-            continue;
-        uint32_t b = p - 9, cs_at = 35 + h->sid_len;
-        if (b == 34) {
-            h->sid_len = x;
-            continue;
-        }
-        if (b < cs_at)
-            continue;
-        if (b < cs_at + 2) {
-            h->cs_len = (h->cs_len << 8) | x;
-            continue;
-        }
-        uint32_t cm_at = cs_at + 2 + h->cs_len;
-        if (b < cm_at)
-            continue;
-        if (b == cm_at) {
-            h->cm_len = x;
-            h->bad = h->done = x == 0;
-            continue;
-        }
-        if (x == 0)
-            h->null_seen = true;
-        if (b == cm_at + h->cm_len) {
-            h->done = true;
-            h->bad = !h->null_seen;
-        }
-    }
-}
-
 static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
     struct gw_conn *c = ctx;
     int n = pa_sock_recv(c->fd, buf, len);
     if (n > 0 && !c->hello.done) {
-        hello_feed(c, buf, (size_t)n);
+        gw_hello_feed(&c->hello, buf, (size_t)n);
         if (c->hello.bad)
             return MBEDTLS_ERR_SSL_BAD_HS_CLIENT_HELLO;
     }
@@ -213,6 +154,8 @@ static bool revoked_reason(const char *reason)
 
 static unsigned char refusal_alert(const char *reason)
 {
+    if (strcmp(reason, "cert_expired") == 0 || strcmp(reason, "cert_not_yet_valid") == 0)
+        return MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED;
     return revoked_reason(reason) ? MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED
                                    : MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED;
 }
@@ -220,7 +163,11 @@ static unsigned char refusal_alert(const char *reason)
 static void refuse(struct gw_conn *c, const char *reason, bool send_alert)
 {
     struct gw_stats *st = &c->app->stats;
-    const struct gw_server *known = c->have_spki ? gw_registry_lookup(c->app->reg, c->spki) : NULL;
+    /* A key in a chain that did not verify proves nothing: anyone who has a
+     * server's public key can put it in a self-signed certificate.  The
+     * refusal is recorded with the key but not under that server. */
+    const struct gw_server *known =
+        c->have_spki && c->identity_ok ? gw_registry_lookup(c->app->reg, c->spki) : NULL;
 
     gw_refusals_note(&c->app->refusals, reason, c->have_spki ? c->spki : NULL,
                      known ? known->id : 0, c->peer, gw_now_ms());
@@ -230,6 +177,8 @@ static void refuse(struct gw_conn *c, const char *reason, bool send_alert)
         st->refused_unregistered++;
     else if (strcmp(reason, "revoked") == 0)
         st->refused_revoked++;
+    else if (strcmp(reason, "alpn") == 0)
+        st->refused_alpn++;
     if (send_alert)
         mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
                                        refusal_alert(reason));
@@ -249,15 +198,21 @@ static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flag
     struct gw_conn *c = ctx;
     const char *why = NULL;
 
+    /* not yet valid: certificate_expired, as RFC 5246 7.2.2 asks (mbedTLS
+     * would send certificate_unknown) */
+    if (*flags & MBEDTLS_X509_BADCERT_FUTURE)
+        *flags |= MBEDTLS_X509_BADCERT_EXPIRED;
     if (depth != 0) {
         if (*flags)
             c->chain_bad = true;
         return 0;
     }
+    c->verified = true;
     if (gw_tls_spki_sha256(crt, c->spki) == 0)
         c->have_spki = true;
     if (*flags || c->chain_bad)
         return 0;
+    c->identity_ok = true;
     const struct gw_server *srv =
         c->have_spki ? gw_registry_find(c->app->reg, c->spki, gw_now_ms() / 1000, &why) : NULL;
     if (!srv) {
@@ -291,6 +246,9 @@ static void handshake(struct gw_conn *c)
     if (ret != 0) {
         uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
         const char *reason = c->refusal ? c->refusal : gw_tls_reason(ret, flags);
+        if (ret == MBEDTLS_ERR_SSL_BAD_HS_CLIENT_HELLO && c->hello.alpn_seen &&
+            !c->hello.h2_offered)
+            reason = "alpn"; /* mbedTLS sent no_application_protocol */
         if (ret == MBEDTLS_ERR_NET_CONN_RESET || ret == MBEDTLS_ERR_SSL_CONN_EOF) {
             /* the peer went away: not worth an operator's attention */
             c->app->stats.handshakes_refused++;
@@ -316,13 +274,22 @@ static void handshake(struct gw_conn *c)
     arm_write(c, false);
 
     /* A resumed session skips certificate verification: resolve the
-     * identity from the session's peer certificate in every case. */
+     * identity from the session's peer certificate in every case, and
+     * check its validity period again - the ticket may have been issued
+     * before the certificate expired. */
     const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&c->ssl);
     const struct gw_server *srv = NULL;
     const char *why = "no_client_cert";
+    bool resumed = !c->verified;
     if (peer && gw_tls_spki_sha256(peer, c->spki) == 0) {
         c->have_spki = true;
-        srv = gw_registry_find(c->app->reg, c->spki, gw_now_ms() / 1000, &why);
+        c->identity_ok = true; /* verified now, or when the ticket was issued */
+        if (mbedtls_x509_time_is_past(&peer->valid_to))
+            why = "cert_expired";
+        else if (mbedtls_x509_time_is_future(&peer->valid_from))
+            why = "cert_not_yet_valid";
+        else
+            srv = gw_registry_find(c->app->reg, c->spki, gw_now_ms() / 1000, &why);
     }
     if (!srv) {
         refuse(c, why, true);
@@ -336,6 +303,7 @@ static void handshake(struct gw_conn *c)
     snprintf(c->server_name, sizeof c->server_name, "%s", srv->name);
 
     c->app->stats.handshakes_ok++;
+    c->app->stats.handshakes_resumed += resumed;
     start_h2(c);
 }
 

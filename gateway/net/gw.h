@@ -25,6 +25,7 @@
 #include <panelproto/arena.h>
 #include "config.h"
 #include "err.h"
+#include "hello.h"
 #include "log.h"
 #include "registry.h"
 #include "stats.h"
@@ -91,11 +92,6 @@ enum gw_conn_state {
 
 struct gw_stream;
 
-/* Where the first TLS record stands as it passes through bio_recv (conn.c). */
-struct gw_hello_check {
-    uint32_t p, rec_len, sid_len, cs_len, cm_len;
-    bool done, null_seen, bad;
-};
 
 struct gw_conn {
     struct gw_app *app;
@@ -111,6 +107,11 @@ struct gw_conn {
     struct gw_tls *tls; /* the configuration this connection started with */
     mbedtls_ssl_context ssl;
     bool chain_bad;     /* a certificate in the chain failed verification */
+    bool verified;      /* the chain was verified in this handshake (a
+                           resumed one verifies nothing) */
+    bool identity_ok;   /* the key in c->spki is the peer's by a chain
+                           that verified (now or when its ticket was
+                           issued): only then is a refusal its server's */
     const char *refusal; /* why the registry refused it, for the log */
     struct gw_hello_check hello; /* the ClientHello's compression methods */
 

@@ -306,10 +306,13 @@ const char *gw_tls_reason(int ret, uint32_t flags)
         return "no_client_cert";
     if (flags & MBEDTLS_X509_BADCERT_OTHER)
         return "unregistered";
-    if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
-        return "cert_expired";
+    /* FUTURE first: conn.c's verify callback adds EXPIRED to it, so that
+     * mbedTLS sends certificate_expired (RFC 5246 7.2.2 gives that alert to
+     * a certificate "expired or not currently valid") */
     if (flags & MBEDTLS_X509_BADCERT_FUTURE)
         return "cert_not_yet_valid";
+    if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
+        return "cert_expired";
     if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
         return "cert_untrusted";
     if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE))
@@ -329,7 +332,7 @@ const char *gw_tls_reason(int ret, uint32_t flags)
     case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
         return "peer_alert";
     case MBEDTLS_ERR_SSL_BAD_HS_CLIENT_HELLO:
-        return "bad_client_hello"; /* includes ALPN offered without h2 */
+        return "bad_client_hello"; /* conn.c names an ALPN list without h2 */
     case MBEDTLS_ERR_NET_CONN_RESET:
         return "reset";
     default:

@@ -5,11 +5,21 @@
 # access_denied, revoked ones certificate_revoked, ALPN without h2 gets no_application_protocol, no ALPN
 # at all means HTTP/2 with prior knowledge; each refusal is logged as a
 # handshake_refused event with its reason (and the SPKI fingerprint for
-# registry refusals).
+# registry refusals).  Issue 11 regressions:
+#   - a not-yet-valid certificate gets certificate_expired (RFC 5246
+#     7.2.2), not certificate_unknown;
+#   - a session ticket issued while the certificate was valid does not
+#     resume it once it has expired (certificate_expired, reason
+#     cert_expired); resumed handshakes are counted in
+#     panelgate_handshakes_total{resumed="true"};
+#   - ALPN without h2 is counted as reason="alpn", not "other";
+#   - certificates whose chain does not verify but that carry nimble-01's
+#     public key (rogue CA, impostor CA, tampered, expired) are never
+#     recorded in the activity log as nimble-01's.
 . "$(dirname "$0")/lib.sh"
 
 make_pki
-gw_config
+gw_config "[log]" "activity_interval_ms = 200"
 gw_start
 register nimble-01 nimble "$PKI/nimble-01.crt"
 register noeku-01 nimble "$PKI/noeku.crt"   # registered: only its EKU is wrong
@@ -73,7 +83,7 @@ refused() {
 
 refused - "handshake_failure" no_client_cert
 refused expired "certificate_expired" cert_expired
-refused notyet "certificate_unknown bad_certificate" cert_not_yet_valid
+refused notyet "certificate_expired" cert_not_yet_valid
 refused rogue "unknown_ca" cert_untrusted
 refused wrongsig "unknown_ca bad_certificate decrypt_error" cert_untrusted
 refused tampered "unknown_ca bad_certificate decrypt_error" cert_untrusted
@@ -86,11 +96,63 @@ n=$(log_count '"event":"handshake_refused"')
 a=$(tls_probe nimble-01 -alpn http/1.1)
 check_eq "ALPN offered without h2 (http/1.1 only) -> no_application_protocol" "$(alert_name "$a")" no_application_protocol
 check "ALPN without h2: logged as handshake_refused" wait_log '"event":"handshake_refused"' $((n + 1)) 10
+check "ALPN without h2: logged with reason=alpn" \
+    grep -q '"event":"handshake_refused".*reason=alpn ' "$GW_LOG"
 a=$(tls_probe nimble-01 -alpn http/1.1,h2)
 check_eq "ALPN http/1.1,h2 -> accepted" "$a" none
 check "ALPN http/1.1,h2: h2 selected" grep -q 'ALPN protocol: h2' "$T/probe.out"
 a=$(tls_probe nimble-01 -no_ticket)
 check_eq "no ALPN extension (openssl s_client) -> handshake completes" "$a" none
+
+# ---- refusals are a server's only when the chain verified --------------------------------
+# rogue, wrongsig, tampered, expired and notyet all carry nimble-01's public
+# key; none verified, so none may land in nimble-01's audit trail.  The
+# revoked spare-01 verified: its refusal is its own (the control).
+pin_nimble=$(spki "$PKI/nimble-01.crt")
+refusal_rows() { sql "SELECT count(*) FROM activity WHERE action = 'handshake_refused' $1"; }
+wait_until 10 test "$(refusal_rows "AND server_id = $(server_id spare-01)")" -ge 1
+check "control: the revoked spare-01's refusal is recorded under spare-01" \
+    test "$(refusal_rows "AND server_id = $(server_id spare-01)")" -ge 1
+check "certificates with nimble-01's key were refused and recorded (with the key, no server)" \
+    test "$(refusal_rows "AND server_id IS NULL AND details LIKE '%$pin_nimble%'")" -ge 1
+check_eq "no refusal is recorded under nimble-01" \
+    "$(refusal_rows "AND server_id = $(server_id nimble-01)")" 0
+check "panelgatectl activity --server nimble-01 lists no handshake_refused" \
+    bash -c '! "$0" --db "$1" activity --server nimble-01 --action handshake_refused | grep -q handshake_refused' \
+    "$PANELGATECTL" "$PG_DB"
+
+# ---- metrics: resumed handshakes, ALPN refusals --------------------------------------------
+metric() {
+    curl -s --max-time 10 "http://127.0.0.1:$(admin_port)/metrics" |
+        awk -v m="$1" '$1 == m { print $2; exit }'
+}
+check_eq "panelgate_handshakes_refused_total{reason=\"alpn\"} counts the ALPN refusal" \
+    "$(metric 'panelgate_handshakes_refused_total{reason="alpn"}')" 1
+r0=$(metric 'panelgate_handshakes_total{resumed="true"}')
+tls_probe nimble-01 -alpn h2 -sess_out "$T/n1.sess" >/dev/null
+a=$(tls_probe nimble-01 -alpn h2 -sess_in "$T/n1.sess")
+check "a ticket resumes the session (Reused)" grep -qE '^Reused, TLSv1\.2' "$T/probe.out"
+check_eq "panelgate_handshakes_total{resumed=\"true\"} moved by the one resumption" \
+    "$(metric 'panelgate_handshakes_total{resumed="true"}')" "$((r0 + 1))"
+
+# ---- a ticket does not outlive its certificate --------------------------------------------
+# shortlived: nimble-01's key, valid for a few more seconds; its ticket is
+# taken while it is valid and offered again after it expired
+d=$PKI/extra
+end_s=$(($(date +%s) + 6))
+issue shortlived nimble-01 nimble-01 ca client "$(date -u -d @$(($(date +%s) - 3600)) +%Y%m%d%H%M%SZ)" \
+    "$(date -u -d @$end_s +%Y%m%d%H%M%SZ)"
+a=$(tls_probe shortlived -alpn h2 -sess_out "$T/short.sess")
+check_eq "shortlived (still valid): handshake completes" "$a" none
+while (($(date +%s) <= end_s)); do sleep 0.2; done
+n=$(log_count '"event":"handshake_refused".*reason=cert_expired ')
+a=$(tls_probe shortlived -alpn h2 -sess_in "$T/short.sess")
+check_eq "shortlived, expired since its ticket was issued: resumption refused with certificate_expired" \
+    "$(alert_name "$a")" certificate_expired
+check "shortlived: the refused resumption is logged with reason=cert_expired" \
+    wait_log '"event":"handshake_refused".*reason=cert_expired ' $((n + 1)) 10
+curl_post nimble-01 "$T/nimble.msgpack"
+check_eq "nimble-01 with its own certificate still gets 202" "$CURL_CODE" 202
 
 # ---- suites and versions -------------------------------------------------------------------
 a=$(tls_probe nimble-01 -alpn h2 -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256)
