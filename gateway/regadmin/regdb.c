@@ -139,39 +139,6 @@ int gw_regdb_name_ok(const char *name)
 
 /* ---------------------------------------------------- transactions */
 
-int gw_regdb_tx_begin(struct gw_regdb_tx *t, sqlite3 *db, char *err, size_t errlen)
-{
-    t->db = db;
-    t->nested = !sqlite3_get_autocommit(db);
-    t->open = 0;
-    if (gw_regdb_exec(db, t->nested ? "SAVEPOINT gw_regdb" : "BEGIN IMMEDIATE", err, errlen) !=
-        0)
-        return GW_ESTORAGE;
-    t->open = 1;
-    return 0;
-}
-
-int gw_regdb_tx_commit(struct gw_regdb_tx *t, char *err, size_t errlen)
-{
-    if (gw_regdb_exec(t->db, t->nested ? "RELEASE gw_regdb" : "COMMIT", err, errlen) != 0)
-        return GW_ESTORAGE;
-    t->open = 0;
-    return 0;
-}
-
-void gw_regdb_tx_rollback(struct gw_regdb_tx *t)
-{
-    if (!t->open)
-        return;
-    if (t->nested) {
-        sqlite3_exec(t->db, "ROLLBACK TO gw_regdb", NULL, NULL, NULL);
-        sqlite3_exec(t->db, "RELEASE gw_regdb", NULL, NULL, NULL);
-    } else if (!sqlite3_get_autocommit(t->db)) {
-        sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
-    }
-    t->open = 0;
-}
-
 int gw_regdb_bump_generation(sqlite3 *db, char *err, size_t errlen)
 {
     /* meta.value has TEXT affinity: the number is stored as its decimal

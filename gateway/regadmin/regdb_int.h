@@ -1,7 +1,7 @@
 /*
  * regdb_int.h - inside regdb (not for other modules): what regdb.c gives
  * regdb_servers.c, regdb_activity.c and regdb_rights.c.  Functions return
- * 0 or a negative GW_REG_E* with a reason in err, as regdb.h's.
+ * 0 or a negative GW_E* with a reason in err, as regdb.h's.
  */
 #ifndef GW_REGDB_INT_H
 #define GW_REGDB_INT_H
@@ -13,6 +13,7 @@
 
 #include "problem.h"
 #include "regdb.h"
+#include "store.h"
 
 /* Puts "database: WHAT: <SQLite's message>" in err; returns GW_ESTORAGE. */
 int gw_regdb_dberr(sqlite3 *db, const char *what, char *err, size_t errlen);
@@ -28,17 +29,6 @@ int gw_regdb_exec_int(sqlite3 *db, const char *sql, int64_t a, int64_t b, const 
 
 /* A transaction of its own, or a savepoint in the caller's.  Start from
  * {0}: a rollback of a transaction never begun does nothing. */
-struct gw_regdb_tx {
-    sqlite3 *db;
-    int nested;
-    int open;
-};
-
-int gw_regdb_tx_begin(struct gw_regdb_tx *t, sqlite3 *db, char *err, size_t errlen);
-int gw_regdb_tx_commit(struct gw_regdb_tx *t, char *err, size_t errlen);
-/* Rolls back what is still open; nothing after a commit. */
-void gw_regdb_tx_rollback(struct gw_regdb_tx *t);
-
 /* Advances meta.registry_generation (inside the change's transaction). */
 int gw_regdb_bump_generation(sqlite3 *db, char *err, size_t errlen);
 

@@ -69,13 +69,13 @@ static int has_samples(sqlite3 *db, int *yes, char *err, size_t errlen)
 int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit, int64_t *deleted,
                         char *err, size_t errlen)
 {
-    struct gw_regdb_tx t = {0};
+    struct gw_store_tx t = {0};
     int rv, derived = 0;
 
     *deleted = 0;
     if (limit == 0)
         limit = GW_REGDB_PURGE_CHUNK;
-    if ((rv = gw_regdb_tx_begin(&t, db, err, errlen)) != 0)
+    if ((rv = gw_store_tx_begin(&t, db, err, errlen)) != 0)
         goto out;
     if ((rv = has_samples(db, &derived, err, errlen)) != 0)
         goto out;
@@ -88,24 +88,24 @@ int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit, int64_t 
                                 "DELETE FROM frames WHERE (server_id, seq) IN"
                                 " (SELECT server_id, seq" PURGE_CHUNK_KEYS,
                                 cutoff_ms, limit, "purging frames", &n, err, errlen)) != 0 ||
-        (rv = gw_regdb_tx_commit(&t, err, errlen)) != 0)
+        (rv = gw_store_tx_commit(&t, err, errlen)) != 0)
         goto out;
     *deleted = n;
     rv = 0;
 out:
-    gw_regdb_tx_rollback(&t);
+    gw_store_tx_rollback(&t);
     return rv;
 }
 
 int gw_regdb_purge_paths(sqlite3 *db, int64_t cutoff_ms, int64_t *deleted, char *err,
                          size_t errlen)
 {
-    struct gw_regdb_tx t = {0};
+    struct gw_store_tx t = {0};
     int rv, derived = 0;
     int64_t n = 0;
 
     *deleted = 0;
-    if ((rv = gw_regdb_tx_begin(&t, db, err, errlen)) != 0)
+    if ((rv = gw_store_tx_begin(&t, db, err, errlen)) != 0)
         goto out;
     if ((rv = has_samples(db, &derived, err, errlen)) != 0)
         goto out;
@@ -118,12 +118,12 @@ int gw_regdb_purge_paths(sqlite3 *db, int64_t cutoff_ms, int64_t *deleted, char 
         if (n > 0 && (rv = gw_regdb_exec(db, gw_store_bump_paths_sql, err, errlen)) != 0)
             goto out;
     }
-    if ((rv = gw_regdb_tx_commit(&t, err, errlen)) != 0)
+    if ((rv = gw_store_tx_commit(&t, err, errlen)) != 0)
         goto out;
     *deleted = n;
     rv = 0;
 out:
-    gw_regdb_tx_rollback(&t);
+    gw_store_tx_rollback(&t);
     return rv;
 }
 
@@ -180,7 +180,7 @@ static const char *const erase_tables[] = {
 int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now,
                    int64_t *n_frames, int64_t *n_activity, char *err, size_t errlen)
 {
-    struct gw_regdb_tx t = {0};
+    struct gw_store_tx t = {0};
     struct gw_regdb_jbuf jb = {0};
     int rv;
     int64_t id, frames = 0, acts = 0, pins = 0, orphans = 0, samples = 0, n;
@@ -197,7 +197,7 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
         return rv;
     if ((rv = frames_exist(db, err, errlen)) != 0)
         return rv;
-    if ((rv = gw_regdb_tx_begin(&t, db, err, errlen)) != 0)
+    if ((rv = gw_store_tx_begin(&t, db, err, errlen)) != 0)
         goto out;
     if ((rv = gw_regdb_find_server(db, name, &id, NULL, 0, err, errlen)) != 0)
         goto out;
@@ -274,7 +274,7 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
     if ((rv = gw_regdb_bump_generation(db, err, errlen)) != 0 ||
         (rv = gw_activity_add(db, now, actor, "erase", 0, gw_regdb_jb_text(&jb), err,
                               errlen)) != 0 ||
-        (rv = gw_regdb_tx_commit(&t, err, errlen)) != 0)
+        (rv = gw_store_tx_commit(&t, err, errlen)) != 0)
         goto out;
     if (n_frames != NULL)
         *n_frames = frames;
@@ -282,7 +282,7 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
         *n_activity = acts;
     rv = 0;
 out:
-    gw_regdb_tx_rollback(&t);
+    gw_store_tx_rollback(&t);
     gw_regdb_jb_free(&jb);
     return rv;
 }

@@ -103,7 +103,7 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
 {
     int rv = GW_ESTORAGE;
     sqlite3_stmt *st = NULL;
-    struct gw_regdb_tx t = {0};
+    struct gw_store_tx t = {0};
     struct gw_regdb_jbuf jb = {0};
 
     if (id_out != NULL)
@@ -136,7 +136,7 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
         details = gw_regdb_jb_text(&jb);
     }
 
-    if ((rv = gw_regdb_tx_begin(&t, db, err, errlen)) != 0)
+    if ((rv = gw_store_tx_begin(&t, db, err, errlen)) != 0)
         goto out;
     int64_t other;
     rv = gw_regdb_find_server(db, name, &other, NULL, 0, err, errlen);
@@ -177,14 +177,14 @@ int gw_regdb_register(sqlite3 *db, const char *name, const char *kind,
     if ((rv = add_pin(db, id, spki, now, err, errlen)) != 0 ||
         (rv = gw_regdb_bump_generation(db, err, errlen)) != 0 ||
         (rv = gw_activity_add(db, now, actor, "register", id, details, err, errlen)) != 0 ||
-        (rv = gw_regdb_tx_commit(&t, err, errlen)) != 0)
+        (rv = gw_store_tx_commit(&t, err, errlen)) != 0)
         goto out;
     if (id_out != NULL)
         *id_out = id;
     rv = 0;
 out:
     sqlite3_finalize(st);
-    gw_regdb_tx_rollback(&t);
+    gw_store_tx_rollback(&t);
     gw_regdb_jb_free(&jb);
     return rv;
 }
@@ -193,7 +193,7 @@ int gw_regdb_rotate(sqlite3 *db, const char *name, const uint8_t spki[GW_SPKI_LE
                     int64_t overlap_s, const char *actor, int64_t now, char *err, size_t errlen)
 {
     int rv = GW_ESTORAGE;
-    struct gw_regdb_tx t = {0};
+    struct gw_store_tx t = {0};
     struct gw_regdb_jbuf jb = {0};
 
     if (db == NULL || spki == NULL || actor == NULL || *actor == '\0' || overlap_s < 0) {
@@ -202,7 +202,7 @@ int gw_regdb_rotate(sqlite3 *db, const char *name, const uint8_t spki[GW_SPKI_LE
     }
     if ((rv = gw_regdb_check_name(name, err, errlen)) != 0)
         return rv;
-    if ((rv = gw_regdb_tx_begin(&t, db, err, errlen)) != 0)
+    if ((rv = gw_store_tx_begin(&t, db, err, errlen)) != 0)
         goto out;
     int64_t id;
     if ((rv = gw_regdb_find_server(db, name, &id, NULL, 0, err, errlen)) != 0 ||
@@ -234,11 +234,11 @@ int gw_regdb_rotate(sqlite3 *db, const char *name, const uint8_t spki[GW_SPKI_LE
         (rv = gw_regdb_bump_generation(db, err, errlen)) != 0 ||
         (rv = gw_activity_add(db, now, actor, "rotate", id, gw_regdb_jb_text(&jb), err,
                               errlen)) != 0 ||
-        (rv = gw_regdb_tx_commit(&t, err, errlen)) != 0)
+        (rv = gw_store_tx_commit(&t, err, errlen)) != 0)
         goto out;
     rv = 0;
 out:
-    gw_regdb_tx_rollback(&t);
+    gw_store_tx_rollback(&t);
     gw_regdb_jb_free(&jb);
     return rv;
 }
@@ -247,7 +247,7 @@ int gw_regdb_revoke(sqlite3 *db, const char *name, const char *actor, int64_t no
                     size_t errlen)
 {
     int rv = GW_ESTORAGE;
-    struct gw_regdb_tx t = {0};
+    struct gw_store_tx t = {0};
 
     if (db == NULL || actor == NULL || *actor == '\0') {
         gw_seterr(err, errlen, "revoke: missing argument");
@@ -255,7 +255,7 @@ int gw_regdb_revoke(sqlite3 *db, const char *name, const char *actor, int64_t no
     }
     if ((rv = gw_regdb_check_name(name, err, errlen)) != 0)
         return rv;
-    if ((rv = gw_regdb_tx_begin(&t, db, err, errlen)) != 0)
+    if ((rv = gw_store_tx_begin(&t, db, err, errlen)) != 0)
         goto out;
     int64_t id;
     char status[16];
@@ -263,7 +263,7 @@ int gw_regdb_revoke(sqlite3 *db, const char *name, const char *actor, int64_t no
         goto out;
     if (strcmp(status, "revoked") == 0) {
         /* nothing changes: no generation bump, no activity row */
-        rv = gw_regdb_tx_commit(&t, err, errlen);
+        rv = gw_store_tx_commit(&t, err, errlen);
         goto out;
     }
     if ((rv = gw_regdb_exec_int(db, "UPDATE servers SET status = 'revoked' WHERE id = ?1", id, 0,
@@ -271,11 +271,11 @@ int gw_regdb_revoke(sqlite3 *db, const char *name, const char *actor, int64_t no
         (rv = gw_regdb_bump_generation(db, err, errlen)) != 0 ||
         (rv = gw_activity_add(db, now, actor, "revoke", id, "{\"status\":\"revoked\"}", err,
                               errlen)) != 0 ||
-        (rv = gw_regdb_tx_commit(&t, err, errlen)) != 0)
+        (rv = gw_store_tx_commit(&t, err, errlen)) != 0)
         goto out;
     rv = 0;
 out:
-    gw_regdb_tx_rollback(&t);
+    gw_store_tx_rollback(&t);
     return rv;
 }
 

@@ -13,13 +13,15 @@
  * refcount on the loop thread only (no atomics).
  */
 #include "registry.h"
-#include "err.h"
 
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "err.h"
+#include "store.h"
 
 #define SCHEMA_VERSION "1"
 /* A reload may wait this long for a writer's WAL recovery to finish. */
@@ -102,34 +104,28 @@ out:
 
 int gw_registry_schema(sqlite3 *db, char *err, size_t errlen)
 {
+    struct gw_store_tx tx;
     char *msg = NULL;
-    int rv = GW_ESTORAGE;
+    int rv;
+
     if (db == NULL)
         return gw_fail(GW_EINVAL, err, errlen, "registry schema: no database");
-    /* A savepoint nests inside a caller's transaction and is a transaction
-     * of its own otherwise: the schema appears whole or not at all. */
-    if (sqlite3_exec(db, "SAVEPOINT gw_schema", NULL, NULL, &msg) != SQLITE_OK) {
-        gw_seterr(err, errlen, "registry schema: %s", msg ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
-        return GW_ESTORAGE;
-    }
+    /* One write transaction (a savepoint inside a caller's): the schema
+     * appears whole or not at all. */
+    if ((rv = gw_store_tx_begin(&tx, db, err, errlen)) != 0)
+        goto fail;
     if (sqlite3_exec(db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
         gw_seterr(err, errlen, "registry schema: %s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
+        rv = GW_ESTORAGE;
         goto fail;
     }
-    if ((rv = check_version(db, err, errlen)) != 0)
+    if ((rv = check_version(db, err, errlen)) != 0 ||
+        (rv = gw_store_tx_commit(&tx, err, errlen)) != 0)
         goto fail;
-    rv = GW_ESTORAGE;
-    if (sqlite3_exec(db, "RELEASE gw_schema", NULL, NULL, &msg) != SQLITE_OK) {
-        gw_seterr(err, errlen, "registry schema: %s", msg ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
-        goto fail;
-    }
     return 0;
 fail:
-    sqlite3_exec(db, "ROLLBACK TO gw_schema", NULL, NULL, NULL);
-    sqlite3_exec(db, "RELEASE gw_schema", NULL, NULL, NULL);
+    gw_store_tx_rollback(&tx);
     return rv;
 }
 

@@ -152,19 +152,16 @@ out:
 
 int gw_store_schema(sqlite3 *db, char *err, size_t errlen)
 {
+    struct gw_store_tx tx;
     char *msg = NULL;
     int version = 0, rv;
 
     if (db == NULL)
         return gw_fail(GW_EINVAL, err, errlen, "storage schema: no database");
-    if (sqlite3_exec(db, "SAVEPOINT gw_store", NULL, NULL, &msg) != SQLITE_OK) {
-        gw_seterr(err, errlen, "storage schema: %s", msg ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
-        return GW_ESTORAGE;
-    }
-    /* the version is read inside the savepoint: a concurrent migration
+    /* the version is read inside the transaction: a concurrent migration
      * cannot slip in between */
-    if ((rv = gw_store_version(db, &version, err, errlen)) != 0)
+    if ((rv = gw_store_tx_begin(&tx, db, err, errlen)) != 0 ||
+        (rv = gw_store_version(db, &version, err, errlen)) != 0)
         goto fail;
     rv = GW_ESTORAGE;
     if (sqlite3_exec(db, v1_sql, NULL, NULL, &msg) != SQLITE_OK ||
@@ -174,16 +171,54 @@ int gw_store_schema(sqlite3 *db, char *err, size_t errlen)
         sqlite3_free(msg);
         goto fail;
     }
-    if (sqlite3_exec(db, "RELEASE gw_store", NULL, NULL, &msg) != SQLITE_OK) {
-        gw_seterr(err, errlen, "storage schema: %s", msg ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
+    if ((rv = gw_store_tx_commit(&tx, err, errlen)) != 0)
         goto fail;
-    }
     return 0;
 fail:
-    sqlite3_exec(db, "ROLLBACK TO gw_store", NULL, NULL, NULL);
-    sqlite3_exec(db, "RELEASE gw_store", NULL, NULL, NULL);
+    gw_store_tx_rollback(&tx);
     return rv;
+}
+
+static int tx_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        gw_seterr(err, errlen, "database: %s: %s", sql, msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        return GW_ESTORAGE;
+    }
+    return 0;
+}
+
+int gw_store_tx_begin(struct gw_store_tx *t, sqlite3 *db, char *err, size_t errlen)
+{
+    t->db = db;
+    t->nested = !sqlite3_get_autocommit(db);
+    t->open = 0;
+    int rv = tx_exec(db, t->nested ? "SAVEPOINT gw_tx" : "BEGIN IMMEDIATE", err, errlen);
+    t->open = rv == 0;
+    return rv;
+}
+
+int gw_store_tx_commit(struct gw_store_tx *t, char *err, size_t errlen)
+{
+    int rv = tx_exec(t->db, t->nested ? "RELEASE gw_tx" : "COMMIT", err, errlen);
+    if (rv == 0)
+        t->open = 0;
+    return rv;
+}
+
+void gw_store_tx_rollback(struct gw_store_tx *t)
+{
+    if (!t->open)
+        return;
+    if (t->nested) {
+        sqlite3_exec(t->db, "ROLLBACK TO gw_tx", NULL, NULL, NULL);
+        sqlite3_exec(t->db, "RELEASE gw_tx", NULL, NULL, NULL);
+    } else if (!sqlite3_get_autocommit(t->db)) {
+        sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    t->open = 0;
 }
 
 int gw_sqlite_error(int rc)

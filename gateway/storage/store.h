@@ -43,6 +43,22 @@ int gw_store_version(sqlite3 *db, int *version, char *err, size_t errlen);
  * transaction that deletes paths). */
 extern const char gw_store_bump_paths_sql[];
 
+/* One write transaction: BEGIN IMMEDIATE when |db| has none open, a
+ * savepoint inside the caller's otherwise.  IMMEDIATE takes the write
+ * lock up front, waiting the busy timeout for it: a deferred transaction
+ * that reads and then writes fails at once (SQLITE_BUSY_SNAPSHOT) when
+ * another connection - the gateway's writer, say - committed in between.
+ * begin and commit return 0 or GW_ESTORAGE with "database: SQL: reason"
+ * in err; rollback undoes what is still open (nothing after a commit). */
+struct gw_store_tx {
+    sqlite3 *db;
+    int nested;
+    int open;
+};
+int gw_store_tx_begin(struct gw_store_tx *t, sqlite3 *db, char *err, size_t errlen);
+int gw_store_tx_commit(struct gw_store_tx *t, char *err, size_t errlen);
+void gw_store_tx_rollback(struct gw_store_tx *t);
+
 /* A SQLite result code (primary or extended) as a GW_E* code, for whoever
  * calls SQLite: 0 for SQLITE_OK, _ROW and _DONE; GW_EREJECTED for what is
  * wrong with the row itself and fails again on a retry (a constraint, a
