@@ -122,9 +122,11 @@ check "panelgatectl activity --server nimble-01 lists no handshake_refused" \
     "$PANELGATECTL" "$PG_DB"
 
 # ---- metrics: resumed handshakes, ALPN refusals --------------------------------------------
+# metric NAME: its value in a fresh GET /metrics ("" when absent).  The
+# body goes to a file first: awk leaving early must not break curl's pipe.
 metric() {
-    curl -s --max-time 10 "http://127.0.0.1:$(admin_port)/metrics" |
-        awk -v m="$1" '$1 == m { print $2; exit }'
+    curl -s --max-time 10 -o "$T/metrics.txt" "http://127.0.0.1:$(admin_port)/metrics" || true
+    awk -v m="$1" '$1 == m { print $2; exit }' "$T/metrics.txt"
 }
 check_eq "panelgate_handshakes_refused_total{reason=\"alpn\"} counts the ALPN refusal" \
     "$(metric 'panelgate_handshakes_refused_total{reason="alpn"}')" 1
