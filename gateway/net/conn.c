@@ -356,6 +356,10 @@ int gw_conn_flush(struct gw_conn *c)
         }
         c->out.len = 0;
         c->out_off = 0;
+        if (c->h2_failed) { /* fail_session's output is out */
+            close_gracefully(c);
+            return GW_ECLOSED;
+        }
         if (!c->h2)
             break;
         while (c->out.len < OUT_CHUNK) {
@@ -383,35 +387,81 @@ int gw_conn_flush(struct gw_conn *c)
     return 0;
 }
 
-/* After a fatal HTTP/2 error: one best-effort write of what nghttp2 still
- * has queued (its GOAWAY), then close. */
-static void flush_then_close(struct gw_conn *c)
+/* The HTTP/2 error code (RFC 9113 7) for one of nghttp2_session_mem_recv's
+ * fatal errors. */
+static uint32_t h2_error_code(ssize_t rv)
+{
+    switch (rv) {
+    case NGHTTP2_ERR_FLOODED:                /* SETTINGS or PING flood */
+    case NGHTTP2_ERR_TOO_MANY_CONTINUATIONS: /* [http2] max_continuations */
+        return NGHTTP2_ENHANCE_YOUR_CALM;
+    case NGHTTP2_ERR_HEADER_COMP:
+        return NGHTTP2_COMPRESSION_ERROR;
+    case NGHTTP2_ERR_FLOW_CONTROL:
+        return NGHTTP2_FLOW_CONTROL_ERROR;
+    case NGHTTP2_ERR_CALLBACK_FAILURE:
+    case NGHTTP2_ERR_NOMEM:
+        return NGHTTP2_INTERNAL_ERROR;
+    default:
+        return NGHTTP2_PROTOCOL_ERROR;
+    }
+}
+
+/* After a fatal HTTP/2 error (RFC 9113 5.4.1: send GOAWAY, then close):
+ * what nghttp2 still has queued goes out - unless that queue is the flood
+ * that ended the session - then a GOAWAY of our own, as nghttp2 queues
+ * none for several of its fatal errors (a SETTINGS or PING flood, too many
+ * CONTINUATION frames).  A second GOAWAY after nghttp2's is allowed (6.8)
+ * and names the same last stream.  The session takes nothing more; the
+ * connection stays only until that output is written, CLOSE_GRACE_MS at
+ * most (the timer), then closes. */
+static void fail_session(struct gw_conn *c, ssize_t rv)
 {
     const uint8_t *data;
     ssize_t n;
 
-    while ((n = nghttp2_session_mem_send(c->h2, &data)) > 0)
-        if (pa_buf_append(&c->out, data, (size_t)n) != 0)
-            break;
-    if (c->out_off < c->out.len)
-        mbedtls_ssl_write(&c->ssl, c->out.data + c->out_off, c->out.len - c->out_off);
-    close_gracefully(c);
+    if (rv != NGHTTP2_ERR_FLOODED)
+        while ((n = nghttp2_session_mem_send(c->h2, &data)) > 0)
+            if (pa_buf_append(&c->out, data, (size_t)n) != 0)
+                break;
+    uint32_t last = (uint32_t)nghttp2_session_get_last_proc_stream_id(c->h2) & 0x7fffffffu;
+    uint32_t code = h2_error_code(rv);
+    uint8_t ga[17] = {0, 0, 8, NGHTTP2_GOAWAY, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 4; i++) {
+        ga[9 + i] = (uint8_t)(last >> (24 - 8 * i));
+        ga[13 + i] = (uint8_t)(code >> (24 - 8 * i));
+    }
+    (void)pa_buf_append(&c->out, ga, sizeof ga); /* out of memory: just closed */
+    c->h2_failed = true;
+    c->state = GW_CONN_CLOSING;
+    event_del(c->ev_read);
+    arm_timer(c, CLOSE_GRACE_MS);
+    gw_conn_flush(c);
 }
 
+/* Decrypted records go to nghttp2 straight from |buf|, which is wiped
+ * before it goes out of scope: it held request bodies, viewer addresses
+ * included (docs/PRIVACY.md: nothing of a frame stays in memory once it
+ * is handled). */
 static void read_tls(struct gw_conn *c)
 {
     unsigned char buf[16384];
+    size_t used = 0;
+    bool flush = true;
 
     for (;;) {
         int n = mbedtls_ssl_read(&c->ssl, buf, sizeof buf);
         if (n > 0) {
+            if ((size_t)n > used)
+                used = (size_t)n;
             ssize_t rv = nghttp2_session_mem_recv(c->h2, buf, (size_t)n);
             if (rv < 0) {
                 struct gw_log_ctx ctx;
                 gw_conn_log_ctx(c, &ctx);
                 gw_log(GW_LOG_INFO, &ctx, "h2_error", "%s", nghttp2_strerror((int)rv));
-                flush_then_close(c);
-                return;
+                fail_session(c, rv);
+                flush = false;
+                break;
             }
             continue;
         }
@@ -423,9 +473,12 @@ static void read_tls(struct gw_conn *c)
         }
         /* 0 / close_notify / reset / anything else: the peer is gone */
         gw_conn_close(c);
-        return;
+        flush = false;
+        break;
     }
-    gw_conn_flush(c);
+    explicit_bzero(buf, used);
+    if (flush)
+        gw_conn_flush(c);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)

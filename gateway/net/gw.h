@@ -137,6 +137,7 @@ struct gw_conn {
     } sid_gaps[16];
     unsigned n_sid_gaps;
     int32_t init_win_before; /* peer's INITIAL_WINDOW_SIZE before a SETTINGS */
+    bool h2_failed;     /* a fatal HTTP/2 error: only its GOAWAY goes out */
 };
 
 /* conn.c */

@@ -30,9 +30,9 @@ import traceback
 
 import h2client as hc
 import h2raw as hr
-from h2raw import (ACK, CANCEL, COMPRESSION_ERROR, DATA, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR,
-                   GOAWAY, MAX_WINDOW, NO_ERROR, PING, PROTOCOL_ERROR, REFUSED_STREAM,
-                   RST_STREAM, STREAM_CLOSED, Result)
+from h2raw import (ACK, CANCEL, COMPRESSION_ERROR, DATA, ENHANCE_YOUR_CALM,
+                   FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, GOAWAY, MAX_WINDOW, NO_ERROR, PING,
+                   PROTOCOL_ERROR, REFUSED_STREAM, RST_STREAM, STREAM_CLOSED, Result)
 
 ok = hc.Checks()
 BODY = open(os.environ["PG_BODY"], "rb").read()
@@ -809,6 +809,32 @@ def _(c):
     blk = hr.encode_headers(fields(c))
     c.send(hr.headers(sid, blk[:5], end_stream=True, end_headers=False),
            hr.continuation(sid + 2, blk[5:]))
+
+
+# Issue 11: these closed the connection without a GOAWAY (RFC 9113 5.4.1
+# asks for one before a connection error closes it).
+@conn_error("6.10", "HEADERS + 9 CONTINUATION frames (over max_continuations = 8)",
+            ENHANCE_YOUR_CALM)
+def _(c):
+    sid = c.new_sid()
+    blk = hr.encode_headers(fields(c, extra=[("x-%d" % i, "v" * 20) for i in range(10)]))
+    step = len(blk) // 10
+    frames = [hr.headers(sid, blk[:step], end_stream=True, end_headers=False)]
+    for i in range(1, 10):
+        last = i == 9
+        frames.append(hr.continuation(sid, blk[i * step:] if last else blk[i * step:(i + 1) * step],
+                                      end_headers=last))
+    c.send(*frames)
+
+
+@conn_error("5.4.1", "3000 SETTINGS frames in one burst (a SETTINGS flood)", ENHANCE_YOUR_CALM)
+def _(c):
+    c.send(*[hr.settings([(0x4, 65535)]) for _ in range(3000)])
+
+
+@conn_error("5.4.1", "3000 PING frames in one burst (a PING flood)", ENHANCE_YOUR_CALM)
+def _(c):
+    c.send(*[hr.ping(b"%08d" % i) for i in range(3000)])
 
 
 # ==== 7 error codes =====================================================================================
