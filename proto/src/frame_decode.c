@@ -19,13 +19,19 @@
 
 #define MAX_SEGS (PA_LIMIT_MAX_DEPTH + 2)
 
-enum seg_kind { SEG_KEY, SEG_PEER, SEG_INDEX };
+/* A path names schema keys (SEG_KEY) and array indexes; a key the schema
+ * does not know is named by its position in its map (SEG_POS, "<key 3>"),
+ * never by its bytes: whatever a peer puts there - a viewer's address,
+ * say - must not come back in an error (docs/PRIVACY.md).  Keys of the
+ * config tree, the server's own configuration that is stored with the
+ * frame, are shown escaped and truncated (SEG_PEER). */
+enum seg_kind { SEG_KEY, SEG_PEER, SEG_POS, SEG_INDEX };
 
 struct seg {
     enum seg_kind kind;
     const char *s; /* SEG_KEY: NUL-terminated; SEG_PEER: raw bytes */
     uint32_t len;  /* SEG_PEER */
-    uint32_t idx;  /* SEG_INDEX */
+    uint32_t idx;  /* SEG_INDEX, SEG_POS */
 };
 
 struct unknown_key {
@@ -66,6 +72,13 @@ static void push_peer(struct dec *d, const uint8_t *p, uint32_t len)
     d->npath++;
 }
 
+static void push_pos(struct dec *d, uint32_t pos)
+{
+    if (d->npath < MAX_SEGS)
+        d->path[d->npath] = (struct seg){.kind = SEG_POS, .idx = pos};
+    d->npath++;
+}
+
 static void push_index(struct dec *d, uint32_t idx)
 {
     if (d->npath < MAX_SEGS)
@@ -92,10 +105,16 @@ static void format_path(const struct dec *d, char *buf, size_t n)
         }
         if (i > 0)
             pa_path_put(buf, n, &off, ".", 1);
-        if (s->kind == SEG_KEY)
+        if (s->kind == SEG_KEY) {
             pa_path_put(buf, n, &off, s->s, strlen(s->s));
-        else
+        } else if (s->kind == SEG_POS) {
+            char tmp[24];
+            int k = snprintf(tmp, sizeof tmp, "<key %u>", s->idx);
+            if (k > 0)
+                pa_path_put(buf, n, &off, tmp, (size_t)k);
+        } else {
             pa_path_put_key(buf, n, &off, (const uint8_t *)s->s, s->len);
+        }
     }
 }
 
@@ -356,7 +375,7 @@ static int decode_object(struct dec *d, const struct schema *s, void *obj)
             seen |= 1u << f;
             rv = s->decode(d, f, obj);
         } else if ((rv = check_key_len(d, &k)) == 0) {
-            push_peer(d, k.v.s.p, k.v.s.len);
+            push_pos(d, i);
             rv = skip_unknown(d, &k, first_unknown, map);
         }
         if (rv)

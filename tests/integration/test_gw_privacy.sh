@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_gw_privacy.sh - no viewer IP leaves the gateway process: after the
 # sample frames (and frames with extra-distinctive viewer addresses, some of
-# them refused) went through, every byte of the database files (while the
+# them refused, one with a viewer IP as a map key) went through, every byte of the database files (while the
 # gateway runs and after it stopped) and of its log is searched for each
 # viewer IP, as text and as raw 4/16-byte binary; none may be found.  The
 # connections' count and traffic must still be there: without [geo]
@@ -55,6 +55,15 @@ bad2 = hc.minimal_frame(7003, conns=[(REFUSED[0], 1, 2)])
 bad2["conns"][0]["ip"] = hc.ip_bytes(REFUSED[1]) + b"\x00"
 r = c.post(hc.pack(bad2))
 ok(r.status == 400 and REFUSED[1] not in r.body.decode(), "refused frame (17-byte ip) -> 400", r)
+# issue 11: a viewer IP sent as a map key inside a connection entry came
+# back in the 400 detail ("conns[0].172.26.175.67: reserved byte 0xc1");
+# an unknown key is named by its position, never by its bytes
+bad3 = hc.minimal_frame(7005, conns=[(EXTRA[0], 1, 2)])
+bad3["conns"][0][REFUSED[0]] = hc.Raw(b"\xc1")
+r = c.post(hc.pack(bad3))
+detail = r.body.decode(errors="replace")
+ok(r.status == 400 and REFUSED[0] not in detail and "conns[0].<key " in detail,
+   "viewer IP as a key in conns[0] -> 400 that names the key's position, not the key", r)
 big = hc.minimal_frame(7004, conns=[(REFUSED[i % 2], i, i) for i in range(6000)])
 r = c.post(hc.pack(big))
 ok(r.status == 413, "frame over max_body_bytes with viewer IPs -> 413", r)
