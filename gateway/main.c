@@ -189,6 +189,7 @@ static void on_sink_state(int failing, const struct gw_sink_stats *st, void *arg
 
     if (failing) {
         app->outage_since_ms = st->failing_since_ms ? st->failing_since_ms : now;
+        app->outage_mono0 = gw_mono_ms(); /* the duration, whatever the wall clock does */
         app->outage_unavailable0 = app->stats.frames_unavailable;
         app->outage_batches0 = st->batch_failures ? st->batch_failures - 1 : 0;
         snprintf(app->outage_reason, sizeof app->outage_reason, "%s",
@@ -199,7 +200,7 @@ static void on_sink_state(int failing, const struct gw_sink_stats *st, void *arg
                app->outage_reason);
         return;
     }
-    int64_t dur = app->outage_since_ms ? now - app->outage_since_ms : 0;
+    int64_t dur = app->outage_since_ms ? gw_mono_ms() - app->outage_mono0 : 0;
     uint64_t refused = app->stats.frames_unavailable - app->outage_unavailable0;
     uint64_t batches = st->batch_failures - app->outage_batches0;
     gw_log(GW_LOG_INFO, NULL, "storage_recovered",

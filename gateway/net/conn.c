@@ -89,7 +89,7 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 static void log_refusal(struct gw_conn *c, const char *reason)
 {
     struct gw_app *app = c->app;
-    int64_t now = gw_now_ms();
+    int64_t now = gw_mono_ms(); /* the bucket refills over an interval */
     double rate = app->cfg->refusal_log_per_s;
     char hex[2 * GW_SPKI_LEN + 1] = "";
     struct gw_log_ctx ctx;

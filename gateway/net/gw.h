@@ -47,7 +47,8 @@ struct gw_app {
     struct gw_registry *reg;  /* current snapshot */
     struct gw_geo *geo;       /* [geo] databases (privacy.h); reopened at reload */
     struct gw_sink *sink;
-    int64_t sink_probe_ms;    /* last request let through to a failing sink */
+    int64_t sink_probe_ms;    /* last request let through to a failing sink
+                                 (monotonic) */
     struct gw_limiter *limiter; /* rate limiting (limiter.h); NULL = none */
     struct evconnlistener *listeners[GW_MAX_LISTEN];
     unsigned n_listeners;
@@ -59,7 +60,7 @@ struct gw_app {
     struct gw_stats stats;
     /* refused-handshake log limiter: tokens refilled each second */
     double refusal_tokens;
-    int64_t refusal_last_ms;
+    int64_t refusal_last_ms;  /* monotonic */
     uint64_t refusal_suppressed;
     /* refused handshakes, aggregated for the activity log */
     struct gw_refusals refusals;
@@ -72,7 +73,8 @@ struct gw_app {
     struct gw_admin *admin;        /* [admin] listener (admin.h); NULL = off */
     int64_t started_ms;
     /* the storage alarm (main.c): the current outage, while it lasts */
-    int64_t outage_since_ms;
+    int64_t outage_since_ms;       /* wall clock, for the activity row */
+    int64_t outage_mono0;          /* monotonic, for its duration */
     uint64_t outage_unavailable0;  /* stats.frames_unavailable at its start */
     uint64_t outage_batches0;      /* sink batch_failures at its start */
     char outage_reason[160];

@@ -405,7 +405,7 @@ out:
 
 static bool sink_probe_due(struct gw_app *app)
 {
-    int64_t now = gw_now_ms();
+    int64_t now = gw_mono_ms(); /* an interval: a wall-clock step must not stop the probes */
     if (now - app->sink_probe_ms < SINK_PROBE_MS)
         return false;
     app->sink_probe_ms = now;

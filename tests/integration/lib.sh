@@ -335,6 +335,10 @@ gw_config() {
     } >"$GW_CONF"
 }
 
+# GW_ENV: extra VAR=VALUE words for the gateway's environment (a test that
+# runs it under libfaketime sets them).
+GW_ENV=()
+
 # gw_start: starts the gateway on $GW_CONF (stderr appended to $GW_LOG),
 # waits for its port file; sets GW_PID, GW_PORT (127.0.0.1), GW_PORT6 (::1)
 # and exports them as PG_PORT/PG_PORT6 for python.
@@ -343,7 +347,7 @@ gw_start() {
     [[ -f $GW_CONF ]] || gw_config
     local n0
     n0=$(log_count '"event":"started"')
-    "$PG_BIN" --config "$GW_CONF" >>"$T/gw.out" 2>>"$GW_LOG" &
+    env "${GW_ENV[@]}" "$PG_BIN" --config "$GW_CONF" >>"$T/gw.out" 2>>"$GW_LOG" &
     GW_PID=$!
     export PG_GW_PID=$GW_PID
     wait_until "$PG_TIMEOUT" gw_ready "$n0" ||
