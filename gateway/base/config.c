@@ -95,6 +95,8 @@ static const struct key keys[] = {
     {"http2", "max_body_bytes", K_SIZE, OFF(max_body_bytes), 1, GIB, F_BYTES},
     {"http2", "max_conn_buffer_bytes", K_SIZE, OFF(max_conn_buffer_bytes), 1, 64 * GIB,
      F_BYTES},
+    {"http2", "max_total_buffer_bytes", K_SIZE, OFF(max_total_buffer_bytes), 1, 64 * GIB,
+     F_BYTES},
 
     {"frame", "max_frame_bytes", K_SIZE, OFF(frame.max_frame_bytes), 1, GIB, F_BYTES},
     {"frame", "max_arena_bytes", K_SIZE, OFF(frame.max_arena_bytes), 1, 4 * GIB, F_BYTES},
@@ -834,6 +836,7 @@ int gw_config_defaults(struct gw_config *c)
     pa_frame_limits_default(&c->frame);
     c->max_body_bytes = c->frame.max_frame_bytes;
     c->max_conn_buffer_bytes = 16u << 20;
+    c->max_total_buffer_bytes = (size_t)256 << 20;
 
     c->sqlite_synchronous = GW_SYNC_FULL;
     c->queue_max_frames = 4096;
@@ -1061,6 +1064,11 @@ int gw_config_validate(const struct gw_config *c, char *err, size_t errlen)
                    "[http2] max_conn_buffer_bytes: %zu is smaller than max_body_bytes (%zu), "
                    "so a body of the largest allowed size could never be buffered",
                    c->max_conn_buffer_bytes, c->max_body_bytes);
+    if (c->max_total_buffer_bytes < c->max_body_bytes)
+        return bad(err, errlen,
+                   "[http2] max_total_buffer_bytes: %zu is smaller than max_body_bytes (%zu), "
+                   "so a body of the largest allowed size could never be buffered",
+                   c->max_total_buffer_bytes, c->max_body_bytes);
     if (c->batch_max_frames > c->queue_max_frames)
         return bad(err, errlen,
                    "[storage] batch_max_frames: %" PRIu32 " is larger than queue_max_frames "

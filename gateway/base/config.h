@@ -99,6 +99,8 @@ struct gw_config {
     size_t max_body_bytes;           /* = frame.max_frame_bytes (4 MiB) */
     size_t max_conn_buffer_bytes;    /* 16 MiB: request bodies buffered on
                                         one connection at once */
+    size_t max_total_buffer_bytes;   /* 256 MiB: request bodies buffered on
+                                        all connections together */
 
     /* [frame] — the decoder limits, keys named as in struct pa_frame_limits */
     struct pa_frame_limits frame;

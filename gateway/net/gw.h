@@ -58,6 +58,8 @@ struct gw_app {
     bool draining;
     struct event *drain_timer;
     struct gw_stats stats;
+    size_t body_bytes;        /* memory allocated for request bodies, all
+                                 connections (max_total_buffer_bytes) */
     /* refused-handshake log limiter: tokens refilled each second */
     double refusal_tokens;
     int64_t refusal_last_ms;  /* monotonic */
@@ -130,7 +132,8 @@ struct gw_conn {
     uint32_t n_streams;
     struct pa_buf out;  /* TLS plaintext not yet accepted by mbedtls_ssl_write */
     size_t out_off;
-    size_t body_bytes;  /* request bodies buffered on this connection */
+    size_t body_bytes;  /* memory allocated for request bodies on this
+                           connection (max_conn_buffer_bytes) */
     /* client stream ids skipped so far (RFC 9113 5.1.1: a lower id that
      * was never opened is a connection error; one that was is closed) */
     int32_t last_client_sid;

@@ -53,40 +53,71 @@ struct gw_stream {
 
 /* ---- stream bookkeeping ------------------------------------------------ */
 
+/* Body memory is charged as it is allocated (the buffer's capacity, not
+ * the bytes received, and never a declared content-length before the bytes
+ * arrive), against the connection's max_conn_buffer_bytes and the
+ * gateway's max_total_buffer_bytes. */
+static void body_charge(struct gw_stream *s, size_t old_cap, size_t new_cap)
+{
+    struct gw_conn *c = s->c;
+    c->body_bytes = c->body_bytes - old_cap + new_cap;
+    c->app->body_bytes = c->app->body_bytes - old_cap + new_cap;
+}
+
 static void body_release(struct gw_stream *s)
 {
     if (s->body.data) {
-        /* the body holds viewer IPs: wipe it before the heap reuses it */
-        explicit_bzero(s->body.data, s->body.cap);
-        s->c->body_bytes -= s->body.len;
+        /* the body holds viewer IPs: wipe what was written before the heap
+         * reuses it (the rest of the block was never touched) */
+        explicit_bzero(s->body.data, s->body.len);
+        body_charge(s, s->body.cap, 0);
     }
     pa_buf_cleanup(&s->body);
 }
 
+#define BODY_MIN_CAP 16384u
+
 /* Appends to the body, growing it by hand rather than with realloc so the
- * old block can be wiped before it is freed. */
-static int body_append(struct gw_stream *s, const uint8_t *data, size_t len, size_t max)
+ * old block can be wiped before it is freed.  The block doubles from
+ * BODY_MIN_CAP as bytes arrive, up to the declared length or |max|.
+ * Returns 0, GW_EFULL when the new block would pass a budget (*which says
+ * "connection" or "gateway"; nothing changes), or GW_ENOMEM. */
+static int body_append(struct gw_stream *s, const uint8_t *data, size_t len, size_t max,
+                       const char **which)
 {
     struct pa_buf *b = &s->body;
+    const struct gw_config *cfg = s->c->app->cfg;
 
     if (b->len + len > b->cap) {
-        size_t need = b->len + len, cap = b->cap ? b->cap : 16384;
-        if (s->content_length > 0 && (uint64_t)s->content_length <= max)
-            cap = (size_t)s->content_length;
+        size_t need = b->len + len, cap = b->cap ? b->cap : BODY_MIN_CAP;
         while (cap < need)
-            cap *= 2;
+            cap = cap > max / 2 ? max : cap * 2;
         if (cap > max)
-            cap = need > max ? need : max;
+            cap = max; /* a small max_body_bytes: no block larger than a body */
+        if (s->content_length > 0 && (uint64_t)s->content_length < cap &&
+            (uint64_t)s->content_length >= need)
+            cap = (size_t)s->content_length; /* the last block is exact */
+        if (cap < need)
+            cap = need;
+        if (s->c->body_bytes - b->cap + cap > cfg->max_conn_buffer_bytes) {
+            *which = "connection";
+            return GW_EFULL;
+        }
+        if (s->c->app->body_bytes - b->cap + cap > cfg->max_total_buffer_bytes) {
+            *which = "gateway";
+            return GW_EFULL;
+        }
         uint8_t *p = malloc(cap);
         if (!p)
             return GW_ENOMEM;
         if (b->len)
             memcpy(p, b->data, b->len);
         if (b->data) {
-            explicit_bzero(b->data, b->cap);
+            explicit_bzero(b->data, b->len);
             free(b->data);
         }
         b->data = p;
+        body_charge(s, b->cap, cap);
         b->cap = cap;
     }
     memcpy(b->data + b->len, data, len);
@@ -682,19 +713,23 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id,
         return to_nghttp2(respond_problem(s, 413, "frame:too_big",
                                           pa_frame_strerror(PA_FE_TOO_BIG), detail, -1));
     }
-    if (c->body_bytes + len > cfg->max_conn_buffer_bytes) {
+    const char *which = NULL;
+    int rv = body_append(s, data, len, cfg->max_body_bytes, &which);
+    if (rv == GW_EFULL) {
         body_release(s);
         s->stop_body = true;
         return to_nghttp2(respond_problem(s, 503, "overloaded", "too many bodies in flight",
-                                          "this connection buffers too much; retry with the "
-                                          "same seq",
+                                          strcmp(which, "gateway") == 0
+                                              ? "the gateway buffers too much; retry with the "
+                                                "same seq"
+                                              : "this connection buffers too much; retry with "
+                                                "the same seq",
                                           -1));
     }
     /* out of memory for one body: that stream is reset, the connection
      * goes on */
-    if (body_append(s, data, len, cfg->max_body_bytes) != 0)
+    if (rv != 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    c->body_bytes += len;
     return 0;
 }
 

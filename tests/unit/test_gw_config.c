@@ -685,8 +685,8 @@ static void test_sample_file(void **state)
         len += n;
     }
     fclose(fp);
-    /* every key (65) but the three TLS paths: a new key must join the sample */
-    assert_int_equal(settings, 62);
+    /* every key (66) but the three TLS paths: a new key must join the sample */
+    assert_int_equal(settings, 63);
     int rc = load(f, body);
     free(body);
     if (rc != 0)
@@ -854,6 +854,7 @@ static const struct reload_case reload_cases[] = {
     {"http2", "max_continuations", "1", "2", 0},
     {"http2", "max_body_bytes", "1m", "2m", 0},
     {"http2", "max_conn_buffer_bytes", "32m", "64m", 0},
+    {"http2", "max_total_buffer_bytes", "64m", "128m", 0},
     {"frame", "max_frame_bytes", "8m", "16m", 0},
     {"frame", "max_arena_bytes", "64m", "128m", 0},
     {"frame", "max_depth", "10", "20", 0},
@@ -930,8 +931,8 @@ static void test_reload_each_key(void **state)
     const size_t n_cases = sizeof reload_cases / sizeof reload_cases[0];
     struct gw_reload_kept kept;
 
-    /* every key (65, as in test_sample_file): a new key must join the list */
-    assert_int_equal(n_cases, 65);
+    /* every key (66, as in test_sample_file): a new key must join the list */
+    assert_int_equal(n_cases, 66);
     for (size_t i = 0; i < n_cases; i++) {
         const struct reload_case *k = &reload_cases[i];
         struct gw_config running, loaded, want;
