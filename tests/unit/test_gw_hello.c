@@ -32,7 +32,8 @@ static void put16(struct msg *m, unsigned x)
 
 static void put(struct msg *m, const void *p, size_t n)
 {
-    memcpy(m->b + m->n, p, n);
+    if (n > 0) /* an empty extension has no data at all (p NULL) */
+        memcpy(m->b + m->n, p, n);
     m->n += n;
 }
 
