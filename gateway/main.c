@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -45,7 +46,8 @@ static void usage(FILE *out)
             "\n"
             "  -c, --config FILE   configuration file (INI; see docs/OPERATIONS.md)\n"
             "      --check-config  load and check the configuration, certificates,\n"
-            "                      keys and [geo] databases, then exit (0 = valid)\n"
+            "                      keys, [geo] databases and the file-descriptor\n"
+            "                      limit, then exit (0 = valid)\n"
             "  -V, --version       print the version and exit\n"
             "  -h, --help          print this help and exit\n"
             "\n"
@@ -79,13 +81,92 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     gw_conn_accept(arg, fd, sa, salen);
 }
 
+/* Descriptors the process needs besides one per connection: listeners,
+ * the admin listener and its clients, SQLite (database, WAL and shared
+ * memory, for the writer and the registry poller), the geo databases,
+ * stdio, libevent's own, the spare. */
+#define FD_RESERVE 64
+/* Out of descriptors: how long the listeners rest before they try again. */
+#define ACCEPT_PAUSE_MS 250
+
+/* The soft RLIMIT_NOFILE goes up to the hard one, and max_connections must
+ * fit in it.  0, or GW_ECONFIG with a reason. */
+static int fit_fd_limit(const struct gw_config *cfg, char *err, size_t errlen)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0; /* nothing to go by */
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t cur = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = cur;
+    }
+    uint64_t need = (uint64_t)cfg->max_connections + FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && (uint64_t)rl.rlim_cur < need)
+        return gw_fail(GW_ECONFIG, err, errlen,
+                       "[server] max_connections = %u needs %llu file descriptors "
+                       "(%d more for the gateway itself), but the limit is %llu: "
+                       "raise it (ulimit -n, systemd LimitNOFILE=) or lower max_connections",
+                       cfg->max_connections, (unsigned long long)need, FD_RESERVE,
+                       (unsigned long long)rl.rlim_cur);
+    return 0;
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_app *app = arg;
+    (void)fd;
+    (void)what;
+    app->accept_paused = false;
+    if (app->draining)
+        return;
+    for (unsigned i = 0; i < app->n_listeners; i++)
+        evconnlistener_enable(app->listeners[i]);
+}
+
+/* Out of descriptors (EMFILE, ENFILE) or kernel memory: the listening
+ * socket stays readable, and retrying at once would spin the loop.  The
+ * spare descriptor makes room to accept the newest connection and close it
+ * (the peer sees a close, not a hang), then every listener rests for
+ * ACCEPT_PAUSE_MS.  The log line comes at most once a second, with what it
+ * left out. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
+    struct gw_app *app = arg;
     int e = EVUTIL_SOCKET_ERROR();
-    (void)l;
-    (void)arg;
-    /* EMFILE and friends: keep running, the next accept may succeed */
-    gw_log(GW_LOG_ERROR, NULL, "accept_failed", "%s", evutil_socket_error_to_string(e));
+    bool out_of_fds = e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+
+    if (out_of_fds) {
+        if (app->spare_fd >= 0) {
+            close(app->spare_fd);
+            int fd = accept(evconnlistener_get_fd(l), NULL, NULL);
+            if (fd >= 0) {
+                close(fd);
+                app->stats.conns_refused_limit++;
+            }
+            app->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+        if (!app->accept_paused && app->accept_timer) {
+            for (unsigned i = 0; i < app->n_listeners; i++)
+                evconnlistener_disable(app->listeners[i]);
+            app->accept_paused = true;
+            struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+            evtimer_add(app->accept_timer, &tv);
+        }
+    }
+    int64_t now = gw_mono_ms();
+    if (app->accept_log_ms != 0 && now - app->accept_log_ms < 1000) {
+        app->accept_suppressed++;
+        return;
+    }
+    app->accept_log_ms = now;
+    gw_log(GW_LOG_ERROR, NULL, "accept_failed", "%s%s; suppressed_since_last=%llu",
+           evutil_socket_error_to_string(e),
+           out_of_fds ? ": out of file descriptors, accepts paused" : "",
+           (unsigned long long)app->accept_suppressed);
+    app->accept_suppressed = 0;
 }
 
 static int open_listeners(struct gw_app *app, char *err, size_t errlen)
@@ -122,7 +203,7 @@ static int open_listeners(struct gw_app *app, char *err, size_t errlen)
                      strerror(errno));
             return GW_EIO;
         }
-        evconnlistener_set_error_cb(l, on_accept_error);
+        evconnlistener_set_error_cb(l, on_accept_error); /* arg: app, as on_accept's */
         app->listeners[app->n_listeners++] = l;
         continue;
     bad:
@@ -550,6 +631,7 @@ int main(int argc, char **argv)
     }
 
     memset(&app, 0, sizeof app);
+    app.spare_fd = -1;
     app.config_path = strdup(config_path);
     app.cfg = calloc(1, sizeof *app.cfg);
     if (!app.config_path || !app.cfg || gw_config_defaults(app.cfg) != 0) {
@@ -569,7 +651,8 @@ int main(int argc, char **argv)
     setrlimit(RLIMIT_CORE, &no_core);
     signal(SIGPIPE, SIG_IGN);
 
-    if (gw_tls_global_new(&app.tls_global, app.cfg, err, sizeof err) != 0 ||
+    if (fit_fd_limit(app.cfg, err, sizeof err) != 0 ||
+        gw_tls_global_new(&app.tls_global, app.cfg, err, sizeof err) != 0 ||
         gw_tls_new(&app.tls, app.tls_global, app.cfg, err, sizeof err) != 0 ||
         gw_geo_open(&app.geo, app.cfg->country_db, app.cfg->asn_db, err, sizeof err) != 0) {
         fprintf(stderr, "panelgate: %s\n", err);
@@ -601,10 +684,12 @@ int main(int argc, char **argv)
         goto out;
     }
     open_registry_poll(&app);
+    app.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* see on_accept_error */
     app.poll_timer = event_new(app.base, -1, EV_PERSIST, on_poll, &app);
     app.activity_timer = event_new(app.base, -1, EV_PERSIST, on_activity_timer, &app);
     app.retention_timer = event_new(app.base, -1, EV_PERSIST, on_retention_timer, &app);
-    if (!app.poll_timer || !app.activity_timer || !app.retention_timer) {
+    app.accept_timer = evtimer_new(app.base, on_accept_resume, &app);
+    if (!app.poll_timer || !app.activity_timer || !app.retention_timer || !app.accept_timer) {
         gw_log(GW_LOG_ERROR, NULL, "start_failed", "cannot create timers");
         goto out;
     }
@@ -656,6 +741,10 @@ out:
         event_free(app.activity_timer);
     if (app.retention_timer)
         event_free(app.retention_timer);
+    if (app.accept_timer)
+        event_free(app.accept_timer);
+    if (app.spare_fd >= 0)
+        close(app.spare_fd);
     sqlite3_close(app.reg_db);
     gw_registry_unref(app.reg);
     gw_geo_free(app.geo);

@@ -72,6 +72,12 @@ struct gw_app {
     int64_t reg_generation;
     struct event *poll_timer;
     struct event *retention_timer; /* [storage] retention_days */
+    /* out of file descriptors (main.c on_accept_error) */
+    int spare_fd;                  /* /dev/null, given up to shed one connection */
+    struct event *accept_timer;    /* resumes the paused listeners */
+    bool accept_paused;
+    int64_t accept_log_ms;         /* monotonic: the last accept_failed line */
+    uint64_t accept_suppressed;
     struct gw_admin *admin;        /* [admin] listener (admin.h); NULL = off */
     int64_t started_ms;
     /* the storage alarm (main.c): the current outage, while it lasts */
