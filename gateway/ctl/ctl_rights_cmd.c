@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,14 +28,19 @@ int cmd_purge(struct ctl *c)
     int64_t secs, n = 0;
     if (c->val[O_OLDER_THAN] == NULL)
         return ctl_usage_err(c->cmd, "purge: --older-than is required");
-    if (ctl_parse_duration(c->val[O_OLDER_THAN], &secs) != 0 || secs <= 0)
-        return ctl_usage_err(c->cmd, "bad --older-than '%s': a duration like 30d, 12h, 15m, 30s",
+    /* 0 is a duration too: every frame received before now */
+    if (ctl_parse_duration(c->val[O_OLDER_THAN], &secs) != 0)
+        return ctl_usage_err(c->cmd,
+                             "bad --older-than '%s': a duration like 30d, 12h, 15m, 30s, or 0",
                              c->val[O_OLDER_THAN]);
     int rv = ctl_need_db(c, false);
     if (rv != EX_OK)
         return rv;
-    int64_t now = (int64_t)time(NULL);
-    int64_t cutoff_ms = (now - secs) * 1000;
+    /* received_ms is milliseconds: "before now" to the millisecond */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec;
+    int64_t cutoff_ms = now * 1000 + ts.tv_nsec / 1000000 - secs * 1000;
     rv = gw_regdb_purge(c->db, cutoff_ms, 0, c->actor, now, &n, err, sizeof err);
     if (rv != 0) {
         if (n > 0)
@@ -401,11 +407,52 @@ static int exp_activity(const struct gw_activity_row *r, void *ud)
     return e->err;
 }
 
+/* Opens the export file |path| (the server's data: owner-only), never
+ * through a symbolic link: a new file, refusing any existing path; with
+ * |force| and an existing regular file, a new temporary file in the same
+ * directory, named in |tmp|, for the caller to rename over path once it is
+ * complete (tmp is "" otherwise).  An exit status. */
+static int out_open(const char *path, bool force, char tmp[PATH_BUF], FILE **out)
+{
+    struct stat st;
+    int fd;
+
+    tmp[0] = '\0';
+    if (force && lstat(path, &st) == 0) {
+        if (!S_ISREG(st.st_mode))
+            return ctl_fail("%s: not a regular file%s; refusing to replace it", path,
+                            S_ISLNK(st.st_mode) ? " (a symbolic link)" : "");
+        int n = snprintf(tmp, PATH_BUF, "%s.XXXXXX", path);
+        if (n < 0 || n >= PATH_BUF) {
+            tmp[0] = '\0';
+            return ctl_fail("%s: path too long", path);
+        }
+        fd = mkstemp(tmp); /* O_EXCL, 0600 */
+        if (fd < 0)
+            tmp[0] = '\0';
+    } else {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST)
+            return ctl_fail("%s: already exists; refusing to overwrite it (--force replaces "
+                            "a regular file)",
+                            path);
+    }
+    if (fd < 0 || (*out = fdopen(fd, "w")) == NULL) {
+        int rv = ctl_fail("%s: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp[0] ? tmp : path);
+        }
+        return rv;
+    }
+    return EX_OK;
+}
+
 int cmd_export(struct ctl *c)
 {
     const char *name = c->pos[0], *fmt = c->val[O_FORMAT], *outp = c->val[O_OUT];
-    char err[1024];
-    int rv, fd = -1;
+    char err[1024], tmp[PATH_BUF] = "";
+    int rv;
     struct exp e;
 
     if ((rv = ctl_check_name(c, name)) != EX_OK)
@@ -416,21 +463,16 @@ int cmd_export(struct ctl *c)
         return ctl_usage_err(c->cmd, "bad --format '%s': json or msgpack", fmt);
     if (strcmp(fmt, "msgpack") == 0 && outp == NULL && isatty(STDOUT_FILENO))
         return ctl_usage_err(c->cmd, "--format msgpack is binary: give --out FILE or redirect");
+    if ((c->given & BIT(O_FORCE)) && (outp == NULL || strcmp(outp, "-") == 0))
+        return ctl_usage_err(c->cmd, "--force goes with --out FILE");
     if ((rv = ctl_need_db(c, false)) != EX_OK)
         return rv;
     memset(&e, 0, sizeof e);
     e.msgpack = strcmp(fmt, "msgpack") == 0;
     e.out = stdout;
-    if (outp != NULL && strcmp(outp, "-") != 0) {
-        /* the export is the server's data: owner-only */
-        fd = open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || (e.out = fdopen(fd, "w")) == NULL) {
-            rv = ctl_fail("%s: %s", outp, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            return rv;
-        }
-    }
+    if (outp != NULL && strcmp(outp, "-") != 0 &&
+        (rv = out_open(outp, (c->given & BIT(O_FORCE)) != 0, tmp, &e.out)) != EX_OK)
+        return rv;
     msgpack_sbuffer *bufs[] = {&e.head, &e.pins, &e.frames, &e.acts};
     msgpack_packer *pks[] = {&e.ph, &e.pp, &e.pf, &e.pa};
     for (int i = 0; i < 4; i++) {
@@ -471,10 +513,15 @@ int cmd_export(struct ctl *c)
     for (int i = 0; i < 4; i++)
         msgpack_sbuffer_destroy(bufs[i]);
     if (e.out != stdout) {
+        /* a replacement is on disk before it takes the old file's place */
+        if (tmp[0] != '\0' && rv == EX_OK && (fflush(e.out) != 0 || fsync(fileno(e.out)) != 0))
+            rv = ctl_fail("%s: %s", outp, strerror(errno));
         if (fclose(e.out) != 0 && rv == EX_OK)
             rv = ctl_fail("%s: %s", outp, strerror(errno));
+        if (rv == EX_OK && tmp[0] != '\0' && rename(tmp, outp) != 0)
+            rv = ctl_fail("%s: cannot replace it: %s", outp, strerror(errno));
         if (rv != EX_OK)
-            unlink(outp);
+            unlink(tmp[0] != '\0' ? tmp : outp);
         else if (!c->json)
             fprintf(stderr, "exported %s: %u frames, %u pins, %u activity rows to %s\n", name,
                     e.n_frames, e.n_pins, e.n_acts, outp);

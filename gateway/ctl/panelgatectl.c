@@ -53,7 +53,8 @@ static const struct {
     [O_ACTION] = {"action", true, false}, [O_SINCE] = {"since", true, false},
     [O_UNTIL] = {"until", true, false},   [O_LIMIT] = {"limit", true, false},
     [O_OLDER_THAN] = {"older-than", true, false}, [O_FORMAT] = {"format", true, false},
-    [O_OUT] = {"out", true, false},       [O_YES] = {"yes", false, false},
+    [O_OUT] = {"out", true, false},       [O_FORCE] = {"force", false, false},
+    [O_YES] = {"yes", false, false},
 };
 
 /* ------------------------------------------------------------ the commands */
@@ -87,8 +88,8 @@ static const struct cmd commands[] = {
      "The previous pins stay valid for the overlap (default 7d; 30s, 15m, 12h, 7d), then\n"
      "are refused. The previous files are kept as PKI/agents/NAME.<serial>.crt/.key."},
     {"revoke", NULL, cmd_revoke, 0, 1, 1, "revoke NAME",
-     "Revokes server NAME: its next handshake is refused (access_denied) and its open\n"
-     "connections are closed when the gateway picks the change up."},
+     "Revokes server NAME: its next handshake is refused (certificate_revoked) and its\n"
+     "open connections are closed when the gateway picks the change up."},
     {"list", NULL, cmd_list, 0, 0, 0, "list",
      "Lists the registered servers: name, kind, status, creation time, number of pins and\n"
      "the current pin (--json: every field, full fingerprints)."},
@@ -104,15 +105,19 @@ static const struct cmd commands[] = {
      "register, rotate, revoke, cert_issued, handshake_refused, reload, disconnected,\n"
      "purge, export, erase (and the gateway's rate-limit rows)."},
     {"purge", NULL, cmd_purge, BIT(O_OLDER_THAN), 0, 0, "purge --older-than DURATION",
-     "Deletes every frame received longer ago than DURATION (30s, 15m, 12h, 30d), in\n"
-     "chunks of 5000 rows per transaction; records purge with the count. The gateway\n"
-     "does the same by itself with [storage] retention_days."},
-    {"export", NULL, cmd_export, BIT(O_FORMAT) | BIT(O_OUT), 1, 1,
-     "export NAME [--format json|msgpack] [--out FILE]",
+     "Deletes every frame received longer ago than DURATION (30s, 15m, 12h, 30d; 0:\n"
+     "every frame received before now), in chunks of 5000 rows per transaction. One\n"
+     "purge row, written with the first chunk and updated with each, counts what is\n"
+     "deleted (\"complete\": false when the purge did not finish). The gateway does the\n"
+     "same by itself with [storage] retention_days."},
+    {"export", NULL, cmd_export, BIT(O_FORMAT) | BIT(O_OUT) | BIT(O_FORCE), 1, 1,
+     "export NAME [--format json|msgpack] [--out FILE [--force]]",
      "Writes everything stored for server NAME as one document: {\"server\", \"pins\",\n"
      "\"frames\" (seq, ts_ms, received_ms, reported_name, frame), \"activity\"}. json (the\n"
      "default) decodes each stored frame; msgpack embeds it as stored. --out FILE is\n"
-     "created 0600. Records export."},
+     "created 0600 and must not exist yet; --force replaces an existing regular file\n"
+     "(a new 0600 file renamed over it). A symbolic link is never followed. Records\n"
+     "export."},
     {"erase", NULL, cmd_erase, BIT(O_YES), 1, 1, "erase NAME --yes",
      "Deletes server NAME for good: its frames, pins, activity rows and registration,\n"
      "in one transaction; its next handshake is refused. Leaves one erase row (the\n"

@@ -381,9 +381,23 @@ int pki_key_write(const mbedtls_pk_context *key, const char *path, char *err, si
     return rv;
 }
 
+/* Refuses what mbedTLS cannot read as a file: a directory, say, which it
+ * takes for a file of enormous size ("Memory allocation failed").  What
+ * does not exist is left to mbedTLS's own error. */
+static int check_regular(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (path != NULL && stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return failx(err, errlen, GW_EINVAL, 0, "%s: not a regular file", path);
+    return 0;
+}
+
 int pki_key_load(mbedtls_pk_context *key, const char *path, struct pki_rng *rng, char *err,
                  size_t errlen)
 {
+    int rv = check_regular(path, err, errlen);
+    if (rv != 0)
+        return rv;
 #if defined(PKI_MBEDTLS3)
     int ret = mbedtls_pk_parse_keyfile(key, path, NULL, mbedtls_ctr_drbg_random, &rng->drbg);
 #else
@@ -400,6 +414,9 @@ int pki_key_load(mbedtls_pk_context *key, const char *path, struct pki_rng *rng,
 
 int pki_crt_load(mbedtls_x509_crt *crt, const char *path, char *err, size_t errlen)
 {
+    int rv = check_regular(path, err, errlen);
+    if (rv != 0)
+        return rv;
     int ret = mbedtls_x509_crt_parse_file(crt, path);
     if (ret != 0) {
         mbedtls_x509_crt_free(crt);
@@ -422,7 +439,9 @@ int pki_spki_sha256(const mbedtls_pk_context *key, uint8_t out[32])
 int pki_csr_load(mbedtls_x509_csr *csr, const char *path, char *err, size_t errlen)
 {
     unsigned char hash[MBEDTLS_MD_MAX_SIZE];
-    int rv;
+    int rv = check_regular(path, err, errlen);
+    if (rv != 0)
+        return rv;
     int ret = mbedtls_x509_csr_parse_file(csr, path);
     if (ret != 0) {
         rv = failx(err, errlen, GW_ETLS, ret, "%s: cannot parse the CSR", path);

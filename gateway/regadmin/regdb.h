@@ -113,25 +113,47 @@ int gw_activity_query(sqlite3 *db, const struct gw_activity_filter *f, gw_activi
 
 #define GW_REGDB_PURGE_CHUNK 5000
 
+/* The "purge" activity row of one purge, kept true at every commit: it is
+ * written in the transaction of the first chunk that deletes something (of
+ * the first chunk when |always|) and brought up to date in each later
+ * chunk's transaction and in gw_regdb_purge_paths', so whatever is deleted
+ * is counted by the same commit, and a purge that stops half way (killed,
+ * or the database failing) leaves one row saying what it did, with
+ * "complete":false.  Details: {"received_before_ms":cutoff,"frames":n,
+ * "stream_paths":p,"complete":bool}.  Start the counters at 0. */
+struct gw_regdb_purge_rec {
+    const char *table; /* the activity table; NULL = "activity" */
+    const char *actor;
+    int64_t at;        /* the row's time, Unix seconds */
+    int always;        /* a row even when nothing is deleted (panelgatectl) */
+    /* kept by the steps: what is committed so far */
+    int64_t row_id;    /* 0 until the row is written */
+    int64_t frames, paths;
+};
+
 /* Deletes up to |limit| frames with received_ms < |cutoff_ms|, and their
  * derived rows (server_samples, stream_samples, geo_samples), in one
- * transaction of its own; *deleted gets how many frames.  The building block of
- * the chunked purge (the gateway's sink thread uses it too). */
-int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit, int64_t *deleted,
-                        char *err, size_t errlen);
+ * transaction of its own that also writes or updates |rec|'s row (NULL:
+ * none); *deleted gets how many frames.  The building block of the chunked
+ * purge (the gateway's sink thread uses it too). */
+int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit,
+                        struct gw_regdb_purge_rec *rec, int64_t *deleted, char *err,
+                        size_t errlen);
 
 /* Deletes the stream_paths rows no sample can use any more once every frame
  * received before |cutoff_ms| is gone (last_ms older than cutoff_ms -
  * GW_PATH_TOUCH_MS), in a transaction of its own, and advances
- * meta.stream_paths_generation when it deleted any.  Nothing to do on a
- * storage schema 1 file. */
-int gw_regdb_purge_paths(sqlite3 *db, int64_t cutoff_ms, int64_t *deleted, char *err,
-                         size_t errlen);
+ * meta.stream_paths_generation when it deleted any.  The same transaction
+ * completes |rec|'s row (NULL: none).  Nothing to delete on a storage
+ * schema 1 file. */
+int gw_regdb_purge_paths(sqlite3 *db, int64_t cutoff_ms, struct gw_regdb_purge_rec *rec,
+                         int64_t *deleted, char *err, size_t errlen);
 
 /* Deletes every frame received before |cutoff_ms| (gateway clock, ms), in
  * chunks of |chunk| rows per transaction (0 = GW_REGDB_PURGE_CHUNK) so a
- * big purge never holds the write lock long; then records "purge" with
- * {"received_before_ms":cutoff,"frames":n} by |actor| at |now| (s). */
+ * big purge never holds the write lock long, then the stream paths; records
+ * one "purge" row by |actor| at |now| (s), always, as gw_regdb_purge_rec
+ * says.  *n_deleted gets the frames deleted, also on an error. */
 int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *actor,
                    int64_t now, int64_t *n_deleted, char *err, size_t errlen);
 

@@ -66,11 +66,75 @@ static int has_samples(sqlite3 *db, int *yes, char *err, size_t errlen)
     return 0;
 }
 
-int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit, int64_t *deleted,
+/* Writes |rec|'s row with these counts, or brings it up to date, inside
+ * the caller's transaction; *row_id gets its id.  Nothing (0) when there
+ * is no row yet and nothing to say. */
+static int purge_record(sqlite3 *db, int64_t cutoff_ms, const struct gw_regdb_purge_rec *rec,
+                        int64_t frames, int64_t paths, int complete, int64_t *row_id,
                         char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    char details[160], q[192];
+    const char *tbl = rec->table ? rec->table : "activity";
+    int rv = GW_ESTORAGE;
+
+    *row_id = rec->row_id;
+    if (rec->row_id == 0 && frames == 0 && paths == 0 && !rec->always)
+        return 0;
+    if (rec->actor == NULL || *rec->actor == '\0') {
+        gw_seterr(err, errlen, "purge: no actor for the activity row");
+        return GW_EINVAL;
+    }
+    snprintf(details, sizeof details,
+             "{\"received_before_ms\":%lld,\"frames\":%lld,\"stream_paths\":%lld,"
+             "\"complete\":%s}",
+             (long long)cutoff_ms, (long long)frames, (long long)paths,
+             complete ? "true" : "false");
+    if (rec->row_id != 0) {
+        snprintf(q, sizeof q, "UPDATE %s SET details = ?2 WHERE id = ?1 AND action = 'purge'",
+                 tbl);
+        if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+            goto dberr;
+        sqlite3_bind_int64(st, 1, rec->row_id);
+        sqlite3_bind_text(st, 2, details, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            goto dberr;
+        if (sqlite3_changes(db) == 1) {
+            rv = 0;
+            goto out;
+        }
+        /* the row is gone (deleted by hand): write it again */
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    snprintf(q, sizeof q,
+             "INSERT INTO %s(at, actor, action, server_id, details)"
+             " VALUES(?1, ?2, 'purge', NULL, ?3)",
+             tbl);
+    if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+        goto dberr;
+    sqlite3_bind_int64(st, 1, rec->at);
+    sqlite3_bind_text(st, 2, rec->actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, details, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        goto dberr;
+    *row_id = sqlite3_last_insert_rowid(db);
+    rv = 0;
+    goto out;
+dberr:
+    rv = gw_regdb_dberr(db, "recording the purge", err, errlen);
+out:
+    sqlite3_finalize(st);
+    return rv;
+}
+
+int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit,
+                        struct gw_regdb_purge_rec *rec, int64_t *deleted, char *err,
+                        size_t errlen)
 {
     struct gw_store_tx t = {0};
     int rv, derived = 0;
+    int64_t n, row_id = 0;
 
     *deleted = 0;
     if (limit == 0)
@@ -83,13 +147,21 @@ int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit, int64_t 
         if ((rv = gw_regdb_exec_int(db, purge_derived_sql[i], cutoff_ms, limit,
                                     "purging samples", NULL, err, errlen)) != 0)
             goto out;
-    int64_t n;
     if ((rv = gw_regdb_exec_int(db,
                                 "DELETE FROM frames WHERE (server_id, seq) IN"
                                 " (SELECT server_id, seq" PURGE_CHUNK_KEYS,
-                                cutoff_ms, limit, "purging frames", &n, err, errlen)) != 0 ||
-        (rv = gw_store_tx_commit(&t, err, errlen)) != 0)
+                                cutoff_ms, limit, "purging frames", &n, err, errlen)) != 0)
         goto out;
+    /* the count goes in with the deletion it counts */
+    if (rec != NULL && (rv = purge_record(db, cutoff_ms, rec, rec->frames + n, rec->paths, 0,
+                                          &row_id, err, errlen)) != 0)
+        goto out;
+    if ((rv = gw_store_tx_commit(&t, err, errlen)) != 0)
+        goto out;
+    if (rec != NULL) {
+        rec->frames += n;
+        rec->row_id = row_id;
+    }
     *deleted = n;
     rv = 0;
 out:
@@ -97,12 +169,12 @@ out:
     return rv;
 }
 
-int gw_regdb_purge_paths(sqlite3 *db, int64_t cutoff_ms, int64_t *deleted, char *err,
-                         size_t errlen)
+int gw_regdb_purge_paths(sqlite3 *db, int64_t cutoff_ms, struct gw_regdb_purge_rec *rec,
+                         int64_t *deleted, char *err, size_t errlen)
 {
     struct gw_store_tx t = {0};
     int rv, derived = 0;
-    int64_t n = 0;
+    int64_t n = 0, row_id = 0;
 
     *deleted = 0;
     if ((rv = gw_store_tx_begin(&t, db, err, errlen)) != 0)
@@ -118,8 +190,15 @@ int gw_regdb_purge_paths(sqlite3 *db, int64_t cutoff_ms, int64_t *deleted, char 
         if (n > 0 && (rv = gw_regdb_exec(db, gw_store_bump_paths_sql, err, errlen)) != 0)
             goto out;
     }
+    if (rec != NULL && (rv = purge_record(db, cutoff_ms, rec, rec->frames, rec->paths + n, 1,
+                                          &row_id, err, errlen)) != 0)
+        goto out;
     if ((rv = gw_store_tx_commit(&t, err, errlen)) != 0)
         goto out;
+    if (rec != NULL) {
+        rec->paths += n;
+        rec->row_id = row_id;
+    }
     *deleted = n;
     rv = 0;
 out:
@@ -130,9 +209,9 @@ out:
 int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *actor,
                    int64_t now, int64_t *n_deleted, char *err, size_t errlen)
 {
+    struct gw_regdb_purge_rec rec = {.actor = actor, .at = now, .always = 1};
     int rv;
-    int64_t total = 0, n;
-    char details[128];
+    int64_t n, paths;
 
     if (n_deleted != NULL)
         *n_deleted = 0;
@@ -148,26 +227,18 @@ int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *a
         return rv;
     if (chunk == 0)
         chunk = GW_REGDB_PURGE_CHUNK;
-    int64_t paths = 0;
+    /* each chunk commits its count with it: what was deleted stays
+     * deleted and counted, even when the next chunk never comes */
     do {
-        if ((rv = gw_regdb_purge_step(db, cutoff_ms, chunk, &n, err, errlen)) != 0)
-            break; /* what was deleted stays deleted; record it below */
-        total += n;
+        if ((rv = gw_regdb_purge_step(db, cutoff_ms, chunk, &rec, &n, err, errlen)) != 0)
+            break;
     } while (n == (int64_t)chunk);
     /* paths only once every old sample is gone */
     if (rv == 0)
-        rv = gw_regdb_purge_paths(db, cutoff_ms, &paths, err, errlen);
-    snprintf(details, sizeof details,
-             "{\"received_before_ms\":%lld,\"frames\":%lld,\"stream_paths\":%lld}",
-             (long long)cutoff_ms, (long long)total, (long long)paths);
+        rv = gw_regdb_purge_paths(db, cutoff_ms, &rec, &paths, err, errlen);
     if (n_deleted != NULL)
-        *n_deleted = total;
-    if (rv != 0) {
-        if (total > 0)
-            gw_activity_add(db, now, actor, "purge", 0, details, NULL, 0);
-        return rv;
-    }
-    return gw_activity_add(db, now, actor, "purge", 0, details, err, errlen);
+        *n_deleted = rec.frames;
+    return rv;
 }
 
 /* ------------------------------------------------------ erasure */

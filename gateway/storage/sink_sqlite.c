@@ -71,6 +71,7 @@ struct sq {
     struct gw_path_cache *paths;
     int64_t paths_generation;
     const char *table;  /* the table the last insert was for (logs) */
+    const char *activity_table; /* main.activity, or reg.activity (a registry of its own) */
     int failing;        /* last batch failed */
     int last_rc;        /* extended code of the last failure */
     char err[256];      /* text of the last failure */
@@ -255,6 +256,7 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
          * fails with "no such table" when it is not a registry */
         activity_table = "reg.activity";
     }
+    q->activity_table = activity_table;
     char activity_sql[160];
     snprintf(activity_sql, sizeof activity_sql,
              "INSERT INTO %s(at, actor, action, server_id, details)"
@@ -556,41 +558,34 @@ static void note_failure(struct sq *q, int rc, size_t n)
     gw_sink_note_error(q->err);
 }
 
-/* A GW_SINK_PURGE item: chunked deletes, each its own transaction, then
- * the activity row (autocommit).  Runs between batches, never inside one. */
+/* A GW_SINK_PURGE item: chunked deletes, each its own transaction that
+ * also writes or updates the item's one "purge" row (regdb.h
+ * gw_regdb_purge_rec: none when nothing was old enough), so a purge cut
+ * short still has its row.  Runs between batches, never inside one. */
 static void purge_one(struct sq *q, struct gw_sink_item *it)
 {
-    char err[256], details[128];
-    int64_t cutoff = (int64_t)it->ts_ms, total = 0, n = 0, paths = 0;
+    char err[256];
+    struct gw_regdb_purge_rec rec = {
+        .table = q->activity_table, .actor = "gateway", .at = it->received_ms / 1000};
+    int64_t cutoff = (int64_t)it->ts_ms, n = 0, paths = 0;
     int rv;
 
-    it->status = GW_SINK_FAILED;
     do {
-        rv = gw_regdb_purge_step(q->db, cutoff, GW_REGDB_PURGE_CHUNK, &n, err, sizeof err);
+        rv = gw_regdb_purge_step(q->db, cutoff, GW_REGDB_PURGE_CHUNK, &rec, &n, err,
+                                 sizeof err);
         if (rv != 0)
             break;
-        total += n;
     } while (n == GW_REGDB_PURGE_CHUNK);
     /* stream paths only once every old sample is gone */
     if (rv == 0)
-        rv = gw_regdb_purge_paths(q->db, cutoff, &paths, err, sizeof err);
+        rv = gw_regdb_purge_paths(q->db, cutoff, &rec, &paths, err, sizeof err);
     if (rv != 0)
         gw_log(GW_LOG_WARN, NULL, "purge_failed", "retention purge stopped after %lld frames: %s",
-               (long long)total, err);
-    else if (total > 0 || paths > 0)
+               (long long)rec.frames, err);
+    else if (rec.frames > 0 || rec.paths > 0)
         gw_log(GW_LOG_INFO, NULL, "purged", "retention removed %lld frames and %lld stream paths",
-               (long long)total, (long long)paths);
-    if (rv == 0 && total == 0 && paths == 0) {
-        it->status = GW_SINK_STORED; /* nothing to record */
-        return;
-    }
-    snprintf(details, sizeof details,
-             "{\"received_before_ms\":%lld,\"frames\":%lld,\"stream_paths\":%lld}",
-             (long long)cutoff, (long long)total, (long long)paths);
-    if (insert_activity_text(q, it, details, strlen(details)) == SQLITE_DONE && rv == 0)
-        it->status = GW_SINK_STORED;
-    else
-        it->status = GW_SINK_FAILED;
+               (long long)rec.frames, (long long)rec.paths);
+    it->status = rv == 0 ? GW_SINK_STORED : GW_SINK_FAILED;
 }
 
 static int write_frames(struct sq *q, struct gw_sink_item **items, size_t n);

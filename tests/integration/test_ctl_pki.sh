@@ -243,6 +243,10 @@ py_bg_wait "$live" "$T/live.out" 90
 check "... logged handshake_refused reason=revoked" \
     grep -q "\"event\":\"handshake_refused\".*reason=revoked spki_sha256=$(spki "$PKI/agents/wowza-01.crt")" "$GW_LOG"
 check_eq "nimble-01 is not disturbed (202)" "$(post "$VIEW/nimble-01" "$T/nimble.msgpack")" 202
+# issue 11: the help says what the gateway sends a revoked server
+"$CTL" revoke --help >"$T/help.out" 2>&1 || not_ok "revoke --help exits 0"
+check "revoke --help: refused with certificate_revoked, not access_denied (issue 11)" \
+    bash -c "grep -q 'refused (certificate_revoked)' '$T/help.out' && ! grep -q access_denied '$T/help.out'"
 ctl_ok "revoke wowza-01 a second time is not an error" revoke wowza-01
 check "... and says so" grep -q "already revoked" "$T/ctl.out"
 
@@ -286,6 +290,17 @@ ctl_fails "ca init below a regular file (ENOTDIR)" 1 "$T/a-file/pki.*Not a direc
 ctl_fails "register into a PKI whose agents/ is a file" 1 "pki2/agents.*not a directory" \
     --db "$PG_DB" --pki "$T/pki2" register spare-01 --kind nimble
 check_eq "... nothing registered" "$(sql "SELECT count(*) FROM servers WHERE name = 'spare-01'")" 0
+# issue 11: a directory given as a certificate or CSR is refused by name
+# (mbedTLS said "Memory allocation failed"; ASan aborted)
+ctl_fails "register --cert DIR (issue 11)" 1 "^panelgatectl: $AGENT_HOST: not a regular file\$" \
+    --db "$PG_DB" --pki "$PKI" register spare-01 --kind nimble --cert "$AGENT_HOST"
+ctl_fails "register --csr DIR (issue 11)" 1 "^panelgatectl: $AGENT_HOST: not a regular file\$" \
+    --db "$PG_DB" --pki "$PKI" register spare-01 --kind nimble --csr "$AGENT_HOST"
+ctl_fails "cert agent --csr DIR (issue 11)" 1 "^panelgatectl: /tmp: not a regular file\$" \
+    --pki "$PKI" cert agent spare-01 --csr /tmp
+ctl_fails "rotate --csr DIR (issue 11)" 1 "^panelgatectl: $AGENT_HOST: not a regular file\$" \
+    --db "$PG_DB" --pki "$PKI" rotate nimble-01 --csr "$AGENT_HOST"
+check "... and wrote no files" test ! -e "$PKI/agents/spare-01.crt" -a ! -e "$PKI/agents/spare-01.key"
 ctl_fails "register with a bad kind" 64 "bad kind 'icecast'" \
     --db "$PG_DB" --pki "$PKI" register spare-01 --kind icecast
 ctl_fails "register without --kind" 64 "--kind" \

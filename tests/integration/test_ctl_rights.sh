@@ -134,6 +134,41 @@ EOF
 check_eq "export recorded (3 rows, actor tester)" \
     "$(sql "SELECT count(*) FROM activity WHERE action = 'export' AND actor = 'tester' AND server_id = $NID")" 3
 
+# issue 11: --out never follows a symbolic link and never overwrites an
+# existing file unless --force, which replaces a regular file (a new 0600
+# file renamed over it) and still never follows a link
+echo keep >"$T/victim"
+chmod 644 "$T/victim"
+ln -s "$T/victim" "$T/link.json"
+victim() { echo "$(cat "$T/victim") $(stat -c %a "$T/victim")"; }
+ctl export nimble-01 --out "$T/link.json"
+check_eq "export --out SYMLINK -> 1 (issue 11)" "$CTL_RC" 1
+check "... naming the file: already exists" grep -qF "$T/link.json: already exists" "$T/ctl.err"
+check_eq "... the link's target is untouched" "$(victim)" "keep 644"
+ctl export nimble-01 --out "$T/link.json" --force
+check_eq "export --out SYMLINK --force -> 1 (issue 11)" "$CTL_RC" 1
+check "... naming the file: a symbolic link" grep -qF "$T/link.json: not a regular file (a symbolic link)" "$T/ctl.err"
+check_eq "... the link's target is untouched" "$(victim)" "keep 644"
+check "... and the link is still there" test -L "$T/link.json"
+echo old >"$T/old.json"
+chmod 644 "$T/old.json"
+ctl export nimble-01 --out "$T/old.json"
+check_eq "export --out EXISTING -> 1 (issue 11)" "$CTL_RC" 1
+check "... naming the file: refusing to overwrite it" \
+    grep -qF "$T/old.json: already exists; refusing to overwrite it" "$T/ctl.err"
+check_eq "... the file is untouched" "$(cat "$T/old.json") $(stat -c %a "$T/old.json")" "old 644"
+ctl_ok "export --out EXISTING --force (issue 11)" export nimble-01 --out "$T/old.json" --force
+check_eq "... replaces it with the export, mode 0600" \
+    "$(stat -c %a "$T/old.json") $(head -c 10 "$T/old.json")" '600 {"server":'
+if "$PY" -m json.tool "$T/old.json" >/dev/null; then ok "... which parses with json.tool"; else not_ok "... which parses with json.tool"; fi
+check "... and leaves no temporary file" bash -c "! compgen -G '$T/old.json.*' >/dev/null"
+ctl_ok "export --out NEW --force (issue 11)" export nimble-01 --format msgpack --out "$T/new.mp" --force
+check_eq "... a new file, mode 0600" "$(stat -c %a "$T/new.mp")" 600
+ctl export nimble-01 --force
+check_eq "export --force without --out -> 64" "$CTL_RC" 64
+check_eq "the refused exports recorded nothing" \
+    "$(sql "SELECT count(*) FROM activity WHERE action = 'export' AND server_id = $NID")" 5
+
 # ---- purge -------------------------------------------------------------------
 DAY=86400000
 sql "UPDATE frames SET received_ms = received_ms - 40 * $DAY WHERE server_id = $NID AND seq <= 2;
@@ -165,8 +200,8 @@ check_eq "purge: the two unused stream paths are gone" \
 check_eq "purge: stream_paths_generation advanced (the gateway forgets cached ids)" \
     "$(sql "SELECT value - $gen0 FROM meta WHERE key = 'stream_paths_generation'")" 1
 sql "DELETE FROM activity WHERE action = 'purge' AND json_extract(details, '\$.frames') = 0"
-check_eq "purge recorded with its count" \
-    "$(sql "SELECT actor || ' ' || json_extract(details, '\$.frames') FROM activity WHERE action = 'purge'")" "tester 2"
+check_eq "purge recorded with its count, complete" \
+    "$(sql "SELECT actor || ' ' || json_extract(details, '\$.frames') || ' ' || json_extract(details, '\$.complete') FROM activity WHERE action = 'purge'")" "tester 2 1"
 
 # ---- erase -------------------------------------------------------------------
 ctl erase nimble-01
@@ -227,9 +262,25 @@ check_eq "retention removes the old frame's samples too" \
 gpurge() { [[ $(sql "SELECT count(*) FROM activity WHERE action = 'purge' AND actor = 'gateway'") -ge 1 ]]; }
 if wait_until 5 gpurge; then ok "the gateway's purge is in the activity log"; else not_ok "the gateway's purge is in the activity log"; fi
 check_eq "gateway purge details" \
-    "$(sql "SELECT json_extract(details, '\$.frames') FROM activity WHERE action = 'purge' AND actor = 'gateway' LIMIT 1")" 1
+    "$(sql "SELECT json_extract(details, '\$.frames') || ' ' || json_extract(details, '\$.complete') FROM activity WHERE action = 'purge' AND actor = 'gateway' LIMIT 1")" "1 1"
 
 gw_stop_check
+
+# ---- purge --older-than 0 (issue 11): every frame received before now --------
+# one frame received a moment ago, one "from the future" (a clock stepped back)
+sql "INSERT INTO frames VALUES ($WID, 900, 0, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) - 1, NULL, x'80'),
+                               ($WID, 901, 0, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + 600000, NULL, x'80')"
+before=$(sql "SELECT count(*) FROM frames")
+ctl_ok "purge --older-than 0 (issue 11)" --json purge --older-than 0
+check_eq "... deletes every frame received before now" \
+    "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["frames"])' "$T/ctl.out")" $((before - 1))
+check_eq "... and keeps the one received after now" "$(sql "SELECT group_concat(seq) FROM frames")" 901
+check_eq "... recorded" \
+    "$(sql "SELECT json_extract(details, '\$.frames') || ' ' || json_extract(details, '\$.complete') FROM activity WHERE action = 'purge' AND actor = 'tester' ORDER BY id DESC LIMIT 1")" \
+    "$((before - 1)) 1"
+ctl purge --older-than 0s
+check_eq "purge --older-than 0s -> 0" "$CTL_RC" 0
+
 # no viewer IP anywhere in the database file
 if grep -aqF -e 203.0.113.77 -e 2001:db8::77 "$PG_DB"* 2>/dev/null; then
     not_ok "no viewer IP text in the database files"

@@ -809,6 +809,39 @@ static void test_unwritable_paths(void **state)
     assert_int_equal(mode_of(path), 0644);
 }
 
+/* Issue 11: a directory where a certificate, CSR or key file belongs is
+ * refused by name, before mbedTLS tries to read it (it took it for a file
+ * of enormous size: "Memory allocation failed", an abort under ASan). */
+static void test_load_directory_issue11(void **state)
+{
+    struct fx *f = *state;
+    mbedtls_x509_crt crt;
+    mbedtls_x509_csr csr;
+    mbedtls_pk_context key;
+    char want[192];
+
+    snprintf(want, sizeof want, "%s: not a regular file", f->base);
+    mbedtls_x509_crt_init(&crt);
+    assert_int_equal(pki_crt_load(&crt, f->base, f->err, sizeof f->err), GW_EINVAL);
+    ASSERT_ERR_HAS(f, want);
+    mbedtls_x509_crt_free(&crt);
+    mbedtls_x509_csr_init(&csr);
+    assert_int_equal(pki_csr_load(&csr, f->base, f->err, sizeof f->err), GW_EINVAL);
+    ASSERT_ERR_HAS(f, want);
+    mbedtls_x509_csr_free(&csr);
+    mbedtls_pk_init(&key);
+    assert_int_equal(pki_key_load(&key, f->base, &f->rng, f->err, sizeof f->err), GW_EINVAL);
+    ASSERT_ERR_HAS(f, want);
+    mbedtls_pk_free(&key);
+    /* a symbolic link to a regular file is still a file */
+    char link[192];
+    snprintf(link, sizeof link, "%s/ca-link.crt", f->base);
+    assert_int_equal(symlink("pki/ca.crt", link), 0);
+    mbedtls_x509_crt_init(&crt);
+    assert_int_equal(pki_crt_load(&crt, link, f->err, sizeof f->err), 0);
+    mbedtls_x509_crt_free(&crt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -826,6 +859,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spki_pin, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_key_write_no_overwrite, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_paths, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_load_directory_issue11, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

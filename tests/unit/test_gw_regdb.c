@@ -813,6 +813,70 @@ static void test_purge_chunks(void **state)
     assert_int_equal(sqlite3_exec(f->db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
 }
 
+/* A commit hook that lets |left| more write transactions commit, then
+ * turns every later one into a rollback: from the database's side, the
+ * purging process died there. */
+static int commit_allow(void *ud)
+{
+    int *left = ud;
+    if (*left > 0) {
+        (*left)--;
+        return 0;
+    }
+    return 1;
+}
+
+/* Issue 11: a purge that stops after some chunks (killed; the database
+ * failing for good) has deleted frames; its "purge" row must count them,
+ * so it is written with the first chunk and updated with each. */
+static void test_purge_issue11_row_survives(void **state)
+{
+    struct fx *f = *state;
+    int64_t a, n = -1;
+    frames_table(f);
+    reg_ok(f, "a", "nimble", 1, NOW, &a);
+    for (int chunks = 1; chunks <= 3; chunks++) {
+        int left = chunks;
+        add_frames(f, a, 100 * chunks, 5, 1000);
+        sqlite3_commit_hook(f->db, commit_allow, &left);
+        assert_int_not_equal(gw_regdb_purge(f->db, 5000, 1, "ops", NOW + chunks, &n, f->err,
+                                            sizeof f->err),
+                             0);
+        sqlite3_commit_hook(f->db, NULL, NULL);
+        /* nothing after those commits reached the database */
+        assert_int_equal(count_rows(f, "frames"), 5 - chunks);
+        char q[256];
+        snprintf(q, sizeof q,
+                 "SELECT count(*) FROM activity WHERE action = 'purge' AND at = %lld",
+                 (long long)(NOW + chunks));
+        assert_int_equal(count_where(f, q), 1);
+        snprintf(q, sizeof q,
+                 "SELECT json_extract(details, '$.frames') FROM activity"
+                 " WHERE action = 'purge' AND at = %lld",
+                 (long long)(NOW + chunks));
+        assert_int_equal(count_where(f, q), chunks);
+        snprintf(q, sizeof q,
+                 "SELECT json_extract(details, '$.complete') = 0 AND actor = 'ops'"
+                 " AND server_id IS NULL AND json_extract(details, '$.received_before_ms') = 5000"
+                 " FROM activity WHERE action = 'purge' AND at = %lld",
+                 (long long)(NOW + chunks));
+        assert_int_equal(count_where(f, q), 1);
+        assert_int_equal(sqlite3_exec(f->db, "DELETE FROM frames", NULL, NULL, NULL), SQLITE_OK);
+    }
+    /* a purge that finishes says so, in the same one row */
+    add_frames(f, a, 1, 3, 1000);
+    assert_int_equal(gw_regdb_purge(f->db, 5000, 1, "ops", NOW + 9, &n, f->err, sizeof f->err),
+                     0);
+    assert_int_equal(n, 3);
+    assert_int_equal(count_where(f, "SELECT count(*) FROM activity WHERE action = 'purge'"
+                                    " AND at = 1732838409"),
+                     1);
+    assert_int_equal(count_where(f, "SELECT json_extract(details, '$.frames') = 3"
+                                    " AND json_extract(details, '$.complete') = 1"
+                                    " FROM activity WHERE action = 'purge' AND at = 1732838409"),
+                     1);
+}
+
 static void test_erase(void **state)
 {
     struct fx *f = *state;
@@ -1011,6 +1075,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_activity_details_json, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_list, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_purge_chunks, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_purge_issue11_row_survives, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_erase, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_export, fx_setup, fx_teardown),
     };
