@@ -811,6 +811,17 @@ def _(c):
            hr.continuation(sid + 2, blk[5:]))
 
 
+# Issue 11: OPERATIONS.md section 7 said only the extra stream is reset.
+# nghttp2 treats a stream over the acknowledged SETTINGS_MAX_CONCURRENT_STREAMS
+# as a connection error (GOAWAY PROTOCOL_ERROR); the docs now say so, and
+# this case holds the code to them.
+@conn_error("5.1.2", "a 101st open stream (over the acknowledged max_concurrent_streams = 100)",
+            PROTOCOL_ERROR)
+def _(c):
+    for _ in range(101):
+        open_post(c)
+
+
 # Issue 11: these closed the connection without a GOAWAY (RFC 9113 5.4.1
 # asks for one before a connection error closes it).
 @conn_error("6.10", "HEADERS + 9 CONTINUATION frames (over max_continuations = 8)",
