@@ -344,27 +344,56 @@ static unsigned apply_registry(struct gw_app *app, struct gw_registry *nr, const
 /* Every poll interval: reload the registry snapshot when panelgatectl has
  * changed it (meta.registry_generation moved), and in any case sweep the
  * live connections, so a pin whose overlap ended stops being admitted. */
+/* PRAGMA data_version of the poll connection: it changes when another
+ * connection commits to the file (panelgatectl, also the gateway's own
+ * writer), and reading it costs no I/O; -1 when it cannot be read. */
+static int64_t data_version(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* The sweep of live connections for pins whose rotation overlap ended runs
+ * at most this often; a registry change sweeps at once. */
+#define PIN_SWEEP_MS 1000
+
+/* Every poll_interval_ms: the registry generation is read only when the
+ * file changed since the last look (data_version), a new generation loads
+ * the registry and disconnects what it no longer admits. */
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_app *app = arg;
     struct gw_registry *nr = NULL;
     char err[256];
-    int64_t gen = 0;
+    int64_t gen = 0, now = gw_mono_ms();
     (void)fd;
     (void)what;
 
     if (app->draining)
         return;
-    if (app->reg_db && gw_registry_generation(app->reg_db, &gen, err, sizeof err) == 0 &&
-        gen != app->reg_generation) {
-        if (gw_registry_load(registry_path(app->cfg), &nr, err, sizeof err) != 0) {
-            gw_log(GW_LOG_ERROR, NULL, "registry_reload_failed", "%s", err);
-            return;
+    int64_t dv = app->reg_db ? data_version(app->reg_db) : -1;
+    bool changed = app->reg_db && (dv < 0 || dv != app->reg_data_version);
+    if (changed && gw_registry_generation(app->reg_db, &gen, err, sizeof err) == 0) {
+        if (gen != app->reg_generation) {
+            /* a failed load is tried again at the next poll */
+            if (gw_registry_load(registry_path(app->cfg), &nr, err, sizeof err) != 0) {
+                gw_log(GW_LOG_ERROR, NULL, "registry_reload_failed", "%s", err);
+                return;
+            }
+            app->reg_generation = gen;
+            gw_log(GW_LOG_INFO, NULL, "registry_reloaded", "generation=%lld pins=%zu",
+                   (long long)gen, gw_registry_count(nr));
         }
-        app->reg_generation = gen;
-        gw_log(GW_LOG_INFO, NULL, "registry_reloaded", "generation=%lld pins=%zu",
-               (long long)gen, gw_registry_count(nr));
+        app->reg_data_version = dv;
     }
+    if (!nr && now - app->pin_sweep_ms < PIN_SWEEP_MS)
+        return;
+    app->pin_sweep_ms = now;
     apply_registry(app, nr, nr ? "registry change" : "pin expiry");
 }
 

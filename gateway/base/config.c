@@ -851,7 +851,7 @@ int gw_config_defaults(struct gw_config *c)
     c->admin_listen.port = 8445;
     c->admin_on = true;
 
-    c->registry_poll_interval_ms = 2000;
+    c->registry_poll_interval_ms = 250;
 
     c->rl.frames_per_s = 5;
     c->rl.frames_burst = 50;

@@ -70,6 +70,8 @@ struct gw_app {
     /* registry change detection: meta.registry_generation */
     sqlite3 *reg_db;
     int64_t reg_generation;
+    int64_t reg_data_version;      /* PRAGMA data_version at the last read */
+    int64_t pin_sweep_ms;          /* monotonic: the last pin-expiry sweep */
     struct event *poll_timer;
     struct event *retention_timer; /* [storage] retention_days */
     /* out of file descriptors (main.c on_accept_error) */
