@@ -43,7 +43,7 @@ static void stub_close(void *state)
     (void)state;
 }
 
-static const struct gw_sink_ops stub_ops = {"fuzz", stub_open, stub_write, stub_close};
+static const struct gw_sink_ops stub_ops = {"fuzz", stub_open, stub_write, stub_close, NULL};
 
 static struct gw_app app;
 

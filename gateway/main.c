@@ -567,6 +567,9 @@ static void start_drain(struct gw_app *app)
     gw_refusals_flush(&app->refusals, gw_app_activity, app);
     gw_limiter_flush(app->limiter);
     gw_log(GW_LOG_INFO, NULL, "draining", "stopping: connections=%u", app->n_conns);
+    /* shutdown_timeout_ms bounds the whole drain, the sink's last commits
+     * included: past it, what is still queued fails unwritten */
+    gw_sink_set_deadline(app->sink, gw_mono_ms() + app->cfg->shutdown_timeout_ms);
     for (unsigned i = 0; i < app->n_listeners; i++)
         evconnlistener_free(app->listeners[i]);
     app->n_listeners = 0;

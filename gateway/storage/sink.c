@@ -38,8 +38,10 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "config.h"
 #include "err.h"
+#include "log.h"
 #include "samples.h"
 
 struct gw_sink {
@@ -61,6 +63,11 @@ struct gw_sink {
     size_t bytes;
     int stopping;
     int failing;
+    int abandon;                 /* past the stop deadline: fail, do not write */
+    int writer_done;             /* the writer thread has left its loop */
+    uint64_t abandoned;          /* items failed unwritten at the deadline */
+    pthread_cond_t done_cv;      /* gw_sink_free waits for writer_done */
+    int64_t deadline_ms;         /* monotonic; 0 = none (gw_sink_set_deadline) */
     struct gw_sink_stats st;     /* counters; st.failing mirrors failing */
     /* --- loop thread only --- */
     int reported_failing;        /* the state last passed to state_fn */
@@ -224,7 +231,18 @@ static void *writer_main(void *arg)
         for (size_t i = 0; i < n; i++)
             s->batch[i]->status = GW_SINK_FAILED; /* until the backend says otherwise */
         tl_reason[0] = '\0';
-        int rc = s->ops->write_batch(s->state, s->batch, n);
+        pthread_mutex_lock(&s->mu);
+        int abandon = s->abandon;
+        pthread_mutex_unlock(&s->mu);
+        int rc;
+        if (abandon) {
+            /* the stop deadline passed: what is left fails unwritten (its
+             * agents got no answer and resend it with the same seq) */
+            rc = GW_ESTORAGE;
+            snprintf(tl_reason, sizeof tl_reason, "stopped at the shutdown deadline");
+        } else {
+            rc = s->ops->write_batch(s->state, s->batch, n);
+        }
         const char *why = tl_reason[0] ? tl_reason : NULL;
         if (rc != 0) {
             for (size_t i = 0; i < n; i++)
@@ -264,12 +282,16 @@ static void *writer_main(void *arg)
                 s->done_head = it;
             s->done_tail = it;
         }
+        if (abandon)
+            s->abandoned += n;
         s->frames -= n;
         s->bytes -= nbytes;
         /* Safe from this thread: libevent locking is on (see the top) and
          * gw_sink_free joins this thread before it frees the event. */
         event_active(s->wake, 0, 0);
     }
+    s->writer_done = 1;
+    pthread_cond_signal(&s->done_cv);
     pthread_mutex_unlock(&s->mu);
     return NULL;
 }
@@ -280,7 +302,7 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
                 const struct gw_config *cfg, char *err, size_t errlen)
 {
     struct gw_sink *s = NULL;
-    int mu_ok = 0, cv_ok = 0, rv = GW_ENOMEM;
+    int mu_ok = 0, cv_ok = 0, done_ok = 0, rv = GW_ENOMEM;
 
     if (out == NULL)
         return GW_EINVAL;
@@ -321,6 +343,19 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
         goto fail;
     }
     cv_ok = 1;
+    /* waited on with a monotonic deadline (gw_sink_free) */
+    pthread_condattr_t ca;
+    int ca_ok = pthread_condattr_init(&ca) == 0;
+    int done_rc = ca_ok ? pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) : -1;
+    if (done_rc == 0)
+        done_rc = pthread_cond_init(&s->done_cv, &ca);
+    if (ca_ok)
+        pthread_condattr_destroy(&ca);
+    if (done_rc != 0) {
+        rv = gw_fail(GW_EINTERNAL, err, errlen, "sink: pthread_cond_init failed");
+        goto fail;
+    }
+    done_ok = 1;
     /* Never added, only activated: it does not keep the loop alive. */
     s->wake = event_new(base, -1, 0, wake_cb, s);
     if (s->wake == NULL) {
@@ -351,6 +386,8 @@ fail:
         event_free(s->wake);
     if (cv_ok)
         pthread_cond_destroy(&s->cv);
+    if (done_ok)
+        pthread_cond_destroy(&s->done_cv);
     if (mu_ok)
         pthread_mutex_destroy(&s->mu);
     free(s->batch);
@@ -438,8 +475,35 @@ void gw_sink_free(struct gw_sink *s)
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 
-    /* The writer commits everything queued, then exits. */
+    /* The writer commits everything queued, then exits - by the deadline:
+     * past it, the backend is interrupted and the rest fails unwritten. */
+    pthread_mutex_lock(&s->mu);
+    while (!s->writer_done && s->deadline_ms != 0) {
+        int64_t left = s->deadline_ms - gw_mono_ms();
+        if (left <= 0)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&s->done_cv, &s->mu, &ts);
+    }
+    int late = s->deadline_ms != 0 && !s->writer_done; /* no deadline: wait for all */
+    if (late)
+        s->abandon = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (late && s->ops->interrupt != NULL)
+        s->ops->interrupt(s->state);
     pthread_join(s->thread, NULL);
+    if (s->abandoned > 0)
+        gw_log(GW_LOG_WARN, NULL, "drain_deadline",
+               "shutdown_timeout_ms passed with %llu items not stored; their agents got no "
+               "answer and resend them with the same seq",
+               (unsigned long long)s->abandoned);
     report_state(s);
 
     /* The wake event may still be active: remove it before running the
@@ -449,7 +513,17 @@ void gw_sink_free(struct gw_sink *s)
 
     s->ops->close(s->state);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->mu);
     free(s->batch);
     free(s);
+}
+
+void gw_sink_set_deadline(struct gw_sink *s, int64_t deadline_mono_ms)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->deadline_ms = deadline_mono_ms != 0 ? deadline_mono_ms : 1;
+    pthread_mutex_unlock(&s->mu);
 }

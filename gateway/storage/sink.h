@@ -74,6 +74,9 @@ struct gw_sink_ops {
      * GW_SINK_FAILED). */
     int (*write_batch)(void *state, struct gw_sink_item **items, size_t n);
     void (*close)(void *state);
+    /* Optional, from another thread: makes a write_batch in progress give
+     * up as soon as it can (the stop deadline passed). */
+    void (*interrupt)(void *state);
 };
 
 /* For a backend's write_batch, on the writer thread: why the batch fails
@@ -123,9 +126,16 @@ void gw_sink_get_stats(struct gw_sink *s, struct gw_sink_stats *out);
 typedef void (*gw_sink_state_fn)(int failing, const struct gw_sink_stats *st, void *ud);
 void gw_sink_on_state(struct gw_sink *s, gw_sink_state_fn fn, void *ud);
 
-/* Stops taking items, lets the writer finish everything queued, runs the
- * remaining done callbacks on the calling (loop) thread, joins the thread
- * and frees the sink.  NULL is allowed. */
+/* A monotonic deadline (gw_mono_ms) for gw_sink_free: past it, the
+ * backend's write in progress is interrupted and whatever is still queued
+ * completes GW_SINK_FAILED unwritten, logged once as drain_deadline with
+ * the count.  0 = now. */
+void gw_sink_set_deadline(struct gw_sink *s, int64_t deadline_mono_ms);
+
+/* Stops taking items, lets the writer finish everything queued (by the
+ * deadline, when one is set), runs the remaining done callbacks on the
+ * calling (loop) thread, joins the thread and frees the sink.  NULL is
+ * allowed. */
 void gw_sink_free(struct gw_sink *s);
 
 #endif /* GW_SINK_H */

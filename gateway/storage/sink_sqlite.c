@@ -694,9 +694,19 @@ fail:
 }
 
 
+/* sqlite3_interrupt may come from another thread: the statement running
+ * on the writer's connection stops with SQLITE_INTERRUPT. */
+static void sq_interrupt(void *state)
+{
+    struct sq *q = state;
+    if (q != NULL && q->db != NULL)
+        sqlite3_interrupt(q->db);
+}
+
 const struct gw_sink_ops gw_sink_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
     .write_batch = sq_write_batch,
     .close = sq_close,
+    .interrupt = sq_interrupt,
 };
