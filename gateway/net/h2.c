@@ -80,10 +80,11 @@ static void body_release(struct gw_stream *s)
 /* Appends to the body, growing it by hand rather than with realloc so the
  * old block can be wiped before it is freed.  The block doubles from
  * BODY_MIN_CAP as bytes arrive, up to the declared length or |max|.
- * Returns 0, GW_EFULL when the new block would pass a budget (*which says
- * "connection" or "gateway"; nothing changes), or GW_ENOMEM. */
+ * Returns 0, GW_EFULL when the new block would pass a budget (*gateway_wide
+ * says whether it is the gateway's or the connection's; nothing changes),
+ * or GW_ENOMEM. */
 static int body_append(struct gw_stream *s, const uint8_t *data, size_t len, size_t max,
-                       const char **which)
+                       bool *gateway_wide)
 {
     struct pa_buf *b = &s->body;
     const struct gw_config *cfg = s->c->app->cfg;
@@ -100,11 +101,11 @@ static int body_append(struct gw_stream *s, const uint8_t *data, size_t len, siz
         if (cap < need)
             cap = need;
         if (s->c->body_bytes - b->cap + cap > cfg->max_conn_buffer_bytes) {
-            *which = "connection";
+            *gateway_wide = false;
             return GW_EFULL;
         }
         if (s->c->app->body_bytes - b->cap + cap > cfg->max_total_buffer_bytes) {
-            *which = "gateway";
+            *gateway_wide = true;
             return GW_EFULL;
         }
         uint8_t *p = malloc(cap);
@@ -713,13 +714,13 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id,
         return to_nghttp2(respond_problem(s, 413, "frame:too_big",
                                           pa_frame_strerror(PA_FE_TOO_BIG), detail, -1));
     }
-    const char *which = NULL;
-    int rv = body_append(s, data, len, cfg->max_body_bytes, &which);
+    bool gateway_wide = false;
+    int rv = body_append(s, data, len, cfg->max_body_bytes, &gateway_wide);
     if (rv == GW_EFULL) {
         body_release(s);
         s->stop_body = true;
         return to_nghttp2(respond_problem(s, 503, "overloaded", "too many bodies in flight",
-                                          strcmp(which, "gateway") == 0
+                                          gateway_wide
                                               ? "the gateway buffers too much; retry with the "
                                                 "same seq"
                                               : "this connection buffers too much; retry with "

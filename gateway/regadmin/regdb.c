@@ -34,17 +34,6 @@ int gw_regdb_dberr(sqlite3 *db, const char *what, char *err, size_t errlen)
     return GW_ESTORAGE;
 }
 
-int gw_regdb_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        gw_seterr(err, errlen, "database: %s: %s", sql, msg ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
-        return GW_ESTORAGE;
-    }
-    return 0;
-}
-
 int gw_regdb_exec_int(sqlite3 *db, const char *sql, int64_t a, int64_t b, const char *what,
                       int64_t *changes, char *err, size_t errlen)
 {
@@ -103,14 +92,14 @@ int gw_regdb_open(const char *path, int create, sqlite3 **out, char *err, size_t
         sqlite3_free(msg);
         goto out;
     }
-    if (gw_regdb_exec(db, "PRAGMA foreign_keys=ON", err, errlen) != 0)
+    if (gw_store_exec(db, "PRAGMA foreign_keys=ON", err, errlen) != 0)
         goto out;
     if (gw_registry_schema(db, serr, sizeof serr) != 0) {
         gw_seterr(err, errlen, "database %s: %s", path, serr);
         goto out;
     }
     /* The gateway polls this row; registry.c's schema does not make it. */
-    if (gw_regdb_exec(db,
+    if (gw_store_exec(db,
                       "INSERT OR IGNORE INTO meta(key, value) VALUES('registry_generation', 0)",
                       err, errlen) != 0)
         goto out;
@@ -143,7 +132,7 @@ int gw_regdb_bump_generation(sqlite3 *db, char *err, size_t errlen)
 {
     /* meta.value has TEXT affinity: the number is stored as its decimal
      * text, and read back with CAST. */
-    return gw_regdb_exec(db,
+    return gw_store_exec(db,
                          "INSERT OR REPLACE INTO meta(key, value) VALUES('registry_generation',"
                          " COALESCE((SELECT CAST(value AS INTEGER) FROM meta"
                          " WHERE key = 'registry_generation'), 0) + 1)",

@@ -18,9 +18,6 @@
 /* Puts "database: WHAT: <SQLite's message>" in err; returns GW_ESTORAGE. */
 int gw_regdb_dberr(sqlite3 *db, const char *what, char *err, size_t errlen);
 
-/* Runs |sql| (no parameters, no rows wanted). */
-int gw_regdb_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
-
 /* Runs |sql|, a statement with one or two integer parameters (?1 = a,
  * ?2 = b when it has one); *changes (optional) gets the row count.  Errors
  * name |what|. */

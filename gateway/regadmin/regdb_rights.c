@@ -187,7 +187,7 @@ int gw_regdb_purge_paths(sqlite3 *db, int64_t cutoff_ms, struct gw_regdb_purge_r
                                     cutoff_ms, GW_PATH_TOUCH_MS, "purging stream paths", &n, err,
                                     errlen)) != 0)
             goto out;
-        if (n > 0 && (rv = gw_regdb_exec(db, gw_store_bump_paths_sql, err, errlen)) != 0)
+        if (n > 0 && (rv = gw_store_exec(db, gw_store_bump_paths_sql, err, errlen)) != 0)
             goto out;
     }
     if (rec != NULL && (rv = purge_record(db, cutoff_ms, rec, rec->frames, rec->paths + n, 1,
@@ -324,7 +324,7 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
                                 id, 0, "keeping erased ids", NULL, err, errlen)) != 0)
         goto out;
     /* the gateway's writer forgets its cached path ids of this server */
-    if (derived && (rv = gw_regdb_exec(db, gw_store_bump_paths_sql, err, errlen)) != 0)
+    if (derived && (rv = gw_store_exec(db, gw_store_bump_paths_sql, err, errlen)) != 0)
         goto out;
     orphans += n;
     gw_regdb_jb_raw(&jb, "{");
@@ -400,7 +400,7 @@ int gw_regdb_export(sqlite3 *db, const char *name, const struct gw_regdb_export_
         goto out;
     }
     /* one read snapshot for everything */
-    if (gw_regdb_exec(db, "BEGIN", err, errlen) != 0)
+    if (gw_store_exec(db, "BEGIN", err, errlen) != 0)
         goto out;
     in_tx = 1;
     if ((rv = gw_regdb_show(db, name, s, err, errlen)) != 0)

@@ -329,7 +329,7 @@ static int read_begin(sqlite3 *db, int *in_tx, char *err, size_t errlen)
     *in_tx = 0;
     if (!sqlite3_get_autocommit(db))
         return 0;
-    if (gw_regdb_exec(db, "BEGIN", err, errlen) != 0)
+    if (gw_store_exec(db, "BEGIN", err, errlen) != 0)
         return GW_ESTORAGE;
     *in_tx = 1;
     return 0;

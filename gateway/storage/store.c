@@ -179,7 +179,7 @@ fail:
     return rv;
 }
 
-static int tx_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
+int gw_store_exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -195,14 +195,14 @@ int gw_store_tx_begin(struct gw_store_tx *t, sqlite3 *db, char *err, size_t errl
     t->db = db;
     t->nested = !sqlite3_get_autocommit(db);
     t->open = 0;
-    int rv = tx_exec(db, t->nested ? "SAVEPOINT gw_tx" : "BEGIN IMMEDIATE", err, errlen);
+    int rv = gw_store_exec(db, t->nested ? "SAVEPOINT gw_tx" : "BEGIN IMMEDIATE", err, errlen);
     t->open = rv == 0;
     return rv;
 }
 
 int gw_store_tx_commit(struct gw_store_tx *t, char *err, size_t errlen)
 {
-    int rv = tx_exec(t->db, t->nested ? "RELEASE gw_tx" : "COMMIT", err, errlen);
+    int rv = gw_store_exec(t->db, t->nested ? "RELEASE gw_tx" : "COMMIT", err, errlen);
     if (rv == 0)
         t->open = 0;
     return rv;

@@ -43,6 +43,10 @@ int gw_store_version(sqlite3 *db, int *version, char *err, size_t errlen);
  * transaction that deletes paths). */
 extern const char gw_store_bump_paths_sql[];
 
+/* Runs |sql| (no parameters, no rows wanted).  0, or GW_ESTORAGE with
+ * "database: SQL: reason" in err. */
+int gw_store_exec(sqlite3 *db, const char *sql, char *err, size_t errlen);
+
 /* One write transaction: BEGIN IMMEDIATE when |db| has none open, a
  * savepoint inside the caller's otherwise.  IMMEDIATE takes the write
  * lock up front, waiting the busy timeout for it: a deferred transaction

@@ -112,19 +112,7 @@ ok(b["panelgate_registry_pins"] == 2, "registry_pins 2")
 EOF
 
 # ---- storage failing: /healthz 503, then recovery --------------------------------
-cat >"$T/lock.py" <<'EOF'
-import os, sqlite3, time
-st = os.environ["PG_STATE"]
-db = sqlite3.connect(os.environ["PG_DB"], timeout=20, isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-open(st + "/locked", "w").close()
-deadline = time.monotonic() + 40
-while not os.path.exists(st + "/release") and time.monotonic() < deadline:
-    time.sleep(0.02)
-db.execute("ROLLBACK")
-db.close()
-EOF
-py_bg "$T/lock.out" "$T/lock.py"
+py_bg "$T/lock.out" "$LIB_DIR/dblock.py" "$PG_DB" "$PG_STATE/locked" "$PG_STATE/release"
 LOCK_PID=$PY_BG_PID
 wait_until 20 test -e "$PG_STATE/locked" || fatal "exclusive lock on the database"
 py_checks - <<'EOF'

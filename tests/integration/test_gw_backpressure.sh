@@ -20,26 +20,11 @@ export PG_DB PG_STATE=$T/state RETRY_S
 export PYTHONPATH=$T:$PYTHONPATH # bp.py, for the scripts on stdin
 mkdir -p "$PG_STATE"
 
-# lock.py NAME: BEGIN EXCLUSIVE on $PG_DB, creates $PG_STATE/NAME.locked,
-# holds the lock until $PG_STATE/NAME.release appears (at most 40 s), then
-# rolls back.
-cat >"$T/lock.py" <<'EOF'
-import os, sqlite3, sys, time
-st, name = os.environ["PG_STATE"], sys.argv[1]
-db = sqlite3.connect(os.environ["PG_DB"], timeout=20, isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-open("%s/%s.locked" % (st, name), "w").close()
-deadline = time.monotonic() + 40
-while not os.path.exists("%s/%s.release" % (st, name)) and time.monotonic() < deadline:
-    time.sleep(0.02)
-db.execute("ROLLBACK")
-db.close()
-print("# lock %s released" % name)
-EOF
-
 # lock_take NAME / lock_release NAME
 lock_take() {
-    py_bg "$T/lock.$1.out" "$T/lock.py" "$1"
+    # dblock.py holds BEGIN EXCLUSIVE on $PG_DB until NAME.release appears
+    py_bg "$T/lock.$1.out" "$LIB_DIR/dblock.py" "$PG_DB" "$PG_STATE/$1.locked" \
+        "$PG_STATE/$1.release" 40
     LOCK_PID=$PY_BG_PID
     wait_until 20 test -e "$PG_STATE/$1.locked" || fatal "lock $1: BEGIN EXCLUSIVE on the database"
 }

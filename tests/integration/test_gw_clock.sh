@@ -27,19 +27,6 @@ gw_start
 register_defaults
 export PG_STATE=$T PG_DB
 
-cat >"$T/lock.py" <<'EOF_PY'
-import os, sqlite3, time
-st = os.environ["PG_STATE"]
-db = sqlite3.connect(os.environ["PG_DB"], timeout=20, isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-open(st + "/locked", "w").close()
-deadline = time.monotonic() + 40
-while not os.path.exists(st + "/release") and time.monotonic() < deadline:
-    time.sleep(0.02)
-db.execute("ROLLBACK")
-db.close()
-EOF_PY
-
 # the agent connects before the step: its certificate is younger than an
 # hour, and after the step the gateway would find it not yet valid
 cat >"$T/agent.py" <<'EOF_PY'
@@ -77,7 +64,7 @@ check "before the step: stranger-01 refused ($(alert_name "$a")) and logged" \
 py_bg "$T/agent.out" "$T/agent.py"
 AGENT_PID=$PY_BG_PID
 wait_until 20 test -e "$T/connected" || fatal "the agent connected"
-py_bg "$T/lock.out" "$T/lock.py"
+py_bg "$T/lock.out" "$LIB_DIR/dblock.py" "$PG_DB" "$T/locked" "$T/release"
 LOCK_PID=$PY_BG_PID
 wait_until 20 test -e "$T/saw503" || fatal "503 during the outage"
 wait_log '"event":"storage_failing"' 1 5 || not_ok "storage_failing logged"

@@ -15,18 +15,6 @@ gw_start
 register_defaults
 export PG_STATE=$T PG_DB
 
-cat >"$T/lock.py" <<'EOF_PY'
-import os, sqlite3, time
-st = os.environ["PG_STATE"]
-db = sqlite3.connect(os.environ["PG_DB"], timeout=20, isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-open(st + "/locked", "w").close()
-deadline = time.monotonic() + 60
-while not os.path.exists(st + "/release") and time.monotonic() < deadline:
-    time.sleep(0.02)
-db.execute("ROLLBACK")
-db.close()
-EOF_PY
 cat >"$T/agent.py" <<'EOF_PY'
 import os, time
 import h2client as hc
@@ -46,7 +34,7 @@ for i, sid in enumerate(sids):
 open(st + "/acked", "w").write(" ".join(str(s) for s in acked))
 c.close()
 EOF_PY
-py_bg "$T/lock.out" "$T/lock.py"
+py_bg "$T/lock.out" "$LIB_DIR/dblock.py" "$PG_DB" "$T/locked" "$T/release"
 LOCK_PID=$PY_BG_PID
 wait_until 20 test -e "$T/locked" || fatal "exclusive lock on the database"
 py_bg "$T/agent.out" "$T/agent.py"

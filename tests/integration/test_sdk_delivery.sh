@@ -177,17 +177,7 @@ gw_stop
 gw_config "[storage]" "busy_timeout_ms = 100" "retry_after_s = 2"
 sed -i "s/^listen = 127.0.0.1:0, \\[::1\\]:0$/listen = 127.0.0.1:$PORT, [::1]:$PORT6/" "$GW_CONF"
 gw_start
-cat >"$T/lock.py" <<'PY'
-import os, sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], timeout=20, isolation_level=None)
-db.execute("BEGIN EXCLUSIVE")
-open(sys.argv[2], "w").close()
-deadline = time.monotonic() + 40
-while not os.path.exists(sys.argv[3]) and time.monotonic() < deadline:
-    time.sleep(0.02)
-db.execute("ROLLBACK")
-PY
-py_bg "$T/lock.out" "$T/lock.py" "$PG_DB" "$T/locked" "$T/release"
+py_bg "$T/lock.out" "$LIB_DIR/dblock.py" "$PG_DB" "$T/locked" "$T/release"
 LOCK_PID=$PY_BG_PID
 wait_until 20 test -e "$T/locked" || fatal "(e) lock the database"
 probe_bg "$T/e.out" nimble-01 --frames 3 --in-flight 3 --run 60000 --until-done --log 3
