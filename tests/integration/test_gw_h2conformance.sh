@@ -220,6 +220,43 @@ def _(c):
 
 
 # ==== 4.3 / RFC 7541 header compression ============================================
+def long_field_frames(c, n):
+    """GET / with one x-pad field whose value is a literal of n octets (no
+    Huffman coding), split into HEADERS + CONTINUATION frames of 16 KiB."""
+    blk = hr.encode_headers(fields(c) + [("x-pad", "p" * n)], huffman=False)
+    chunks = [blk[i:i + 16384] for i in range(0, len(blk), 16384)]
+    sid = c.new_sid()
+    out = [hr.headers(sid, chunks[0], end_stream=True, end_headers=len(chunks) == 1)]
+    out += [hr.continuation(sid, x, end_headers=i == len(chunks) - 2)
+            for i, x in enumerate(chunks[1:])]
+    return sid, out
+
+
+# PROTOCOL.md 2.2: a header list over SETTINGS_MAX_HEADER_LIST_SIZE is a 431 and
+# the connection stays, as long as no single string literal is longer than
+# 65 536 octets on the wire; nghttp2 cannot decode a longer one (NGHTTP2_HD_MAX_NV)
+# and that is a COMPRESSION_ERROR of the connection, whatever the setting says.
+@case("4.3", "one 65 536-octet header value (list > SETTINGS_MAX_HEADER_LIST_SIZE) -> 431, "
+      "connection kept")
+def _(c):
+    sid, frames = long_field_frames(c, 65536)
+    c.send(*frames)
+    r = c.expect_response(sid, status=431)
+    if not r:
+        return r
+    g = c.expect_response(c.get(), status=404)
+    if not g:
+        return Result(False, "error", "431, but then GET / failed: %s" % g.detail)
+    r.detail += "; GET / on the same connection -> 404"
+    return r
+
+
+@conn_error("4.3", "one 65 537-octet header value (longer than nghttp2's HPACK string limit)",
+            COMPRESSION_ERROR)
+def _(c):
+    c.send(*long_field_frames(c, 65537)[1])
+
+
 def bad_block(c, tail):
     """GET / fields, then hand-made HPACK bytes."""
     return hr.encode_headers(fields(c)) + tail
