@@ -26,6 +26,8 @@
 
 #include <ini.h>
 
+#include "alloc.h"
+
 #define KIB 1024ull
 #define MIB (1024ull * KIB)
 #define GIB (1024ull * MIB)
@@ -399,12 +401,12 @@ static int set_str(char **slot, const char *v)
     char *copy = NULL;
     if (*v != '\0') {
         size_t len = strlen(v);
-        copy = malloc(len + 1);
+        copy = gw_malloc(len + 1);
         if (copy == NULL)
             return GW_ENOMEM;
         memcpy(copy, v, len + 1);
     }
-    free(*slot);
+    gw_free(*slot);
     *slot = copy;
     return 0;
 }
@@ -589,10 +591,10 @@ static int server_section(struct parse *p, const char *s, size_t len)
         }
         if (i == p->server_cap) {
             uint32_t cap = p->server_cap ? 2 * p->server_cap : 8;
-            struct gw_rl_server_override *o = realloc(c->rl_servers, cap * sizeof *o);
+            struct gw_rl_server_override *o = gw_realloc(c->rl_servers, cap * sizeof *o);
             if (o != NULL)
                 c->rl_servers = o;
-            int(*seen)[N_RL_KEYS] = realloc(p->server_seen, cap * sizeof *seen);
+            int(*seen)[N_RL_KEYS] = gw_realloc(p->server_seen, cap * sizeof *seen);
             if (seen != NULL)
                 p->server_seen = seen;
             if (o == NULL || seen == NULL) {
@@ -769,7 +771,7 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
     *out = NULL;
     if (f == NULL)
         return gw_fail(GW_EIO, err, errlen, "%s: cannot open: %s", path, strerror(errno));
-    buf = malloc(MAX_FILE_BYTES + 1);
+    buf = gw_malloc(MAX_FILE_BYTES + 1);
     if (buf == NULL) {
         snprintf(err, errlen, "%s: out of memory", path);
         goto out;
@@ -791,7 +793,7 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
     buf = NULL;
     rv = 0;
 out:
-    free(buf);
+    gw_free(buf);
     fclose(f);
     return rv;
 }
@@ -930,8 +932,8 @@ int gw_config_load(struct gw_config *c, const char *path, char *err, size_t errl
     }
     rv = 0;
 out:
-    free(p.server_seen);
-    free(data);
+    gw_free(p.server_seen);
+    gw_free(data);
     return rv;
 }
 
@@ -1086,13 +1088,13 @@ void gw_config_cleanup(struct gw_config *c)
 {
     if (c == NULL)
         return;
-    free(c->rl_servers);
+    gw_free(c->rl_servers);
     c->rl_servers = NULL;
     c->n_rl_servers = 0;
     for (size_t i = 0; i < N_KEYS; i++) {
         if (keys[i].type == K_STR || keys[i].type == K_ENGINE) {
             char **slot = (char **)field(c, &keys[i]);
-            free(*slot);
+            gw_free(*slot);
             *slot = NULL;
         }
     }
