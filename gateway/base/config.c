@@ -447,8 +447,10 @@ static int set_value(struct gw_config *c, const struct key *k, const char *v, ch
         *(bool *)field(c, k) = b;
         return 0;
     case K_STR:
-        if (set_str((char **)field(c, k), v) != 0)
-            return bad(why, n, "out of memory");
+        if (set_str((char **)field(c, k), v) != 0) {
+            snprintf(why, n, "out of memory");
+            return GW_ENOMEM;
+        }
         return 0;
     case K_LEVEL:
         lvl = gw_log_level_parse(v);
@@ -480,8 +482,10 @@ static int set_value(struct gw_config *c, const struct key *k, const char *v, ch
     case K_ENGINE:
         if (strcmp(v, "sqlite") != 0)
             return bad(why, n, "unknown engine '%.64s' (sqlite is the only engine built)", v);
-        if (set_str((char **)field(c, k), v) != 0)
-            return bad(why, n, "out of memory");
+        if (set_str((char **)field(c, k), v) != 0) {
+            snprintf(why, n, "out of memory");
+            return GW_ENOMEM;
+        }
         return 0;
     }
     snprintf(why, n, "internal error: bad key type");
@@ -499,6 +503,7 @@ struct parse {
     size_t len, pos;
     int lineno;
     int err_line;      /* line of the first error; 0 = none */
+    bool nomem;        /* that error is an allocation failure (GW_ENOMEM) */
     int seen[N_KEYS];  /* line where each key was set; 0 = not set */
     /* the same for the override sections: per kind, and per entry of
      * c->rl_servers (grown with it) */
@@ -599,6 +604,7 @@ static int server_section(struct parse *p, const char *s, size_t len)
                 p->server_seen = seen;
             if (o == NULL || seen == NULL) {
                 fail(p, NULL, NULL, "out of memory");
+                p->nomem = true;
                 return GW_ENOMEM;
             }
             p->server_cap = cap;
@@ -753,8 +759,10 @@ static int on_value(void *user, const char *section, const char *name, const cha
         return 0;
     }
     p->seen[i] = p->lineno;
-    if (set_value(p->c, k, value, why, sizeof why) != 0) {
+    int rv = set_value(p->c, k, value, why, sizeof why);
+    if (rv != 0) {
         fail(p, section, name, "%s", why);
+        p->nomem = rv == GW_ENOMEM;
         return 0;
     }
     return 1;
@@ -914,8 +922,11 @@ int gw_config_load(struct gw_config *c, const char *path, char *err, size_t errl
                  path, rc);
         goto out;
     }
-    if (p.err_line != 0)
+    if (p.err_line != 0) {
+        if (p.nomem)
+            rv = GW_ENOMEM;
         goto out;
+    }
     if (rc != 0) {
         snprintf(err, errlen, "%s: parser failed (%d)", path, rc);
         goto out;

@@ -728,10 +728,17 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id,
                                                 "the same seq",
                                           -1));
     }
-    /* out of memory for one body: that stream is reset, the connection
-     * goes on */
-    if (rv != 0)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    /* out of memory for one body: that stream is answered 503 and the
+     * rest of its body dropped, the connection goes on.  (A
+     * TEMPORAL_CALLBACK_FAILURE from this callback does not reset the
+     * stream: nghttp2 would go on and hand over the next chunks, and the
+     * body, one chunk short, would be decoded and answered 400.) */
+    if (rv != 0) {
+        body_release(s);
+        s->stop_body = true;
+        return to_nghttp2(respond_problem(s, 503, "overloaded", "out of memory",
+                                          "retry with the same seq", -1));
+    }
     return 0;
 }
 
