@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "admin.h"
+#include "alloc.h"
 #include "config.h"
 #include "gw.h"
 #include "limiter.h"
@@ -289,7 +290,7 @@ static void on_sink_state(int failing, const struct gw_sink_stats *st, void *arg
            "answered 503",
            (long long)dur, (unsigned long long)batches, (unsigned long long)refused);
     struct pa_buf d;
-    pa_buf_init(&d, NULL);
+    pa_buf_init(&d, &gw_pa_mem);
     char head[256];
     int n = snprintf(head, sizeof head,
                      "{\"since_ms\":%lld,\"until_ms\":%lld,\"duration_ms\":%lld,"
@@ -488,7 +489,7 @@ static int keep_restart_only(struct gw_config *nc, const struct gw_config *oc)
 static void reload(struct gw_app *app)
 {
     char err[512];
-    struct gw_config *nc = calloc(1, sizeof *nc);
+    struct gw_config *nc = gw_calloc(1, sizeof *nc);
     struct gw_tls *nt = NULL;
     struct gw_registry *nr = NULL;
     struct gw_geo *ng = NULL;
@@ -520,7 +521,7 @@ static void reload(struct gw_app *app)
     app->geo = ng;
     log_geo(app);
     gw_config_cleanup(app->cfg);
-    free(app->cfg);
+    gw_free(app->cfg);
     app->cfg = nc;
     gw_log_set_level(nc->log_level);
     restart_timers(app);
@@ -543,7 +544,7 @@ fail:
     gw_registry_unref(nr);
     if (nc) {
         gw_config_cleanup(nc);
-        free(nc);
+        gw_free(nc);
     }
 }
 
@@ -664,8 +665,8 @@ int main(int argc, char **argv)
 
     memset(&app, 0, sizeof app);
     app.spare_fd = -1;
-    app.config_path = strdup(config_path);
-    app.cfg = calloc(1, sizeof *app.cfg);
+    app.config_path = gw_strdup(config_path);
+    app.cfg = gw_calloc(1, sizeof *app.cfg);
     if (!app.config_path || !app.cfg || gw_config_defaults(app.cfg) != 0) {
         fprintf(stderr, "panelgate: out of memory\n");
         return 1;
@@ -785,7 +786,7 @@ out:
     if (app.base)
         event_base_free(app.base);
     gw_config_cleanup(app.cfg);
-    free(app.cfg);
-    free(app.config_path);
+    gw_free(app.cfg);
+    gw_free(app.config_path);
     return rc;
 }

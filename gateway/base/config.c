@@ -26,6 +26,8 @@
 
 #include <ini.h>
 
+#include "alloc.h"
+
 #define KIB 1024ull
 #define MIB (1024ull * KIB)
 #define GIB (1024ull * MIB)
@@ -399,12 +401,12 @@ static int set_str(char **slot, const char *v)
     char *copy = NULL;
     if (*v != '\0') {
         size_t len = strlen(v);
-        copy = malloc(len + 1);
+        copy = gw_malloc(len + 1);
         if (copy == NULL)
             return GW_ENOMEM;
         memcpy(copy, v, len + 1);
     }
-    free(*slot);
+    gw_free(*slot);
     *slot = copy;
     return 0;
 }
@@ -445,8 +447,10 @@ static int set_value(struct gw_config *c, const struct key *k, const char *v, ch
         *(bool *)field(c, k) = b;
         return 0;
     case K_STR:
-        if (set_str((char **)field(c, k), v) != 0)
-            return bad(why, n, "out of memory");
+        if (set_str((char **)field(c, k), v) != 0) {
+            snprintf(why, n, "out of memory");
+            return GW_ENOMEM;
+        }
         return 0;
     case K_LEVEL:
         lvl = gw_log_level_parse(v);
@@ -478,8 +482,10 @@ static int set_value(struct gw_config *c, const struct key *k, const char *v, ch
     case K_ENGINE:
         if (strcmp(v, "sqlite") != 0)
             return bad(why, n, "unknown engine '%.64s' (sqlite is the only engine built)", v);
-        if (set_str((char **)field(c, k), v) != 0)
-            return bad(why, n, "out of memory");
+        if (set_str((char **)field(c, k), v) != 0) {
+            snprintf(why, n, "out of memory");
+            return GW_ENOMEM;
+        }
         return 0;
     }
     snprintf(why, n, "internal error: bad key type");
@@ -497,6 +503,7 @@ struct parse {
     size_t len, pos;
     int lineno;
     int err_line;      /* line of the first error; 0 = none */
+    bool nomem;        /* that error is an allocation failure (GW_ENOMEM) */
     int seen[N_KEYS];  /* line where each key was set; 0 = not set */
     /* the same for the override sections: per kind, and per entry of
      * c->rl_servers (grown with it) */
@@ -589,14 +596,15 @@ static int server_section(struct parse *p, const char *s, size_t len)
         }
         if (i == p->server_cap) {
             uint32_t cap = p->server_cap ? 2 * p->server_cap : 8;
-            struct gw_rl_server_override *o = realloc(c->rl_servers, cap * sizeof *o);
+            struct gw_rl_server_override *o = gw_realloc(c->rl_servers, cap * sizeof *o);
             if (o != NULL)
                 c->rl_servers = o;
-            int(*seen)[N_RL_KEYS] = realloc(p->server_seen, cap * sizeof *seen);
+            int(*seen)[N_RL_KEYS] = gw_realloc(p->server_seen, cap * sizeof *seen);
             if (seen != NULL)
                 p->server_seen = seen;
             if (o == NULL || seen == NULL) {
                 fail(p, NULL, NULL, "out of memory");
+                p->nomem = true;
                 return GW_ENOMEM;
             }
             p->server_cap = cap;
@@ -751,8 +759,10 @@ static int on_value(void *user, const char *section, const char *name, const cha
         return 0;
     }
     p->seen[i] = p->lineno;
-    if (set_value(p->c, k, value, why, sizeof why) != 0) {
+    int rv = set_value(p->c, k, value, why, sizeof why);
+    if (rv != 0) {
         fail(p, section, name, "%s", why);
+        p->nomem = rv == GW_ENOMEM;
         return 0;
     }
     return 1;
@@ -769,7 +779,7 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
     *out = NULL;
     if (f == NULL)
         return gw_fail(GW_EIO, err, errlen, "%s: cannot open: %s", path, strerror(errno));
-    buf = malloc(MAX_FILE_BYTES + 1);
+    buf = gw_malloc(MAX_FILE_BYTES + 1);
     if (buf == NULL) {
         snprintf(err, errlen, "%s: out of memory", path);
         goto out;
@@ -791,7 +801,7 @@ static int read_file(const char *path, char **out, size_t *len, char *err, size_
     buf = NULL;
     rv = 0;
 out:
-    free(buf);
+    gw_free(buf);
     fclose(f);
     return rv;
 }
@@ -912,8 +922,11 @@ int gw_config_load(struct gw_config *c, const char *path, char *err, size_t errl
                  path, rc);
         goto out;
     }
-    if (p.err_line != 0)
+    if (p.err_line != 0) {
+        if (p.nomem)
+            rv = GW_ENOMEM;
         goto out;
+    }
     if (rc != 0) {
         snprintf(err, errlen, "%s: parser failed (%d)", path, rc);
         goto out;
@@ -930,8 +943,8 @@ int gw_config_load(struct gw_config *c, const char *path, char *err, size_t errl
     }
     rv = 0;
 out:
-    free(p.server_seen);
-    free(data);
+    gw_free(p.server_seen);
+    gw_free(data);
     return rv;
 }
 
@@ -1086,13 +1099,13 @@ void gw_config_cleanup(struct gw_config *c)
 {
     if (c == NULL)
         return;
-    free(c->rl_servers);
+    gw_free(c->rl_servers);
     c->rl_servers = NULL;
     c->n_rl_servers = 0;
     for (size_t i = 0; i < N_KEYS; i++) {
         if (keys[i].type == K_STR || keys[i].type == K_ENGINE) {
             char **slot = (char **)field(c, &keys[i]);
-            free(*slot);
+            gw_free(*slot);
             *slot = NULL;
         }
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <panelproto/arena.h>
+#include "alloc.h"
 #include "err.h"
 #include "problem.h"
 
@@ -62,7 +63,7 @@ static int emit_one(const struct gw_refusal *s, gw_activity_emit_fn emit, void *
     struct pa_buf b;
     int rv = GW_ENOMEM;
 
-    pa_buf_init(&b, NULL);
+    pa_buf_init(&b, &gw_pa_mem);
     if (s->have_spki)
         gw_spki_hex(s->spki, hex);
     snprintf(num, sizeof num, "\",\"count\":%llu,\"first\":%lld,\"last\":%lld,\"peer\":\"",
@@ -140,7 +141,7 @@ static int emit_throttle(const struct gw_throttle *s, gw_activity_emit_fn emit, 
     struct pa_buf b;
     int rv = GW_ENOMEM;
 
-    pa_buf_init(&b, NULL);
+    pa_buf_init(&b, &gw_pa_mem);
     snprintf(num, sizeof num, "\",\"count\":%llu,\"first\":%lld,\"last\":%lld}",
              (unsigned long long)s->count, (long long)(s->first_ms / 1000),
              (long long)(s->last_ms / 1000));

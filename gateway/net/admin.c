@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "alloc.h"
 #include "gw.h"
 #include "log.h"
 #include "metrics.h"
@@ -61,7 +62,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
     struct gw_metrics m;
     struct pa_buf out;
 
-    pa_buf_init(&out, NULL);
+    pa_buf_init(&out, &gw_pa_mem);
     gw_admin_snapshot(a->app, &m);
     if (gw_metrics_render(&m, &out) != 0) {
         reply(req, 500, "Internal Server Error", "text/plain; charset=utf-8", "out of memory\n",
@@ -101,7 +102,7 @@ int gw_admin_new(struct gw_admin **out, struct gw_app *app, char *err, size_t er
     *out = NULL;
     if (!cfg->admin_on)
         return 0;
-    a = calloc(1, sizeof *a);
+    a = gw_calloc(1, sizeof *a);
     if (a == NULL || (a->http = evhttp_new(app->base)) == NULL) {
         snprintf(err, errlen, "[admin]: out of memory");
         goto fail;
@@ -144,5 +145,5 @@ void gw_admin_free(struct gw_admin *a)
         return;
     if (a->http != NULL)
         evhttp_free(a->http);
-    free(a);
+    gw_free(a);
 }

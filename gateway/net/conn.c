@@ -22,6 +22,7 @@
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/x509.h>
 
+#include "alloc.h"
 #include "gw.h"
 #include "hello.h"
 #include "limiter.h"
@@ -617,7 +618,7 @@ void gw_conn_accept(struct gw_app *app, int fd, const struct sockaddr *sa, int s
         close(fd);
         return;
     }
-    c = calloc(1, sizeof *c);
+    c = gw_calloc(1, sizeof *c);
     if (!c) {
         close(fd);
         return;
@@ -626,7 +627,7 @@ void gw_conn_accept(struct gw_app *app, int fd, const struct sockaddr *sa, int s
     c->id = ++app->next_conn_id;
     c->fd = fd;
     c->state = GW_CONN_HANDSHAKE;
-    pa_buf_init(&c->out, NULL);
+    pa_buf_init(&c->out, &gw_pa_mem);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
     char a[INET6_ADDRSTRLEN];
@@ -691,7 +692,7 @@ void gw_conn_close(struct gw_conn *c)
     gw_tls_unref(c->tls);
     close(c->fd);
     pa_buf_cleanup(&c->out);
-    free(c);
+    gw_free(c);
 
     if (app->draining && app->n_conns == 0)
         event_base_loopexit(app->base, NULL);

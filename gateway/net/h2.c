@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include <panelproto/frame.h>
+#include "alloc.h"
 #include "gw.h"
 #include "limiter.h"
 #include "log.h"
@@ -108,14 +109,14 @@ static int body_append(struct gw_stream *s, const uint8_t *data, size_t len, siz
             *gateway_wide = true;
             return GW_EFULL;
         }
-        uint8_t *p = malloc(cap);
+        uint8_t *p = gw_malloc(cap);
         if (!p)
             return GW_ENOMEM;
         if (b->len)
             memcpy(p, b->data, b->len);
         if (b->data) {
             explicit_bzero(b->data, b->len);
-            free(b->data);
+            gw_free(b->data);
         }
         b->data = p;
         body_charge(s, b->cap, cap);
@@ -143,7 +144,7 @@ static void stream_free(struct gw_stream *s)
         event_free(s->timer);
     body_release(s);
     pa_buf_cleanup(&s->resp);
-    free(s);
+    gw_free(s);
 }
 
 void gw_h2_streams_free(struct gw_conn *c)
@@ -361,8 +362,8 @@ static int process_frame(struct gw_stream *s)
     struct pa_buf stored;
     int rv = GW_EINTERNAL;
 
-    pa_arena_init(&arena, 0, NULL);
-    pa_buf_init(&stored, NULL);
+    pa_arena_init(&arena, 0, &gw_pa_mem);
+    pa_buf_init(&stored, &gw_pa_mem);
     int code = pa_frame_decode(s->body.data, s->body.len, &cfg->frame, &arena, &f, &err);
     body_release(s);
     if (code != 0) {
@@ -402,7 +403,7 @@ static int process_frame(struct gw_stream *s)
 
     struct gw_sink_item *it = gw_sink_item_new(f->server.name, stored.data, stored.len);
     if (!it) {
-        free(samples);
+        gw_free(samples);
         rv = respond_problem(s, 503, "overloaded", "out of memory", NULL, -1);
         goto out;
     }
@@ -552,14 +553,14 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *frame, voi
 
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    s = calloc(1, sizeof *s);
+    s = gw_calloc(1, sizeof *s);
     if (!s)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     s->c = c;
     s->id = frame->hd.stream_id;
     s->content_length = -1;
-    pa_buf_init(&s->body, NULL);
-    pa_buf_init(&s->resp, NULL);
+    pa_buf_init(&s->body, &gw_pa_mem);
+    pa_buf_init(&s->resp, &gw_pa_mem);
     s->timer = evtimer_new(c->app->base, on_request_timeout, s);
     s->next = c->streams;
     if (c->streams)
@@ -727,10 +728,17 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id,
                                                 "the same seq",
                                           -1));
     }
-    /* out of memory for one body: that stream is reset, the connection
-     * goes on */
-    if (rv != 0)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    /* out of memory for one body: that stream is answered 503 and the
+     * rest of its body dropped, the connection goes on.  (A
+     * TEMPORAL_CALLBACK_FAILURE from this callback does not reset the
+     * stream: nghttp2 would go on and hand over the next chunks, and the
+     * body, one chunk short, would be decoded and answered 400.) */
+    if (rv != 0) {
+        body_release(s);
+        s->stop_body = true;
+        return to_nghttp2(respond_problem(s, 503, "overloaded", "out of memory",
+                                          "retry with the same seq", -1));
+    }
     return 0;
 }
 
@@ -806,6 +814,34 @@ static int on_stream_close(nghttp2_session *h2, int32_t stream_id, uint32_t erro
     return 0;
 }
 
+/* nghttp2's own allocations go through alloc.h too, so a failure sweep
+ * covers them and the session's memory is the gateway's to count. */
+static void *mem_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    return gw_malloc(n);
+}
+
+static void mem_free(void *p, void *ud)
+{
+    (void)ud;
+    gw_free(p);
+}
+
+static void *mem_calloc(size_t count, size_t size, void *ud)
+{
+    (void)ud;
+    return gw_calloc(count, size);
+}
+
+static void *mem_realloc(void *p, size_t n, void *ud)
+{
+    (void)ud;
+    return gw_realloc(p, n);
+}
+
+static nghttp2_mem h2_mem = {NULL, mem_malloc, mem_free, mem_calloc, mem_realloc};
+
 int gw_h2_session_new(struct gw_conn *c)
 {
     const struct gw_config *cfg = c->app->cfg;
@@ -829,7 +865,7 @@ int gw_h2_session_new(struct gw_conn *c)
     /* the peer's own SETTINGS_MAX_CONCURRENT_STREAMS is irrelevant: a
      * server never opens streams (no push) */
 
-    if ((rv = from_nghttp2(nghttp2_session_server_new2(&c->h2, cbs, c, opt))) != 0)
+    if ((rv = from_nghttp2(nghttp2_session_server_new3(&c->h2, cbs, c, opt, &h2_mem))) != 0)
         goto out;
 
     nghttp2_settings_entry iv[] = {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "activity.h"
+#include "alloc.h"
 #include "clock.h"
 #include "config.h"
 #include "err.h"
@@ -67,7 +68,7 @@ static void hash_key(uint64_t *k0, uint64_t *k1)
 int gw_limiter_new(struct gw_limiter **out, const struct gw_config *cfg, gw_activity_emit_fn emit,
                    void *ud)
 {
-    struct gw_limiter *l = calloc(1, sizeof *l);
+    struct gw_limiter *l = gw_calloc(1, sizeof *l);
 
     *out = NULL;
     if (!l)
@@ -93,7 +94,7 @@ void gw_limiter_free(struct gw_limiter *l)
         return;
     gw_rl_addrs_free(l->addrs);
     gw_rl_servers_free(l->servers);
-    free(l);
+    gw_free(l);
 }
 
 /* The capacity a table of |size| entries gets (whole sets of ways). */

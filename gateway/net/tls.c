@@ -18,6 +18,7 @@
 #include <mbedtls/version.h>
 
 #include <panelproto/tlsutil.h>
+#include "alloc.h"
 #include "config.h"
 #include "err.h"
 
@@ -97,7 +98,7 @@ int gw_tls_global_new(struct gw_tls_global **out, const struct gw_config *cfg, c
     int ret;
 
     *out = NULL;
-    g = calloc(1, sizeof *g);
+    g = gw_calloc(1, sizeof *g);
     if (!g) {
         snprintf(err, errlen, "out of memory");
         return GW_ENOMEM;
@@ -140,7 +141,7 @@ void gw_tls_global_free(struct gw_tls_global *g)
 #endif
     mbedtls_ctr_drbg_free(&g->drbg);
     mbedtls_entropy_free(&g->entropy);
-    free(g);
+    gw_free(g);
 }
 
 static int parse_suites(struct gw_tls *t, const char *list, char *err, size_t errlen)
@@ -151,7 +152,7 @@ static int parse_suites(struct gw_tls *t, const char *list, char *err, size_t er
         memcpy(t->ciphersuites, default_suites, sizeof default_suites);
         return 0;
     }
-    char *copy = strdup(list), *save = NULL;
+    char *copy = gw_strdup(list), *save = NULL;
     if (!copy) {
         snprintf(err, errlen, "out of memory");
         return GW_ENOMEM;
@@ -164,14 +165,14 @@ static int parse_suites(struct gw_tls *t, const char *list, char *err, size_t er
         if (!id || !allowed) {
             snprintf(err, errlen,
                      "tls.ciphersuites: %.64s is not an ECDHE+AEAD suite this build offers", tok);
-            free(copy);
+            gw_free(copy);
             return GW_ECONFIG;
         }
         if (n + 1 >= sizeof t->ciphersuites / sizeof t->ciphersuites[0])
             break;
         t->ciphersuites[n++] = id;
     }
-    free(copy);
+    gw_free(copy);
     if (n == 0) {
         snprintf(err, errlen, "tls.ciphersuites: empty list");
         return GW_ECONFIG;
@@ -187,7 +188,7 @@ int gw_tls_new(struct gw_tls **out, struct gw_tls_global *g, const struct gw_con
     int ret, rv = GW_ETLS;
 
     *out = NULL;
-    t = calloc(1, sizeof *t);
+    t = gw_calloc(1, sizeof *t);
     if (!t) {
         snprintf(err, errlen, "out of memory");
         return GW_ENOMEM;
@@ -287,7 +288,7 @@ void gw_tls_unref(struct gw_tls *t)
     mbedtls_x509_crt_free(&t->cert);
     mbedtls_x509_crt_free(&t->ca);
     mbedtls_pk_free(&t->key);
-    free(t);
+    gw_free(t);
 }
 
 const mbedtls_ssl_config *gw_tls_conf(const struct gw_tls *t)

@@ -23,6 +23,7 @@
 #include <maxminddb.h>
 #include <msgpack.h>
 
+#include "alloc.h"
 #include "err.h"
 
 enum { DB_COUNTRY, DB_ASN, N_DB };
@@ -61,7 +62,7 @@ int gw_geo_open(struct gw_geo **out, const char *country_path, const char *asn_p
     struct gw_geo *g;
 
     *out = NULL;
-    g = calloc(1, sizeof *g);
+    g = gw_calloc(1, sizeof *g);
     if (!g) {
         gw_seterr(err, errlen, "[geo]: out of memory");
         return GW_ENOMEM;
@@ -83,7 +84,7 @@ void gw_geo_free(struct gw_geo *g)
     for (int i = 0; i < N_DB; i++)
         if (g->open[i])
             MMDB_close(&g->db[i]);
-    free(g);
+    gw_free(g);
 }
 
 bool gw_geo_has_country(const struct gw_geo *g)

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "alloc.h"
 #include "err.h"
 
 /* ---- buckets ------------------------------------------------------------------ */
@@ -175,7 +176,7 @@ int gw_rl_addrs_new(struct gw_rl_addrs **out, uint32_t size, uint64_t k0, uint64
 {
     uint32_t nsets = sets_for(size);
     struct gw_rl_addrs *t =
-        calloc(1, sizeof *t + (size_t)nsets * GW_RL_WAYS * sizeof(struct addr_entry));
+        gw_calloc(1, sizeof *t + (size_t)nsets * GW_RL_WAYS * sizeof(struct addr_entry));
 
     *out = NULL;
     if (!t)
@@ -189,7 +190,7 @@ int gw_rl_addrs_new(struct gw_rl_addrs **out, uint32_t size, uint64_t k0, uint64
 
 void gw_rl_addrs_free(struct gw_rl_addrs *t)
 {
-    free(t);
+    gw_free(t);
 }
 
 uint32_t gw_rl_addrs_capacity(const struct gw_rl_addrs *t)
@@ -320,7 +321,7 @@ int gw_rl_servers_new(struct gw_rl_servers **out, uint32_t size, uint64_t k0, ui
 {
     uint32_t nsets = sets_for(size);
     struct gw_rl_servers *t =
-        calloc(1, sizeof *t + (size_t)nsets * GW_RL_WAYS * sizeof(struct gw_rl_server));
+        gw_calloc(1, sizeof *t + (size_t)nsets * GW_RL_WAYS * sizeof(struct gw_rl_server));
 
     *out = NULL;
     if (!t)
@@ -334,7 +335,7 @@ int gw_rl_servers_new(struct gw_rl_servers **out, uint32_t size, uint64_t k0, ui
 
 void gw_rl_servers_free(struct gw_rl_servers *t)
 {
-    free(t);
+    gw_free(t);
 }
 
 uint32_t gw_rl_servers_capacity(const struct gw_rl_servers *t)

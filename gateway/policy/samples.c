@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "err.h"
 
 /* Rounds |n| up to a multiple of 8 (the alignment of every part). */
@@ -71,7 +72,7 @@ int gw_samples_build(const struct pa_frame *f, const struct gw_viewers *v,
     if (add(&total, strbytes) != 0)
         return GW_ENOMEM;
 
-    char *blk = malloc(total ? total : 1);
+    char *blk = gw_malloc(total ? total : 1);
     if (blk == NULL)
         return GW_ENOMEM;
     struct gw_samples *s = (struct gw_samples *)(void *)blk;
@@ -155,12 +156,12 @@ struct gw_path_cache *gw_path_cache_new(uint32_t cap, uint64_t seed)
     uint32_t c = 16;
     while (c < cap && c < (1u << 30))
         c <<= 1;
-    struct gw_path_cache *pc = calloc(1, sizeof *pc);
+    struct gw_path_cache *pc = gw_calloc(1, sizeof *pc);
     if (pc == NULL)
         return NULL;
-    pc->slots = calloc((size_t)c * 2, sizeof *pc->slots);
+    pc->slots = gw_calloc((size_t)c * 2, sizeof *pc->slots);
     if (pc->slots == NULL) {
-        free(pc);
+        gw_free(pc);
         return NULL;
     }
     pc->cap = c;
@@ -174,7 +175,7 @@ void gw_path_cache_clear(struct gw_path_cache *c)
     if (c == NULL || c->count == 0)
         return;
     for (uint32_t i = 0; i <= c->mask; i++) {
-        free(c->slots[i].key);
+        gw_free(c->slots[i].key);
         c->slots[i].key = NULL;
     }
     c->count = 0;
@@ -185,8 +186,8 @@ void gw_path_cache_free(struct gw_path_cache *c)
     if (c == NULL)
         return;
     gw_path_cache_clear(c);
-    free(c->slots);
-    free(c);
+    gw_free(c->slots);
+    gw_free(c);
 }
 
 uint32_t gw_path_cache_count(const struct gw_path_cache *c)
@@ -275,7 +276,7 @@ int gw_path_cache_put(struct gw_path_cache *c, int64_t server_id,
             gw_path_cache_clear(c);
             sl = find(c, h, server_id, s, klen);
         }
-        char *k = malloc(klen);
+        char *k = gw_malloc(klen);
         if (k == NULL)
             return GW_ENOMEM;
         const char *parts[4] = {s->vhost, s->app, s->instance, s->stream};

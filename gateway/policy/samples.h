@@ -51,7 +51,7 @@ struct gw_samples {
 
 /* Builds the block for |f| and its reduced viewers |v| (NULL = none).
  * Returns 0, or GW_ENOMEM on allocation failure or a frame too large to
- * describe (*out NULL).  Free with free(). */
+ * describe (*out NULL).  Free with gw_free() (alloc.h). */
 int gw_samples_build(const struct pa_frame *f, const struct gw_viewers *v,
                      struct gw_samples **out);
 

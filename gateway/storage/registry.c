@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "err.h"
 #include "store.h"
 
@@ -142,9 +143,9 @@ static void registry_free(struct gw_registry *r)
 {
     if (r == NULL)
         return;
-    free(r->srv);
-    free(r->slots);
-    free(r);
+    gw_free(r->srv);
+    gw_free(r->slots);
+    gw_free(r);
 }
 
 /* Inserts entry |i|; GW_EEXIST when its SPKI is already present. */
@@ -173,8 +174,8 @@ static int alloc_table(struct gw_registry *r, size_t n, char *err, size_t errlen
         }
         cap *= 2;
     }
-    r->slots = calloc(cap, sizeof *r->slots);
-    r->srv = calloc(n ? n : 1, sizeof *r->srv);
+    r->slots = gw_calloc(cap, sizeof *r->slots);
+    r->srv = gw_calloc(n ? n : 1, sizeof *r->srv);
     if (r->slots == NULL || r->srv == NULL) {
         return gw_fail(GW_ENOMEM, err, errlen, "registry: out of memory for %zu pins", n);
     }
@@ -325,7 +326,7 @@ int gw_registry_load(const char *db_path, struct gw_registry **out, char *err, s
     }
     sqlite3_busy_timeout(db, LOAD_BUSY_TIMEOUT_MS);
 
-    r = calloc(1, sizeof *r);
+    r = gw_calloc(1, sizeof *r);
     if (r == NULL) {
         gw_seterr(err, errlen, "registry: out of memory");
         rv = GW_ENOMEM;

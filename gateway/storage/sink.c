@@ -38,6 +38,7 @@
 
 #include <event2/event.h>
 
+#include "alloc.h"
 #include "clock.h"
 #include "config.h"
 #include "err.h"
@@ -95,20 +96,20 @@ static int64_t wall_ms(void)
 
 struct gw_sink_item *gw_sink_item_new(const char *reported_name, const uint8_t *body, size_t len)
 {
-    struct gw_sink_item *it = calloc(1, sizeof *it);
+    struct gw_sink_item *it = gw_calloc(1, sizeof *it);
     if (it == NULL)
         return NULL;
     it->status = GW_SINK_FAILED;
     if (reported_name != NULL) {
         size_t n = strlen(reported_name);
-        it->reported_name = malloc(n + 1);
+        it->reported_name = gw_malloc(n + 1);
         if (it->reported_name == NULL)
             goto fail;
         memcpy(it->reported_name, reported_name, n + 1);
     }
     /* Never NULL, even when empty, so a backend can tell "no body" from
      * "empty body" without special cases. */
-    it->body = malloc(len ? len : 1);
+    it->body = gw_malloc(len ? len : 1);
     if (it->body == NULL)
         goto fail;
     if (len)
@@ -150,10 +151,10 @@ void gw_sink_item_free(struct gw_sink_item *it)
 {
     if (it == NULL)
         return;
-    free(it->reported_name);
-    free(it->body);
-    free(it->samples);
-    free(it);
+    gw_free(it->reported_name);
+    gw_free(it->body);
+    gw_free(it->samples);
+    gw_free(it);
 }
 
 /* Runs the done callbacks of |list| and frees the items (calling thread). */
@@ -317,7 +318,7 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
         return GW_ECONFIG;
     }
 
-    s = calloc(1, sizeof *s);
+    s = gw_calloc(1, sizeof *s);
     if (s == NULL) {
         return gw_fail(GW_ENOMEM, err, errlen, "sink: out of memory");
     }
@@ -328,7 +329,7 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
     if (s->batch_max > s->max_frames)
         s->batch_max = s->max_frames;
 
-    s->batch = calloc(s->batch_max, sizeof *s->batch);
+    s->batch = gw_calloc(s->batch_max, sizeof *s->batch);
     if (s->batch == NULL) {
         gw_seterr(err, errlen, "sink: out of memory");
         goto fail;
@@ -390,8 +391,8 @@ fail:
         pthread_cond_destroy(&s->done_cv);
     if (mu_ok)
         pthread_mutex_destroy(&s->mu);
-    free(s->batch);
-    free(s);
+    gw_free(s->batch);
+    gw_free(s);
     return rv;
 }
 
@@ -515,8 +516,8 @@ void gw_sink_free(struct gw_sink *s)
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->mu);
-    free(s->batch);
-    free(s);
+    gw_free(s->batch);
+    gw_free(s);
 }
 
 void gw_sink_set_deadline(struct gw_sink *s, int64_t deadline_mono_ms)

@@ -36,6 +36,7 @@
  * again.  The failure is logged once when storage starts failing (and
  * again if the error changes), and once when it recovers.
  */
+#include "alloc.h"
 #include "sink.h"
 
 #include <stdarg.h>
@@ -100,7 +101,7 @@ static void sq_close(void *state)
     sqlite3_finalize(q->paths_gen);
     gw_path_cache_free(q->paths);
     sqlite3_close(q->db);
-    free(q);
+    gw_free(q);
 }
 
 static int exec(struct sq *q, const char *sql, const char *path, char *err, size_t errlen)
@@ -199,7 +200,7 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
     *state = NULL;
     if (path == NULL || *path == '\0')
         return gw_fail(GW_ECONFIG, err, errlen, "sqlite: no sqlite_path");
-    q = calloc(1, sizeof *q);
+    q = gw_calloc(1, sizeof *q);
     if (q == NULL)
         return gw_fail(GW_ENOMEM, err, errlen, "sqlite: out of memory");
     int rc = sqlite3_open_v2(path, &q->db,
@@ -605,7 +606,7 @@ static int sq_write_batch(void *state, struct gw_sink_item **items, size_t n)
         if (items[i]->kind != GW_SINK_PURGE)
             k++;
     if (k > 0) {
-        struct gw_sink_item **rest = malloc(k * sizeof *rest);
+        struct gw_sink_item **rest = gw_malloc(k * sizeof *rest);
         if (rest == NULL) {
             for (size_t i = 0; i < n; i++)
                 items[i]->status = GW_SINK_FAILED;
@@ -616,7 +617,7 @@ static int sq_write_batch(void *state, struct gw_sink_item **items, size_t n)
             if (items[i]->kind != GW_SINK_PURGE)
                 rest[k++] = items[i];
         rv = write_frames(q, rest, k);
-        free(rest);
+        gw_free(rest);
     }
     for (size_t i = 0; i < n; i++)
         if (items[i]->kind == GW_SINK_PURGE)

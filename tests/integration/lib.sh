@@ -396,9 +396,9 @@ gw_stop_check() {
 
 # check_log_clean: no sanitizer report or crash in the gateway's stderr.
 check_log_clean() {
-    if grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: .*Sanitizer|Assertion .* failed' "$GW_LOG"; then
+    if grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|runtime error:|SUMMARY: .*Sanitizer|Assertion .* failed' "$GW_LOG"; then
         not_ok "gateway log free of sanitizer reports and assertion failures"
-        grep -E -A30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|Assertion .* failed' "$GW_LOG" | head -60
+        grep -E -A30 'ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|runtime error:|Assertion .* failed' "$GW_LOG" | head -60
     else
         ok "gateway log free of sanitizer reports and assertion failures"
     fi

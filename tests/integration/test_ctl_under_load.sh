@@ -68,7 +68,9 @@ while alive "$LOAD_PID" && ((i < 400)); do
     try list list
     try show show nimble-01
     try activity activity --limit 5
-    if ((i % 4 == 0)); then
+    # every fourth round, and the first three: a slow build (ThreadSanitizer
+    # makes each run several times slower) still gets its five in 8 s
+    if ((i % 4 == 0 || i <= 3)); then
         try register register "spare-$i" --kind wowza --days 1
         try revoke revoke "spare-$i"
     fi

@@ -24,7 +24,7 @@ pa() {
     PA_RC=0
     timeout 120 "$PA" "$@" >"$T/pa.out" 2>"$T/pa.err" </dev/null || PA_RC=$?
     PA_MS=$(($(now_ms) - t0))
-    if grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$T/pa.err"; then
+    if grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|runtime error:' "$T/pa.err"; then
         not_ok "$what: sanitizer report"
         head -40 "$T/pa.err"
     fi

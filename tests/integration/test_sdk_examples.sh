@@ -21,7 +21,8 @@
 # needs it first in the process) and ASan's SEGV handling and leak check
 # off (the JVM uses SIGSEGV itself, and exits without freeing); when that
 # cannot work (no shared libasan, or a probe run fails) the Java parts are
-# skipped with the reason.  The C++ parts always run.
+# skipped with the reason; in a ThreadSanitizer build (PANELGATE_TSAN)
+# they are skipped.  The C++ parts always run.
 . "$(dirname "$0")/lib.sh"
 
 CTL=${PANELGATECTL:-$PANELGATE_BUILD_DIR/bin/panelgatectl}
@@ -37,9 +38,16 @@ JAVA=1
 JAVA_ENV=(env) # prefix of every command that starts a JVM
 SANITIZE=0
 grep -q '^PANELGATE_SANITIZE:BOOL=ON' "$PANELGATE_BUILD_DIR/CMakeCache.txt" 2>/dev/null && SANITIZE=1
+TSAN=0
+grep -q '^PANELGATE_TSAN:BOOL=ON' "$PANELGATE_BUILD_DIR/CMakeCache.txt" 2>/dev/null && TSAN=1
 if [[ ! -x $WOWZA_AGENT || ! -x $JAVA_CHECK ]]; then
     JAVA=0
     note "SKIP Java parts: no wowza-agent / panelagent-java-check (no JDK at configure time)"
+elif ((TSAN)); then
+    # the TSan runtime must start before the first thread; the JVM's
+    # threads all exist before it loads libpanelagent
+    JAVA=0
+    note "SKIP Java parts: ThreadSanitizer build (its runtime cannot be loaded into a running JVM)"
 elif ((SANITIZE)); then
     cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$PANELGATE_BUILD_DIR/CMakeCache.txt")
     asan=$("${cc:-cc}" -print-file-name=libasan.so 2>/dev/null) || asan=
