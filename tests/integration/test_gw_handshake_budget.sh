@@ -181,6 +181,14 @@ check "... without addresses" bash -c "! grep '\"event\":\"connections_shed\"' '
 gw_stop_check
 
 # ---- memory after a burst of idle connections -------------------------------------------
+# (under AddressSanitizer its allocator, not glibc's, holds the memory: the
+# connections come and go, the VmRSS bound is not checked)
+PG_RSS_CHECK=1
+if ldd "$PG_BIN" 2>/dev/null | grep -q libasan; then
+    note "SKIP the VmRSS bound: an AddressSanitizer build"
+    PG_RSS_CHECK=0
+fi
+export PG_RSS_CHECK
 N=2000
 gw_config "[server]" "max_connections = 4000" "max_handshakes = 4000" \
     "handshake_timeout_ms = 60000"
@@ -222,8 +230,9 @@ while vmrss_kb() - base > BOUND_KB and time.monotonic() < deadline:
 after = vmrss_kb()
 ok.note("VmRSS: %d kB before, %d kB with %d idle connections, %d kB as they closed, %d kB "
         "after" % (base, peak, N, closed, after))
-ok(after - base <= BOUND_KB, "after they closed, VmRSS is back within %d MB of the baseline "
-   "(+%d kB)" % (BOUND_KB // 1024, after - base), "%d kB -> %d kB" % (base, after))
+if os.environ["PG_RSS_CHECK"] == "1":
+    ok(after - base <= BOUND_KB, "after they closed, VmRSS is back within %d MB of the baseline "
+       "(+%d kB)" % (BOUND_KB // 1024, after - base), "%d kB -> %d kB" % (base, after))
 c = hc.connect("nimble-01")
 r = c.post(hc.pack(hc.minimal_frame(int(time.time() * 1000) + 1)))
 c.close()
