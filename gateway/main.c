@@ -722,7 +722,9 @@ int main(int argc, char **argv)
     app.activity_timer = event_new(app.base, -1, EV_PERSIST, on_activity_timer, &app);
     app.retention_timer = event_new(app.base, -1, EV_PERSIST, on_retention_timer, &app);
     app.accept_timer = evtimer_new(app.base, on_accept_resume, &app);
-    if (!app.poll_timer || !app.activity_timer || !app.retention_timer || !app.accept_timer) {
+    app.trim_timer = evtimer_new(app.base, gw_conn_on_trim, &app);
+    if (!app.poll_timer || !app.activity_timer || !app.retention_timer || !app.accept_timer ||
+        !app.trim_timer) {
         gw_log(GW_LOG_ERROR, NULL, "start_failed", "cannot create timers");
         goto out;
     }
@@ -776,6 +778,8 @@ out:
         event_free(app.retention_timer);
     if (app.accept_timer)
         event_free(app.accept_timer);
+    if (app.trim_timer)
+        event_free(app.trim_timer);
     if (app.spare_fd >= 0)
         close(app.spare_fd);
     sqlite3_close(app.reg_db);

@@ -74,6 +74,7 @@ struct key {
 static const struct key keys[] = {
     {"server", "listen", K_LISTEN, OFF(listen), 1, GW_MAX_LISTEN, F_LISTEN},
     {"server", "max_connections", K_U32, OFF(max_connections), 1, 1000000, 0},
+    {"server", "max_handshakes", K_U32, OFF(max_handshakes), 1, 1000000, 0},
     {"server", "handshake_timeout_ms", K_U32, OFF(handshake_timeout_ms), 1, 600000, 0},
     {"server", "idle_timeout_ms", K_U32, OFF(idle_timeout_ms), 1, DAY_MS, 0},
     {"server", "request_timeout_ms", K_U32, OFF(request_timeout_ms), 1, 3600000, 0},
@@ -828,6 +829,7 @@ int gw_config_defaults(struct gw_config *c)
     c->listen[1].port = 8443;
     c->n_listen = 2;
     c->max_connections = 10000;
+    c->max_handshakes = GW_DEFAULT_MAX_HANDSHAKES(c->max_connections);
     c->handshake_timeout_ms = 10000;
     c->idle_timeout_ms = 120000;
     c->request_timeout_ms = 30000;
@@ -936,6 +938,9 @@ int gw_config_load(struct gw_config *c, const char *path, char *err, size_t errl
     if (p.seen[find_key("frame", "max_frame_bytes") - keys] != 0 &&
         p.seen[find_key("http2", "max_body_bytes") - keys] == 0)
         c->max_body_bytes = c->frame.max_frame_bytes;
+    /* ... and the handshake budget follows max_connections. */
+    if (p.seen[find_key("server", "max_handshakes") - keys] == 0)
+        c->max_handshakes = GW_DEFAULT_MAX_HANDSHAKES(c->max_connections);
 
     if (gw_config_validate(c, why, sizeof why) != 0) {
         snprintf(err, errlen, "%s: %s", path, why);
@@ -1066,6 +1071,11 @@ int gw_config_validate(const struct gw_config *c, char *err, size_t errlen)
             break;
         }
     }
+    if (c->max_handshakes > c->max_connections)
+        return bad(err, errlen,
+                   "[server] max_handshakes: %" PRIu32 " is larger than max_connections (%" PRIu32
+                   ")",
+                   c->max_handshakes, c->max_connections);
     if (pa_frame_limits_check(&c->frame) != 0)
         return bad(err, errlen, "[frame]: limits rejected by the frame codec");
     if (c->max_body_bytes > c->frame.max_frame_bytes)

@@ -68,11 +68,19 @@ extern const char *const gw_rl_kind_names[GW_RL_N_KINDS];
 
 #define GW_RL_MAX_SERVER_OVERRIDES 4096
 
+/* The handshake budget unless [server] max_handshakes is set: a quarter of
+ * max_connections, at least 1 (docs/OPERATIONS.md says why). */
+#define GW_DEFAULT_MAX_HANDSHAKES(max_conns) ((max_conns) / 4 > 0 ? (max_conns) / 4 : 1)
+
 struct gw_config {
     /* [server] */
     struct gw_listen listen[GW_MAX_LISTEN]; /* listen = 0.0.0.0:8443, [::]:8443 */
     unsigned n_listen;
     uint32_t max_connections;      /* 10000 */
+    uint32_t max_handshakes;       /* = GW_DEFAULT_MAX_HANDSHAKES(max_connections)
+                                      unless set: connections not yet
+                                      authenticated (handshake, or refused
+                                      and lingering) */
     uint32_t handshake_timeout_ms; /* 10000 */
     uint32_t idle_timeout_ms;      /* 120000 */
     uint32_t request_timeout_ms;   /* 30000 */

@@ -36,6 +36,7 @@ void gw_admin_snapshot(struct gw_app *app, struct gw_metrics *m)
     m->stats = app->stats;
     gw_sink_get_stats(app->sink, &m->sink);
     m->conns_open = app->n_conns;
+    m->conns_unauth = app->n_unauth;
     m->registry_pins = gw_registry_count(app->reg);
     m->started_ms = app->started_ms;
     m->draining = app->draining;

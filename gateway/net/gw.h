@@ -54,6 +54,17 @@ struct gw_app {
     unsigned n_listeners;
     struct gw_conn *conns;    /* all live connections */
     uint32_t n_conns;
+    /* the connections not authenticated yet (in the handshake, or refused
+     * and lingering), oldest first: a full budget (max_handshakes,
+     * max_connections) sheds the oldest of them for a new connection */
+    struct gw_conn *unauth_oldest, *unauth_newest;
+    uint32_t n_unauth;
+    int64_t shed_log_ms;      /* monotonic: the last connections_shed line */
+    uint64_t shed_unlogged;   /* sheds since that line */
+    /* freed memory goes back to the system after a burst of closes
+     * (conn.c gw_conn_on_trim) */
+    uint32_t conns_peak;      /* most connections open since the last trim */
+    struct event *trim_timer;
     uint64_t next_conn_id;
     bool draining;
     struct event *drain_timer;
@@ -108,6 +119,8 @@ struct gw_stream;
 struct gw_conn {
     struct gw_app *app;
     struct gw_conn *prev, *next;
+    struct gw_conn *unauth_prev, *unauth_next; /* app's unauthenticated list */
+    bool unauth;        /* in that list */
     uint64_t id;
     int fd;
     enum gw_conn_state state;
@@ -117,7 +130,8 @@ struct gw_conn {
     bool write_armed;
 
     struct gw_tls *tls; /* the configuration this connection started with */
-    mbedtls_ssl_context ssl;
+    mbedtls_ssl_context ssl; /* set up at the peer's first byte */
+    bool ssl_ready;
     bool chain_bad;     /* a certificate in the chain failed verification */
     bool verified;      /* the chain was verified in this handshake (a
                            resumed one verifies nothing) */
@@ -171,6 +185,9 @@ void gw_conn_goaway(struct gw_conn *c, uint32_t error_code, const char *why);
  * flushed here).  Returns how many got one. */
 unsigned gw_conn_goaway_server(struct gw_conn *self, uint32_t error_code, const char *why);
 void gw_conn_log_ctx(const struct gw_conn *c, struct gw_log_ctx *ctx);
+/* app->trim_timer's callback (arg: the app): returns the memory freed by
+ * closed connections to the system. */
+void gw_conn_on_trim(evutil_socket_t fd, short what, void *arg);
 
 /* h2.c */
 int gw_h2_session_new(struct gw_conn *c);

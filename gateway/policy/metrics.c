@@ -73,7 +73,17 @@ int gw_metrics_render(const struct gw_metrics *m, struct pa_buf *out)
             s->conns_refused_limit);
     counter(&o, "panelgate_connections_throttled_total",
             "Connections closed at accept by the per-address limit.", s->handshakes_throttled);
+    family(&o, "panelgate_connections_shed_total", "counter",
+           "Unauthenticated connections closed to make room for a new one, by the budget "
+           "that was full.");
+    put(&o, "panelgate_connections_shed_total{reason=\"max_handshakes\"} %" PRIu64 "\n",
+        s->conns_shed_handshakes);
+    put(&o, "panelgate_connections_shed_total{reason=\"max_connections\"} %" PRIu64 "\n",
+        s->conns_shed_limit);
     gauge(&o, "panelgate_connections_open", "Agent connections open now.", m->conns_open);
+    gauge(&o, "panelgate_connections_handshaking",
+          "Connections open now that have not authenticated yet (max_handshakes).",
+          m->conns_unauth);
     family(&o, "panelgate_handshakes_total", "counter",
            "Completed TLS handshakes, by full or resumed.");
     put(&o, "panelgate_handshakes_total{resumed=\"false\"} %" PRIu64 "\n",

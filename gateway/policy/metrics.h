@@ -23,6 +23,7 @@ struct gw_metrics {
     struct gw_stats stats;     /* app->stats */
     struct gw_sink_stats sink; /* gw_sink_get_stats */
     uint32_t conns_open;
+    uint32_t conns_unauth;     /* not authenticated yet (max_handshakes) */
     size_t registry_pins;
     int64_t started_ms;        /* Unix ms */
     bool draining;

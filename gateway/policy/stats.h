@@ -16,6 +16,9 @@
 struct gw_stats {
     uint64_t conns_accepted;
     uint64_t conns_refused_limit;  /* over max_connections or draining */
+    uint64_t conns_shed_handshakes; /* unauthenticated, closed for a new
+                                       connection: max_handshakes full */
+    uint64_t conns_shed_limit;     /* ... max_connections full */
     uint64_t handshakes_ok;
     uint64_t handshakes_resumed;
     uint64_t handshakes_refused;   /* any TLS/identity failure */

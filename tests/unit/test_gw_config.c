@@ -98,6 +98,7 @@ static void test_defaults(void **state)
     assert_string_equal(c->listen[1].host, "::");
     assert_int_equal(c->listen[1].port, 8443);
     assert_int_equal(c->max_connections, 10000);
+    assert_int_equal(c->max_handshakes, 2500);
     assert_int_equal(c->handshake_timeout_ms, 10000);
     assert_int_equal(c->idle_timeout_ms, 120000);
     assert_int_equal(c->request_timeout_ms, 30000);
@@ -235,6 +236,7 @@ static void test_full_file(void **state)
     assert_string_equal(c->listen[3].host, "10.1.2.3");
     assert_int_equal(c->listen[3].port, 65535);
     assert_int_equal(c->max_connections, 500);
+    assert_int_equal(c->max_handshakes, 125); /* a quarter, not set in the file */
     assert_int_equal(c->handshake_timeout_ms, 2500);
     assert_int_equal(c->idle_timeout_ms, 60000);
     assert_int_equal(c->request_timeout_ms, 1000);
@@ -489,6 +491,33 @@ static void test_max_body_follows_frame(void **state)
     assert_int_equal(strncmp(f->err, want, strlen(want)), 0);
 }
 
+/* [server] max_handshakes follows max_connections (a quarter, at least 1)
+ * unless it is set, and may not exceed it. */
+static void test_max_handshakes_follows_connections(void **state)
+{
+    struct fx *f = *state;
+    char want[600];
+
+    assert_int_equal(load(f, TLS_OK "[server]\nmax_connections = 64\n"), 0);
+    assert_int_equal(f->c.max_handshakes, 16);
+    assert_int_equal(load(f, TLS_OK "[server]\nmax_connections = 3\n"), 0);
+    assert_int_equal(f->c.max_handshakes, 1);
+    assert_int_equal(load(f, TLS_OK "[server]\nmax_connections = 64\nmax_handshakes = 64\n"), 0);
+    assert_int_equal(f->c.max_handshakes, 64);
+    assert_int_equal(load(f, TLS_OK "[server]\nmax_handshakes = 7\n"), 0);
+    assert_int_equal(f->c.max_handshakes, 7);
+    assert_int_equal(f->c.max_connections, 10000);
+
+    assert_int_equal(load(f, TLS_OK "[server]\nmax_connections = 64\nmax_handshakes = 65\n"),
+                     GW_ECONFIG);
+    snprintf(want, sizeof want, "%s: [server] max_handshakes: 65 is larger than max_connections (64)",
+             f->path);
+    assert_string_equal(f->err, want);
+    assert_int_equal(load(f, TLS_OK "[server]\nmax_handshakes = 0\n"), GW_ECONFIG);
+    assert_non_null(strstr(f->err, "[server] max_handshakes"));
+    assert_non_null(strstr(f->err, "out of range 1..1000000"));
+}
+
 static void test_validate(void **state)
 {
     struct fx *f = *state;
@@ -685,8 +714,8 @@ static void test_sample_file(void **state)
         len += n;
     }
     fclose(fp);
-    /* every key (66) but the three TLS paths: a new key must join the sample */
-    assert_int_equal(settings, 63);
+    /* every key (67) but the three TLS paths: a new key must join the sample */
+    assert_int_equal(settings, 64);
     int rc = load(f, body);
     free(body);
     if (rc != 0)
@@ -835,6 +864,7 @@ struct reload_case {
 static const struct reload_case reload_cases[] = {
     {"server", "listen", "127.0.0.1:1", "127.0.0.1:1, [::1]:2", GW_RELOAD_LISTEN},
     {"server", "max_connections", "100", "200", 0},
+    {"server", "max_handshakes", "10", "20", 0},
     {"server", "handshake_timeout_ms", "100", "200", 0},
     {"server", "idle_timeout_ms", "100", "200", 0},
     {"server", "request_timeout_ms", "100", "200", 0},
@@ -931,8 +961,8 @@ static void test_reload_each_key(void **state)
     const size_t n_cases = sizeof reload_cases / sizeof reload_cases[0];
     struct gw_reload_kept kept;
 
-    /* every key (66, as in test_sample_file): a new key must join the list */
-    assert_int_equal(n_cases, 66);
+    /* every key (67, as in test_sample_file): a new key must join the list */
+    assert_int_equal(n_cases, 67);
     for (size_t i = 0; i < n_cases; i++) {
         const struct reload_case *k = &reload_cases[i];
         struct gw_config running, loaded, want;
@@ -1071,6 +1101,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_line_and_nul, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_suffixes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_body_follows_frame, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_handshakes_follows_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_replaces_default, setup, teardown),

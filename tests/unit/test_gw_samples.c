@@ -255,6 +255,9 @@ static void test_metrics_text(void **state)
     m.sink.failing_since_ms = 1700000000123;
     m.sink.queue_max_frames = 4096;
     m.conns_open = 3;
+    m.conns_unauth = 2;
+    m.stats.conns_shed_handshakes = 11;
+    m.stats.conns_shed_limit = 4;
     pa_buf_init(&out, NULL);
     assert_int_equal(gw_metrics_render(&m, &out), 0);
     assert_int_equal(pa_buf_append(&out, "", 1), 0);
@@ -264,6 +267,9 @@ static void test_metrics_text(void **state)
     assert_non_null(strstr(t, "\npanelgate_sink_failing 1\n"));
     assert_non_null(strstr(t, "\npanelgate_sink_failing_since_seconds 1700000000\n"));
     assert_non_null(strstr(t, "\npanelgate_connections_open 3\n"));
+    assert_non_null(strstr(t, "\npanelgate_connections_handshaking 2\n"));
+    assert_non_null(strstr(t, "\npanelgate_connections_shed_total{reason=\"max_handshakes\"} 11\n"));
+    assert_non_null(strstr(t, "\npanelgate_connections_shed_total{reason=\"max_connections\"} 4\n"));
     assert_non_null(strstr(t, "panelgate_handshakes_refused_total{reason=\"unregistered\"} 2\n"));
     assert_non_null(strstr(t, "panelgate_handshakes_refused_total{reason=\"other\"} 2\n"));
     assert_non_null(strstr(t, "panelgate_responses_total{status=\"202\"} 7\n"));
