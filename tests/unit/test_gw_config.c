@@ -685,8 +685,8 @@ static void test_sample_file(void **state)
         len += n;
     }
     fclose(fp);
-    /* every key (66) but the three TLS paths: a new key must join the sample */
-    assert_int_equal(settings, 63);
+    /* every key (67) but the three TLS paths: a new key must join the sample */
+    assert_int_equal(settings, 64);
     int rc = load(f, body);
     free(body);
     if (rc != 0)
@@ -878,6 +878,7 @@ static const struct reload_case reload_cases[] = {
     {"storage", "retry_after_s", "10", "20", 0},
     {"storage", "retention_days", "1", "2", 0},
     {"storage", "retention_interval_s", "10", "20", 0},
+    {"storage", "file_check_interval_ms", "0", "500", GW_RELOAD_STORAGE},
     {"geo", "country_db", "/geo/a.mmdb", "/geo/b.mmdb", 0},
     {"geo", "asn_db", "", "/geo/asn.mmdb", 0},
     /* the regression: unset (= sqlite_path) while running, set in the file */
@@ -931,8 +932,8 @@ static void test_reload_each_key(void **state)
     const size_t n_cases = sizeof reload_cases / sizeof reload_cases[0];
     struct gw_reload_kept kept;
 
-    /* every key (66, as in test_sample_file): a new key must join the list */
-    assert_int_equal(n_cases, 66);
+    /* every key (67, as in test_sample_file): a new key must join the list */
+    assert_int_equal(n_cases, 67);
     for (size_t i = 0; i < n_cases; i++) {
         const struct reload_case *k = &reload_cases[i];
         struct gw_config running, loaded, want;
