@@ -43,7 +43,8 @@ static void stub_close(void *state)
     (void)state;
 }
 
-static const struct gw_sink_ops stub_ops = {"fuzz", stub_open, stub_write, stub_close, NULL};
+static const struct gw_sink_ops stub_ops = {
+    .name = "fuzz", .open = stub_open, .write_batch = stub_write, .close = stub_close};
 
 static struct gw_app app;
 

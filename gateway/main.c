@@ -264,11 +264,30 @@ int gw_app_activity(void *arg, const char *action, int64_t server_id, const char
  * when it ends; the activity log gets one "storage_outage" row for the
  * whole outage when it ends (written through the storage that just came
  * back: while it fails, nothing can be written there). */
+static void open_registry_poll(struct gw_app *app);
+
 static void on_sink_state(int failing, const struct gw_sink_stats *st, void *arg)
 {
     struct gw_app *app = arg;
     int64_t now = gw_now_ms();
 
+    /* A file of the database was deleted or replaced: the poll connection
+     * holds the old -wal and -shm open too, and the sink reopens only
+     * once every connection of the process to the file has let go. */
+    if (failing && st->files_replaced && !app->reg_db_released) {
+        sqlite3_close(app->reg_db);
+        app->reg_db = NULL;
+        app->reg_db_released = true;
+    }
+    if (!failing && app->reg_db_released) {
+        /* and the file may be another one now: read the registry anew */
+        app->reg_db_released = false;
+        open_registry_poll(app);
+        app->reg_generation = -1; /* the next poll loads it */
+        app->reg_data_version = -1;
+    }
+    if (failing && app->outage_since_ms != 0)
+        return; /* the same outage, now with files_replaced */
     if (failing) {
         app->outage_since_ms = st->failing_since_ms ? st->failing_since_ms : now;
         app->outage_mono0 = gw_mono_ms(); /* the duration, whatever the wall clock does */

@@ -128,6 +128,8 @@ static const struct key keys[] = {
     {"storage", "retry_after_s", K_U32, OFF(retry_after_s), 1, 3600, 0},
     {"storage", "retention_days", K_U32, OFF(retention_days), 0, 36500, 0},
     {"storage", "retention_interval_s", K_U32, OFF(retention_interval_s), 1, 86400, 0},
+    {"storage", "file_check_interval_ms", K_U32, OFF(file_check_interval_ms), 0, 60000,
+     F_STORAGE},
 
     {"geo", "country_db", K_STR, OFF(country_db), 0, 0, 0},
     {"geo", "asn_db", K_STR, OFF(asn_db), 0, 0, 0},
@@ -858,6 +860,7 @@ int gw_config_defaults(struct gw_config *c)
     c->retry_after_s = 5;
     c->retention_days = 0;
     c->retention_interval_s = 3600;
+    c->file_check_interval_ms = 1000;
     c->store_samples = true;
     snprintf(c->admin_listen.host, sizeof c->admin_listen.host, "127.0.0.1");
     c->admin_listen.port = 8445;

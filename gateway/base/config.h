@@ -124,6 +124,11 @@ struct gw_config {
     uint32_t retry_after_s;        /* 5: retry-after on 503 */
     uint32_t retention_days;       /* 0 = keep frames forever */
     uint32_t retention_interval_s; /* 3600: how often retention runs */
+    uint32_t file_check_interval_ms; /* 1000: how often an idle writer checks
+                                        that the database, -wal and -shm
+                                        files are still the ones it opened
+                                        (also before every commit); 0 =
+                                        only before commits */
     bool store_samples;            /* true: write the derived tables
                                       (docs/STORAGE.md).  Not a file key:
                                       bench/sink_bench.c turns it off to

@@ -82,6 +82,8 @@ struct gw_app {
     sqlite3 *reg_db;
     int64_t reg_generation;
     int64_t reg_data_version;      /* PRAGMA data_version at the last read */
+    bool reg_db_released;          /* reg_db closed for a storage file
+                                      replaced (reopened when it ends) */
     int64_t pin_sweep_ms;          /* monotonic: the last pin-expiry sweep */
     struct event *poll_timer;
     struct event *retention_timer; /* [storage] retention_days */

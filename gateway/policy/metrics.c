@@ -147,6 +147,10 @@ int gw_metrics_render(const struct gw_metrics *m, struct pa_buf *out)
             "committed.",
             k->items_rejected);
     counter(&o, "panelgate_sink_outages_total", "Times storage started failing.", k->outages);
+    counter(&o, "panelgate_sink_reopens_total",
+            "Times the database was reopened after its file, -wal or -shm was deleted or "
+            "replaced under the gateway.",
+            k->reopens);
     gauge(&o, "panelgate_sink_failing",
           "1 while storage is failing (the last group commit failed).", k->failing ? 1 : 0);
     gauge(&o, "panelgate_sink_failing_since_seconds",

@@ -68,6 +68,12 @@ struct gw_sink_stats {
     size_t queue_frames, queue_bytes;         /* pending now */
     size_t queue_max_frames, queue_max_bytes; /* the bounds */
     char reason[160];          /* the backend's last error while failing */
+    int files_replaced;        /* the outage is a file of the database
+                                  deleted or replaced under the gateway:
+                                  other connections to it in the process
+                                  must let go of it (and reopen after) */
+    uint64_t reopens;          /* times the backend reopened its database
+                                  after such a replacement */
 };
 
 #endif /* GW_STATS_H */

@@ -25,6 +25,16 @@
  * (the gateway answers 503 and the agent resends with the same seq).  An
  * item the backend rejected alone (GW_SINK_REJECTED) does not fail its
  * batch: it is counted apart, and the failing state is not set.
+ *
+ * File checks.  Before each batch, and every file_check_interval_ms while
+ * idle, the writer asks the backend (ops->check) whether its files are
+ * still the ones it opened.  A failed check fails like a batch (same
+ * failing state, reason, alarm); the first check that passes again ends
+ * that outage, with or without a batch.  When the backend says a file was
+ * replaced (gw_sink_note_replaced), the loop is told (state_fn with
+ * st.files_replaced) and lets go of its own connections; only then is the
+ * backend allowed to reopen (check's reopen_ok), and the writer checks
+ * again at once.
  */
 #include "sink.h"
 
@@ -54,6 +64,7 @@ struct gw_sink {
     size_t batch_max;
     size_t max_frames;
     size_t max_bytes;
+    uint32_t check_ms;           /* file_check_interval_ms; 0 = before batches only */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;           /* writer waits for work or stop */
@@ -69,9 +80,13 @@ struct gw_sink {
     uint64_t abandoned;          /* items failed unwritten at the deadline */
     pthread_cond_t done_cv;      /* gw_sink_free waits for writer_done */
     int64_t deadline_ms;         /* monotonic; 0 = none (gw_sink_set_deadline) */
+    int check_failing;           /* the outage is the file check's */
+    int replaced_seen;           /* the loop has handled st.files_replaced */
+    int check_now;               /* ... so check again without waiting */
     struct gw_sink_stats st;     /* counters; st.failing mirrors failing */
     /* --- loop thread only --- */
     int reported_failing;        /* the state last passed to state_fn */
+    int reported_replaced;       /* ... and its files_replaced */
     gw_sink_state_fn state_fn;
     void *state_ud;
 };
@@ -79,10 +94,22 @@ struct gw_sink {
 
 /* The reason a backend gave for the batch its writer thread is writing. */
 static _Thread_local char tl_reason[160];
+static _Thread_local int tl_replaced;
+static _Thread_local unsigned tl_reopened;
 
 void gw_sink_note_error(const char *why)
 {
     snprintf(tl_reason, sizeof tl_reason, "%s", why ? why : "");
+}
+
+void gw_sink_note_replaced(void)
+{
+    tl_replaced = 1;
+}
+
+void gw_sink_note_reopened(void)
+{
+    tl_reopened++;
 }
 
 static int64_t wall_ms(void)
@@ -186,9 +213,18 @@ static void report_state(struct gw_sink *s)
     if (s->state_fn == NULL)
         return;
     gw_sink_get_stats(s, &st);
-    if (st.failing != s->reported_failing) {
+    if (st.failing != s->reported_failing || st.files_replaced != s->reported_replaced) {
         s->reported_failing = st.failing;
+        s->reported_replaced = st.files_replaced;
         s->state_fn(st.failing, &st, s->state_ud);
+        if (st.files_replaced) {
+            /* the loop let go of the files: the backend may reopen now */
+            pthread_mutex_lock(&s->mu);
+            s->replaced_seen = 1;
+            s->check_now = 1;
+            pthread_cond_signal(&s->cv);
+            pthread_mutex_unlock(&s->mu);
+        }
     }
 }
 
@@ -203,14 +239,94 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --------------------------------------------------------------- writer */
 
+/* Writer, mu held: the outcome |rc| of a batch or a file check (|check|)
+ * with the backend's reason; sets or ends the failing state.  A batch
+ * ends any outage but a file check's, a passing check only its own (a
+ * batch follows a passing check, so it never meets a check's outage). */
+static void set_outcome(struct gw_sink *s, int rc, int check, const char *why)
+{
+    s->st.reopens += tl_reopened;
+    tl_reopened = 0;
+    if (tl_replaced) {
+        s->st.files_replaced = 1;
+        s->check_failing = 1;
+        tl_replaced = 0;
+    }
+    if (rc != 0) {
+        if (!s->failing) {
+            s->st.outages++;
+            s->st.failing_since_ms = wall_ms();
+        }
+        snprintf(s->st.reason, sizeof s->st.reason, "%s", why ? why : "storage error");
+        s->failing = 1;
+        s->check_failing |= check;
+    } else if (s->failing && (!check || s->check_failing)) {
+        s->failing = 0;
+        s->st.failing_since_ms = 0;
+        s->st.reason[0] = '\0';
+        s->st.files_replaced = 0;
+        s->check_failing = 0;
+        s->replaced_seen = 0;
+    }
+    s->st.failing = s->failing;
+}
+
+/* Writer, mu held (released while the backend runs): one file check.
+ * Returns its outcome. */
+static int run_check(struct gw_sink *s)
+{
+    int reopen_ok = s->replaced_seen || s->state_fn == NULL;
+    int was = s->failing;
+    s->check_now = 0;
+    pthread_mutex_unlock(&s->mu);
+    tl_reason[0] = '\0';
+    int rc = s->ops->check(s->state, reopen_ok);
+    pthread_mutex_lock(&s->mu);
+    int replaced = s->st.files_replaced;
+    set_outcome(s, rc, 1, tl_reason[0] ? tl_reason : NULL);
+    if (s->failing != was || s->st.files_replaced != replaced)
+        event_active(s->wake, 0, 0);
+    return rc;
+}
+
+/* Writer, mu held: waits for work, stop, or the next file check. */
+static void wait_work(struct gw_sink *s)
+{
+    int64_t next = gw_mono_ms() + s->check_ms;
+    while (s->q_head == NULL && !s->stopping) {
+        if (s->ops->check != NULL && s->check_now) {
+            run_check(s);
+            continue;
+        }
+        if (s->ops->check == NULL || s->check_ms == 0) {
+            pthread_cond_wait(&s->cv, &s->mu);
+            continue;
+        }
+        int64_t left = next - gw_mono_ms();
+        if (left <= 0) {
+            run_check(s);
+            next = gw_mono_ms() + s->check_ms;
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+}
+
 static void *writer_main(void *arg)
 {
     struct gw_sink *s = arg;
 
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (s->q_head == NULL && !s->stopping)
-            pthread_cond_wait(&s->cv, &s->mu);
+        wait_work(s);
         if (s->q_head == NULL)
             break; /* stopping and drained */
 
@@ -235,13 +351,19 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&s->mu);
         int abandon = s->abandon;
         pthread_mutex_unlock(&s->mu);
-        int rc;
+        int rc = 0;
         if (abandon) {
             /* the stop deadline passed: what is left fails unwritten (its
              * agents got no answer and resend it with the same seq) */
             rc = GW_ESTORAGE;
             snprintf(tl_reason, sizeof tl_reason, "stopped at the shutdown deadline");
-        } else {
+        } else if (s->ops->check != NULL) {
+            pthread_mutex_lock(&s->mu);
+            rc = run_check(s); /* a replaced file: nothing is written */
+            pthread_mutex_unlock(&s->mu);
+        }
+        if (rc == 0 && !abandon) {
+            tl_reason[0] = '\0';
             rc = s->ops->write_batch(s->state, s->batch, n);
         }
         const char *why = tl_reason[0] ? tl_reason : NULL;
@@ -252,19 +374,9 @@ static void *writer_main(void *arg)
 
         pthread_mutex_lock(&s->mu);
         s->st.batches++;
-        if (rc != 0) {
+        if (rc != 0)
             s->st.batch_failures++;
-            if (!s->failing) {
-                s->st.outages++;
-                s->st.failing_since_ms = wall_ms();
-            }
-            snprintf(s->st.reason, sizeof s->st.reason, "%s", why ? why : "storage error");
-        } else {
-            s->st.failing_since_ms = 0;
-            s->st.reason[0] = '\0';
-        }
-        s->failing = rc != 0;
-        s->st.failing = s->failing;
+        set_outcome(s, rc, 0, why);
         for (size_t i = 0; i < n; i++) {
             struct gw_sink_item *it = s->batch[i];
             if (it->status == GW_SINK_STORED) {
@@ -328,6 +440,7 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
     s->batch_max = cfg->batch_max_frames;
     if (s->batch_max > s->max_frames)
         s->batch_max = s->max_frames;
+    s->check_ms = cfg->file_check_interval_ms;
 
     s->batch = gw_calloc(s->batch_max, sizeof *s->batch);
     if (s->batch == NULL) {

@@ -77,12 +77,26 @@ struct gw_sink_ops {
     /* Optional, from another thread: makes a write_batch in progress give
      * up as soon as it can (the stop deadline passed). */
     void (*interrupt)(void *state);
+    /* Optional, on the writer thread, before each batch and every
+     * file_check_interval_ms while idle: checks that the files the backend
+     * opened are still the ones at their paths, and repairs what it can
+     * (saves, closes, reopens).  |reopen_ok| is 1 once the loop has been
+     * told of the replacement (gw_sink_note_replaced) and let go of what
+     * it holds of the files.  Returns 0 when all is well, or GW_ESTORAGE
+     * with the reason noted (gw_sink_note_error): the sink then fails as
+     * after a failed batch, until a check passes. */
+    int (*check)(void *state, int reopen_ok);
 };
 
 /* For a backend's write_batch, on the writer thread: why the batch fails
  * (names and codes only, never values), kept for metrics, /healthz and
  * the storage alarm (copied; thread-local, so one per writer). */
 void gw_sink_note_error(const char *why);
+/* For a backend's write_batch or check: a file of the database was
+ * deleted or replaced under it (the outage's files_replaced), or it has
+ * reopened the database after one (counted in reopens). */
+void gw_sink_note_replaced(void);
+void gw_sink_note_reopened(void);
 
 extern const struct gw_sink_ops gw_sink_sqlite_ops;
 
@@ -122,7 +136,10 @@ void gw_sink_get_stats(struct gw_sink *s, struct gw_sink_stats *out);
 
 /* Called on the loop thread (from the sink's wake-up) when the failing
  * state changes: |failing| 1 = an outage began (|st| says why), 0 = the
- * first batch after one succeeded. */
+ * first batch (or file check) after one succeeded.  Called again with
+ * |failing| 1 when st->files_replaced becomes 1 during an outage: the
+ * callback closes whatever the process holds open of the database files;
+ * the backend reopens its own only after it returned. */
 typedef void (*gw_sink_state_fn)(int failing, const struct gw_sink_stats *st, void *ud);
 void gw_sink_on_state(struct gw_sink *s, gw_sink_state_fn fn, void *ud);
 

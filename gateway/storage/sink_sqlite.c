@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
@@ -58,8 +59,29 @@
 /* Paths cached by the writer; a miss costs one indexed SELECT. */
 #define PATH_CACHE_ENTRIES 65536
 
+/* The files of the database, as opened: replaced when the path names
+ * another inode or nothing. */
+enum { F_DB, F_WAL, F_SHM, F_N };
+static const char *const file_suffix[F_N] = {"", "-wal", "-shm"};
+
+struct file_id {
+    dev_t dev;
+    ino_t ino;
+    int known;
+};
+
 struct sq {
-    sqlite3 *db;
+    /* the settings, kept to reopen */
+    char *path;
+    char *registry_path; /* NULL: the registry shares the file */
+    int sync_normal;
+    int busy_ms;
+    int samples;
+    struct file_id ids[F_N];
+    int replaced;       /* 1 + the F_* found replaced, 0 = none */
+    int saved;          /* ... and the old WAL was checkpointed through db */
+
+    sqlite3 *db;        /* NULL while closed after a replacement */
     sqlite3_stmt *begin;
     sqlite3_stmt *insert;
     sqlite3_stmt *insert_activity;
@@ -79,11 +101,9 @@ struct sq {
 };
 
 
-static void sq_close(void *state)
+/* Finalizes the statements and closes the connection (q stays). */
+static void close_db(struct sq *q)
 {
-    struct sq *q = state;
-    if (q == NULL)
-        return;
     sqlite3_finalize(q->begin);
     sqlite3_finalize(q->insert);
     sqlite3_finalize(q->insert_activity);
@@ -99,8 +119,23 @@ static void sq_close(void *state)
     sqlite3_finalize(q->ins_path);
     sqlite3_finalize(q->touch_path);
     sqlite3_finalize(q->paths_gen);
-    gw_path_cache_free(q->paths);
     sqlite3_close(q->db);
+    q->begin = q->insert = q->insert_activity = q->commit = q->rollback = NULL;
+    q->savepoint = q->release = q->rollback_to = NULL;
+    q->ins_server = q->ins_stream = q->ins_geo = NULL;
+    q->sel_path = q->ins_path = q->touch_path = q->paths_gen = NULL;
+    q->db = NULL;
+}
+
+static void sq_close(void *state)
+{
+    struct sq *q = state;
+    if (q == NULL)
+        return;
+    close_db(q);
+    gw_path_cache_free(q->paths);
+    gw_free(q->path);
+    gw_free(q->registry_path);
     gw_free(q);
 }
 
@@ -148,12 +183,7 @@ static int prep(struct sq *q, sqlite3_stmt **st, const char *sql, const char *pa
 
 static int prep_samples(struct sq *q, const char *path, char *err, size_t errlen)
 {
-    /* a seed for the cache's hash: paths are chosen by agents */
-    uint64_t seed = (uint64_t)(uintptr_t)q ^ ((uint64_t)sqlite3_sourceid()[0] << 32);
-    sqlite3_randomness(sizeof seed, &seed);
-    q->paths = gw_path_cache_new(PATH_CACHE_ENTRIES, seed);
-    if (q->paths == NULL)
-        return gw_fail(GW_ENOMEM, err, errlen, "sqlite: out of memory");
+    gw_path_cache_clear(q->paths);
     q->paths_generation = -1; /* read at the first batch */
     if (prep(q, &q->ins_server,
              "INSERT INTO server_samples(server_id, ts_ms, seq, cpu_pct, ram_used, ram_total,"
@@ -191,20 +221,52 @@ static int prep_samples(struct sq *q, const char *path, char *err, size_t errlen
     return 0;
 }
 
-static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t errlen)
+/* The identity of the file at q->path + file_suffix[f]: 0, or -1 when
+ * there is none (or it cannot be read). */
+static int file_id_of(const struct sq *q, int f, struct file_id *id)
 {
-    struct sq *q = NULL;
-    const char *path = cfg ? cfg->sqlite_path : NULL;
-    int rv = GW_ESTORAGE;
+    char name[4096];
+    struct stat sb;
+    if ((size_t)snprintf(name, sizeof name, "%s%s", q->path, file_suffix[f]) >= sizeof name ||
+        stat(name, &sb) != 0)
+        return -1;
+    id->dev = sb.st_dev;
+    id->ino = sb.st_ino;
+    id->known = 1;
+    return 0;
+}
 
-    *state = NULL;
-    if (path == NULL || *path == '\0')
-        return gw_fail(GW_ECONFIG, err, errlen, "sqlite: no sqlite_path");
-    q = gw_calloc(1, sizeof *q);
-    if (q == NULL)
-        return gw_fail(GW_ENOMEM, err, errlen, "sqlite: out of memory");
+/* The first file (F_*) no longer the one opened, or -1: a stat each, about
+ * a microsecond.  A file not there at the open is recorded when it first
+ * appears (SQLite makes -wal and -shm with the first transaction). */
+static int files_changed(struct sq *q)
+{
+    for (int f = 0; f < F_N; f++) {
+        struct file_id now;
+        if (file_id_of(q, f, &now) != 0) {
+            if (q->ids[f].known)
+                return f;
+            continue;
+        }
+        if (!q->ids[f].known)
+            q->ids[f] = now;
+        else if (now.dev != q->ids[f].dev || now.ino != q->ids[f].ino)
+            return f;
+    }
+    return -1;
+}
+
+/* Opens q->db on q->path and prepares everything.  |create|: make the file
+ * when missing (at start); a reopen after a replacement takes only a
+ * panelgate database that is already there.  0, or a GW_E* code with the
+ * reason in err (the connection closed again). */
+static int open_db(struct sq *q, int create, char *err, size_t errlen)
+{
+    const char *path = q->path;
+    int rv = GW_ESTORAGE;
     int rc = sqlite3_open_v2(path, &q->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) |
+                                 SQLITE_OPEN_NOMUTEX,
                              NULL);
     if (rc != SQLITE_OK) {
         gw_seterr(err, errlen, "sqlite %s: cannot open: %s", path,
@@ -212,18 +274,26 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
         goto fail;
     }
     sqlite3_extended_result_codes(q->db, 1);
-    sqlite3_busy_timeout(q->db, (int)(cfg->busy_timeout_ms > 600000 ? 600000
-                                                                   : cfg->busy_timeout_ms));
+    sqlite3_busy_timeout(q->db, q->busy_ms);
+    if (!create) {
+        /* not an empty or foreign file: the frames table must be there */
+        char verr[256];
+        int version = 0;
+        if (gw_store_version(q->db, &version, verr, sizeof verr) != 0 || version == 0) {
+            gw_seterr(err, errlen, "sqlite %s: not a panelgate database%s%s", path,
+                   version == 0 ? "" : ": ", version == 0 ? "" : verr);
+            goto fail;
+        }
+    }
     if (set_wal(q, path, err, errlen) != 0)
         goto fail;
-    if (exec(q, cfg->sqlite_synchronous == GW_SYNC_NORMAL ? "PRAGMA synchronous=NORMAL"
-                                                          : "PRAGMA synchronous=FULL",
+    if (exec(q, q->sync_normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL",
              path, err, errlen) != 0)
         goto fail;
     if (exec(q, "PRAGMA foreign_keys=ON", path, err, errlen) != 0)
         goto fail;
     /* The registry shares the file unless registry_path names another. */
-    if (cfg->registry_path == NULL || strcmp(cfg->registry_path, path) == 0) {
+    if (q->registry_path == NULL) {
         char rerr[256];
         if (gw_registry_schema(q->db, rerr, sizeof rerr) != 0) {
             gw_seterr(err, errlen, "sqlite %s: %s", path, rerr);
@@ -240,17 +310,17 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
     /* Activity rows belong with the registry: attach it when it lives in a
      * file of its own. */
     const char *activity_table = "main.activity";
-    if (cfg->registry_path != NULL && strcmp(cfg->registry_path, path) != 0) {
+    if (q->registry_path != NULL) {
         sqlite3_stmt *at = NULL;
         rc = sqlite3_prepare_v2(q->db, "ATTACH DATABASE ?1 AS reg", -1, &at, NULL);
         if (rc == SQLITE_OK)
-            rc = sqlite3_bind_text(at, 1, cfg->registry_path, -1, SQLITE_STATIC);
+            rc = sqlite3_bind_text(at, 1, q->registry_path, -1, SQLITE_STATIC);
         if (rc == SQLITE_OK)
             rc = sqlite3_step(at);
         sqlite3_finalize(at);
         if (rc != SQLITE_DONE) {
             gw_seterr(err, errlen, "sqlite %s: cannot attach registry %s: %s", path,
-                   cfg->registry_path, sqlite3_errmsg(q->db));
+                   q->registry_path, sqlite3_errmsg(q->db));
             goto fail;
         }
         /* a registry of its own is made by panelgatectl; the prepare below
@@ -275,7 +345,58 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
              path, err, errlen) != 0 ||
         prep(q, &q->insert_activity, activity_sql, path, err, errlen) != 0)
         goto fail;
-    if (cfg->store_samples && (rv = prep_samples(q, path, err, errlen)) != 0)
+    if (q->samples && (rv = prep_samples(q, path, err, errlen)) != 0)
+        goto fail;
+    /* the files as they are now: the schema step made -wal and -shm */
+    for (int f = 0; f < F_N; f++) {
+        q->ids[f].known = 0;
+        (void)file_id_of(q, f, &q->ids[f]);
+    }
+    if (!q->ids[F_DB].known) {
+        gw_seterr(err, errlen, "sqlite %s: gone again right after the open", path);
+        rv = GW_ESTORAGE;
+        goto fail;
+    }
+    return 0;
+fail:
+    close_db(q);
+    return rv;
+}
+
+static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t errlen)
+{
+    struct sq *q = NULL;
+    const char *path = cfg ? cfg->sqlite_path : NULL;
+    int rv = GW_ENOMEM;
+
+    *state = NULL;
+    if (path == NULL || *path == '\0')
+        return gw_fail(GW_ECONFIG, err, errlen, "sqlite: no sqlite_path");
+    q = gw_calloc(1, sizeof *q);
+    if (q == NULL)
+        return gw_fail(GW_ENOMEM, err, errlen, "sqlite: out of memory");
+    q->path = gw_strdup(path);
+    if (cfg->registry_path != NULL && strcmp(cfg->registry_path, path) != 0)
+        q->registry_path = gw_strdup(cfg->registry_path);
+    q->sync_normal = cfg->sqlite_synchronous == GW_SYNC_NORMAL;
+    q->busy_ms = (int)(cfg->busy_timeout_ms > 600000 ? 600000 : cfg->busy_timeout_ms);
+    q->samples = cfg->store_samples;
+    if (q->path == NULL || (cfg->registry_path != NULL && strcmp(cfg->registry_path, path) != 0 &&
+                            q->registry_path == NULL)) {
+        gw_seterr(err, errlen, "sqlite: out of memory");
+        goto fail;
+    }
+    if (q->samples) {
+        /* a seed for the cache's hash: paths are chosen by agents */
+        uint64_t seed = (uint64_t)(uintptr_t)q ^ ((uint64_t)sqlite3_sourceid()[0] << 32);
+        sqlite3_randomness(sizeof seed, &seed);
+        q->paths = gw_path_cache_new(PATH_CACHE_ENTRIES, seed);
+        if (q->paths == NULL) {
+            gw_seterr(err, errlen, "sqlite: out of memory");
+            goto fail;
+        }
+    }
+    if ((rv = open_db(q, 1, err, errlen)) != 0)
         goto fail;
     *state = q;
     return 0;
@@ -591,6 +712,119 @@ static void purge_one(struct sq *q, struct gw_sink_item *it)
 
 static int write_frames(struct sq *q, struct gw_sink_item **items, size_t n);
 
+/* ------------------------------------------------------ replaced files */
+
+static const char *const replaced_event[F_N] = {"database_replaced", "wal_replaced",
+                                                "shm_replaced"};
+static const char *const replaced_reason[F_N] = {
+    "database_replaced: the database file was deleted or replaced under the gateway; "
+    "nothing is written until a panelgate database is back at sqlite_path",
+    "wal_replaced: the WAL file was deleted or replaced under the gateway; its frames are "
+    "saved into the database file, then the database is reopened",
+    "shm_replaced: the -shm file was deleted or replaced under the gateway; the database is "
+    "checkpointed and reopened",
+};
+
+/* Copies every committed frame of the WAL this connection has open - the
+ * file at the path or one already unlinked - into the database file it
+ * has open, and empties that WAL.  SQLITE_OK, or SQLITE_BUSY while a
+ * reader still needs it (tried again at the next check). */
+static int save_wal(struct sq *q, int *frames)
+{
+    int log = 0, ckpt = 0;
+    /* FULL copies and counts; TRUNCATE then empties (its counts are 0) */
+    int rc = sqlite3_wal_checkpoint_v2(q->db, "main", SQLITE_CHECKPOINT_FULL, &log, &ckpt);
+    *frames = ckpt > 0 ? ckpt : 0;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_wal_checkpoint_v2(q->db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    return rc;
+}
+
+/* A file of the database (F_*) is not the one opened any more: logged,
+ * the outage's reason, and the old WAL saved at once - acknowledged frames
+ * in a WAL that is gone survive only through this checkpoint.  When the
+ * database file itself was replaced, the checkpoint goes into the old one
+ * (still open) and, above all, empties the -wal at the path, which must
+ * never be replayed into the new file. */
+static void found_replaced(struct sq *q, int f)
+{
+    if (q->replaced == 0) {
+        int frames = 0;
+        int rc = save_wal(q, &frames);
+        q->saved = rc == SQLITE_OK;
+        q->replaced = 1 + f;
+        gw_log(GW_LOG_ERROR, NULL, replaced_event[f],
+               "%s%s of the running gateway was deleted or replaced; %s: %s", q->path,
+               file_suffix[f],
+               q->saved ? "checkpointed the WAL the gateway had open" : "checkpoint failed",
+               q->saved ? (frames ? "its frames are in the database file" : "it was empty")
+                        : sqlite3_errmsg(q->db));
+        if (q->saved && frames)
+            gw_log(GW_LOG_INFO, NULL, "wal_saved", "%d WAL frames (pages) copied into %s",
+                   frames, q->path);
+    } else if (f == F_DB && q->replaced != 1 + F_DB) {
+        /* the database file too, after its -wal or -shm: wait for it */
+        q->replaced = 1 + F_DB;
+        gw_log(GW_LOG_ERROR, NULL, replaced_event[F_DB],
+               "%s of the running gateway was deleted or replaced", q->path);
+    }
+    gw_sink_note_error(replaced_reason[q->replaced - 1]);
+    gw_sink_note_replaced();
+}
+
+/* sink ops check: the files still the ones opened?  After a replacement:
+ * save the old WAL (until it works), close once the loop let go of its
+ * connections (|reopen_ok|: the -shm is shared by every connection of the
+ * process, so all of them must close for a new one to be mapped), then
+ * reopen - at once after a -wal or -shm replacement, and after a database
+ * replacement only on a panelgate database found at the path (never a new
+ * empty one). */
+static int sq_check(void *state, int reopen_ok)
+{
+    struct sq *q = state;
+    char err[256];
+
+    if (q->db != NULL) {
+        int f = files_changed(q);
+        if (f < 0 && q->replaced == 0)
+            return 0;
+        found_replaced(q, f >= 0 ? f : q->replaced - 1);
+        if (!q->saved) {
+            int frames = 0;
+            if (save_wal(q, &frames) != SQLITE_OK && q->replaced != 1 + F_DB) {
+                gw_log(GW_LOG_WARN, NULL, "wal_save_retry",
+                       "checkpoint of %s before the reopen: %s; trying again", q->path,
+                       sqlite3_errmsg(q->db));
+                return GW_ESTORAGE;
+            }
+            q->saved = 1; /* (into a database file that is gone: best effort) */
+        }
+        if (!reopen_ok)
+            return GW_ESTORAGE;
+        close_db(q);
+    }
+    int what = q->replaced - 1;
+    if (open_db(q, 0, err, sizeof err) != 0) {
+        /* the reason stays the replacement's; the detail is logged when it
+         * changes */
+        if (strcmp(q->err, err) != 0)
+            gw_log(GW_LOG_WARN, NULL, "storage_reopen_failed", "%s; trying again", err);
+        snprintf(q->err, sizeof q->err, "%s", err);
+        gw_sink_note_error(replaced_reason[what]);
+        gw_sink_note_replaced();
+        return GW_ESTORAGE;
+    }
+    gw_log(GW_LOG_INFO, NULL, "storage_reopened",
+           "reopened %s after its %s file was replaced: a new WAL, frames are written again",
+           q->path, what == F_DB ? "database" : what == F_WAL ? "-wal" : "-shm");
+    q->replaced = 0;
+    q->saved = 0;
+    q->failing = 0;
+    q->err[0] = '\0';
+    gw_sink_note_reopened();
+    return 0;
+}
+
 static int sq_write_batch(void *state, struct gw_sink_item **items, size_t n)
 {
     struct sq *q = state;
@@ -673,6 +907,17 @@ static int write_frames(struct sq *q, struct gw_sink_item **items, size_t n)
         if (rc != SQLITE_DONE)
             goto fail;
     }
+    /* A WAL deleted under us would take this commit with it: nothing is
+     * acknowledged into a file that is gone (sq_check saves and reopens). */
+    int f = files_changed(q);
+    if (f >= 0) {
+        step_done(q->rollback);
+        gw_path_cache_clear(q->paths);
+        for (size_t i = 0; i < n; i++)
+            items[i]->status = GW_SINK_FAILED;
+        found_replaced(q, f);
+        return GW_ESTORAGE;
+    }
     rc = step_done(q->commit);
     if (rc != SQLITE_DONE)
         goto fail;
@@ -710,4 +955,5 @@ const struct gw_sink_ops gw_sink_sqlite_ops = {
     .write_batch = sq_write_batch,
     .close = sq_close,
     .interrupt = sq_interrupt,
+    .check = sq_check,
 };

@@ -908,6 +908,7 @@ static const struct reload_case reload_cases[] = {
     {"storage", "retry_after_s", "10", "20", 0},
     {"storage", "retention_days", "1", "2", 0},
     {"storage", "retention_interval_s", "10", "20", 0},
+    {"storage", "file_check_interval_ms", "0", "500", GW_RELOAD_STORAGE},
     {"geo", "country_db", "/geo/a.mmdb", "/geo/b.mmdb", 0},
     {"geo", "asn_db", "", "/geo/asn.mmdb", 0},
     /* the regression: unset (= sqlite_path) while running, set in the file */
