@@ -302,7 +302,8 @@ static void stub_close(void *state)
     (void)state;
 }
 
-static const struct gw_sink_ops stub_ops = {"stub", stub_open, stub_write, stub_close, NULL};
+static const struct gw_sink_ops stub_ops = {
+    .name = "stub", .open = stub_open, .write_batch = stub_write, .close = stub_close};
 
 struct h2fx {
     struct gw_app app;

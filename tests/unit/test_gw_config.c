@@ -714,8 +714,8 @@ static void test_sample_file(void **state)
         len += n;
     }
     fclose(fp);
-    /* every key (67) but the three TLS paths: a new key must join the sample */
-    assert_int_equal(settings, 64);
+    /* every key (68) but the three TLS paths: a new key must join the sample */
+    assert_int_equal(settings, 65);
     int rc = load(f, body);
     free(body);
     if (rc != 0)
@@ -962,8 +962,8 @@ static void test_reload_each_key(void **state)
     const size_t n_cases = sizeof reload_cases / sizeof reload_cases[0];
     struct gw_reload_kept kept;
 
-    /* every key (67, as in test_sample_file): a new key must join the list */
-    assert_int_equal(n_cases, 67);
+    /* every key (68, as in test_sample_file): a new key must join the list */
+    assert_int_equal(n_cases, 68);
     for (size_t i = 0; i < n_cases; i++) {
         const struct reload_case *k = &reload_cases[i];
         struct gw_config running, loaded, want;
