@@ -42,6 +42,7 @@
 #include <panelproto/frame.h>
 #include "log.h"
 #include "privacy.h"
+#include "registry.h"
 #include "samples.h"
 #include "sink.h"
 #include "store.h"
@@ -58,7 +59,7 @@ static uint64_t n_stored, n_failed;
 static void on_done(struct gw_sink_item *it, void *ud)
 {
     (void)ud;
-    if (it->status == GW_SINK_FAILED || it->status == GW_SINK_REJECTED) /* not stored */
+    if (it->status < 0) /* not stored: failed, rejected, refused */
         n_failed++;
     else
         n_stored++;
@@ -179,6 +180,37 @@ out:
     return rv;
 }
 
+/* Servers 1..n in the registry: the sink stores frames of registered
+ * servers only. */
+static int register_servers(const char *path, unsigned long n)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char err[256];
+    int rv = -1;
+    if (sqlite3_open(path, &db) != SQLITE_OK)
+        goto out;
+    if (gw_registry_schema(db, err, sizeof err) != 0) {
+        fprintf(stderr, "bench_sink: %s\n", err);
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db,
+                           "WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i"
+                           " WHERE x < ?1) INSERT OR IGNORE INTO servers(id, name, kind,"
+                           " created_at) SELECT x, 'bench-' || x, 'nimble', 0 FROM i",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)n) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_DONE) {
+        fprintf(stderr, "bench_sink: registering servers: %s\n", sqlite3_errmsg(db));
+        goto out;
+    }
+    rv = 0;
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rv;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -229,6 +261,8 @@ int main(int argc, char **argv)
     snprintf(side, sizeof side, "%s-shm", db);
     unlink(side);
     if (strcmp(variant, "indexed") == 0 && add_indexes(db) != 0)
+        return 1;
+    if (register_servers(db, servers) != 0)
         return 1;
 
     struct gw_config cfg;

@@ -353,6 +353,7 @@ static unsigned apply_registry(struct gw_app *app, struct gw_registry *nr, const
                  hex);
         gw_app_activity(app, "disconnected", c->server_id, details, now_ms);
         c->revoked = true;
+        c->unregistered = strcmp(why, "unregistered") == 0;
         app->stats.goaways_revoked++;
         gone++;
         gw_conn_goaway(c, NGHTTP2_NO_ERROR, why);

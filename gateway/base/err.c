@@ -35,6 +35,8 @@ const char *gw_strerror(int code)
         return "protocol error";
     case GW_ECLOSED:
         return "connection closed";
+    case GW_EREVOKED:
+        return "server revoked";
     case GW_ENOMEM:
         return "out of memory";
     case GW_EINTERNAL:

@@ -43,6 +43,8 @@ enum gw_error {
     GW_EPROTO = -11,    /* the peer broke HTTP/2 or the frame protocol */
     GW_ECLOSED = -12,   /* the connection was closed (and freed) on the
                            way: its caller must not touch it again */
+    GW_EREVOKED = -13,  /* the server is revoked: nothing more of it is
+                           taken */
 
     GW_E_FATAL = -900,  /* the codes below end the connection or the start */
     GW_ENOMEM = -901,   /* an allocation failed */

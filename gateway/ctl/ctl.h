@@ -150,8 +150,13 @@ int ctl_parse_time(const char *s, bool upper, int64_t now, int64_t *out);
 int ctl_join(char *out, size_t outlen, const char *a, const char *b);
 bool ctl_exists(const char *path);
 
-/* Opens c->db_path (a usage error when none was given). */
+/* Opens c->db_path (a usage error when none was given): for the commands
+ * that write (the registry schema is made or checked under the write
+ * lock); ctl_need_db_ro read-only, for those that only read (list, show,
+ * activity, the reading part of export): they never wait for the
+ * gateway's writer, work on a read-only file and upgrade nothing. */
 int ctl_need_db(struct ctl *c, bool create);
+int ctl_need_db_ro(struct ctl *c);
 int ctl_need_rng(struct ctl *c);
 /* PKI/ca.key and PKI/ca.crt. */
 int ctl_ca_paths(const struct ctl *c, char kp[PATH_BUF], char cp[PATH_BUF]);

@@ -93,7 +93,7 @@ int cmd_activity(struct ctl *c)
     }
     f.action = c->val[O_ACTION];
     f.server = c->val[O_SERVER];
-    int rv = ctl_need_db(c, false);
+    int rv = ctl_need_db_ro(c);
     if (rv != EX_OK)
         return rv;
     if (f.server != NULL) {

@@ -273,6 +273,16 @@ int ctl_need_db(struct ctl *c, bool create)
     return EX_OK;
 }
 
+int ctl_need_db_ro(struct ctl *c)
+{
+    char err[1024];
+    if (c->db_path[0] == '\0')
+        return ctl_usage_err(c->cmd, "no database: give --db FILE or --config FILE");
+    if (gw_regdb_open_ro(c->db_path, &c->db, err, sizeof err) != 0)
+        return ctl_fail("%s", err);
+    return EX_OK;
+}
+
 int ctl_need_rng(struct ctl *c)
 {
     char err[512];

@@ -424,7 +424,7 @@ static int list_one(const struct gw_regdb_server *s, void *ud)
 int cmd_list(struct ctl *c)
 {
     char err[1024];
-    int rv = ctl_need_db(c, false);
+    int rv = ctl_need_db_ro(c);
     if (rv != EX_OK)
         return rv;
     struct list_ctx l = {.json = c->json, .now = (int64_t)time(NULL), .tab = {.ncol = 6}};
@@ -452,7 +452,7 @@ int cmd_show(struct ctl *c)
     const char *name = c->pos[0];
     char err[1024], t1[32], t2[32], hex[2 * GW_SPKI_LEN + 1];
     int rv;
-    if ((rv = ctl_check_name(c, name)) != EX_OK || (rv = ctl_need_db(c, false)) != EX_OK)
+    if ((rv = ctl_check_name(c, name)) != EX_OK || (rv = ctl_need_db_ro(c)) != EX_OK)
         return rv;
     struct gw_regdb_server s;
     if (gw_regdb_show(c->db, name, &s, err, sizeof err) != 0)

@@ -231,6 +231,7 @@ struct exp {
     FILE *out;
     bool msgpack;
     int err;
+    int64_t server_id;
     unsigned n_pins, n_frames, n_acts;
     /* json: the separators; msgpack: one buffer per section */
     msgpack_sbuffer head, pins, frames, acts;
@@ -306,6 +307,7 @@ static int bad_body(struct exp *e, const struct gw_regdb_frame *f)
 static int exp_server(const struct gw_regdb_server *s, void *ud)
 {
     struct exp *e = ud;
+    e->server_id = s->id;
     if (e->msgpack) {
         msgpack_packer *pk = &e->ph;
         msgpack_pack_map(pk, 5);
@@ -448,6 +450,37 @@ static int out_open(const char *path, bool force, char tmp[PATH_BUF], FILE **out
     return EX_OK;
 }
 
+/* The "export" activity row of an export read from the read-only
+ * connection: written through a read-write one of its own, the only write
+ * of the command (so it needs write access; nothing is handed over
+ * unrecorded).  An exit status. */
+static int record_export(struct ctl *c, int64_t server_id, const char *fmt, unsigned n_frames)
+{
+    char err[1024];
+    sqlite3 *rw = NULL;
+    int rv = EX_FAIL;
+    cJSON *o = cJSON_CreateObject();
+    char *details = NULL;
+    if (o == NULL || cJSON_AddStringToObject(o, "format", fmt) == NULL ||
+        cJSON_AddNumberToObject(o, "frames", (double)n_frames) == NULL ||
+        (details = cJSON_PrintUnformatted(o)) == NULL) {
+        rv = ctl_fail("out of memory");
+        goto out;
+    }
+    if (gw_regdb_open(c->db_path, 0, &rw, err, sizeof err) != 0 ||
+        gw_activity_add(rw, (int64_t)time(NULL), c->actor, "export", server_id, details, err,
+                        sizeof err) != 0) {
+        rv = ctl_fail("recording the export: %s", err);
+        goto out;
+    }
+    rv = EX_OK;
+out:
+    cJSON_free(details);
+    cJSON_Delete(o);
+    sqlite3_close(rw);
+    return rv;
+}
+
 int cmd_export(struct ctl *c)
 {
     const char *name = c->pos[0], *fmt = c->val[O_FORMAT], *outp = c->val[O_OUT];
@@ -465,7 +498,7 @@ int cmd_export(struct ctl *c)
         return ctl_usage_err(c->cmd, "--format msgpack is binary: give --out FILE or redirect");
     if ((c->given & BIT(O_FORCE)) && (outp == NULL || strcmp(outp, "-") == 0))
         return ctl_usage_err(c->cmd, "--force goes with --out FILE");
-    if ((rv = ctl_need_db(c, false)) != EX_OK)
+    if ((rv = ctl_need_db_ro(c)) != EX_OK)
         return rv;
     memset(&e, 0, sizeof e);
     e.msgpack = strcmp(fmt, "msgpack") == 0;
@@ -482,9 +515,10 @@ int cmd_export(struct ctl *c)
     static const struct gw_regdb_export_ops ops = {
         .server = exp_server, .pin = exp_pin, .frame = exp_frame, .activity = exp_activity};
     rv = EX_OK;
-    if (gw_regdb_export(c->db, name, &ops, &e, fmt, c->actor, (int64_t)time(NULL), err,
-                        sizeof err) != 0) {
+    if (gw_regdb_export(c->db, name, &ops, &e, fmt, NULL, 0, err, sizeof err) != 0) {
         rv = e.err ? ctl_fail("export failed") : ctl_fail("%s", err);
+    } else if ((rv = record_export(c, e.server_id, fmt, e.n_frames)) != EX_OK) {
+        /* the output goes (below) */
     } else if (e.msgpack) {
         msgpack_sbuffer top;
         msgpack_packer pk;

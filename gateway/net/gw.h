@@ -149,6 +149,8 @@ struct gw_conn {
     char server_name[256];
     bool have_spki;
     bool revoked;       /* revoked at a reload: GOAWAY sent, 403 from now */
+    bool unregistered;  /* ... because the server is no longer registered
+                           (erased): 403 not_registered, not revoked */
     char peer[64];      /* the agent's address, for logs */
 
     nghttp2_session *h2;

@@ -314,6 +314,19 @@ static int respond_accepted(struct gw_stream *s, uint64_t seq)
     return submit(s, 202, "application/json", "panelgate-ack-seq", num, NULL, NULL);
 }
 
+/* 403 for a server that is no longer admitted: no longer registered
+ * (erased), or revoked (a revoked server, or a key past its rotation
+ * overlap).  Not retryable. */
+static int respond_gone(struct gw_stream *s, bool unregistered)
+{
+    if (unregistered)
+        return respond_problem(s, 403, "not_registered", "server not registered",
+                               "this server is no longer registered; the frame was not stored",
+                               -1);
+    return respond_problem(s, 403, "revoked", "server revoked",
+                           "this server's registration was revoked", -1);
+}
+
 /* ---- the frame ----------------------------------------------------------- */
 
 static void on_sink_done(struct gw_sink_item *it, void *ud)
@@ -328,6 +341,10 @@ static void on_sink_done(struct gw_sink_item *it, void *ud)
     if (it->status == GW_SINK_FAILED) {
         respond_problem(s, 503, "storage_unavailable", "storage is unavailable",
                         "the frame was not stored; retry with the same seq", -1);
+    } else if (it->status == GW_SINK_UNREGISTERED || it->status == GW_SINK_REVOKED) {
+        /* the registry changed before the frame could commit (an erase, a
+         * revocation): refused in that transaction, never stored */
+        respond_gone(s, it->status == GW_SINK_UNREGISTERED);
     } else if (it->status == GW_SINK_REJECTED) {
         /* storage works, this frame will never be stored: no retry-after */
         c->app->stats.frames_failed++;
@@ -461,8 +478,7 @@ static int check_headers(struct gw_stream *s)
                                -1);
     }
     if (c->revoked)
-        return respond_problem(s, 403, "revoked", "server revoked",
-                               "this server's registration was revoked", -1);
+        return respond_gone(s, c->unregistered);
     if (!s->path_ok)
         return respond_problem(s, 404, "not_found", "not found", "the only path is /v1/stats", -1);
     if (!s->is_post)
@@ -503,8 +519,7 @@ static int request_done(struct gw_stream *s)
     /* revoked while the body was arriving: nothing more from this server */
     if (s->c->revoked) {
         body_release(s);
-        return respond_problem(s, 403, "revoked", "server revoked",
-                               "this server's registration was revoked", -1);
+        return respond_gone(s, s->c->unregistered);
     }
     /* bytes per second: charged for the whole body, now it is complete */
     struct gw_limiter_who who;

@@ -146,6 +146,10 @@ int gw_metrics_render(const struct gw_metrics *m, struct pa_buf *out)
             "Items (frames, activity rows) refused on their own; the rest of their batch "
             "committed.",
             k->items_rejected);
+    counter(&o, "panelgate_sink_items_refused_total",
+            "Items (frames, activity rows) refused at their commit because their server was no "
+            "longer registered (erased) or, for frames, revoked.",
+            k->items_refused);
     counter(&o, "panelgate_sink_outages_total", "Times storage started failing.", k->outages);
     counter(&o, "panelgate_sink_reopens_total",
             "Times the database was reopened after its file, -wal or -shm was deleted or "

@@ -62,6 +62,9 @@ struct gw_sink_stats {
     uint64_t items_failed;     /* items completed GW_SINK_FAILED */
     uint64_t items_rejected;   /* items completed GW_SINK_REJECTED: refused
                                   alone, the rest of their batch committed */
+    uint64_t items_refused;    /* items completed GW_SINK_UNREGISTERED or
+                                  GW_SINK_REVOKED: their server was erased
+                                  or revoked before they could commit */
     uint64_t outages;          /* times the sink started failing */
     int failing;               /* the last batch failed */
     int64_t failing_since_ms;  /* when the current outage began (0 = none) */

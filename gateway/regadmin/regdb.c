@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 5000
 
@@ -106,6 +107,178 @@ int gw_regdb_open(const char *path, int create, sqlite3 **out, char *err, size_t
     *out = db;
     db = NULL;
     rv = 0;
+out:
+    sqlite3_close(db);
+    return rv;
+}
+
+/* The registry tables a reader needs. */
+static const char *const ro_tables[] = {"meta", "servers", "server_pins", "activity"};
+
+/* Whether |db| holds the registry as this build knows it, read only.  The
+ * first read is here: *rc gets SQLite's code when it fails (the caller
+ * may retry as immutable). */
+static int ro_check(sqlite3 *db, const char *path, int *rc, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    char missing[64] = "";
+    int rv = GW_ESTORAGE, found = 0;
+
+    *rc = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                             -1, &st, NULL);
+    for (size_t i = 0; *rc == SQLITE_OK && i < sizeof ro_tables / sizeof *ro_tables; i++) {
+        sqlite3_bind_text(st, 1, ro_tables[i], -1, SQLITE_STATIC);
+        *rc = sqlite3_step(st);
+        if (*rc == SQLITE_ROW)
+            found++;
+        else if (*rc == SQLITE_DONE && strlen(missing) + strlen(ro_tables[i]) + 3 < sizeof missing)
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%s",
+                     missing[0] ? ", " : "", ro_tables[i]);
+        else if (*rc != SQLITE_DONE)
+            break;
+        *rc = sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (*rc != SQLITE_OK) {
+        gw_seterr(err, errlen, "database %s: cannot read it: %s", path, sqlite3_errmsg(db));
+        goto out;
+    }
+    rv = GW_EINVAL;
+    if (found == 0) {
+        gw_seterr(err, errlen, "database %s: no registry in it (not the gateway's file?)", path);
+        goto out;
+    }
+    if (missing[0] != '\0') {
+        gw_seterr(err, errlen,
+                  "database %s: the registry is of an older schema (no %s table); read-only "
+                  "commands do not upgrade it: a command that writes (register, revoke) or the "
+                  "gateway's start does",
+                  path, missing);
+        goto out;
+    }
+    rv = GW_ESTORAGE;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st,
+                           NULL) != SQLITE_OK) {
+        rv = gw_regdb_dberr(db, "reading the schema version", err, errlen);
+        goto out;
+    }
+    *rc = sqlite3_step(st);
+    if (*rc != SQLITE_ROW && *rc != SQLITE_DONE) {
+        rv = gw_regdb_dberr(db, "reading the schema version", err, errlen);
+        goto out;
+    }
+    const char *v = *rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    *rc = SQLITE_OK;
+    rv = GW_EINVAL;
+    if (v == NULL || strcmp(v, GW_REGISTRY_SCHEMA_VERSION) != 0) {
+        long n = v ? strtol(v, NULL, 10) : 0;
+        gw_seterr(err, errlen,
+                  "database %s: registry schema version %.16s, this panelgatectl reads "
+                  GW_REGISTRY_SCHEMA_VERSION "%s",
+                  path, v ? v : "(none)",
+                  n > atol(GW_REGISTRY_SCHEMA_VERSION)
+                      ? ": it was written by a newer panelgate"
+                      : ": it is older; read-only commands do not upgrade it: a command that "
+                        "writes (register, revoke) or the gateway's start does");
+        goto out;
+    }
+    rv = 0;
+out:
+    sqlite3_finalize(st);
+    return rv;
+}
+
+/* "file:" and |path| percent-encoded, then "?immutable=1". */
+static int immutable_uri(const char *path, char *out, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t k = 0;
+    const char *pre = "file:", *post = "?immutable=1";
+    for (const char *p = pre; *p; p++)
+        if (k + 1 < n)
+            out[k++] = *p;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        int plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || strchr("/._-~", *p) != NULL;
+        if (plain && k + 1 < n) {
+            out[k++] = (char)*p;
+        } else if (!plain && k + 3 < n) {
+            out[k++] = '%';
+            out[k++] = hex[*p >> 4];
+            out[k++] = hex[*p & 15];
+        } else {
+            return GW_EINVAL;
+        }
+    }
+    for (const char *p = post; *p; p++)
+        if (k + 1 < n)
+            out[k++] = *p;
+    if (k + 1 >= n)
+        return GW_EINVAL;
+    out[k] = '\0';
+    return 0;
+}
+
+static int ro_open1(const char *name, int uri, sqlite3 **db, char *err, size_t errlen,
+                    const char *path)
+{
+    int rc = sqlite3_open_v2(name, db, SQLITE_OPEN_READONLY | (uri ? SQLITE_OPEN_URI : 0), NULL);
+    if (rc != SQLITE_OK) {
+        if (rc == SQLITE_CANTOPEN)
+            gw_seterr(err, errlen, "database %s: cannot open (missing or unreadable)", path);
+        else
+            gw_seterr(err, errlen, "database %s: cannot open: %s", path,
+                      *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+        return GW_ESTORAGE;
+    }
+    sqlite3_extended_result_codes(*db, 1);
+    sqlite3_busy_timeout(*db, BUSY_TIMEOUT_MS);
+    return 0;
+}
+
+/* A read-only connection could not set up the WAL index (-shm): the
+ * directory is read-only, or the file cannot be made. */
+static int shm_missing(int rc)
+{
+    return rc == SQLITE_READONLY_DIRECTORY || rc == SQLITE_READONLY_CANTINIT;
+}
+
+int gw_regdb_open_ro(const char *path, sqlite3 **out, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    char wal[4096], uri[3 * 4096];
+    int rv, rc = SQLITE_OK;
+
+    if (out == NULL)
+        return GW_EINVAL;
+    *out = NULL;
+    if (path == NULL || *path == '\0')
+        return gw_fail(GW_EINVAL, err, errlen, "database: no path");
+    if ((rv = ro_open1(path, 0, &db, err, errlen, path)) != 0)
+        goto out;
+    rv = ro_check(db, path, &rc, err, errlen);
+    /* A WAL file needs its -shm to be read; where that cannot be made (a
+     * copy in a read-only directory) and no -wal holds commits the file
+     * lacks, the file alone is the whole database. */
+    if (rv != 0 && shm_missing(rc) &&
+        snprintf(wal, sizeof wal, "%s-wal", path) < (int)sizeof wal && access(wal, F_OK) != 0 &&
+        immutable_uri(path, uri, sizeof uri) == 0) {
+        sqlite3_close(db);
+        db = NULL;
+        if ((rv = ro_open1(uri, 1, &db, err, errlen, path)) != 0)
+            goto out;
+        rv = ro_check(db, path, &rc, err, errlen);
+    }
+    if (rv != 0 && shm_missing(rc))
+        gw_seterr(err, errlen,
+                  "database %s: cannot read it in place (WAL mode, its -shm file cannot be "
+                  "made here): copy it with sqlite3 DB '.backup COPY' and read the copy",
+                  path);
+    if (rv != 0)
+        goto out;
+    *out = db;
+    db = NULL;
 out:
     sqlite3_close(db);
     return rv;

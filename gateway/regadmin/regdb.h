@@ -29,8 +29,20 @@
 #include "registry.h"
 
 /* Opens (creating when |create|) the database and makes sure the schema
- * exists.  WAL, busy timeout 5 s. */
+ * exists.  WAL, busy timeout 5 s.  For the commands that write: the
+ * schema step takes the write lock. */
 int gw_regdb_open(const char *path, int create, sqlite3 **out, char *err, size_t errlen);
+
+/* Opens an existing database read-only (SQLITE_OPEN_READONLY), for the
+ * commands that only read: nothing is created, upgraded or locked for
+ * writing, so it never waits for the gateway's writer nor holds it up,
+ * and works on a file (or a copy in a directory) the caller cannot write.
+ * A WAL file in a directory where its -shm cannot be made, with no -wal
+ * beside it (a copy: nothing uncommitted can be missing), is read as
+ * immutable.  The registry must be there in the version this build
+ * knows: an older or newer one is GW_EINVAL with a reason that says so,
+ * and is left as it is. */
+int gw_regdb_open_ro(const char *path, sqlite3 **out, char *err, size_t errlen);
 
 /* A registered server's name: 1..255 bytes of [A-Za-z0-9._-], not starting
  * with '.' or '-'. */

@@ -291,10 +291,11 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
         (rv = gw_regdb_exec_int(db, "DELETE FROM servers WHERE id = ?1", id, 0,
                                 "erasing the server", NULL, err, errlen)) != 0)
         goto out;
-    /* rows of servers erased earlier that landed after their erasure
-     * (frames in flight in the gateway's queue): every id up to the
-     * highest ever given that is no longer registered, looked up by key
-     * (never a scan of a whole table) */
+    /* rows of servers erased earlier that landed after their erasure: the
+     * gateway's writer refuses them in its own transaction (sink_sqlite.c),
+     * an older gateway did not (frames in flight in its queue): every id
+     * up to the highest ever given that is no longer registered, looked
+     * up by key (never a scan of a whole table) */
     for (size_t i = 0; i < sizeof erase_tables / sizeof *erase_tables + 1; i++) {
         const char *tbl = i == 0 ? "frames" : erase_tables[i - 1];
         char q[512];

@@ -24,7 +24,7 @@
 #include "err.h"
 #include "store.h"
 
-#define SCHEMA_VERSION "1"
+#define SCHEMA_VERSION GW_REGISTRY_SCHEMA_VERSION
 /* A reload may wait this long for a writer's WAL recovery to finish. */
 #define LOAD_BUSY_TIMEOUT_MS 2000
 

@@ -20,6 +20,9 @@
 
 #define GW_SPKI_LEN 32
 
+/* meta.schema_version of the registry tables this build makes and reads. */
+#define GW_REGISTRY_SCHEMA_VERSION "1"
+
 enum gw_server_status {
     GW_SERVER_ACTIVE = 1,
     GW_SERVER_REVOKED = 2,

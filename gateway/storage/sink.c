@@ -386,6 +386,8 @@ static void *writer_main(void *arg)
                 s->st.frames_duplicate++;
             } else if (it->status == GW_SINK_REJECTED) {
                 s->st.items_rejected++;
+            } else if (it->status == GW_SINK_UNREGISTERED || it->status == GW_SINK_REVOKED) {
+                s->st.items_refused++;
             } else {
                 s->st.items_failed++;
             }

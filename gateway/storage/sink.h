@@ -28,6 +28,11 @@ enum gw_sink_status {
     GW_SINK_FAILED = GW_ESTORAGE,    /* not stored: storage error (retry later) */
     GW_SINK_REJECTED = GW_EREJECTED, /* not stored and will never be: the item
                                         itself is bad; answering it 500 */
+    GW_SINK_UNREGISTERED = GW_ENOTFOUND, /* not stored: its server was no
+                                            longer registered (erased) when
+                                            it would have committed */
+    GW_SINK_REVOKED = GW_EREVOKED,   /* not stored: a frame of a server that
+                                        was revoked by then */
 };
 
 /* What an item carries. */
@@ -69,8 +74,10 @@ struct gw_sink_ops {
     /* Opens the backend; returns 0 or a GW_E* code with a reason in err. */
     int (*open)(void **state, const struct gw_config *cfg, char *err, size_t errlen);
     /* Stores a batch as one commit and sets each item's status.  Returns 0
-     * (an item the backend refused on its own is GW_SINK_REJECTED, the rest
-     * committed), or GW_ESTORAGE when the whole batch failed (every status
+     * (an item the backend refused on its own is GW_SINK_REJECTED, one
+     * whose server the registry no longer admits at the commit
+     * GW_SINK_UNREGISTERED or GW_SINK_REVOKED, the rest committed), or
+     * GW_ESTORAGE when the whole batch failed (every status
      * GW_SINK_FAILED). */
     int (*write_batch)(void *state, struct gw_sink_item **items, size_t n);
     void (*close)(void *state);

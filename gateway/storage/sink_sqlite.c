@@ -25,6 +25,19 @@
  * to uint64_t by readers (panelgatectl export does).  The primary key stays
  * unique because the mapping is a bijection.
  *
+ * Before an item is written, its server is looked up in the registry
+ * (servers, in this file or the attached registry file) inside the same
+ * transaction: a frame of a server that is no longer registered completes
+ * GW_SINK_UNREGISTERED, one of a revoked server GW_SINK_REVOKED, and an
+ * activity row of a server no longer registered GW_SINK_UNREGISTERED,
+ * nothing of them written.  BEGIN IMMEDIATE takes the write lock of every
+ * database of the connection, the attached registry included, and
+ * panelgatectl's erase and revoke take the same lock, so the registry
+ * cannot change between this read and the batch's commit: a frame either
+ * commits before an erase (which then deletes it) or is refused; none is
+ * stored after it, nor after a revocation (issue 11).  One lookup per
+ * server per batch (by key, in a table of a few thousand rows).
+ *
  * Each item is written inside its own SAVEPOINT, so that one bad row does
  * not cost the batch: an item whose insert fails with a row-level error (a
  * constraint, SQLITE_TOOBIG, SQLITE_MISMATCH, SQLITE_RANGE from a bind: see
@@ -48,6 +61,7 @@
 
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "config.h"
 #include "err.h"
 #include "log.h"
@@ -88,6 +102,13 @@ struct sq {
     sqlite3_stmt *commit;
     sqlite3_stmt *rollback;
     sqlite3_stmt *savepoint, *release, *rollback_to; /* around each item */
+    sqlite3_stmt *sel_server; /* is the item's server registered, active */
+    int64_t seen_id;          /* the last server looked up in this batch */
+    int seen_admit;           /* ... its verdict (see admitted) */
+    size_t n_refused;         /* items of this batch refused by admitted */
+    int64_t refused_id;       /* ... the server of the first one */
+    uint64_t refused_unlogged; /* refused items not logged yet */
+    int64_t refused_log_ms;   /* gw_mono_ms of the last sink_refused line */
     /* derived rows (NULL when cfg->store_samples is off) */
     sqlite3_stmt *ins_server, *ins_stream, *ins_geo;
     sqlite3_stmt *sel_path, *ins_path, *touch_path, *paths_gen;
@@ -112,6 +133,7 @@ static void close_db(struct sq *q)
     sqlite3_finalize(q->savepoint);
     sqlite3_finalize(q->release);
     sqlite3_finalize(q->rollback_to);
+    sqlite3_finalize(q->sel_server);
     sqlite3_finalize(q->ins_server);
     sqlite3_finalize(q->ins_stream);
     sqlite3_finalize(q->ins_geo);
@@ -328,6 +350,10 @@ static int open_db(struct sq *q, int create, char *err, size_t errlen)
         activity_table = "reg.activity";
     }
     q->activity_table = activity_table;
+    char server_sql[96];
+    snprintf(server_sql, sizeof server_sql,
+             "SELECT status = 'active' FROM %s.servers WHERE id = ?1",
+             strcmp(activity_table, "reg.activity") == 0 ? "reg" : "main");
     char activity_sql[160];
     snprintf(activity_sql, sizeof activity_sql,
              "INSERT INTO %s(at, actor, action, server_id, details)"
@@ -343,7 +369,8 @@ static int open_db(struct sq *q, int create, char *err, size_t errlen)
              "INSERT OR IGNORE INTO frames(server_id, seq, ts_ms, received_ms, reported_name, body)"
              " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
              path, err, errlen) != 0 ||
-        prep(q, &q->insert_activity, activity_sql, path, err, errlen) != 0)
+        prep(q, &q->insert_activity, activity_sql, path, err, errlen) != 0 ||
+        prep(q, &q->sel_server, server_sql, path, err, errlen) != 0)
         goto fail;
     if (q->samples && (rv = prep_samples(q, path, err, errlen)) != 0)
         goto fail;
@@ -859,13 +886,59 @@ static int sq_write_batch(void *state, struct gw_sink_item **items, size_t n)
     return rv;
 }
 
+enum { ADMIT_UNKNOWN = 0, ADMIT_YES, ADMIT_REVOKED, ADMIT_GONE };
+
+/* Whether the registry still takes |it|, read in the batch's transaction
+ * (see the top): *refusal is GW_SINK_STORED when it does, else the status
+ * the item completes with.  A frame needs its server registered and
+ * active; an activity row only needs its server registered (the row that
+ * says a revoked server was disconnected is kept), or none.  SQLITE_DONE
+ * or the error. */
+static int admitted(struct sq *q, const struct gw_sink_item *it, enum gw_sink_status *refusal)
+{
+    *refusal = GW_SINK_STORED;
+    if (it->kind == GW_SINK_ACTIVITY && it->server_id == 0)
+        return SQLITE_DONE;
+    if (q->seen_admit == ADMIT_UNKNOWN || q->seen_id != it->server_id) {
+        sqlite3_stmt *st = q->sel_server;
+        q->table = "servers";
+        int rc = sqlite3_bind_int64(st, 1, it->server_id);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(st);
+        int admit = rc == SQLITE_ROW ? (sqlite3_column_int(st, 0) ? ADMIT_YES : ADMIT_REVOKED)
+                                     : ADMIT_GONE;
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return rc;
+        q->seen_id = it->server_id;
+        q->seen_admit = admit;
+    }
+    if (q->seen_admit == ADMIT_GONE)
+        *refusal = GW_SINK_UNREGISTERED;
+    else if (q->seen_admit == ADMIT_REVOKED && it->kind == GW_SINK_FRAME)
+        *refusal = GW_SINK_REVOKED;
+    if (*refusal != GW_SINK_STORED) {
+        q->n_refused++;
+        q->refused_id = it->server_id;
+    }
+    return SQLITE_DONE;
+}
+
 /* |it| inside its own savepoint: a row-level error undoes this item alone,
  * which completes GW_SINK_REJECTED while the batch goes on.  SQLITE_DONE,
  * or the error that fails the whole batch. */
 static int write_item(struct sq *q, struct gw_sink_item *it)
 {
     char why[256];
-    int rc = step_done(q->savepoint);
+    enum gw_sink_status refusal;
+    int rc = admitted(q, it, &refusal);
+    if (rc != SQLITE_DONE)
+        return rc;
+    if (refusal != GW_SINK_STORED) {
+        it->status = refusal;
+        return SQLITE_DONE;
+    }
+    rc = step_done(q->savepoint);
     if (rc != SQLITE_DONE)
         return rc;
     rc = insert_one(q, it);
@@ -900,6 +973,8 @@ static int write_frames(struct sq *q, struct gw_sink_item **items, size_t n)
     int rc = step_done(q->begin);
     if (rc != SQLITE_DONE)
         goto fail;
+    q->seen_admit = ADMIT_UNKNOWN; /* the registry may have changed since */
+    q->n_refused = 0;
     if (q->paths != NULL && (rc = check_paths_generation(q)) != SQLITE_DONE)
         goto fail;
     for (size_t i = 0; i < n; i++) {
@@ -921,6 +996,17 @@ static int write_frames(struct sq *q, struct gw_sink_item **items, size_t n)
     rc = step_done(q->commit);
     if (rc != SQLITE_DONE)
         goto fail;
+    /* at most one line a second: an erased server's agent may go on
+     * sending until the gateway cuts its connection */
+    q->refused_unlogged += q->n_refused;
+    if (q->n_refused > 0 && (q->refused_log_ms == 0 || gw_mono_ms() - q->refused_log_ms >= 1000)) {
+        gw_log(GW_LOG_INFO, NULL, "sink_refused",
+               "%llu items not stored since the last such line: their server was erased or "
+               "revoked before they could commit (the last: server id %lld)",
+               (unsigned long long)q->refused_unlogged, (long long)q->refused_id);
+        q->refused_unlogged = 0;
+        q->refused_log_ms = gw_mono_ms();
+    }
     if (q->failing)
         gw_log(GW_LOG_INFO, NULL, "sink_recovered", "sqlite storage accepts frames again");
     q->failing = 0;

@@ -18,7 +18,7 @@
 static const int codes[] = {
     GW_OK,       GW_EINVAL,  GW_ENOTFOUND, GW_EEXIST, GW_EPINNED, GW_EFULL,
     GW_ESTORAGE, GW_EREJECTED, GW_ECONFIG, GW_EIO,    GW_ETLS,    GW_EPROTO,
-    GW_ECLOSED,  GW_ENOMEM,  GW_EINTERNAL,
+    GW_ECLOSED,  GW_EREVOKED, GW_ENOMEM, GW_EINTERNAL,
 };
 #define N_CODES (sizeof codes / sizeof codes[0])
 
@@ -34,7 +34,7 @@ static void test_strerror(void **state)
         for (size_t j = 0; j < i; j++)
             assert_string_not_equal(s, gw_strerror(codes[j]));
     }
-    assert_string_equal(gw_strerror(-13), "unknown error");
+    assert_string_equal(gw_strerror(-14), "unknown error");
     assert_string_equal(gw_strerror(1), "unknown error");
     assert_string_equal(gw_strerror(GW_E_FATAL), "unknown error");
     assert_string_equal(gw_strerror(GW_ENOMEM), "out of memory");

@@ -133,6 +133,54 @@ static void test_open_missing_without_create(void **state)
     rmdir(dir);
 }
 
+/* Read-only opens (issue 11): nothing written, nothing upgraded, and an
+ * older or newer registry is reported as such and left as it is. */
+static void test_open_ro(void **state)
+{
+    struct fx *f = *state;
+    sqlite3 *ro = NULL;
+    uint8_t pin[GW_SPKI_LEN];
+    char missing[192];
+
+    pin_of(pin, 1);
+    assert_int_equal(gw_regdb_register(f->db, "nimble-01", "nimble", pin, "t", NULL, NOW, NULL,
+                                       f->err, sizeof f->err),
+                     0);
+    assert_int_equal(gw_regdb_open_ro(f->path, &ro, f->err, sizeof f->err), 0);
+    assert_int_equal(sqlite3_db_readonly(ro, "main"), 1);
+    struct gw_regdb_server sv;
+    assert_int_equal(gw_regdb_show(ro, "nimble-01", &sv, f->err, sizeof f->err), 0);
+    /* it cannot write, and never took the write lock: the writer can */
+    assert_int_not_equal(sqlite3_exec(ro, "DELETE FROM servers", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(f->db, "BEGIN IMMEDIATE; COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(ro);
+    ro = NULL;
+
+    snprintf(missing, sizeof missing, "%s/none.db", f->dir);
+    assert_int_equal(gw_regdb_open_ro(missing, &ro, f->err, sizeof f->err), GW_ESTORAGE);
+    assert_null(ro);
+    assert_non_null(strstr(f->err, "missing or unreadable"));
+    assert_int_equal(access(missing, F_OK), -1); /* not created */
+
+    /* an older registry: no activity table */
+    assert_int_equal(sqlite3_exec(f->db, "DROP TABLE activity", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(gw_regdb_open_ro(f->path, &ro, f->err, sizeof f->err), GW_EINVAL);
+    assert_null(ro);
+    assert_non_null(strstr(f->err, "older schema (no activity table)"));
+    assert_int_equal(count_rows(f, "sqlite_master WHERE name = 'activity'"), 0);
+
+    /* a newer one */
+    assert_int_equal(sqlite3_exec(f->db,
+                                  "CREATE TABLE activity(id INTEGER PRIMARY KEY, at, actor,"
+                                  " action, server_id, details);"
+                                  " UPDATE meta SET value = '7' WHERE key = 'schema_version'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(gw_regdb_open_ro(f->path, &ro, f->err, sizeof f->err), GW_EINVAL);
+    assert_non_null(strstr(f->err, "registry schema version 7, this panelgatectl reads 1: it was "
+                                   "written by a newer panelgate"));
+}
+
 static void test_name_ok(void **state)
 {
     (void)state;
@@ -1063,6 +1111,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_missing_without_create),
         cmocka_unit_test(test_name_ok),
+        cmocka_unit_test_setup_teardown(test_open_ro, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_register, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_register_conflicts, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_register_inside_caller_tx, fx_setup, fx_teardown),

@@ -32,6 +32,7 @@
 #include <event2/thread.h>
 
 #include "config.h"
+#include "registry.h"
 #include "sink.h"
 #include "testutil.h"
 
@@ -45,14 +46,35 @@ struct fx {
     pthread_t loop_thread;
     /* touched by done callbacks, i.e. on the loop thread only */
     int done;
-    int n_status[4]; /* STORED, DUPLICATE, FAILED, REJECTED */
+    int n_status[5]; /* STORED, DUPLICATE, FAILED, REJECTED, refused (server
+                        erased or revoked) */
     int wrong_thread;
     int status_of[MAX_SEQ];
 };
 
 static int status_idx(enum gw_sink_status s)
 {
+    if (s == GW_SINK_UNREGISTERED || s == GW_SINK_REVOKED)
+        return 4;
     return s == GW_SINK_STORED ? 0 : s == GW_SINK_DUPLICATE ? 1 : s == GW_SINK_REJECTED ? 3 : 2;
+}
+
+/* The registry in |path| with servers 1..64 (the ids the tests store
+ * under): the SQLite backend stores frames of registered servers only. */
+static int register_servers(const char *path)
+{
+    sqlite3 *db = NULL;
+    char err[256];
+    int rc = sqlite3_open(path, &db) == SQLITE_OK && gw_registry_schema(db, err, sizeof err) == 0 &&
+             sqlite3_exec(db,
+                          "WITH RECURSIVE i(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM i"
+                          " WHERE x < 64) INSERT OR IGNORE INTO servers(id, name, kind,"
+                          " created_at) SELECT x, 'host-' || x, 'nimble', 0 FROM i",
+                          NULL, NULL, NULL) == SQLITE_OK
+                 ? 0
+                 : -1;
+    sqlite3_close(db);
+    return rc;
 }
 
 static int fx_setup(void **state)
@@ -77,6 +99,8 @@ static int fx_setup(void **state)
     f->loop_thread = pthread_self();
     for (int i = 0; i < MAX_SEQ; i++)
         f->status_of[i] = 99;
+    if (register_servers(f->path) != 0)
+        return -1;
     *state = f;
     return 0;
 }
@@ -88,6 +112,8 @@ static int fx_teardown(void **state)
     static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; i < TU_ARRAY_LEN(sfx); i++) {
         snprintf(p, sizeof p, "%s%s", f->path, sfx[i]);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/reg.db%s", f->dir, sfx[i]);
         unlink(p);
     }
     rmdir(f->dir);
@@ -723,6 +749,84 @@ static void test_item_storage_error_fails_batch(void **state)
     assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames"), 3);
 }
 
+/* An activity row of |server| (seq only to track it in f->status_of). */
+static struct gw_sink_item *activity(struct fx *f, int64_t server, uint64_t seq)
+{
+    struct gw_sink_item *it = gw_sink_activity_new("disconnected", server, "{}", 1732838400123);
+    assert_non_null(it);
+    it->seq = seq;
+    it->done = on_done;
+    it->ud = f;
+    return it;
+}
+
+/* Issue 11: a frame whose server was erased (no longer in servers) or
+ * revoked by the time its batch commits is refused in that transaction,
+ * so nothing is stored under an erased id, nor after a revocation; an
+ * activity row of an erased server is refused too, one of a revoked
+ * server kept.  |separate|: the registry is a file of its own (attached),
+ * and it is that file's servers table that counts, not a stale copy in
+ * the frames file. */
+static void refusals(struct fx *f, int separate)
+{
+    struct gw_sink_stats st;
+    char reg[192];
+    const char *regdb = f->path;
+    if (separate) {
+        snprintf(reg, sizeof reg, "%s/reg.db", f->dir);
+        assert_int_equal(register_servers(reg), 0);
+        f->cfg.registry_path = reg;
+        regdb = reg;
+    }
+    struct gw_sink *s = sink_new(f, &gated_ops);
+    /* server 7 erased, 8 revoked, 9 untouched */
+    exec_sql(regdb, "DELETE FROM servers WHERE id = 7;"
+                    " UPDATE servers SET status = 'revoked' WHERE id = 8");
+    gate_first(f, s, 9);
+    submit_ok(s, item(f, 7, 10, 100));
+    submit_ok(s, item(f, 8, 11, 100));
+    submit_ok(s, item(f, 9, 12, 100));
+    submit_ok(s, activity(f, 7, 13));
+    submit_ok(s, activity(f, 8, 14));
+    submit_ok(s, item(f, 7, 15, 100));
+    submit_ok(s, item(f, 9, 16, 100));
+    stub_set(1, 0);
+    run_until(f, 8, 10000);
+    gw_sink_get_stats(s, &st);
+    assert_int_equal(gw_sink_failing(s), 0);
+    gw_sink_free(s);
+
+    assert_int_equal(g_wrap_calls, 2); /* seq 1, then 10..16 together */
+    assert_int_equal(f->status_of[1], GW_SINK_STORED);
+    assert_int_equal(f->status_of[10], GW_SINK_UNREGISTERED);
+    assert_int_equal(f->status_of[11], GW_SINK_REVOKED);
+    assert_int_equal(f->status_of[12], GW_SINK_STORED);
+    assert_int_equal(f->status_of[13], GW_SINK_UNREGISTERED);
+    assert_int_equal(f->status_of[14], GW_SINK_STORED);
+    assert_int_equal(f->status_of[15], GW_SINK_UNREGISTERED);
+    assert_int_equal(f->status_of[16], GW_SINK_STORED);
+    assert_int_equal(f->n_status[4], 4);
+    assert_int_equal(st.items_refused, 4);
+    assert_int_equal(st.items_failed, 0);
+    assert_int_equal(st.items_rejected, 0);
+    assert_int_equal(st.frames_stored, 3);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE server_id IN (7, 8)"),
+                     0);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE server_id = 9"), 3);
+    assert_int_equal(query_i64(regdb, "SELECT count(*) FROM activity WHERE server_id = 7"), 0);
+    assert_int_equal(query_i64(regdb, "SELECT count(*) FROM activity WHERE server_id = 8"), 1);
+}
+
+static void test_refused_not_admitted(void **state)
+{
+    refusals(*state, 0);
+}
+
+static void test_refused_not_admitted_own_registry(void **state)
+{
+    refusals(*state, 1);
+}
+
 static void test_free_drains(void **state)
 {
     struct fx *f = *state;
@@ -818,6 +922,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_storage_failure_busy, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_item_rejected_alone, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_item_storage_error_fails_batch, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_not_admitted, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_refused_not_admitted_own_registry, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_free_drains, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_new_errors, fx_setup, fx_teardown),
