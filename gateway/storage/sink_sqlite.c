@@ -143,7 +143,7 @@ static void close_db(struct sq *q)
     sqlite3_finalize(q->paths_gen);
     sqlite3_close(q->db);
     q->begin = q->insert = q->insert_activity = q->commit = q->rollback = NULL;
-    q->savepoint = q->release = q->rollback_to = NULL;
+    q->savepoint = q->release = q->rollback_to = q->sel_server = NULL;
     q->ins_server = q->ins_stream = q->ins_geo = NULL;
     q->sel_path = q->ins_path = q->touch_path = q->paths_gen = NULL;
     q->db = NULL;

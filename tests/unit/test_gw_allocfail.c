@@ -653,6 +653,19 @@ static void test_sink(void **state)
     x->base = event_base_new();
     assert_non_null(x->base);
     nimble_body(&x->body, 30, 11);
+    {
+        /* the backend stores frames of registered servers only: id 1 */
+        sqlite3 *rdb = NULL;
+        char rerr[256];
+        assert_int_equal(sqlite3_open(path, &rdb), SQLITE_OK);
+        assert_int_equal(gw_registry_schema(rdb, rerr, sizeof rerr), 0);
+        assert_int_equal(sqlite3_exec(rdb,
+                                      "INSERT INTO servers(id, name, kind, created_at)"
+                                      " VALUES(1, 'nimble-edge-01', 'nimble', 0)",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(rdb);
+    }
 
     sweep("sink", op_sink, x);
 
