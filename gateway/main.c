@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -641,6 +642,28 @@ static void log_stats(const struct gw_app *app)
            (unsigned long long)s->frames_rate_limited, (unsigned long long)s->rate_limit_bans);
 }
 
+/* Viewer IPs pass through this process's memory (docs/PRIVACY.md): no
+ * core file (RLIMIT_CORE 0; a core_pattern pipe ignores that limit, but
+ * with the default fs.suid_dumpable 0 a non-dumpable process gets no core
+ * at all), and no process of the same uid may ptrace it or read
+ * /proc/PID/mem: PR_SET_DUMPABLE 0 leaves that to root (CAP_SYS_PTRACE).
+ * Done first, before any key or frame is in memory.  0, or -1 with the
+ * reason printed. */
+static int harden_process(void)
+{
+    struct rlimit no_core = {0, 0};
+
+    if (setrlimit(RLIMIT_CORE, &no_core) != 0) {
+        fprintf(stderr, "panelgate: setrlimit(RLIMIT_CORE, 0): %s\n", strerror(errno));
+        return -1;
+    }
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        fprintf(stderr, "panelgate: prctl(PR_SET_DUMPABLE, 0): %s\n", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -683,6 +706,9 @@ int main(int argc, char **argv)
         return EX_USAGE;
     }
 
+    if (harden_process() != 0)
+        return 1;
+
     memset(&app, 0, sizeof app);
     app.spare_fd = -1;
     app.config_path = gw_strdup(config_path);
@@ -699,9 +725,6 @@ int main(int argc, char **argv)
     }
     gw_log_set_level(app.cfg->log_level);
 
-    /* viewer IPs pass through this process's memory: never write it out */
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
     signal(SIGPIPE, SIG_IGN);
 
     if (fit_fd_limit(app.cfg, err, sizeof err) != 0 ||

@@ -23,6 +23,8 @@ PACKAGES=(
     faketime
     # builds the small MaxMind-format test databases (tests/data/make_test_mmdb.pl)
     libmaxmind-db-writer-perl
+    # gcore: test_gw_memscan.sh dumps the live gateway and searches the core
+    gdb
 )
 
 if [[ "${PANELGATE_SKIP_DEPS:-0}" == 1 ]]; then

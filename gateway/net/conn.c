@@ -38,6 +38,7 @@
 #include "limiter.h"
 #include "log.h"
 #include "tls.h"
+#include "wipe.h"
 #include <panelproto/tlsutil.h>
 
 #define OUT_CHUNK 16384 /* plaintext gathered from nghttp2 per TLS write */
@@ -549,7 +550,12 @@ static void fail_session(struct gw_conn *c, ssize_t rv)
 /* Decrypted records go to nghttp2 straight from |buf|, which is wiped
  * before it goes out of scope: it held request bodies, viewer addresses
  * included (docs/PRIVACY.md: nothing of a frame stays in memory once it
- * is handled). */
+ * is handled).  mbedtls_ssl_read wipes its own copy of what it hands out
+ * (mbedTLS 2.24 and later, CVE-2020-36476), nghttp2 passes DATA payloads
+ * to on_data_chunk as pointers into |buf|, and every frame this read
+ * completed is decoded, reduced and its memory wiped (h2.c) before
+ * nghttp2_session_mem_recv returns; what the copies of all that left in
+ * the vector registers goes last. */
 static void read_tls(struct gw_conn *c)
 {
     unsigned char buf[16384];
@@ -584,6 +590,7 @@ static void read_tls(struct gw_conn *c)
         break;
     }
     explicit_bzero(buf, used);
+    gw_wipe_vector_regs();
     if (flush)
         gw_conn_flush(c);
 }

@@ -1,5 +1,11 @@
 /*
  * arena.c - capped bump allocator and growable byte buffer.
+ *
+ * A frame's arena holds what the decoder copied out of it, the viewers'
+ * addresses included: every chunk's handed-out bytes are wiped (with a
+ * wipe the compiler cannot drop) before the chunk is reused or freed, so
+ * they do not linger in memory the heap hands out again.  What was never
+ * handed out was never written and is left alone.
  */
 #include <panelproto/arena.h>
 
@@ -45,10 +51,17 @@ void pa_arena_init(struct pa_arena *a, size_t cap, const struct pa_allocator *me
     a->mem = mem;
 }
 
+static void wipe_chunk(struct pa_arena_chunk *c)
+{
+    explicit_bzero((unsigned char *)c + CHUNK_HDR, c->off);
+    c->off = 0;
+}
+
 static void free_chunks(struct pa_arena *a, struct pa_arena_chunk *c)
 {
     while (c) {
         struct pa_arena_chunk *next = c->next;
+        wipe_chunk(c);
         a->held -= CHUNK_HDR + c->size;
         mem_free(a->mem, c);
         c = next;
@@ -60,7 +73,7 @@ void pa_arena_reset(struct pa_arena *a)
     if (a->head) {
         free_chunks(a, a->head->next);
         a->head->next = NULL;
-        a->head->off = 0;
+        wipe_chunk(a->head);
     }
     a->used = 0;
 }

@@ -230,6 +230,95 @@ static void test_reset_and_cleanup_edge_cases(void **state)
     pa_arena_cleanup(&a);
 }
 
+/* An allocator whose free looks into each block before it goes: issue 11
+ * (privacy), a decoded frame's arena held viewer addresses that reached
+ * the heap's free lists unwiped when a frame was refused. */
+static const unsigned char MARK[16] = {0x0a, 0x7b, 0x01, 0xc9, 0x20, 0x01, 0x0d, 0xb8,
+                                       0x7e, 0x57, 0x5c, 0xa1, 0xab, 0x1e, 0xc0, 0xde};
+
+static bool has_mark(const unsigned char *b, size_t n)
+{
+    for (size_t i = 0; i + sizeof MARK <= n; i++)
+        if (b[i] == MARK[0] && memcmp(b + i, MARK, sizeof MARK) == 0)
+            return true;
+    return false;
+}
+
+struct peek_alloc {
+    struct tu_alloc t;
+    struct pa_allocator pa;
+    long freed, freed_marked;
+};
+
+static void *peek_malloc(size_t n, void *ud)
+{
+    struct peek_alloc *p = ud;
+    return p->t.pa.malloc(n, &p->t);
+}
+
+static void *peek_realloc(void *q, size_t n, void *ud)
+{
+    struct peek_alloc *p = ud;
+    return p->t.pa.realloc(q, n, &p->t);
+}
+
+static void peek_free(void *q, void *ud)
+{
+    struct peek_alloc *p = ud;
+    if (q) {
+        size_t n;
+        memcpy(&n, (unsigned char *)q - TU_HDR, sizeof n); /* tu_alloc's header */
+        p->freed++;
+        if (has_mark(q, n))
+            p->freed_marked++;
+    }
+    p->t.pa.free(q, &p->t);
+}
+
+static void peek_init(struct peek_alloc *p)
+{
+    memset(p, 0, sizeof *p);
+    tu_alloc_init(&p->t);
+    p->pa = (struct pa_allocator){peek_malloc, peek_realloc, peek_free, p};
+}
+
+static void fill_marked(struct pa_arena *a, int n, size_t size)
+{
+    for (int i = 0; i < n; i++) {
+        unsigned char *b = pa_arena_alloc(a, size);
+        assert_non_null(b);
+        for (size_t j = 0; j + sizeof MARK <= size; j += sizeof MARK)
+            memcpy(b + j, MARK, sizeof MARK);
+    }
+}
+
+static void test_reset_and_cleanup_wipe(void **state)
+{
+    (void)state;
+    struct peek_alloc p;
+    struct pa_arena a;
+    peek_init(&p);
+    pa_arena_init(&a, 0, &p.pa);
+
+    /* reset: the chunks it frees are wiped, and so is the one it keeps */
+    fill_marked(&a, 200, 112);
+    assert_true(p.t.live > 1);
+    pa_arena_reset(&a);
+    assert_true(p.freed > 0);
+    assert_int_equal(p.freed_marked, 0);
+    unsigned char *again = pa_arena_alloc(&a, 4000);
+    assert_non_null(again);
+    assert_false(has_mark(again, 4000));
+
+    /* cleanup: every chunk wiped before it is freed */
+    fill_marked(&a, 300, 48);
+    long freed = p.freed;
+    pa_arena_cleanup(&a);
+    assert_int_equal(p.t.live, 0);
+    assert_true(p.freed > freed);
+    assert_int_equal(p.freed_marked, 0);
+}
+
 static void test_held_tracks_allocator(void **state)
 {
     (void)state;
@@ -406,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_strndup),
         cmocka_unit_test(test_reset_reuses_newest_chunk),
         cmocka_unit_test(test_reset_and_cleanup_edge_cases),
+        cmocka_unit_test(test_reset_and_cleanup_wipe),
         cmocka_unit_test(test_held_tracks_allocator),
         cmocka_unit_test(test_allocation_failure_injection),
         cmocka_unit_test(test_buf_append),

@@ -5,6 +5,8 @@
  * them all at once (pa_arena_reset / pa_arena_cleanup).  It never holds more
  * than |cap| bytes of chunks: an allocation that would pass the cap fails,
  * which is how a hostile frame is kept from growing the decoder's memory.
+ * Reset and cleanup wipe every byte handed out before the memory is reused
+ * or freed (a decoded frame holds personal data: viewer addresses).
  *
  * Both take an optional allocator (NULL = malloc/realloc/free) so tests can
  * inject failures.
@@ -39,9 +41,11 @@ struct pa_arena {
 /* |cap| 0 means no cap.  |mem| NULL means the C library. */
 void pa_arena_init(struct pa_arena *a, size_t cap, const struct pa_allocator *mem);
 
-/* Frees every chunk but the newest one, which is kept for reuse. */
+/* Wipes what was handed out, frees every chunk but the newest one, which
+ * is kept for reuse. */
 void pa_arena_reset(struct pa_arena *a);
 
+/* Wipes what was handed out and frees every chunk. */
 void pa_arena_cleanup(struct pa_arena *a);
 
 /* n bytes aligned for any scalar type, or NULL (cap reached, OOM, n == 0
