@@ -454,24 +454,23 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
         goto fail;
     }
     mu_ok = 1;
-    if (pthread_cond_init(&s->cv, NULL) != 0) {
-        rv = gw_fail(GW_EINTERNAL, err, errlen, "sink: pthread_cond_init failed");
-        goto fail;
-    }
-    cv_ok = 1;
-    /* waited on with a monotonic deadline (gw_sink_free) */
+    /* Both are waited on with monotonic deadlines: cv by the writer's
+     * file checks (wait_work), done_cv by gw_sink_free.  A condition
+     * variable on the default clock would take such a deadline as long
+     * past and return at once: the writer would spin while idle. */
     pthread_condattr_t ca;
     int ca_ok = pthread_condattr_init(&ca) == 0;
-    int done_rc = ca_ok ? pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) : -1;
-    if (done_rc == 0)
-        done_rc = pthread_cond_init(&s->done_cv, &ca);
+    int mono = ca_ok && pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0;
+    if (mono && pthread_cond_init(&s->cv, &ca) == 0)
+        cv_ok = 1;
+    if (cv_ok && pthread_cond_init(&s->done_cv, &ca) == 0)
+        done_ok = 1;
     if (ca_ok)
         pthread_condattr_destroy(&ca);
-    if (done_rc != 0) {
+    if (!done_ok) {
         rv = gw_fail(GW_EINTERNAL, err, errlen, "sink: pthread_cond_init failed");
         goto fail;
     }
-    done_ok = 1;
     /* Never added, only activated: it does not keep the loop alive. */
     s->wake = event_new(base, -1, 0, wake_cb, s);
     if (s->wake == NULL) {

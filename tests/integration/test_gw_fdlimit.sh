@@ -35,6 +35,23 @@ soft=$(awk '/^Max open files/ { print $4 }' "/proc/$GW_PID/limits")
 check_eq "the soft open-files limit was raised to the hard one" "$soft" 4096
 register_defaults
 
+# ---- idle: no thread spins (the sink's writer waits for its next file check
+# on a monotonic deadline; on the wrong clock it returned at once, 100 % CPU)
+py_checks - <<'EOF_PY'
+import os, time
+import h2client as hc
+ok = hc.Checks()
+pid = os.environ["PG_GW_PID"]
+hz = os.sysconf("SC_CLK_TCK")
+def cpu():
+    f = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+c0, t0 = cpu(), time.monotonic()
+time.sleep(2.0)
+used = (cpu() - c0) / hz / (time.monotonic() - t0)
+ok(used < 0.2, "idle, the gateway used %.0f %% of a core (< 20 %%: nothing spins)" % (used * 100))
+EOF_PY
+
 # ---- out of descriptors at run time ---------------------------------------------------
 prlimit --pid "$GW_PID" --nofile=48:48 || fatal "prlimit on the gateway"
 n0=$(log_count '"event":"accept_failed"')
