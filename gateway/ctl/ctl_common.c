@@ -148,7 +148,8 @@ int ctl_parse_uint(const char *s, unsigned long long max, unsigned long long *ou
         if (*s < '0' || *s > '9')
             return GW_EINVAL;
         unsigned d = (unsigned)(*s - '0');
-        if (v > (max - d) / 10)
+        /* d > max first: max - d would wrap and let any value through */
+        if (d > max || v > (max - d) / 10)
             return GW_EINVAL;
         v = v * 10 + d;
     }
