@@ -109,12 +109,35 @@ static void test_time(void **state)
     }
 }
 
+/* Issue 11 (fuzz_ctl_parse): sscanf skips any isspace before a number and
+ * the check after it knew only ' ', so "2026-11-29T02:24:\v4Z" read as
+ * 02:24:04.  The form is now checked first, a digit in every field. */
+static void test_time_blanks_issue11(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "2026-11-29T02:24:\v4Z", "2026-11-29T02:24:\t4Z", "2026-11-29T\n2:24:04Z",
+        "2026-11-\f9",           "2026-\r1-29",           "2026-11-29T02:24:+4Z",
+        "2026-11-29T02:-4:04Z", "2026-11-29t02:24:04Z",  "2026-11-29T02:24:04z",
+        "+026-11-29",
+    };
+    for (size_t i = 0; i < TU_ARRAY_LEN(bad); i++) {
+        int64_t v = -1;
+        if (ctl_parse_time(bad[i], false, NOW, &v) == 0)
+            fail_msg("ctl_parse_time(case %zu) took %lld", i, (long long)v);
+    }
+    int64_t v = -1;
+    assert_int_equal(ctl_parse_time("2026-11-29T02:24:04Z", false, NOW, &v), 0);
+    assert_int_equal(v, 1795919044);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uint_small_max_issue11),
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_time),
+        cmocka_unit_test(test_time_blanks_issue11),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
