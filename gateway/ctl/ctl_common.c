@@ -148,7 +148,8 @@ int ctl_parse_uint(const char *s, unsigned long long max, unsigned long long *ou
         if (*s < '0' || *s > '9')
             return GW_EINVAL;
         unsigned d = (unsigned)(*s - '0');
-        if (v > (max - d) / 10)
+        /* d > max first: max - d would wrap and let any value through */
+        if (d > max || v > (max - d) / 10)
             return GW_EINVAL;
         v = v * 10 + d;
     }
@@ -186,6 +187,16 @@ int ctl_parse_duration(const char *s, int64_t *out)
     return 0;
 }
 
+/* Whether |s| has the form |pat|: a digit for each 'd', the other
+ * characters as they are, nothing more. */
+static bool form_is(const char *s, const char *pat)
+{
+    for (; *pat; s++, pat++)
+        if (*pat == 'd' ? (*s < '0' || *s > '9') : *s != *pat)
+            return false;
+    return *s == '\0';
+}
+
 /* Unix seconds, YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, or a duration ago.  A
  * bare date as an upper bound means the end of that day. */
 static int parse_time1(const char *s, bool upper, int64_t now, int64_t *out);
@@ -210,23 +221,19 @@ static int parse_time1(const char *s, bool upper, int64_t now, int64_t *out)
         return 0;
     }
     struct tm tm = {0};
-    int y, mo, da, h = 0, mi = 0, se = 0, n = 0;
-    size_t len = strlen(s);
-    if (len == 10 && sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &da, &n) == 3 && n == 10) {
+    int y, mo, da, h = 0, mi = 0, se = 0;
+    /* The form first, a digit where 'd' is: sscanf alone would skip blanks
+     * (any isspace, "\v4" read as 4) and take signs inside a field. */
+    if (form_is(s, "dddd-dd-dd") && sscanf(s, "%4d-%2d-%2d", &y, &mo, &da) == 3) {
         if (upper) {
             h = 23;
             mi = 59;
             se = 59;
         }
-    } else if (len == 20 &&
-               sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &da, &h, &mi, &se, &n) == 6 &&
-               n == 20) {
-    } else {
+    } else if (!form_is(s, "dddd-dd-ddTdd:dd:ddZ") ||
+               sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ", &y, &mo, &da, &h, &mi, &se) != 6) {
         return GW_EINVAL;
     }
-    for (size_t i = 0; i < len; i++) /* no signs or blanks inside the fields */
-        if (s[i] == '+' || s[i] == ' ' || (s[i] == '-' && i != 4 && i != 7))
-            return GW_EINVAL;
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;
     tm.tm_mday = da;

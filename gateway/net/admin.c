@@ -28,6 +28,7 @@
 struct gw_admin {
     struct gw_app *app;
     struct evhttp *http;
+    unsigned port; /* bound: the configured one, or the system's pick for 0 */
 };
 
 void gw_admin_snapshot(struct gw_app *app, struct gw_metrics *m)
@@ -129,15 +130,19 @@ int gw_admin_new(struct gw_admin **out, struct gw_app *app, char *err, size_t er
         goto fail;
     }
     char host[INET6_ADDRSTRLEN];
-    unsigned port;
-    gw_sockname(evhttp_bound_socket_get_fd(bs), host, sizeof host, &port);
+    gw_sockname(evhttp_bound_socket_get_fd(bs), host, sizeof host, &a->port);
     gw_log(GW_LOG_INFO, NULL, "admin_listening", "%s%s%s:%u (GET /metrics, /healthz)",
-           strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port);
+           strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", a->port);
     *out = a;
     return 0;
 fail:
     gw_admin_free(a);
     return rv;
+}
+
+unsigned gw_admin_port(const struct gw_admin *a)
+{
+    return a != NULL ? a->port : 0;
 }
 
 void gw_admin_free(struct gw_admin *a)

@@ -20,6 +20,10 @@ struct gw_admin;
  * reason in err. */
 int gw_admin_new(struct gw_admin **out, struct gw_app *app, char *err, size_t errlen);
 
+/* The port bound: the configured one, or the one the system picked for
+ * port 0 (fuzz/fuzz_gw_admin.c talks to it); 0 for NULL. */
+unsigned gw_admin_port(const struct gw_admin *a);
+
 /* NULL is allowed. */
 void gw_admin_free(struct gw_admin *a);
 

@@ -16,6 +16,7 @@
 
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,8 +184,19 @@ static int alloc_table(struct gw_registry *r, size_t n, char *err, size_t errlen
     return 0;
 }
 
+/* True when column |i| of |st| is, byte for byte, |word| (a value with a
+ * NUL inside or after the word is not it). */
+static bool column_is(sqlite3_stmt *st, int i, const char *word)
+{
+    const unsigned char *v = sqlite3_column_text(st, i);
+    size_t n = strlen(word);
+    return v != NULL && (size_t)sqlite3_column_bytes(st, i) == n && memcmp(v, word, n) == 0;
+}
+
 /* Copies row |st| into |s| (zeroed); GW_EINVAL with err on a value the
- * schema forbids (a file made by hand or by another tool). */
+ * schema forbids (a file made by hand or by another tool).  Text is taken
+ * whole: a NUL inside a name would cut it short in every log line and
+ * metric (two rows "edge\0a" and "edge\0b" would both read "edge"). */
 static int read_row(sqlite3_stmt *st, struct gw_server *s, char *err, size_t errlen)
 {
     s->id = sqlite3_column_int64(st, 2);
@@ -214,20 +226,23 @@ static int read_row(sqlite3_stmt *st, struct gw_server *s, char *err, size_t err
                (long long)s->id, sizeof s->name - 1);
         return GW_EINVAL;
     }
+    if (memchr(name, '\0', (size_t)nlen) != NULL) {
+        gw_seterr(err, errlen, "registry: server %lld: name has a NUL byte", (long long)s->id);
+        return GW_EINVAL;
+    }
     memcpy(s->name, name, (size_t)nlen);
 
-    const char *kind = (const char *)sqlite3_column_text(st, 4);
-    if (kind == NULL || (strcmp(kind, "nimble") != 0 && strcmp(kind, "wowza") != 0)) {
+    if (column_is(st, 4, "nimble") || column_is(st, 4, "wowza")) {
+        snprintf(s->kind, sizeof s->kind, "%s", (const char *)sqlite3_column_text(st, 4));
+    } else {
         gw_seterr(err, errlen, "registry: server %lld: kind is not nimble or wowza",
                (long long)s->id);
         return GW_EINVAL;
     }
-    snprintf(s->kind, sizeof s->kind, "%s", kind);
 
-    const char *status = (const char *)sqlite3_column_text(st, 5);
-    if (status != NULL && strcmp(status, "active") == 0) {
+    if (column_is(st, 5, "active")) {
         s->status = GW_SERVER_ACTIVE;
-    } else if (status != NULL && strcmp(status, "revoked") == 0) {
+    } else if (column_is(st, 5, "revoked")) {
         s->status = GW_SERVER_REVOKED;
     } else {
         gw_seterr(err, errlen, "registry: server %lld: status is not active or revoked",

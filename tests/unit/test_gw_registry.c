@@ -4,6 +4,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -365,6 +366,76 @@ static void test_not_a_registry(void **state)
     unlink(path);
 }
 
+/* Issue 11 (fuzz_gw_registry): a value with a NUL byte inside or after it
+ * was read as C text, cut at the NUL: a name "edge\0evil" loaded as "edge"
+ * (two such rows would be two servers of one name in every log line), and
+ * in a file made by hand "wowza\0" and "active\0x" passed as wowza and
+ * active.  Each is refused now, as any other value the schema forbids. */
+static int load_one_row(const char *path, bool real_schema, const char *name, int nlen,
+                        const char *kind, int klen, const char *status, int slen, char *err,
+                        size_t errlen)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    uint8_t k[GW_SPKI_LEN];
+    unlink(path);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (real_schema)
+        assert_int_equal(gw_registry_schema(db, err, errlen), 0);
+    else
+        exec_ok(db, "CREATE TABLE servers(id, name, kind, status, created_at);"
+                    "CREATE TABLE server_pins(spki_sha256, server_id, not_after, created_at)");
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO servers(id, name, kind, status, created_at)"
+                                        " VALUES(1, ?, ?, ?, 0)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, name, nlen, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, kind, klen, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, status, slen, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    spki_of(k, 11);
+    assert_int_equal(add_pin(db, 1, k, GW_SPKI_LEN, 0), SQLITE_DONE);
+    sqlite3_close(db);
+
+    struct gw_registry *r = NULL;
+    err[0] = '\0';
+    int rv = gw_registry_load(path, &r, err, errlen);
+    if (rv == 0)
+        assert_non_null(r);
+    else
+        assert_null(r);
+    gw_registry_unref(r);
+    return rv;
+}
+
+static void test_nul_in_values_issue11(void **state)
+{
+    struct fx *f = *state;
+    char path[192], err[512];
+    snprintf(path, sizeof path, "%s/nul.db", f->dir);
+
+    /* the control: the same rows without the NUL load */
+    assert_int_equal(load_one_row(path, true, "edge", 4, "wowza", 5, "active", 6, err,
+                                  sizeof err), 0);
+    assert_int_equal(load_one_row(path, false, "edge", 4, "wowza", 5, "revoked", 7, err,
+                                  sizeof err), 0);
+
+    /* the real schema lets a NUL into a name */
+    assert_int_equal(load_one_row(path, true, "edge\0evil", 9, "nimble", 6, "active", 6, err,
+                                  sizeof err), GW_EINVAL);
+    assert_non_null(strstr(err, "name has a NUL byte"));
+    /* a file made by hand, without the CHECKs */
+    assert_int_equal(load_one_row(path, false, "edge", 4, "wowza\0", 6, "active", 6, err,
+                                  sizeof err), GW_EINVAL);
+    assert_non_null(strstr(err, "kind is not nimble or wowza"));
+    assert_int_equal(load_one_row(path, false, "edge", 4, "nimble", 6, "active\0x", 8, err,
+                                  sizeof err), GW_EINVAL);
+    assert_non_null(strstr(err, "status is not active or revoked"));
+    unlink(path);
+}
+
 /* Each load is a fresh snapshot; an older one stays as it was. */
 static void test_reload_sees_changes(void **state)
 {
@@ -433,6 +504,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hash_collisions, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_not_a_registry, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_nul_in_values_issue11, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_reload_sees_changes, fx_setup, fx_teardown),
         cmocka_unit_test(test_spki_hex),
     };
