@@ -333,28 +333,35 @@ static void on_sink_done(struct gw_sink_item *it, void *ud)
 {
     struct gw_stream *s = ud;
     struct gw_conn *c;
+    int rv;
 
     if (!s)
         return; /* the stream or its connection went away */
     c = s->c;
     s->item = NULL;
     if (it->status == GW_SINK_FAILED) {
-        respond_problem(s, 503, "storage_unavailable", "storage is unavailable",
-                        "the frame was not stored; retry with the same seq", -1);
+        rv = respond_problem(s, 503, "storage_unavailable", "storage is unavailable",
+                             "the frame was not stored; retry with the same seq", -1);
     } else if (it->status == GW_SINK_UNREGISTERED || it->status == GW_SINK_REVOKED) {
         /* the registry changed before the frame could commit (an erase, a
          * revocation): refused in that transaction, never stored */
-        respond_gone(s, it->status == GW_SINK_UNREGISTERED);
+        rv = respond_gone(s, it->status == GW_SINK_UNREGISTERED);
     } else if (it->status == GW_SINK_REJECTED) {
         /* storage works, this frame will never be stored: no retry-after */
         c->app->stats.frames_failed++;
-        respond_problem(s, 500, "storage_rejected", "storage rejected the frame",
-                        "the frame could not be stored and will not be on a retry", -1);
+        rv = respond_problem(s, 500, "storage_rejected", "storage rejected the frame",
+                             "the frame could not be stored and will not be on a retry", -1);
     } else {
         if (it->status == GW_SINK_DUPLICATE)
             c->app->stats.frames_duplicate++;
-        respond_accepted(s, it->seq);
+        rv = respond_accepted(s, it->seq);
     }
+    /* No answer could be made (out of memory): reset the stream rather
+     * than leave it to its request timeout.  The agent resends the same
+     * seq; a frame that was stored is then a duplicate, answered 202. */
+    if (rv != 0 &&
+        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR) != 0)
+        gw_conn_goaway(c, NGHTTP2_INTERNAL_ERROR, "out of memory");
     gw_conn_flush(c);
 }
 
