@@ -52,6 +52,7 @@
 #include "alloc.h"
 #include "sink.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,7 @@ struct sq {
     int saved;          /* ... and the old WAL was checkpointed through db */
 
     sqlite3 *db;        /* NULL while closed after a replacement */
+    pthread_mutex_t db_mu; /* db's open and close against sq_interrupt */
     sqlite3_stmt *begin;
     sqlite3_stmt *insert;
     sqlite3_stmt *insert_activity;
@@ -141,12 +143,16 @@ static void close_db(struct sq *q)
     sqlite3_finalize(q->ins_path);
     sqlite3_finalize(q->touch_path);
     sqlite3_finalize(q->paths_gen);
+    /* sq_interrupt may run on the main thread at any time: never against
+     * a handle being closed */
+    pthread_mutex_lock(&q->db_mu);
     sqlite3_close(q->db);
     q->begin = q->insert = q->insert_activity = q->commit = q->rollback = NULL;
     q->savepoint = q->release = q->rollback_to = q->sel_server = NULL;
     q->ins_server = q->ins_stream = q->ins_geo = NULL;
     q->sel_path = q->ins_path = q->touch_path = q->paths_gen = NULL;
     q->db = NULL;
+    pthread_mutex_unlock(&q->db_mu);
 }
 
 static void sq_close(void *state)
@@ -155,6 +161,7 @@ static void sq_close(void *state)
     if (q == NULL)
         return;
     close_db(q);
+    pthread_mutex_destroy(&q->db_mu);
     gw_path_cache_free(q->paths);
     gw_free(q->path);
     gw_free(q->registry_path);
@@ -286,10 +293,14 @@ static int open_db(struct sq *q, int create, char *err, size_t errlen)
 {
     const char *path = q->path;
     int rv = GW_ESTORAGE;
-    int rc = sqlite3_open_v2(path, &q->db,
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db,
                              SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) |
                                  SQLITE_OPEN_NOMUTEX,
                              NULL);
+    pthread_mutex_lock(&q->db_mu);
+    q->db = db;
+    pthread_mutex_unlock(&q->db_mu);
     if (rc != SQLITE_OK) {
         gw_seterr(err, errlen, "sqlite %s: cannot open: %s", path,
                q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
@@ -402,6 +413,10 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
     q = gw_calloc(1, sizeof *q);
     if (q == NULL)
         return gw_fail(GW_ENOMEM, err, errlen, "sqlite: out of memory");
+    if (pthread_mutex_init(&q->db_mu, NULL) != 0) {
+        gw_free(q);
+        return gw_fail(GW_EINTERNAL, err, errlen, "sqlite: pthread_mutex_init failed");
+    }
     q->path = gw_strdup(path);
     if (cfg->registry_path != NULL && strcmp(cfg->registry_path, path) != 0)
         q->registry_path = gw_strdup(cfg->registry_path);
@@ -1031,8 +1046,12 @@ fail:
 static void sq_interrupt(void *state)
 {
     struct sq *q = state;
-    if (q != NULL && q->db != NULL)
+    if (q == NULL)
+        return;
+    pthread_mutex_lock(&q->db_mu);
+    if (q->db != NULL)
         sqlite3_interrupt(q->db);
+    pthread_mutex_unlock(&q->db_mu);
 }
 
 const struct gw_sink_ops gw_sink_sqlite_ops = {
