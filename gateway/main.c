@@ -430,13 +430,14 @@ static void on_activity_timer(evutil_socket_t fd, short what, void *arg)
 
 /* Every retention_interval_s (and once at start): hands the sink a purge of
  * the frames older than retention_days; the writer thread deletes them in
- * chunks and records "purge". */
+ * chunks and records "purge".  With the JetStream engine the stream's
+ * MaxAge does it instead. */
 static void on_retention_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_app *app = arg;
     (void)fd;
     (void)what;
-    if (app->draining || app->cfg->retention_days == 0)
+    if (app->draining || app->cfg->retention_days == 0 || gw_config_is_jetstream(app->cfg))
         return;
     int64_t now_ms = gw_now_ms();
     int64_t cutoff = now_ms - (int64_t)app->cfg->retention_days * 86400000;
@@ -746,7 +747,9 @@ int main(int argc, char **argv)
         goto out;
     }
     app.started_ms = gw_now_ms();
-    if (gw_sink_new(&app.sink, app.base, &gw_sink_sqlite_ops, app.cfg, err, sizeof err) != 0 ||
+    const struct gw_sink_ops *engine =
+        gw_config_is_jetstream(app.cfg) ? &gw_sink_jetstream_ops : &gw_sink_sqlite_ops;
+    if (gw_sink_new(&app.sink, app.base, engine, app.cfg, err, sizeof err) != 0 ||
         gw_registry_load(registry_path(app.cfg), &app.reg, err, sizeof err) != 0 ||
         gw_admin_new(&app.admin, &app, err, sizeof err) != 0 ||
         open_listeners(&app, err, sizeof err) != 0 || write_port_file(&app, err, sizeof err) != 0) {

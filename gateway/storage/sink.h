@@ -106,6 +106,9 @@ void gw_sink_note_replaced(void);
 void gw_sink_note_reopened(void);
 
 extern const struct gw_sink_ops gw_sink_sqlite_ops;
+/* [storage] storage_engine = jetstream (sink_jetstream.c): frames to the
+ * stream, everything else to gw_sink_sqlite_ops on the same config. */
+extern const struct gw_sink_ops gw_sink_jetstream_ops;
 
 struct gw_sink;
 
