@@ -15,6 +15,8 @@ PACKAGES=(
     # libraries
     libmsgpack-dev libcjson-dev libcmocka-dev libmbedtls-dev libnghttp2-dev
     libevent-dev libsqlite3-dev libinih-dev libmaxminddb-dev
+    # the JetStream engine (cnats) and the NATS cluster its tests start
+    libnats-dev nats-server
     # the Java (JNI) binding and the Wowza-style example
     default-jdk-headless
     # tools used by tests and the demo

@@ -48,7 +48,7 @@ enum ktype {
     K_STR,    /* char *, heap; empty value = NULL */
     K_LEVEL,  /* enum gw_log_level */
     K_SYNC,   /* enum gw_sqlite_sync */
-    K_ENGINE, /* char *, "sqlite" only */
+    K_ENGINE, /* char *, "sqlite" or "jetstream" */
     K_ADDR,   /* one struct gw_listen (+ admin_on); empty = off */
 };
 
@@ -131,6 +131,27 @@ static const struct key keys[] = {
     {"storage", "file_check_interval_ms", K_U32, OFF(file_check_interval_ms), 0, 60000,
      F_STORAGE},
 
+    {"jetstream", "servers", K_STR, OFF(js_servers), 0, 0, F_STORAGE},
+    {"jetstream", "tls_ca_file", K_STR, OFF(js_tls_ca_file), 0, 0, F_STORAGE},
+    {"jetstream", "tls_cert_file", K_STR, OFF(js_tls_cert_file), 0, 0, F_STORAGE},
+    {"jetstream", "tls_key_file", K_STR, OFF(js_tls_key_file), 0, 0, F_STORAGE},
+    {"jetstream", "user", K_STR, OFF(js_user), 0, 0, F_STORAGE},
+    {"jetstream", "password", K_STR, OFF(js_password), 0, 0, F_STORAGE},
+    {"jetstream", "token", K_STR, OFF(js_token), 0, 0, F_STORAGE},
+    {"jetstream", "creds_file", K_STR, OFF(js_creds_file), 0, 0, F_STORAGE},
+    {"jetstream", "stream", K_STR, OFF(js_stream), 0, 0, F_REQUIRED | F_STORAGE},
+    {"jetstream", "subject_prefix", K_STR, OFF(js_subject_prefix), 0, 0,
+     F_REQUIRED | F_STORAGE},
+    {"jetstream", "consumer", K_STR, OFF(js_consumer), 0, 0, F_REQUIRED | F_STORAGE},
+    {"jetstream", "replicas", K_U32, OFF(js_replicas), 1, 5, F_STORAGE},
+    {"jetstream", "duplicate_window_s", K_U32, OFF(js_duplicate_window_s), 1, 86400,
+     F_STORAGE},
+    {"jetstream", "max_in_flight", K_U32, OFF(js_max_in_flight), 1, 65536, F_STORAGE},
+    {"jetstream", "publish_timeout_ms", K_U32, OFF(js_publish_timeout_ms), 100, 600000,
+     F_STORAGE},
+    {"jetstream", "connect_timeout_ms", K_U32, OFF(js_connect_timeout_ms), 100, 600000,
+     F_STORAGE},
+
     {"geo", "country_db", K_STR, OFF(country_db), 0, 0, 0},
     {"geo", "asn_db", K_STR, OFF(asn_db), 0, 0, 0},
 
@@ -161,13 +182,13 @@ static const struct key keys[] = {
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
 static const char *const sections[] = {
-    "server", "tls", "http2", "frame", "storage", "geo", "registry", "ratelimit",
-    "ratelimit.nimble", "ratelimit.wowza", "admin", "log",
+    "server", "tls", "http2", "frame", "storage", "jetstream", "geo", "registry",
+    "ratelimit", "ratelimit.nimble", "ratelimit.wowza", "admin", "log",
 };
 
 #define SECTION_LIST                                                                       \
-    "server, tls, http2, frame, storage, geo, registry, ratelimit, ratelimit.nimble, "        \
-    "ratelimit.wowza, ratelimit.server NAME, admin, log"
+    "server, tls, http2, frame, storage, jetstream, geo, registry, ratelimit, "               \
+    "ratelimit.nimble, ratelimit.wowza, ratelimit.server NAME, admin, log"
 
 /* The keys of [ratelimit.nimble], [ratelimit.wowza] and [ratelimit.server
  * NAME]: offsets into struct gw_rl_limits, the same ranges as [ratelimit].
@@ -432,6 +453,16 @@ static int set_uint(void *slot, const struct key *k, unsigned flags, const char 
     return 0;
 }
 
+static bool engine_known(const char *v)
+{
+    return strcmp(v, GW_ENGINE_SQLITE) == 0 || strcmp(v, GW_ENGINE_JETSTREAM) == 0;
+}
+
+bool gw_config_is_jetstream(const struct gw_config *c)
+{
+    return c->storage_engine != NULL && strcmp(c->storage_engine, GW_ENGINE_JETSTREAM) == 0;
+}
+
 static int set_value(struct gw_config *c, const struct key *k, const char *v, char *why,
                      size_t n)
 {
@@ -483,8 +514,8 @@ static int set_value(struct gw_config *c, const struct key *k, const char *v, ch
         c->admin_on = true;
         return 0;
     case K_ENGINE:
-        if (strcmp(v, "sqlite") != 0)
-            return bad(why, n, "unknown engine '%.64s' (sqlite is the only engine built)", v);
+        if (!engine_known(v))
+            return bad(why, n, "unknown engine '%.64s' (sqlite or jetstream)", v);
         if (set_str((char **)field(c, k), v) != 0) {
             snprintf(why, n, "out of memory");
             return GW_ENOMEM;
@@ -886,8 +917,17 @@ int gw_config_defaults(struct gw_config *c)
     c->refusal_log_per_s = 10;
     c->activity_interval_ms = 60000;
 
-    if (set_str(&c->storage_engine, "sqlite") != 0 ||
-        set_str(&c->sqlite_path, "panelgate.db") != 0) {
+    c->js_replicas = 3;
+    c->js_duplicate_window_s = 120;
+    c->js_max_in_flight = 1024;
+    c->js_publish_timeout_ms = 5000;
+    c->js_connect_timeout_ms = 5000;
+
+    if (set_str(&c->storage_engine, GW_ENGINE_SQLITE) != 0 ||
+        set_str(&c->sqlite_path, "panelgate.db") != 0 ||
+        set_str(&c->js_stream, "PANELGATE_FRAMES") != 0 ||
+        set_str(&c->js_subject_prefix, "panelgate.frames") != 0 ||
+        set_str(&c->js_consumer, "panelgate-store") != 0) {
         gw_config_cleanup(c);
         return GW_ENOMEM;
     }
@@ -1008,6 +1048,123 @@ static int validate_rl(const struct gw_config *c, char *err, size_t errlen)
     return 0;
 }
 
+static bool is_set(const char *s)
+{
+    return s != NULL && *s != '\0';
+}
+
+/* One NATS subject token: printable ASCII, no space, no '.', no wildcard. */
+static bool subject_token_ok(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= ' ' || ch >= 0x7f || ch == '.' || ch == '*' || ch == '>')
+            return false;
+    }
+    return true;
+}
+
+/* A subject of dot-separated tokens (no wildcards). */
+static bool subject_ok(const char *s)
+{
+    const char *p = s;
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        size_t len = dot ? (size_t)(dot - p) : strlen(p);
+        if (!subject_token_ok(p, len))
+            return false;
+        if (dot == NULL)
+            return strlen(s) <= 200;
+        p = dot + 1;
+    }
+}
+
+/* [jetstream] servers: comma-separated nats://HOST:PORT or tls://HOST:PORT
+ * URLs (user:password@ inside a URL is refused: credentials have keys of
+ * their own and stay out of the logs).  The count goes to *n. */
+static int check_servers(const char *v, unsigned *n, char *err, size_t errlen)
+{
+    const char *p = v;
+    *n = 0;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len == 0)
+            return bad(err, errlen, "[jetstream] servers: entry %u is empty (no URL)", *n + 1);
+        size_t skip = 0;
+        if (len > 7 && strncmp(p, "nats://", 7) == 0)
+            skip = 7;
+        else if (len > 6 && strncmp(p, "tls://", 6) == 0)
+            skip = 6;
+        if (skip == 0)
+            return bad(err, errlen,
+                       "[jetstream] servers: entry %u is not a nats:// or tls:// URL", *n + 1);
+        for (size_t i = skip; i < len; i++) {
+            unsigned char ch = (unsigned char)p[i];
+            if (ch <= ' ' || ch >= 0x7f || ch == '@' || ch == '/')
+                return bad(err, errlen,
+                           "[jetstream] servers: entry %u: only scheme://HOST:PORT (no "
+                           "credentials, paths or spaces)",
+                           *n + 1);
+        }
+        if (++*n > 64)
+            return bad(err, errlen, "[jetstream] servers: at most 64 URLs");
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+/* [jetstream]: checked whenever set (a typo shows before the engine is
+ * switched on); what only the engine needs, only with it. */
+static int validate_js(const struct gw_config *c, char *err, size_t errlen)
+{
+    unsigned n_urls = 0;
+    int kinds = (is_set(c->js_user) || is_set(c->js_password)) + is_set(c->js_token) +
+                is_set(c->js_creds_file);
+
+    if (kinds > 1)
+        return bad(err, errlen,
+                   "[jetstream]: set one kind of credentials at most (user/password, token "
+                   "or creds_file)");
+    if (is_set(c->js_servers) && check_servers(c->js_servers, &n_urls, err, errlen) != 0)
+        return GW_ECONFIG;
+    if (is_set(c->js_subject_prefix) && !subject_ok(c->js_subject_prefix))
+        return bad(err, errlen,
+                   "[jetstream] subject_prefix: not a NATS subject (dot-separated tokens of "
+                   "printable ASCII, no spaces, no '*' or '>', at most 200 bytes)");
+    if (is_set(c->js_stream) && (!subject_token_ok(c->js_stream, strlen(c->js_stream)) ||
+                              strchr(c->js_stream, '/') || strchr(c->js_stream, '\\') ||
+                              strlen(c->js_stream) > 64))
+        return bad(err, errlen,
+                   "[jetstream] stream: not a stream name (printable ASCII without spaces, "
+                   "'.', '*', '>', '/' or '\\', at most 64 bytes)");
+    if (is_set(c->js_consumer) && (!subject_token_ok(c->js_consumer, strlen(c->js_consumer)) ||
+                                strchr(c->js_consumer, '/') || strchr(c->js_consumer, '\\') ||
+                                strlen(c->js_consumer) > 64))
+        return bad(err, errlen,
+                   "[jetstream] consumer: not a consumer name (printable ASCII without "
+                   "spaces, '.', '*', '>', '/' or '\\', at most 64 bytes)");
+    if (!gw_config_is_jetstream(c))
+        return 0;
+    if (!is_set(c->js_servers))
+        return bad(err, errlen,
+                   "[jetstream] servers: required when [storage] storage_engine = jetstream");
+    if (is_set(c->js_tls_cert_file) != is_set(c->js_tls_key_file))
+        return bad(err, errlen,
+                   "[jetstream] tls_cert_file and tls_key_file: set both or neither");
+    if (is_set(c->js_password) && !is_set(c->js_user))
+        return bad(err, errlen, "[jetstream] password: set without user");
+    return 0;
+}
+
 int gw_config_validate(const struct gw_config *c, char *err, size_t errlen)
 {
     char dummy[1];
@@ -1047,8 +1204,8 @@ int gw_config_validate(const struct gw_config *c, char *err, size_t errlen)
             s = *(char *const *)cfield(c, k);
             if ((k->flags & F_REQUIRED) && (s == NULL || *s == '\0'))
                 return bad(err, errlen, "[%s] %s: required, and not set", k->section, k->name);
-            if (k->type == K_ENGINE && strcmp(s, "sqlite") != 0)
-                return bad(err, errlen, "[%s] %s: unknown engine (sqlite is the only engine built)",
+            if (k->type == K_ENGINE && !engine_known(s))
+                return bad(err, errlen, "[%s] %s: unknown engine (sqlite or jetstream)",
                            k->section, k->name);
             break;
         case K_LEVEL:
@@ -1105,6 +1262,8 @@ int gw_config_validate(const struct gw_config *c, char *err, size_t errlen)
                    "[storage] queue_max_bytes: %zu is smaller than [http2] max_body_bytes "
                    "(%zu), so a frame of the largest allowed size could never be queued",
                    c->queue_max_bytes, c->max_body_bytes);
+    if (validate_js(c, err, errlen) != 0)
+        return GW_ECONFIG;
     return validate_rl(c, err, errlen);
 }
 

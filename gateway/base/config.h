@@ -140,6 +140,27 @@ struct gw_config {
                                       a file key: panelgate-store sets it,
                                       its database has no registry */
 
+    /* [jetstream] — the JetStream engine (storage_engine = jetstream;
+     * docs/STORAGE.md has the message contract).  Strings are heap copies
+     * or NULL; every key is restart only. */
+    char *js_servers;           /* required with the engine: comma-separated
+                                   nats:// or tls:// URLs */
+    char *js_tls_ca_file;       /* NULL = the system's CAs (tls:// only) */
+    char *js_tls_cert_file;     /* client certificate (with js_tls_key_file) */
+    char *js_tls_key_file;
+    char *js_user;              /* credentials: one kind at most of */
+    char *js_password;          /*   user/password, */
+    char *js_token;             /*   token, */
+    char *js_creds_file;        /*   a .creds file (JWT + nkey seed) */
+    char *js_stream;            /* "PANELGATE_FRAMES" */
+    char *js_subject_prefix;    /* "panelgate.frames": subjects PREFIX.<id> */
+    char *js_consumer;          /* "panelgate-store": the store's durable */
+    uint32_t js_replicas;       /* 3 (1..5) */
+    uint32_t js_duplicate_window_s; /* 120 */
+    uint32_t js_max_in_flight;  /* 1024 publishes awaiting their ack */
+    uint32_t js_publish_timeout_ms; /* 5000 */
+    uint32_t js_connect_timeout_ms; /* 5000 */
+
     /* [geo] — MaxMind-format databases for the privacy reduction; when
      * unset, viewer connections are reduced to plain counts */
     char *country_db; /* e.g. GeoLite2-Country.mmdb; NULL = none */
@@ -203,7 +224,8 @@ void gw_config_cleanup(struct gw_config *c);
                                 sqlite_synchronous, queue_max_frames,
                                 queue_max_bytes, batch_max_frames,
                                 busy_timeout_ms; [tls] session_tickets,
-                                ticket_lifetime_s; [registry] registry_path */
+                                ticket_lifetime_s; [registry] registry_path;
+                                every [jetstream] key */
 
 #define GW_RELOAD_KEYS_LEN 384
 
@@ -221,6 +243,13 @@ struct gw_reload_kept {
  * half-restored and must only be cleaned up. */
 int gw_config_keep_restart_only(struct gw_config *nc, const struct gw_config *oc,
                                 struct gw_reload_kept *kept);
+
+/* The engines [storage] storage_engine names. */
+#define GW_ENGINE_SQLITE "sqlite"
+#define GW_ENGINE_JETSTREAM "jetstream"
+
+/* True when |c| stores frames in JetStream. */
+bool gw_config_is_jetstream(const struct gw_config *c);
 
 /* "debug" | "info" | "warn" | "error" -> level; GW_EINVAL when unknown. */
 int gw_log_level_parse(const char *s);

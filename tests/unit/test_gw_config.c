@@ -129,6 +129,16 @@ static void test_defaults(void **state)
     assert_int_equal(c->busy_timeout_ms, 5000);
     assert_int_equal(c->retry_after_s, 5);
     assert_null(c->registry_path);
+    assert_false(gw_config_is_jetstream(c));
+    assert_null(c->js_servers);
+    assert_string_equal(c->js_stream, "PANELGATE_FRAMES");
+    assert_string_equal(c->js_subject_prefix, "panelgate.frames");
+    assert_string_equal(c->js_consumer, "panelgate-store");
+    assert_int_equal(c->js_replicas, 3);
+    assert_int_equal(c->js_duplicate_window_s, 120);
+    assert_int_equal(c->js_max_in_flight, 1024);
+    assert_int_equal(c->js_publish_timeout_ms, 5000);
+    assert_int_equal(c->js_connect_timeout_ms, 5000);
     assert_int_equal(c->log_level, GW_LOG_INFO);
     assert_int_equal(c->refusal_log_per_s, 10);
     assert_int_equal(c->rl.frames_per_s, 5);
@@ -336,8 +346,10 @@ static const struct bad bad_cases[] = {
     {"[storage]\nqueue_max_bytes = 64x\n", 2, "[storage] queue_max_bytes", "bad size suffix"},
     {"[storage]\nqueue_max_bytes = 64MiB\n", 2, "[storage] queue_max_bytes", "bad size suffix"},
     {"[server]\nmax_connections = 5k\n", 2, "[server] max_connections", "not a whole number"},
-    {"[storage]\nstorage_engine = jetstream\n", 2, "[storage] storage_engine",
-     "sqlite is the only engine built"},
+    {"[storage]\nstorage_engine = mysql\n", 2, "[storage] storage_engine",
+     "unknown engine 'mysql' (sqlite or jetstream)"},
+    {"[jetstream]\nreplicas = 6\n", 2, "[jetstream] replicas", "out of range 1..5"},
+    {"[jetstream]\nreplicas = 0\n", 2, "[jetstream] replicas", "out of range 1..5"},
     {"[storage]\nsqlite_synchronous = off\n", 2, "[storage] sqlite_synchronous",
      "normal or full"},
     {"[log]\nlog_level = verbose\n", 2, "[log] log_level", "not a log level"},
@@ -642,19 +654,21 @@ static void test_cleanup_safe(void **state)
     assert_null(f->c.storage_engine);
 }
 
+/* Every string field of struct gw_config, of config |c|. */
+#define JS_STRINGS(c)                                                                      \
+    &c.port_file, &c.cert_file, &c.key_file, &c.client_ca_file, &c.ciphersuites,            \
+        &c.storage_engine, &c.sqlite_path, &c.registry_path, &c.country_db, &c.asn_db,       \
+        &c.js_servers, &c.js_tls_ca_file, &c.js_tls_cert_file, &c.js_tls_key_file,          \
+        &c.js_user, &c.js_password, &c.js_token, &c.js_creds_file, &c.js_stream,            \
+        &c.js_subject_prefix, &c.js_consumer
+
 /* Compares two configs: strings by value, everything else byte for byte
  * (both start from gw_config_defaults' zeroed struct, so padding agrees). */
 static void assert_config_equal(const struct gw_config *a, const struct gw_config *b)
 {
     struct gw_config x = *a, y = *b;
-    char **xs[] = {&x.port_file,      &x.cert_file,    &x.key_file,
-                   &x.client_ca_file, &x.ciphersuites, &x.storage_engine,
-                   &x.sqlite_path,    &x.registry_path, &x.country_db,
-                   &x.asn_db};
-    char **ys[] = {&y.port_file,      &y.cert_file,    &y.key_file,
-                   &y.client_ca_file, &y.ciphersuites, &y.storage_engine,
-                   &y.sqlite_path,    &y.registry_path, &y.country_db,
-                   &y.asn_db};
+    char **xs[] = {JS_STRINGS(x)};
+    char **ys[] = {JS_STRINGS(y)};
     for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
         if (*xs[i] == NULL || *ys[i] == NULL)
             assert_ptr_equal(*xs[i], *ys[i]);
@@ -714,8 +728,8 @@ static void test_sample_file(void **state)
         len += n;
     }
     fclose(fp);
-    /* every key (68) but the three TLS paths: a new key must join the sample */
-    assert_int_equal(settings, 65);
+    /* every key (84) but the three TLS paths: a new key must join the sample */
+    assert_int_equal(settings, 81);
     int rc = load(f, body);
     free(body);
     if (rc != 0)
@@ -723,6 +737,60 @@ static void test_sample_file(void **state)
     assert_int_equal(rc, 0);
     assert_config_equal(&f->c, &want);
     gw_config_cleanup(&want);
+}
+
+/* [jetstream]: the engine needs servers; URLs, subject prefix, stream and
+ * consumer names and credential kinds are checked. */
+static void test_jetstream_section(void **state)
+{
+    struct fx *f = *state;
+    struct gw_config *c = &f->c;
+    static const struct {
+        const char *body, *reason;
+    } bad[] = {
+        {"[storage]\nstorage_engine = jetstream\n",
+         "[jetstream] servers: required when [storage] storage_engine = jetstream"},
+        {"[jetstream]\nservers = http://a:1\n", "entry 1 is not a nats:// or tls:// URL"},
+        {"[jetstream]\nservers = nats://a:1, b:2\n", "entry 2 is not a nats:// or tls://"},
+        {"[jetstream]\nservers = nats://u:p@a:1\n", "entry 1: only scheme://HOST:PORT"},
+        {"[jetstream]\nservers = nats://a:1,\n", "servers: entry 2 is empty"},
+        {"[jetstream]\nservers = ,nats://a:1\n", "servers: entry 1 is empty"},
+        {"[jetstream]\nsubject_prefix = panelgate.*\n", "subject_prefix: not a NATS subject"},
+        {"[jetstream]\nsubject_prefix = a.>\n", "subject_prefix: not a NATS subject"},
+        {"[jetstream]\nsubject_prefix = a..b\n", "subject_prefix: not a NATS subject"},
+        {"[jetstream]\nsubject_prefix = a.b.\n", "subject_prefix: not a NATS subject"},
+        {"[jetstream]\nstream = A.B\n", "stream: not a stream name"},
+        {"[jetstream]\nconsumer = a b\n", "consumer: not a consumer name"},
+        {"[jetstream]\ntoken = t\ncreds_file = /x.creds\n", "one kind of credentials"},
+        {"[jetstream]\nuser = u\npassword = p\ntoken = t\n", "one kind of credentials"},
+        {"[storage]\nstorage_engine = jetstream\n[jetstream]\nservers = nats://a:1\n"
+         "tls_cert_file = /c\n",
+         "tls_cert_file and tls_key_file: set both or neither"},
+        {"[storage]\nstorage_engine = jetstream\n[jetstream]\nservers = nats://a:1\n"
+         "password = p\n",
+         "password: set without user"},
+        {"[jetstream]\nstream =\n", "[jetstream] stream: required"},
+    };
+    char body[512];
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(body, sizeof body, TLS_OK "%s", bad[i].body);
+        if (load(f, body) != GW_ECONFIG || strstr(f->err, bad[i].reason) == NULL)
+            fail_msg("case %zu: want \"%s\", got \"%s\"", i, bad[i].reason, f->err);
+    }
+
+    assert_int_equal(load(f, TLS_OK "[storage]\nstorage_engine = jetstream\n"
+                                    "[jetstream]\nservers = nats://10.0.0.1:4222 , "
+                                    "tls://nats-2.example:4222\nreplicas = 5\n"
+                                    "user = gw\npassword = secret\n"
+                                    "subject_prefix = edge.frames-1\nstream = EDGE\n"),
+                     0);
+    assert_true(gw_config_is_jetstream(c));
+    assert_string_equal(c->js_servers, "nats://10.0.0.1:4222 , tls://nats-2.example:4222");
+    assert_int_equal(c->js_replicas, 5);
+    assert_string_equal(c->js_subject_prefix, "edge.frames-1");
+    assert_string_equal(c->js_stream, "EDGE");
+    assert_string_equal(c->js_user, "gw");
 }
 
 /* [ratelimit], [ratelimit.KIND] and [ratelimit.server NAME]: values, merging
@@ -833,12 +901,8 @@ static void test_ratelimit_sections(void **state)
 static bool config_same(const struct gw_config *a, const struct gw_config *b)
 {
     struct gw_config x = *a, y = *b;
-    char **xs[] = {&x.port_file,   &x.cert_file,      &x.key_file,    &x.client_ca_file,
-                   &x.ciphersuites, &x.storage_engine, &x.sqlite_path, &x.registry_path,
-                   &x.country_db,  &x.asn_db};
-    char **ys[] = {&y.port_file,   &y.cert_file,      &y.key_file,    &y.client_ca_file,
-                   &y.ciphersuites, &y.storage_engine, &y.sqlite_path, &y.registry_path,
-                   &y.country_db,  &y.asn_db};
+    char **xs[] = {JS_STRINGS(x)};
+    char **ys[] = {JS_STRINGS(y)};
     for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
         if (*xs[i] == NULL || *ys[i] == NULL ? *xs[i] != *ys[i] : strcmp(*xs[i], *ys[i]) != 0)
             return false;
@@ -909,6 +973,22 @@ static const struct reload_case reload_cases[] = {
     {"storage", "retention_days", "1", "2", 0},
     {"storage", "retention_interval_s", "10", "20", 0},
     {"storage", "file_check_interval_ms", "0", "500", GW_RELOAD_STORAGE},
+    {"jetstream", "servers", "nats://127.0.0.1:4222", "nats://a:1, tls://b:2", GW_RELOAD_STORAGE},
+    {"jetstream", "tls_ca_file", "", "/etc/pg/nats-ca.crt", GW_RELOAD_STORAGE},
+    {"jetstream", "tls_cert_file", "/etc/pg/a.crt", "/etc/pg/b.crt", GW_RELOAD_STORAGE},
+    {"jetstream", "tls_key_file", "/etc/pg/a.key", "/etc/pg/b.key", GW_RELOAD_STORAGE},
+    {"jetstream", "user", "a", "b", GW_RELOAD_STORAGE},
+    {"jetstream", "password", "a", "b", GW_RELOAD_STORAGE},
+    {"jetstream", "token", "a", "b", GW_RELOAD_STORAGE},
+    {"jetstream", "creds_file", "/etc/pg/a.creds", "/etc/pg/b.creds", GW_RELOAD_STORAGE},
+    {"jetstream", "stream", "A", "B", GW_RELOAD_STORAGE},
+    {"jetstream", "subject_prefix", "a.b", "c", GW_RELOAD_STORAGE},
+    {"jetstream", "consumer", "a", "b", GW_RELOAD_STORAGE},
+    {"jetstream", "replicas", "1", "5", GW_RELOAD_STORAGE},
+    {"jetstream", "duplicate_window_s", "10", "20", GW_RELOAD_STORAGE},
+    {"jetstream", "max_in_flight", "10", "20", GW_RELOAD_STORAGE},
+    {"jetstream", "publish_timeout_ms", "100", "200", GW_RELOAD_STORAGE},
+    {"jetstream", "connect_timeout_ms", "100", "200", GW_RELOAD_STORAGE},
     {"geo", "country_db", "/geo/a.mmdb", "/geo/b.mmdb", 0},
     {"geo", "asn_db", "", "/geo/asn.mmdb", 0},
     /* the regression: unset (= sqlite_path) while running, set in the file */
@@ -962,8 +1042,8 @@ static void test_reload_each_key(void **state)
     const size_t n_cases = sizeof reload_cases / sizeof reload_cases[0];
     struct gw_reload_kept kept;
 
-    /* every key (68, as in test_sample_file): a new key must join the list */
-    assert_int_equal(n_cases, 68);
+    /* every key (84, as in test_sample_file): a new key must join the list */
+    assert_int_equal(n_cases, 84);
     for (size_t i = 0; i < n_cases; i++) {
         const struct reload_case *k = &reload_cases[i];
         struct gw_config running, loaded, want;
@@ -1108,6 +1188,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listen_replaces_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleanup_safe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jetstream_section, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ratelimit_sections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_level_parse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_each_key, setup, teardown),

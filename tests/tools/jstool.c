@@ -1,0 +1,126 @@
+/*
+ * jstool.c - reads and sets up JetStream streams for the integration tests,
+ * with libnats alone (none of the gateway's code: an independent checker).
+ *
+ *   jstool dump URLS STREAM
+ *       "stream replicas=R msgs=M first=F last=L", then one line per
+ *       message: "SSEQ SUBJECT MSGID SERVER_ID SEQ TS_MS RECEIVED_MS FORMAT LEN"
+ *       (a missing header prints "-")
+ *   jstool add-stream URLS STREAM SUBJECT REPLICAS
+ *       creates a stream (file storage) with those subjects and replicas
+ *
+ * URLS is comma-separated.  Exit 0, or 1 with the reason on stderr.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nats/nats.h>
+
+static int die(const char *what, natsStatus s, jsErrCode e)
+{
+    fprintf(stderr, "jstool: %s: %s (JetStream error %d)\n", what, natsStatus_GetText(s), (int)e);
+    return 1;
+}
+
+static int connect(const char *urls, natsConnection **nc, jsCtx **js)
+{
+    natsOptions *o = NULL;
+    char *copy = strdup(urls), *save = NULL;
+    const char *list[16];
+    int n = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && n < 16; t = strtok_r(NULL, ",", &save))
+        list[n++] = t;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(o, list, n);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(o, 3000);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(nc, o);
+    natsOptions_Destroy(o);
+    free(copy);
+    if (s != NATS_OK)
+        return die("connect", s, 0);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 5000;
+    s = natsConnection_JetStream(js, *nc, &jo);
+    return s == NATS_OK ? 0 : die("jetstream", s, 0);
+}
+
+static const char *hdr(natsMsg *m, const char *key)
+{
+    const char *v = NULL;
+    return natsMsgHeader_Get(m, key, &v) == NATS_OK && v != NULL ? v : "-";
+}
+
+static int dump(jsCtx *js, const char *stream)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode e = 0;
+    natsStatus s = js_GetStreamInfo(&si, js, stream, NULL, &e);
+    if (s != NATS_OK)
+        return die("stream info", s, e);
+    uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
+    printf("stream replicas=%" PRId64 " msgs=%" PRIu64 " first=%" PRIu64 " last=%" PRIu64 "\n",
+           si->Config->Replicas, si->State.Msgs, first, last);
+    jsStreamInfo_Destroy(si);
+    for (uint64_t q = first; q > 0 && q <= last; q++) {
+        natsMsg *m = NULL;
+        e = 0;
+        s = js_GetMsg(&m, js, stream, q, NULL, &e);
+        if (s == NATS_NOT_FOUND || e == JSNoMessageFoundErr)
+            continue;
+        if (s != NATS_OK)
+            return die("get message", s, e);
+        printf("%" PRIu64 " %s %s %s %s %s %s %s %d\n", q, natsMsg_GetSubject(m),
+               hdr(m, "Nats-Msg-Id"), hdr(m, "Panelgate-Server-Id"), hdr(m, "Panelgate-Seq"),
+               hdr(m, "Panelgate-Ts-Ms"), hdr(m, "Panelgate-Received-Ms"),
+               hdr(m, "Panelgate-Format"), natsMsg_GetDataLength(m));
+        natsMsg_Destroy(m);
+    }
+    return 0;
+}
+
+static int add_stream(jsCtx *js, const char *stream, const char *subject, int replicas)
+{
+    jsStreamConfig sc;
+    jsStreamInfo *si = NULL;
+    jsErrCode e = 0;
+    const char *subjects[1] = {subject};
+    jsStreamConfig_Init(&sc);
+    sc.Name = stream;
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.Replicas = replicas;
+    natsStatus s = js_AddStream(&si, js, &sc, NULL, &e);
+    if (s != NATS_OK)
+        return die("add stream", s, e);
+    jsStreamInfo_Destroy(si);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    int rc;
+
+    if (argc == 4 && strcmp(argv[1], "dump") == 0) {
+        if ((rc = connect(argv[2], &nc, &js)) == 0)
+            rc = dump(js, argv[3]);
+    } else if (argc == 6 && strcmp(argv[1], "add-stream") == 0) {
+        if ((rc = connect(argv[2], &nc, &js)) == 0)
+            rc = add_stream(js, argv[3], argv[4], atoi(argv[5]));
+    } else {
+        fprintf(stderr, "usage: jstool dump URLS STREAM | add-stream URLS STREAM SUBJECT REPLICAS\n");
+        return 2;
+    }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    nats_Close();
+    return rc;
+}
