@@ -133,6 +133,12 @@ struct gw_config {
                                       (docs/STORAGE.md).  Not a file key:
                                       bench/sink_bench.c turns it off to
                                       measure the frames table alone */
+    bool no_registry_check;        /* false: the SQLite backend stores an
+                                      item only while its server is
+                                      registered (and active, for a frame),
+                                      read in the batch's transaction.  Not
+                                      a file key: panelgate-store sets it,
+                                      its database has no registry */
 
     /* [jetstream] — the JetStream engine (storage_engine = jetstream;
      * docs/STORAGE.md has the message contract).  Strings are heap copies

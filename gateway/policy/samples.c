@@ -83,7 +83,15 @@ int gw_samples_build(const struct pa_frame *f, const struct gw_viewers *v,
     s->bytes_in = f->traffic.bytes_in;
     s->bytes_out = f->traffic.bytes_out;
     s->period_ms = f->traffic.period_ms;
+    /* the buckets hold every connection once (privacy.h), and the stored
+     * form (stored.h) has no conns but the buckets */
     s->conns = f->n_conns;
+    if (n_viewers) {
+        uint64_t sum = 0;
+        for (uint32_t i = 0; i < n_viewers; i++)
+            sum = v->aggs[i].conns > UINT64_MAX - sum ? UINT64_MAX : sum + v->aggs[i].conns;
+        s->conns = sum;
+    }
     s->n_streams = (uint32_t)n_streams;
     s->n_viewers = n_viewers;
     s->streams = (struct gw_stream_sample *)(void *)(blk + off_streams);

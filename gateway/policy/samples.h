@@ -41,7 +41,12 @@ struct gw_samples {
     double cpu_pct;
     uint64_t ram_used, ram_total;
     uint64_t bytes_in, bytes_out, period_ms;
-    uint64_t conns;                   /* viewer connections in the frame */
+    uint64_t conns;                   /* viewer connections in the frame: the
+                                         buckets' conns added up when there
+                                         are buckets (on the gateway the
+                                         same as f->n_conns; a stored frame
+                                         has only its buckets), else
+                                         f->n_conns */
     uint32_t n_streams;
     uint32_t n_viewers;
     struct gw_stream_sample *streams; /* in the block */

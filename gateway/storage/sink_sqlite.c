@@ -36,7 +36,10 @@
  * cannot change between this read and the batch's commit: a frame either
  * commits before an erase (which then deletes it) or is refused; none is
  * stored after it, nor after a revocation (issue 11).  One lookup per
- * server per batch (by key, in a table of a few thousand rows).
+ * server per batch (by key, in a table of a few thousand rows).  The
+ * check is off when cfg->no_registry_check is set (not a file key):
+ * panelgate-store writes a database without a registry, and the registry
+ * of the scale-out shape is checked where frames are admitted.
  *
  * Each item is written inside its own SAVEPOINT, so that one bad row does
  * not cost the batch: an item whose insert fails with a row-level error (a
@@ -92,6 +95,7 @@ struct sq {
     int sync_normal;
     int busy_ms;
     int samples;
+    int check_registry; /* 0: cfg->no_registry_check (panelgate-store) */
     struct file_id ids[F_N];
     int replaced;       /* 1 + the F_* found replaced, 0 = none */
     int saved;          /* ... and the old WAL was checkpointed through db */
@@ -423,6 +427,7 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
     q->sync_normal = cfg->sqlite_synchronous == GW_SYNC_NORMAL;
     q->busy_ms = (int)(cfg->busy_timeout_ms > 600000 ? 600000 : cfg->busy_timeout_ms);
     q->samples = cfg->store_samples;
+    q->check_registry = !cfg->no_registry_check;
     if (q->path == NULL || (cfg->registry_path != NULL && strcmp(cfg->registry_path, path) != 0 &&
                             q->registry_path == NULL)) {
         gw_seterr(err, errlen, "sqlite: out of memory");
@@ -912,7 +917,7 @@ enum { ADMIT_UNKNOWN = 0, ADMIT_YES, ADMIT_REVOKED, ADMIT_GONE };
 static int admitted(struct sq *q, const struct gw_sink_item *it, enum gw_sink_status *refusal)
 {
     *refusal = GW_SINK_STORED;
-    if (it->kind == GW_SINK_ACTIVITY && it->server_id == 0)
+    if (!q->check_registry || (it->kind == GW_SINK_ACTIVITY && it->server_id == 0))
         return SQLITE_DONE;
     if (q->seen_admit == ADMIT_UNKNOWN || q->seen_id != it->server_id) {
         sqlite3_stmt *st = q->sel_server;

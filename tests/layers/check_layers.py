@@ -42,6 +42,7 @@ LAYERS = {
     "gw_ctl": ("gateway", 5),
     "gw_net": ("gateway", 6),
     "panelgatectl": ("gateway", 6),
+    "panelgate-store": ("gateway", 6),
     "panelgate": ("gateway", 7),
 }
 MAY_LINK = {"proto": {"proto"}, "sdk": {"proto", "sdk"}, "gateway": {"proto", "gateway"}}

@@ -827,6 +827,38 @@ static void test_refused_not_admitted_own_registry(void **state)
     refusals(*state, 1);
 }
 
+/* The store consumer's database has no registry (the registry of the
+ * scale-out shape is elsewhere): with no_registry_check set in the open
+ * options, frames and activity rows of servers the file does not know,
+ * erased or revoked are all stored; (server_id, seq) still drops
+ * duplicates.  The gateway's default keeps the check (refusals above). */
+static void test_registry_check_off(void **state)
+{
+    struct fx *f = *state;
+    struct gw_sink_stats st;
+    exec_sql(f->path, "DELETE FROM servers WHERE id = 7;"
+                      " UPDATE servers SET status = 'revoked' WHERE id = 8");
+    f->cfg.no_registry_check = true;
+    struct gw_sink *s = sink_new(f, &gw_sink_sqlite_ops);
+    submit_ok(s, item(f, 7, 10, 100));
+    submit_ok(s, item(f, 8, 11, 100));
+    submit_ok(s, item(f, 500, 12, 100)); /* never registered */
+    submit_ok(s, activity(f, 7, 13));
+    submit_ok(s, item(f, 500, 12, 100)); /* a duplicate, beyond any stream window */
+    run_until(f, 5, 10000);
+    gw_sink_get_stats(s, &st);
+    gw_sink_free(s);
+    assert_int_equal(f->status_of[10], GW_SINK_STORED);
+    assert_int_equal(f->status_of[11], GW_SINK_STORED);
+    assert_int_equal(f->status_of[13], GW_SINK_STORED);
+    assert_int_equal(f->n_status[0], 4);
+    assert_int_equal(f->n_status[1], 1);
+    assert_int_equal(f->n_status[4], 0);
+    assert_int_equal(st.items_refused, 0);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames"), 3);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE server_id = 500"), 1);
+}
+
 static void test_free_drains(void **state)
 {
     struct fx *f = *state;
@@ -926,6 +958,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_not_admitted, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_refused_not_admitted_own_registry, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_registry_check_off, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_free_drains, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_new_errors, fx_setup, fx_teardown),
         cmocka_unit_test(test_item_new),
