@@ -41,7 +41,8 @@ TSAN_ENV     := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:history_siz
 # drain and read the sink's stats from the admin listener), the SDK's I/O
 # thread against the application's (the sdk_ scripts that deliver, lose
 # the gateway and get hostile answers), and panelgatectl writing the
-# registry beside a loaded gateway.  Measured on a loaded 2-core machine,
+# registry beside a loaded gateway; and the JetStream engine, whose acks
+# arrive on libnats' own threads (gw_jetstream, about 70 s).  Measured on a loaded 2-core machine,
 # JOBS=1, from scratch: build 3.8 min + these tests 1.7 min = 5.5 min (CI's
 # budget for TSan is 6); the 30 threaded candidates took 6.2 min for the
 # tests alone.  Left out: the other gw_ scripts, which drive the same two
@@ -49,7 +50,7 @@ TSAN_ENV     := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:history_siz
 # rate limits); sdk_refusals (42 s, the refusal paths of sdk_hostile's
 # thread code); sdk_examples (its Java half cannot load TSan into a JVM);
 # gw_tlsprobe, whose 1000-connection flood times out under TSan's slowdown.
-TSAN_TESTS   ?= ^(unit_gw_(sink|allocfail)|integration_(gw_(basic|backpressure|drain|drain_deadline|admin|storage)|ctl_under_load|sdk_(delivery|hostile|cli)))$$
+TSAN_TESTS   ?= ^(unit_gw_(sink|allocfail)|integration_(gw_(basic|backpressure|drain|drain_deadline|admin|storage|jetstream)|ctl_under_load|sdk_(delivery|hostile|cli)))$$
 FUZZ_FLAGS   := -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1
 
 .PHONY: all build test sanitize tsan fuzz demo clean deps help
