@@ -400,6 +400,8 @@ check_acked "after SIGTERM and a third instance"
 store_stop 3
 check_eq "instance 3 exits 0 on SIGTERM" "$STORE_RC" 0
 scan_viewers "after the stop"
+TERMED=$(cat "$T"/store[123].log | grep -Ec '"event":"message_(refused|rejected)"' || true)
+check_eq "no message terminated (refused or rejected) by any instance" "$TERMED" 0
 for f in "$T"/store[123].log; do
     if grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: .*Sanitizer' "$f"; then
         not_ok "$(basename "$f") free of sanitizer reports"
