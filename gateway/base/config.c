@@ -151,6 +151,7 @@ static const struct key keys[] = {
      F_STORAGE},
     {"jetstream", "connect_timeout_ms", K_U32, OFF(js_connect_timeout_ms), 100, 600000,
      F_STORAGE},
+    {"jetstream", "ack_wait_ms", K_U32, OFF(js_ack_wait_ms), 100, 3600000, F_STORAGE},
 
     {"geo", "country_db", K_STR, OFF(country_db), 0, 0, 0},
     {"geo", "asn_db", K_STR, OFF(asn_db), 0, 0, 0},
@@ -922,6 +923,7 @@ int gw_config_defaults(struct gw_config *c)
     c->js_max_in_flight = 1024;
     c->js_publish_timeout_ms = 5000;
     c->js_connect_timeout_ms = 5000;
+    c->js_ack_wait_ms = 30000;
 
     if (set_str(&c->storage_engine, GW_ENGINE_SQLITE) != 0 ||
         set_str(&c->sqlite_path, "panelgate.db") != 0 ||

@@ -160,6 +160,7 @@ struct gw_config {
     uint32_t js_max_in_flight;  /* 1024 publishes awaiting their ack */
     uint32_t js_publish_timeout_ms; /* 5000 */
     uint32_t js_connect_timeout_ms; /* 5000 */
+    uint32_t js_ack_wait_ms;    /* 30000: the store consumer's ack wait */
 
     /* [geo] — MaxMind-format databases for the privacy reduction; when
      * unset, viewer connections are reduced to plain counts */

@@ -53,9 +53,6 @@
 /* The longest a fetch waits for its first message: how soon SIGTERM is
  * seen while the stream is idle. */
 #define FETCH_WAIT_MS 1000
-/* The consumer's ack wait: a message fetched and not acknowledged (the
- * instance died) is delivered again after it. */
-#define ACK_WAIT_S 30
 
 static volatile sig_atomic_t g_stop;
 
@@ -81,7 +78,8 @@ static void usage(FILE *out)
             "                      sqlite_path, batch_max_frames, retry_after_s,\n"
             "                      busy_timeout_ms, sqlite_synchronous; [jetstream]\n"
             "                      servers, TLS, credentials, stream, subject_prefix,\n"
-            "                      consumer, replicas, duplicate_window_s;\n"
+            "                      consumer, ack_wait_ms, replicas,\n"
+            "                      duplicate_window_s;\n"
             "                      [frame] limits; [log] level\n"
             "  -V, --version       print the version and exit\n"
             "  -h, --help          print this help and exit\n"
@@ -279,7 +277,9 @@ static int bind_consumer(struct store *st, char *err, size_t errlen)
         cc.AckPolicy = js_AckExplicit;
         cc.DeliverPolicy = js_DeliverAll;
         cc.FilterSubject = filter;
-        cc.AckWait = (int64_t)ACK_WAIT_S * 1000000000;
+        /* a message fetched and not acknowledged (the instance died) is
+         * delivered again after it */
+        cc.AckWait = (int64_t)cfg->js_ack_wait_ms * 1000000;
         jerr = 0;
         s = js_AddConsumer(&ci, js, cfg->js_stream, &cc, NULL, &jerr);
         if (s == NATS_OK)
@@ -301,6 +301,15 @@ static int bind_consumer(struct store *st, char *err, size_t errlen)
         rv = GW_ECONFIG;
         goto out;
     }
+    /* Not an error: the consumer is shared, and the value it has is the one
+     * that applies to every instance bound to it (an operator edits it on
+     * the consumer, e.g. `nats consumer edit`). */
+    if (ci->Config->AckWait != (int64_t)cfg->js_ack_wait_ms * 1000000)
+        gw_log(GW_LOG_WARN, NULL, "consumer_differs",
+               "consumer %s on stream %s: ack_wait_ms: configured %" PRIu32
+               ", consumer has %" PRId64 " (the consumer's value applies)",
+               cfg->js_consumer, cfg->js_stream, cfg->js_ack_wait_ms,
+               ci->Config->AckWait / 1000000);
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = cfg->js_stream;

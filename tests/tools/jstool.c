@@ -8,6 +8,11 @@
  *       (a missing header prints "-")
  *   jstool add-stream URLS STREAM SUBJECT REPLICAS
  *       creates a stream (file storage) with those subjects and replicas
+ *   jstool consumer URLS STREAM CONSUMER
+ *       "pending=P ack_pending=A redelivered=R delivered=D ack_wait_ms=W":
+ *       messages not yet delivered, delivered and not acknowledged,
+ *       delivered more than once (of those pending an ack), delivered in all
+ *       (the consumer's sequence), and its ack wait
  *
  * URLS is comma-separated.  Exit 0, or 1 with the reason on stderr.
  */
@@ -103,6 +108,21 @@ static int add_stream(jsCtx *js, const char *stream, const char *subject, int re
     return 0;
 }
 
+static int consumer(jsCtx *js, const char *stream, const char *name)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode e = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, js, stream, name, NULL, &e);
+    if (s != NATS_OK)
+        return die("consumer info", s, e);
+    printf("pending=%" PRIu64 " ack_pending=%" PRId64 " redelivered=%" PRId64
+           " delivered=%" PRIu64 " ack_wait_ms=%" PRId64 "\n",
+           ci->NumPending, ci->NumAckPending, ci->NumRedelivered, ci->Delivered.Consumer,
+           ci->Config->AckWait / 1000000);
+    jsConsumerInfo_Destroy(ci);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     natsConnection *nc = NULL;
@@ -115,8 +135,12 @@ int main(int argc, char **argv)
     } else if (argc == 6 && strcmp(argv[1], "add-stream") == 0) {
         if ((rc = connect(argv[2], &nc, &js)) == 0)
             rc = add_stream(js, argv[3], argv[4], atoi(argv[5]));
+    } else if (argc == 5 && strcmp(argv[1], "consumer") == 0) {
+        if ((rc = connect(argv[2], &nc, &js)) == 0)
+            rc = consumer(js, argv[3], argv[4]);
     } else {
-        fprintf(stderr, "usage: jstool dump URLS STREAM | add-stream URLS STREAM SUBJECT REPLICAS\n");
+        fprintf(stderr, "usage: jstool dump URLS STREAM | add-stream URLS STREAM SUBJECT REPLICAS"
+                        " | consumer URLS STREAM CONSUMER\n");
         return 2;
     }
     jsCtx_Destroy(js);

@@ -139,6 +139,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->js_max_in_flight, 1024);
     assert_int_equal(c->js_publish_timeout_ms, 5000);
     assert_int_equal(c->js_connect_timeout_ms, 5000);
+    assert_int_equal(c->js_ack_wait_ms, 30000);
     assert_int_equal(c->log_level, GW_LOG_INFO);
     assert_int_equal(c->refusal_log_per_s, 10);
     assert_int_equal(c->rl.frames_per_s, 5);
@@ -350,6 +351,8 @@ static const struct bad bad_cases[] = {
      "unknown engine 'mysql' (sqlite or jetstream)"},
     {"[jetstream]\nreplicas = 6\n", 2, "[jetstream] replicas", "out of range 1..5"},
     {"[jetstream]\nreplicas = 0\n", 2, "[jetstream] replicas", "out of range 1..5"},
+    {"[jetstream]\nack_wait_ms = 99\n", 2, "[jetstream] ack_wait_ms",
+     "out of range 100..3600000"},
     {"[storage]\nsqlite_synchronous = off\n", 2, "[storage] sqlite_synchronous",
      "normal or full"},
     {"[log]\nlog_level = verbose\n", 2, "[log] log_level", "not a log level"},
@@ -728,8 +731,8 @@ static void test_sample_file(void **state)
         len += n;
     }
     fclose(fp);
-    /* every key (84) but the three TLS paths: a new key must join the sample */
-    assert_int_equal(settings, 81);
+    /* every key (85) but the three TLS paths: a new key must join the sample */
+    assert_int_equal(settings, 82);
     int rc = load(f, body);
     free(body);
     if (rc != 0)
@@ -989,6 +992,7 @@ static const struct reload_case reload_cases[] = {
     {"jetstream", "max_in_flight", "10", "20", GW_RELOAD_STORAGE},
     {"jetstream", "publish_timeout_ms", "100", "200", GW_RELOAD_STORAGE},
     {"jetstream", "connect_timeout_ms", "100", "200", GW_RELOAD_STORAGE},
+    {"jetstream", "ack_wait_ms", "1000", "2000", GW_RELOAD_STORAGE},
     {"geo", "country_db", "/geo/a.mmdb", "/geo/b.mmdb", 0},
     {"geo", "asn_db", "", "/geo/asn.mmdb", 0},
     /* the regression: unset (= sqlite_path) while running, set in the file */
@@ -1042,8 +1046,8 @@ static void test_reload_each_key(void **state)
     const size_t n_cases = sizeof reload_cases / sizeof reload_cases[0];
     struct gw_reload_kept kept;
 
-    /* every key (84, as in test_sample_file): a new key must join the list */
-    assert_int_equal(n_cases, 84);
+    /* every key (85, as in test_sample_file): a new key must join the list */
+    assert_int_equal(n_cases, 85);
     for (size_t i = 0; i < n_cases; i++) {
         const struct reload_case *k = &reload_cases[i];
         struct gw_config running, loaded, want;
