@@ -289,6 +289,21 @@ static int run_check(struct gw_sink *s)
     return rc;
 }
 
+/* Waits on |cv| (a CLOCK_MONOTONIC condition variable, see gw_sink_new)
+ * for at most |left| > 0 milliseconds. */
+static void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t left)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += left / 1000;
+    ts.tv_nsec += (left % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
 /* Writer, mu held: waits for work, stop, or the next file check. */
 static void wait_work(struct gw_sink *s)
 {
@@ -308,15 +323,7 @@ static void wait_work(struct gw_sink *s)
             next = gw_mono_ms() + s->check_ms;
             continue;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += left / 1000;
-        ts.tv_nsec += (left % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        cond_wait_ms(&s->cv, &s->mu, left);
     }
 }
 
@@ -597,15 +604,7 @@ void gw_sink_free(struct gw_sink *s)
         int64_t left = s->deadline_ms - gw_mono_ms();
         if (left <= 0)
             break;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += left / 1000;
-        ts.tv_nsec += (left % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&s->done_cv, &s->mu, &ts);
+        cond_wait_ms(&s->done_cv, &s->mu, left);
     }
     int late = s->deadline_ms != 0 && !s->writer_done; /* no deadline: wait for all */
     if (late)
