@@ -711,6 +711,33 @@ def problem_ok(r, status, ptype):
 
 # ---- command line -------------------------------------------------------------------
 
+def ip_needles(viewers, v4_binary=True):
+    """The byte strings a viewer address could be stored or logged as: its
+    text forms (compressed, as given, IPv6 exploded) and its packed form
+    (for IPv4 only when v4_binary: in tens of MB, 4 bytes may occur by
+    chance).  A list of (address, kind, bytes)."""
+    out = []
+    for v in sorted(viewers):
+        ip = ipaddress.ip_address(v)
+        fam = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+        for t in sorted({socket.inet_ntop(fam, ip.packed), v, ip.exploded}):
+            out.append((v, "text", t.encode()))
+        if ip.version == 6 or v4_binary:
+            out.append((v, "binary", ip.packed))
+    return out
+
+
+def find_ips(paths, needles):
+    """Searches every file of |paths| for |needles| (ip_needles): the hits
+    as "ADDR as KIND in PATH", and the bytes read."""
+    hits, total = [], 0
+    for p in paths:
+        data = open(p, "rb").read()
+        total += len(data)
+        hits += ["%s as %s in %s" % (v, kind, p) for v, kind, n in needles if n in data]
+    return hits, total
+
+
 def _main(argv):
     import argparse
     ap = argparse.ArgumentParser(description="POST one body to the gateway and print the answer")

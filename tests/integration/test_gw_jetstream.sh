@@ -267,21 +267,7 @@ import ipaddress, json, os, socket, sys
 import h2client as hc
 ok = hc.Checks()
 viewers = json.load(open(os.environ["PG_VIEWERS"]))
-needles = []
-for v in viewers:
-    ip = ipaddress.ip_address(v)
-    fam = socket.AF_INET if ip.version == 4 else socket.AF_INET6
-    for t in {socket.inet_ntop(fam, ip.packed).encode(), v.encode(), ip.exploded.encode()}:
-        needles.append((v, "text", t))
-    if ip.version == 6:   # 16 random bytes do not occur by chance; 4 might
-        needles.append((v, "binary", ip.packed))
-hits, total = [], 0
-for p in sys.argv[1:]:
-    data = open(p, "rb").read()
-    total += len(data)
-    for v, kind, n in needles:
-        if n in data:
-            hits.append("%s as %s in %s" % (v, kind, p))
+hits, total = hc.find_ips(sys.argv[1:], hc.ip_needles(viewers, v4_binary=False))
 ok(not hits, "no viewer IP (%d) in %d files of the nodes' stores and logs and the gateway log "
    "(%d bytes)" % (len(viewers), len(sys.argv) - 1, total), hits[:5])
 ctl = ipaddress.ip_address("2001:db8:200::10").packed   # the server's own address, in the body

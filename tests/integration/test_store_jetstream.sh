@@ -331,21 +331,7 @@ ok = hc.Checks()
 viewers = set()
 for name in ("nimble.json", "wowza.json"):
     viewers |= {c["ip"] for c in hc.load_json(name)["conns"]}
-needles = []
-for v in sorted(viewers):
-    ip = ipaddress.ip_address(v)
-    fam = socket.AF_INET if ip.version == 4 else socket.AF_INET6
-    for t in {socket.inet_ntop(fam, ip.packed).encode(), v.encode(), ip.exploded.encode()}:
-        needles.append((v, "text", t))
-    if ip.version == 6:   # 16 random bytes do not occur by chance; 4 might
-        needles.append((v, "binary", ip.packed))
-hits, total = [], 0
-for p in sys.argv[2:]:
-    data = open(p, "rb").read()
-    total += len(data)
-    for v, kind, n in needles:
-        if n in data:
-            hits.append("%s as %s in %s" % (v, kind, p))
+hits, total = hc.find_ips(sys.argv[2:], hc.ip_needles(viewers, v4_binary=False))
 ok(not hits, "%s: no viewer IP (%d) in %s (%d bytes)" %
    (sys.argv[1], len(viewers), " ".join(os.path.basename(p) for p in sys.argv[2:]), total), hits[:5])
 ctl = ipaddress.ip_address("2001:db8:200::10").packed   # the server's own address, in the body
