@@ -168,6 +168,15 @@ int gw_metrics_render(const struct gw_metrics *m, struct pa_buf *out)
           k->queue_max_frames);
     gauge(&o, "panelgate_sink_queue_max_bytes", "[storage] queue_max_bytes.",
           k->queue_max_bytes);
+    if (k->engine_connected >= 0) { /* a networked engine: JetStream */
+        gauge(&o, "panelgate_jetstream_connected",
+              "1 while the gateway is connected to a NATS server of [jetstream] servers.",
+              (uint64_t)k->engine_connected);
+        counter(&o, "panelgate_jetstream_disconnects_total",
+                "Times the connection to the NATS cluster was lost.", k->engine_disconnects);
+        counter(&o, "panelgate_jetstream_reconnects_total",
+                "Times the connection to the NATS cluster came back.", k->engine_reconnects);
+    }
     gauge(&o, "panelgate_registry_pins", "Pins in the registry snapshot in use.",
           m->registry_pins);
 

@@ -77,6 +77,11 @@ struct gw_sink_stats {
                                   must let go of it (and reopen after) */
     uint64_t reopens;          /* times the backend reopened its database
                                   after such a replacement */
+    /* a networked engine's connection (JetStream): engine_connected is -1
+     * for an engine without one (SQLite) */
+    int engine_connected;         /* 1 connected now, 0 not, -1 n/a */
+    uint64_t engine_disconnects;  /* times the connection was lost */
+    uint64_t engine_reconnects;   /* times it came back */
 };
 
 #endif /* GW_STATS_H */

@@ -578,6 +578,9 @@ void gw_sink_get_stats(struct gw_sink *s, struct gw_sink_stats *out)
     pthread_mutex_unlock(&s->mu);
     out->queue_max_frames = s->max_frames;
     out->queue_max_bytes = s->max_bytes;
+    out->engine_connected = -1;
+    if (s->ops->engine_stats != NULL)
+        s->ops->engine_stats(s->state, out);
 }
 
 void gw_sink_on_state(struct gw_sink *s, gw_sink_state_fn fn, void *ud)

@@ -93,6 +93,10 @@ struct gw_sink_ops {
      * with the reason noted (gw_sink_note_error): the sink then fails as
      * after a failed batch, until a check passes. */
     int (*check)(void *state, int reopen_ok);
+    /* Optional, from any thread: fills the engine_* fields of |out| (the
+     * state of a networked engine's connection); without it they say
+     * "no connection" (engine_connected -1). */
+    void (*engine_stats)(void *state, struct gw_sink_stats *out);
 };
 
 /* For a backend's write_batch, on the writer thread: why the batch fails

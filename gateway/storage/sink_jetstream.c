@@ -443,6 +443,19 @@ fail:
     return rv;
 }
 
+/* The connection's counters (js.c keeps them atomic: any thread). */
+static void jsk_engine_stats(void *state, struct gw_sink_stats *out)
+{
+    struct jsk *k = state;
+    struct gw_js_stats js;
+    if (k == NULL || k->js == NULL)
+        return;
+    gw_js_get_stats(k->js, &js);
+    out->engine_connected = js.connected ? 1 : 0;
+    out->engine_disconnects = js.disconnects;
+    out->engine_reconnects = js.reconnects;
+}
+
 const struct gw_sink_ops gw_sink_jetstream_ops = {
     .name = "jetstream",
     .open = jsk_open,
@@ -450,4 +463,5 @@ const struct gw_sink_ops gw_sink_jetstream_ops = {
     .close = jsk_close,
     .interrupt = jsk_interrupt,
     .check = jsk_check,
+    .engine_stats = jsk_engine_stats,
 };

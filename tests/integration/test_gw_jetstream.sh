@@ -242,6 +242,10 @@ APORT=$(admin_port)
 healthz() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$APORT/healthz"; }
 healthz_is() { [[ $(healthz) == "$1" ]]; }
 check "all nodes down: /healthz 503" wait_until 10 healthz_is 503
+metric() { curl -s "http://127.0.0.1:$APORT/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v }'; }
+metric_is() { [[ $(metric "$1") == "$2" ]]; }
+check_eq "all nodes down: panelgate_jetstream_connected 0" "$(metric panelgate_jetstream_connected)" 0
+check "... and the disconnect counted" test "$(metric panelgate_jetstream_disconnects_total)" -ge 1
 py_checks "$T/clients.py" send down 2
 for i in 1 2 3; do nats_start_node "$i"; done
 check "the cluster is back" nats_wait_ready 40
@@ -251,6 +255,8 @@ check "delivery resumes (202) after the cluster is back" wait_until 30 post_ok
 echo 917 >>"$PG_STATE/curl.wowza-01.sent" # wowza.json's seq, as curl sent it
 echo 917 >>"$PG_STATE/curl.wowza-01.acked"
 check "/healthz 200 again" wait_until 10 healthz_is 200
+check "back: panelgate_jetstream_connected 1" wait_until 10 metric_is panelgate_jetstream_connected 1
+check "... and the reconnect counted" test "$(metric panelgate_jetstream_reconnects_total)" -ge 1
 py_checks "$T/clients.py" resend
 check_stream "after the outage and the resend" all
 

@@ -301,6 +301,32 @@ static void test_metrics_text(void **state)
     pa_buf_cleanup(&out);
 }
 
+/* The JetStream connection's lines: only for an engine with a connection. */
+static void test_metrics_engine(void **state)
+{
+    (void)state;
+    struct gw_metrics m;
+    struct pa_buf out;
+    memset(&m, 0, sizeof m);
+    m.version = "0.1.0";
+    m.sink.engine_connected = -1; /* SQLite */
+    pa_buf_init(&out, NULL);
+    assert_int_equal(gw_metrics_render(&m, &out), 0);
+    assert_int_equal(pa_buf_append(&out, "", 1), 0);
+    assert_null(strstr((const char *)out.data, "panelgate_jetstream_"));
+    m.sink.engine_connected = 1;
+    m.sink.engine_disconnects = 3;
+    m.sink.engine_reconnects = 2;
+    out.len = 0;
+    assert_int_equal(gw_metrics_render(&m, &out), 0);
+    assert_int_equal(pa_buf_append(&out, "", 1), 0);
+    const char *t = (const char *)out.data;
+    assert_non_null(strstr(t, "\npanelgate_jetstream_connected 1\n"));
+    assert_non_null(strstr(t, "\npanelgate_jetstream_disconnects_total 3\n"));
+    assert_non_null(strstr(t, "\npanelgate_jetstream_reconnects_total 2\n"));
+    pa_buf_cleanup(&out);
+}
+
 static void test_health(void **state)
 {
     (void)state;
@@ -336,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_path_cache),
         cmocka_unit_test(test_schema_new_and_migrate),
         cmocka_unit_test(test_metrics_text),
+        cmocka_unit_test(test_metrics_engine),
         cmocka_unit_test(test_health),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
