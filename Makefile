@@ -53,7 +53,7 @@ TSAN_ENV     := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:history_siz
 TSAN_TESTS   ?= ^(unit_gw_(sink|allocfail)|integration_(gw_(basic|backpressure|drain|drain_deadline|admin|storage|jetstream)|ctl_under_load|sdk_(delivery|hostile|cli)))$$
 FUZZ_FLAGS   := -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1
 
-.PHONY: all build test sanitize tsan fuzz demo clean deps help
+.PHONY: all build test sanitize tsan fuzz demo demo-cluster clean deps help
 
 all: build
 
@@ -124,6 +124,12 @@ fuzz: deps
 demo: build
 	BUILD_DIR=$(BUILD) bash scripts/demo.sh
 
+# The scale-out shape (docs/DEPLOY.md): 3 NATS nodes, 2 jetstream gateways
+# on one registry file, panelgate-store, a node killed mid-run; in
+# $(BUILD)/demo-cluster/.
+demo-cluster: build
+	BUILD_DIR=$(BUILD) bash scripts/demo_cluster.sh
+
 # libpanelagent (.so with its SONAME links), panelagent.h (+ .hpp),
 # panelagent.pc and the panelagent CLI under $(DESTDIR)$(PREFIX).  Builds
 # $(BUILD) first (configuring it only when it is not configured yet).
@@ -149,6 +155,7 @@ help:
 	@echo "make tsan      ThreadSanitizer build in $(BUILD_TSAN)/, then the tests that run threads (TSAN_TESTS)"
 	@echo "make fuzz      libFuzzer build in $(BUILD_FUZZ)/, run each target FUZZ_SECONDS (60)"
 	@echo "make demo      build, then scripts/demo.sh (dev PKI + encode/decode tour)"
+	@echo "make demo-cluster  build, then scripts/demo_cluster.sh (3 NATS nodes, 2 gateways, panelgate-store, a node killed)"
 	@echo "make install   build, then install libpanelagent, its headers, panelagent.pc and the CLI (PREFIX=$(PREFIX), DESTDIR honoured)"
 	@echo "make bench     build, then bench/run_sink.sh: storage frames/s per core, per schema variant"
 	@echo "make clean     remove the build directories"
