@@ -2,8 +2,8 @@
 # test_sdk_failover.sh - an agent given two gateways (PANELAGENT_OPT_GATEWAYS,
 # issue 12): gateways A and B on one 3-node JetStream cluster (one stream)
 # and one registry file; the agent is sdk_probe (libpanelagent).
-#  1. The agent sends frames continuously, to A first; A is killed (-9)
-#     mid-stream.  The agent carries on with B: every frame it submitted is
+#  1. The agent sends frames continuously, to A first; A is stopped, then
+#     killed (-9) with frames in flight.  The agent carries on with B: every frame it submitted is
 #     acknowledged, the frames A had in flight went to B with their seqs,
 #     and each seq is in the stream exactly once (read back with jstool).
 #  2. A is down when the agent starts: it goes to B at once (a backoff of
@@ -63,6 +63,10 @@ acks_at_least() { (($(acks "$1") >= $2)); }
 probe_bg "$T/run1.out" --frames 400 --interval 15 --in-flight 8 --until-done --run 120000 \
     --backoff-initial 200 --backoff-max 2000 --request-timeout 5000 --close-timeout 10000
 check "the agent delivers through A (50 acks)" wait_until 30 acks_at_least "$T/run1.out" 50
+# stopped first, so that frames are in flight on A (sent, never answered)
+# when it dies: they must reach B with their seqs (RETRIES counts them)
+kill -STOP "$A_PID"
+sleep 0.5
 kill -KILL "$A_PID"
 wait "$A_PID" 2>/dev/null || true
 at_kill=$(acks "$T/run1.out")
@@ -94,6 +98,8 @@ ok(set(acked) == set(submitted), "every submitted frame acknowledged",
 st = re.search(r"^stat .*retries=(\d+) connects=(\d+)", text, re.M)
 ok(st is not None and int(st.group(2)) >= 2, "two connections or more (A, then B)",
    st.group(0) if st else text[-300:])
+ok(st is not None and int(st.group(1)) > 0, "the frames in flight on A were resent (retries=%s)"
+   % (st.group(1) if st else "?"))
 rows = [l.split() for l in open(dump).read().split("\n")[1:] if l]
 seqs = [r[4] for r in rows if r[3] == sid]
 count = {}
