@@ -180,7 +180,8 @@ typedef enum panelagent_opt {
                                         set (not both) */
     PANELAGENT_OPT_GATEWAY_NAME = 2, /* name sent as SNI and checked against
                                         the gateway certificate; default: the
-                                        host.  "" = do not check the name
+                                        host (of each of GATEWAYS).  "" = do
+                                        not check the name
                                         (the CA and the pin still apply) */
     PANELAGENT_OPT_CA_FILE = 3,      /* panel CA certificate(s), PEM;
                                         required */
