@@ -64,7 +64,7 @@ static const struct command commands[] = {
      cmd_decode},
 #ifdef PANELAGENT_CLI_SDK
     {"send",
-     "--gateway HOST[:PORT] --ca FILE --cert FILE --key FILE [--name SNI]\n"
+     "--gateway HOST[:PORT] ... --ca FILE --cert FILE --key FILE [--name SNI]\n"
      "        [--pin HEX] [--seq-file FILE] [--every SECONDS] [--count N]\n"
      "        [--timeout SECONDS] [--verbose] [FILE.json|FILE.msgpack ... | -]",
      "Send frames (JSON or msgpack, told apart by content; none or '-' =\n"
@@ -75,8 +75,10 @@ static const struct command commands[] = {
      "        Prints 'ack seq=N' for each acknowledged frame and\n"
      "        'error <code> seq=N: detail' for each reported error (seq=0: the\n"
      "        connection), then waits up to --timeout (30) seconds for the\n"
-     "        rest.  PORT defaults to 8443 ([v6addr]:PORT for IPv6); --name is\n"
-     "        the gateway's certificate name if not HOST; --pin its SPKI\n"
+     "        rest.  PORT defaults to 8443 ([v6addr]:PORT for IPv6).  Several\n"
+     "        --gateway (or one with a comma-separated list) are tried in turn:\n"
+     "        when one fails the frames not yet acknowledged go to the next.\n"
+     "        --name is the gateways' certificate name if not HOST; --pin its SPKI\n"
      "        SHA-256 (64 hex digits); --seq-file keeps seq across runs.\n"
      "        Exit 0 only if every frame was acknowledged.",
      cmd_send},
@@ -430,6 +432,50 @@ static int parse_gateway(const char *s, char *host, size_t n, uint64_t *port)
     return 0;
 }
 
+/* The --gateway values (each one gateway or a comma-separated list): one
+ * gateway in |host| and *port with *list NULL, or several in *list (a
+ * PANELAGENT_OPT_GATEWAYS value the caller frees).  -1 with *bad the
+ * value that is not a gateway (NULL: out of memory). */
+static int gateway_list(const char **vals, size_t n, char *host, size_t hostlen, uint64_t *port,
+                        char **list, const char **bad)
+{
+    size_t cap = 1, len = 0, count = 0;
+    char *out;
+
+    *list = NULL;
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(vals[i]) + 16; /* each entry gains at most "[", "]:65535" */
+    if ((out = malloc(cap + 16 * n)) == NULL)
+        return -1;
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        for (const char *s = vals[i];;) {
+            const char *comma = strchr(s, ',');
+            char one[300];
+            size_t l = comma ? (size_t)(comma - s) : strlen(s);
+            if (l >= sizeof one || (memcpy(one, s, l), one[l] = '\0',
+                                    parse_gateway(one, host, hostlen, port) != 0)) {
+                free(out);
+                *bad = vals[i];
+                return -1;
+            }
+            int v6 = strchr(host, ':') != NULL;
+            len += (size_t)snprintf(out + len, cap + 16 * n - len, "%s%s%s%s:%" PRIu64,
+                                    count ? "," : "", v6 ? "[" : "", host, v6 ? "]" : "",
+                                    *port);
+            count++;
+            if (comma == NULL)
+                break;
+            s = comma + 1;
+        }
+    }
+    if (count == 1)
+        free(out); /* host and port hold it */
+    else
+        *list = out;
+    return 0;
+}
+
 /* One input: its name and its checked msgpack form. */
 struct input {
     const char *name;
@@ -514,7 +560,7 @@ static void sleep_ms(int64_t ms)
 }
 
 struct send_opts {
-    const char *gateway, *ca, *cert, *key, *name, *pin, *seq_file;
+    const char *ca, *cert, *key, *name, *pin, *seq_file;
     int64_t every_ms, timeout_ms;
     uint64_t count;
     bool verbose;
@@ -528,16 +574,20 @@ static int cmd_send(const char *cmd, int argc, char **argv)
     const char **files = NULL;
     panelagent_config *cfg = NULL;
     panelagent_client *cl = NULL;
-    char host[256], err[512] = "";
+    char host[256], err[512] = "", *list = NULL;
     uint64_t port, submitted = 0;
-    size_t n_files = 0, n_inputs = 0;
+    size_t n_files = 0, n_inputs = 0, n_gws = 0;
+    const char **gws = NULL;
     int rc = RC_ERR, rv;
     bool submit_failed = false;
     const char *v;
 
     files = calloc((size_t)argc + 1, sizeof *files);
-    if (files == NULL) {
+    gws = calloc((size_t)argc + 1, sizeof *gws);
+    if (files == NULL || gws == NULL) {
         fprintf(stderr, "panelagent: %s: out of memory\n", cmd);
+        free(files);
+        free(gws);
         return RC_ERR;
     }
     for (int i = 0; i < argc; i++) {
@@ -545,7 +595,6 @@ static int cmd_send(const char *cmd, int argc, char **argv)
             const char *opt;
             size_t off;
         } str_opts[] = {
-            {"--gateway", offsetof(struct send_opts, gateway)},
             {"--ca", offsetof(struct send_opts, ca)},
             {"--cert", offsetof(struct send_opts, cert)},
             {"--key", offsetof(struct send_opts, key)},
@@ -553,7 +602,9 @@ static int cmd_send(const char *cmd, int argc, char **argv)
             {"--pin", offsetof(struct send_opts, pin)},
             {"--seq-file", offsetof(struct send_opts, seq_file)},
         };
-        int m = 0;
+        int m = opt_value(argc, argv, &i, "--gateway", &v);
+        if (m == 1)
+            gws[n_gws++] = v;
         for (size_t k = 0; k < sizeof str_opts / sizeof str_opts[0] && m == 0; k++)
             if ((m = opt_value(argc, argv, &i, str_opts[k].opt, &v)) == 1)
                 memcpy((char *)&o + str_opts[k].off, &v, sizeof v);
@@ -588,16 +639,24 @@ static int cmd_send(const char *cmd, int argc, char **argv)
             files[n_files++] = argv[i];
         }
     }
-    const char *missing = !o.gateway ? "--gateway" : !o.ca ? "--ca" : !o.cert ? "--cert"
+    const char *missing = !n_gws ? "--gateway" : !o.ca ? "--ca" : !o.cert ? "--cert"
                         : !o.key     ? "--key"
                                      : NULL;
     if (missing) {
         free(files);
+        free(gws);
         return usage_error("send: missing required option", missing);
     }
-    if (parse_gateway(o.gateway, host, sizeof host, &port) != 0) {
+    const char *bad = NULL;
+    rv = gateway_list(gws, n_gws, host, sizeof host, &port, &list, &bad);
+    free(gws);
+    if (rv != 0) {
         free(files);
-        return usage_error("send: --gateway wants HOST[:PORT] or [IPv6]:PORT, not", o.gateway);
+        if (bad == NULL) {
+            fprintf(stderr, "panelagent: %s: out of memory\n", cmd);
+            return RC_ERR;
+        }
+        return usage_error("send: --gateway wants HOST[:PORT] or [IPv6]:PORT, not", bad);
     }
     if (!o.count)
         o.count = o.every_ms ? 0 : 1; /* 0: until a signal */
@@ -631,7 +690,8 @@ static int cmd_send(const char *cmd, int argc, char **argv)
         panelagent_opt id;
         const char *v, *opt;
     } sets[] = {
-        {PANELAGENT_OPT_GATEWAY_HOST, host, "--gateway"},
+        {PANELAGENT_OPT_GATEWAY_HOST, list ? NULL : host, "--gateway"},
+        {PANELAGENT_OPT_GATEWAYS, list, "--gateway"},
         {PANELAGENT_OPT_CA_FILE, o.ca, "--ca"},
         {PANELAGENT_OPT_CERT_FILE, o.cert, "--cert"},
         {PANELAGENT_OPT_KEY_FILE, o.key, "--key"},
@@ -721,6 +781,7 @@ out:
         pa_buf_cleanup(&inputs[i].mp);
     free(inputs);
     free(files);
+    free(list);
     return rc;
 }
 

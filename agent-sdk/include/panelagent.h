@@ -175,10 +175,13 @@ typedef struct panelagent_config panelagent_config;
  * panelagent_config_set_str or _i64), the default and the range. */
 typedef enum panelagent_opt {
     /* strings */
-    PANELAGENT_OPT_GATEWAY_HOST = 1, /* host name or address; required */
+    PANELAGENT_OPT_GATEWAY_HOST = 1, /* host name or address; required
+                                        unless PANELAGENT_OPT_GATEWAYS is
+                                        set (not both) */
     PANELAGENT_OPT_GATEWAY_NAME = 2, /* name sent as SNI and checked against
                                         the gateway certificate; default: the
-                                        host.  "" = do not check the name
+                                        host (of each of GATEWAYS).  "" = do
+                                        not check the name
                                         (the CA and the pin still apply) */
     PANELAGENT_OPT_CA_FILE = 3,      /* panel CA certificate(s), PEM;
                                         required */
@@ -192,6 +195,16 @@ typedef enum panelagent_opt {
     PANELAGENT_OPT_SEQ_FILE = 7,     /* optional: file that keeps the last
                                         seq across restarts (see SDK.md);
                                         without it seq follows the clock */
+    PANELAGENT_OPT_GATEWAYS = 8,     /* instead of GATEWAY_HOST/PORT: several
+                                        gateways, "host[:port],host[:port],
+                                        [v6addr]:port" (up to 32; a missing
+                                        port is GATEWAY_PORT).  Every address
+                                        each name resolves to is a candidate;
+                                        a failed connect or handshake, or a
+                                        lost connection, moves on to the next
+                                        one with the frames still unacked
+                                        (same seqs), and the backoff applies
+                                        between full rounds (SDK.md) */
     /* integers */
     PANELAGENT_OPT_GATEWAY_PORT = 20,     /* 8443; 1..65535 */
     PANELAGENT_OPT_QUEUE_MAX_FRAMES = 21, /* 1000; 1..1000000 */

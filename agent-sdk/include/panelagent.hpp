@@ -207,6 +207,18 @@ public:
         set(PANELAGENT_OPT_GATEWAY_HOST, host);
         return set(PANELAGENT_OPT_GATEWAY_PORT, static_cast<int64_t>(port));
     }
+    /* Several gateways instead of gateway(): "host[:port],[v6]:port,..."
+     * (PANELAGENT_OPT_GATEWAYS; a missing port is GATEWAY_PORT).  The
+     * client fails over from one to the next with its unacknowledged
+     * frames (same seqs). */
+    Config &gateways(const std::string &list) { return set(PANELAGENT_OPT_GATEWAYS, list); }
+    Config &gateways(const std::vector<std::string> &list)
+    {
+        std::string joined;
+        for (const std::string &g : list)
+            joined += (joined.empty() ? "" : ",") + g;
+        return gateways(joined);
+    }
     Config &gateway_name(const std::string &sni) { return set(PANELAGENT_OPT_GATEWAY_NAME, sni); }
     Config &gateway_pin(const std::string &hex) { return set(PANELAGENT_OPT_GATEWAY_PIN, hex); }
     Config &ca_file(const std::string &p) { return set(PANELAGENT_OPT_CA_FILE, p); }

@@ -98,6 +98,8 @@ int pa_client_answer(struct panelagent_client *cl, struct pa_item *it,
         pthread_mutex_unlock(&cl->mu);
         cl->req_streak = 0;
         cl->fail_streak = 0; /* the gateway works: the backoff starts over */
+        cl->round_fails = 0;
+        cl->round_refused = 0;
         cl->conn_acked = 1;
         cl->last_transient = 0;
         cl->calm_reported = 0;
@@ -198,6 +200,67 @@ static void drop_conn(struct panelagent_client *cl)
     cl->conn = NULL;
 }
 
+/* ---- the candidates: every address of every gateway, in turn ------------------------ */
+
+static unsigned gw_addrs(const struct panelagent_client *cl, size_t i)
+{
+    return cl->gw_naddrs[i] > 0 ? cl->gw_naddrs[i] : 1;
+}
+
+/* The current candidate failed: moves on to the next one (the next
+ * address of this gateway, else the first of the next gateway).  Returns
+ * 1 when that completed a round (as many failures since the last ack, or
+ * the last round, as there are candidates): then the caller backs off;
+ * 0: the next candidate is tried at once. */
+static int next_candidate(struct panelagent_client *cl)
+{
+    size_t total = 0;
+
+    if (++cl->addr_cur >= gw_addrs(cl, cl->gw_cur)) {
+        cl->addr_cur = 0;
+        size_t next = (cl->gw_cur + 1) % cl->o.n_gws;
+        if (next != cl->gw_cur) {
+            /* another gateway: its session, retry-after and 5xx streak
+             * are its own */
+            cl->gw_cur = next;
+            pa_tls_forget_session(cl->tls);
+            cl->hold_until_ms = 0;
+            cl->req_streak = 0;
+        }
+    }
+    for (size_t i = 0; i < cl->o.n_gws; i++)
+        total += gw_addrs(cl, i);
+    if (++cl->round_fails < total)
+        return 0;
+    cl->round_fails = 0;
+    return 1;
+}
+
+/* After a failure: at once on the next candidate, or, after a full round,
+ * the backoff (the refusal one when a candidate of the round refused us). */
+static void schedule_next(struct panelagent_client *cl, int refused, int64_t now)
+{
+    if (refused)
+        cl->round_refused = 1;
+    if (!next_candidate(cl)) {
+        cl->next_attempt_ms = now;
+        return;
+    }
+    if (cl->round_refused) {
+        int64_t d = cl->o.refused_backoff_ms;
+        for (unsigned i = 0; i < cl->refusal_streak && d < cl->o.refused_backoff_ms *
+                                                                 REFUSED_MAX_FACTOR; i++)
+            d *= 2;
+        if (d > cl->o.refused_backoff_ms * REFUSED_MAX_FACTOR)
+            d = cl->o.refused_backoff_ms * REFUSED_MAX_FACTOR;
+        cl->refusal_streak++;
+        cl->next_attempt_ms = now + jitter(cl, d);
+    } else {
+        cl->next_attempt_ms = now + transient_delay(cl, cl->fail_streak++);
+    }
+    cl->round_refused = 0;
+}
+
 /* The connection ended: |code| PANELAGENT_ECLOSED for a clean end. */
 static void conn_ended(struct panelagent_client *cl, int code, const char *detail,
                        int established, int64_t now)
@@ -231,7 +294,7 @@ static void conn_ended(struct panelagent_client *cl, int code, const char *detai
          * that ends every session before answering gets no tight loop) */
         cl->next_attempt_ms = now;
         if (!cl->conn_acked && queued > 0)
-            cl->next_attempt_ms = now + transient_delay(cl, cl->fail_streak++);
+            schedule_next(cl, 0, now);
         return;
     }
     if (!established) {
@@ -247,14 +310,8 @@ static void conn_ended(struct panelagent_client *cl, int code, const char *detai
         } else {
             pa_client_log(cl, PANELAGENT_LOG_DEBUG, "%s (again)", detail);
         }
-        int64_t d = cl->o.refused_backoff_ms;
-        for (unsigned i = 0; i < cl->refusal_streak && d < cl->o.refused_backoff_ms *
-                                                                 REFUSED_MAX_FACTOR; i++)
-            d *= 2;
-        if (d > cl->o.refused_backoff_ms * REFUSED_MAX_FACTOR)
-            d = cl->o.refused_backoff_ms * REFUSED_MAX_FACTOR;
-        cl->refusal_streak++;
-        cl->next_attempt_ms = now + jitter(cl, d);
+        /* another gateway may know us (or be the one configured) */
+        schedule_next(cl, 1, now);
         return;
     }
     /* transient: ECONNECT, ETLS, EPROTOCOL */
@@ -265,7 +322,7 @@ static void conn_ended(struct panelagent_client *cl, int code, const char *detai
     } else {
         pa_client_log(cl, PANELAGENT_LOG_DEBUG, "%s (again)", detail);
     }
-    cl->next_attempt_ms = now + transient_delay(cl, cl->fail_streak++);
+    schedule_next(cl, 0, now);
 }
 
 static void on_connected(struct panelagent_client *cl, int resumed)
@@ -281,8 +338,9 @@ static void on_connected(struct panelagent_client *cl, int resumed)
      * ban by GOAWAY ENHANCE_YOUR_CALM too) */
     cl->refusal_streak = 0;
     cl->refusal_reported = 0;
-    pa_client_log(cl, PANELAGENT_LOG_INFO, "connected to %s port %" PRId64 "%s", cl->o.host,
-                  cl->o.port, resumed ? " (TLS session resumed)" : "");
+    const struct pa_gw *gw = &cl->o.gws[cl->gw_cur];
+    pa_client_log(cl, PANELAGENT_LOG_INFO, "connected to %s port %" PRId64 "%s", gw->host,
+                  gw->port, resumed ? " (TLS session resumed)" : "");
 }
 
 /* Starts requests for queued items while there are free streams. */
@@ -353,13 +411,20 @@ static int64_t step(struct panelagent_client *cl, int64_t now)
         if (now < cl->next_attempt_ms)
             return cl->next_attempt_ms;
         err[0] = '\0';
-        int rv = pa_conn_new(&cl->conn, cl, cl->tls, &cl->o, now, err, sizeof err);
+        const struct pa_gw *gw = &cl->o.gws[cl->gw_cur];
+        unsigned n_addrs = 0;
+        int rv = pa_conn_new(&cl->conn, cl, cl->tls, &cl->o, gw, cl->addr_cur, &n_addrs, now,
+                             err, sizeof err);
+        if (n_addrs > 0) {
+            cl->gw_naddrs[cl->gw_cur] = n_addrs > PA_MAX_ADDRS ? PA_MAX_ADDRS : n_addrs;
+            cl->addr_cur %= cl->gw_naddrs[cl->gw_cur];
+        }
         if (rv != PANELAGENT_OK) {
             conn_ended(cl, rv, err, 0, now);
             return cl->next_attempt_ms;
         }
-        pa_client_log(cl, PANELAGENT_LOG_DEBUG, "connecting to %s port %" PRId64, cl->o.host,
-                      cl->o.port);
+        pa_client_log(cl, PANELAGENT_LOG_DEBUG, "connecting to %s port %" PRId64 " (address %u)",
+                      gw->host, gw->port, cl->addr_cur + 1);
         cl->conn_acked = 0;
         cl->idle_since_ms = -1;
         return pa_conn_deadline(cl->conn);
@@ -522,11 +587,22 @@ static int check_opts(const struct pa_opts *o, char *err, size_t errlen)
         size_t off;
         const char *name;
     } req[] = {
-        {offsetof(struct pa_opts, host), "PANELAGENT_OPT_GATEWAY_HOST"},
         {offsetof(struct pa_opts, ca_file), "PANELAGENT_OPT_CA_FILE"},
         {offsetof(struct pa_opts, cert_file), "PANELAGENT_OPT_CERT_FILE"},
         {offsetof(struct pa_opts, key_file), "PANELAGENT_OPT_KEY_FILE"},
     };
+    if (o->host != NULL && o->has_list) {
+        pa_seterr(err, errlen,
+                  "PANELAGENT_OPT_GATEWAY_HOST and PANELAGENT_OPT_GATEWAYS are both set "
+                  "(set one)");
+        return PANELAGENT_ECONFIG;
+    }
+    if (o->n_gws == 0) {
+        pa_seterr(err, errlen,
+                  "PANELAGENT_OPT_GATEWAY_HOST is not set (required, unless "
+                  "PANELAGENT_OPT_GATEWAYS is)");
+        return PANELAGENT_ECONFIG;
+    }
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
         if (*(char *const *)((const char *)o + req[i].off) == NULL) {
             pa_seterr(err, errlen, "%s is not set (required)", req[i].name);

@@ -22,9 +22,21 @@
 
 #define PA_PIN_LEN 32
 
+#define PA_MAX_GATEWAYS 32
+#define PA_MAX_ADDRS 16 /* of one gateway's name, tried in turn */
+
+/* One gateway of the candidate list. */
+struct pa_gw {
+    char *host;
+    int64_t port;
+};
+
 /* Everything a client keeps of a panelagent_config (its own copies). */
 struct pa_opts {
-    char *host;      /* required */
+    char *host;      /* GATEWAY_HOST, as set (NULL when not) */
+    int has_list;    /* PANELAGENT_OPT_GATEWAYS was set */
+    struct pa_gw *gws; /* the gateways: the list, or host + port */
+    size_t n_gws;
     char *name;      /* NULL: the host; "": no name check */
     char *ca_file;   /* required */
     char *cert_file; /* required */
@@ -55,6 +67,7 @@ struct pa_opts {
  * on failure |o| holds nothing. */
 int pa_opts_copy(struct pa_opts *o, const panelagent_config *c);
 void pa_opts_cleanup(struct pa_opts *o);
+void pa_gateways_free(struct pa_gw *gws, size_t n);
 
 /* ---- seqstore.c ------------------------------------------------------------------
  * seq = max(last + 1, unix_time_ms), strictly increasing.  With a file, a
@@ -165,6 +178,14 @@ struct panelagent_client {
     int64_t last_transient_ms;
     int calm_reported;
     int conn_acked;          /* the current connection delivered an ack */
+    /* The candidate: address addr_cur of gateway o.gws[gw_cur]; each
+     * failure moves on to the next one, and the backoff applies only after
+     * a full round of them failed (round_fails, since the last ack). */
+    size_t gw_cur;
+    unsigned addr_cur;
+    unsigned gw_naddrs[PA_MAX_GATEWAYS]; /* at its last resolution; 0: not yet */
+    unsigned round_fails;
+    int round_refused;       /* a candidate of this round refused us */
     int64_t idle_since_ms;
 };
 
@@ -196,7 +217,9 @@ uint64_t pa_tls_random(struct pa_tls *t);
 /* Forgets the saved session (after a refusal). */
 void pa_tls_forget_session(struct pa_tls *t);
 
-int pa_tls_io_new(struct pa_tls_io **out, struct pa_tls *t, int fd);
+/* |host|: the gateway's, the SNI and name checked unless
+ * PANELAGENT_OPT_GATEWAY_NAME says otherwise. */
+int pa_tls_io_new(struct pa_tls_io **out, struct pa_tls *t, int fd, const char *host);
 void pa_tls_io_free(struct pa_tls_io *io);
 /* Drives the handshake.  PANELAGENT_OK when done (*resumed set),
  * PANELAGENT_EAGAIN with *want_write set when it must wait for the socket,
@@ -223,11 +246,14 @@ enum pa_conn_state {
     PA_CONN_CLOSING,   /* GOAWAY sent or received: no new requests */
 };
 
-/* Resolves the host and starts a non-blocking connect.  On failure *out
- * is NULL and a reported code (PANELAGENT_ECONNECT) is returned with the
- * reason in err. */
+/* Resolves gateway |gw| (*n_addrs: how many addresses it has, 0 when it
+ * does not resolve) and starts a non-blocking connect to its address
+ * |addr_idx| (modulo *n_addrs).  On failure *out is NULL and a reported
+ * code (PANELAGENT_ECONNECT) is returned with the reason in err; the
+ * client then moves on to its next candidate. */
 int pa_conn_new(struct pa_conn **out, struct panelagent_client *cl, struct pa_tls *tls,
-                const struct pa_opts *o, int64_t now_ms, char *err, size_t errlen);
+                const struct pa_opts *o, const struct pa_gw *gw, unsigned addr_idx,
+                unsigned *n_addrs, int64_t now_ms, char *err, size_t errlen);
 /* Frees the connection without any callback: the caller requeues what
  * was in flight. */
 void pa_conn_free(struct pa_conn *c);

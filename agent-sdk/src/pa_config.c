@@ -4,12 +4,13 @@
  * copies what it needs (pa_opts_copy), so a config can be freed or reused
  * as soon as panelagent_client_new returns.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client_internal.h"
 
-#define N_STR 8 /* string ids 1..7 */
+#define N_STR 9 /* string ids 1..8 */
 #define I64_FIRST PANELAGENT_OPT_GATEWAY_PORT
 #define I64_LAST PANELAGENT_OPT_IDLE_TIMEOUT_MS
 #define N_I64 (I64_LAST - I64_FIRST + 1)
@@ -50,7 +51,7 @@ static const struct i64_opt i64_opts[N_I64] = {
 
 static int is_str_opt(int id)
 {
-    return id >= PANELAGENT_OPT_GATEWAY_HOST && id <= PANELAGENT_OPT_SEQ_FILE;
+    return id >= PANELAGENT_OPT_GATEWAY_HOST && id <= PANELAGENT_OPT_GATEWAYS;
 }
 
 static int is_i64_opt(int id)
@@ -108,6 +109,121 @@ static int parse_pin(const char *v, uint8_t pin[PA_PIN_LEN])
     return 0;
 }
 
+/* ---- the gateway list (PANELAGENT_OPT_GATEWAYS) ----------------------------------- */
+
+static int parse_port(const char *s, size_t n, int64_t *port)
+{
+    int64_t v = 0;
+    if (n == 0 || n > 5)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < 1 || v > 65535)
+        return -1;
+    *port = v;
+    return 0;
+}
+
+/* One entry |s|..|s|+|n| (spaces trimmed): host, host:port, [v6], [v6]:port.
+ * The host goes to *host (a new string) when host is not NULL. */
+static int parse_gw(const char *s, size_t n, int64_t def_port, char **host, int64_t *port)
+{
+    const char *h = s, *p = NULL;
+    size_t hn = n, pn = 0;
+
+    while (n > 0 && (*s == ' ' || *s == '\t'))
+        s++, n--;
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return -1;
+    if (s[0] == '[') {
+        const char *end = memchr(s, ']', n);
+        if (end == NULL)
+            return -1;
+        h = s + 1;
+        hn = (size_t)(end - h);
+        size_t rest = n - (size_t)(end + 1 - s);
+        if (rest > 0) {
+            if (end[1] != ':')
+                return -1;
+            p = end + 2;
+            pn = rest - 1;
+        }
+        if (memchr(h, ':', hn) == NULL) /* brackets are for IPv6 only */
+            return -1;
+    } else {
+        const char *colon = memchr(s, ':', n);
+        h = s;
+        hn = n;
+        if (colon != NULL) {
+            hn = (size_t)(colon - s);
+            p = colon + 1;
+            pn = n - hn - 1;
+            if (memchr(p, ':', pn) != NULL) /* an IPv6 address needs [ ] */
+                return -1;
+        }
+    }
+    if (hn == 0 || hn > 255 || memchr(h, ' ', hn) != NULL)
+        return -1;
+    *port = def_port;
+    if (p != NULL && parse_port(p, pn, port) != 0)
+        return -1;
+    if (host != NULL) {
+        if ((*host = malloc(hn + 1)) == NULL)
+            return -2;
+        memcpy(*host, h, hn);
+        (*host)[hn] = '\0';
+    }
+    return 0;
+}
+
+/* Parses "a[:port],b[:port],[v6]:port".  With |out| NULL it only checks:
+ * 0, or -1 for a malformed list, -2 out of memory (|out| set). */
+static int parse_gateways(const char *v, int64_t def_port, struct pa_gw **out, size_t *n_out)
+{
+    struct pa_gw *gws = NULL;
+    size_t n = 0;
+
+    if (out != NULL && (gws = calloc(PA_MAX_GATEWAYS, sizeof *gws)) == NULL)
+        return -2;
+    for (const char *s = v;;) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        int64_t port;
+        int rv = n == PA_MAX_GATEWAYS
+                     ? -1
+                     : parse_gw(s, len, def_port, gws ? &gws[n].host : NULL, &port);
+        if (rv != 0) {
+            pa_gateways_free(gws, n);
+            return rv;
+        }
+        if (gws != NULL)
+            gws[n].port = port;
+        n++;
+        if (comma == NULL)
+            break;
+        s = comma + 1;
+    }
+    if (out != NULL) {
+        *out = gws;
+        *n_out = n;
+    }
+    return 0;
+}
+
+void pa_gateways_free(struct pa_gw *gws, size_t n)
+{
+    if (gws == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(gws[i].host);
+    free(gws);
+}
+
 int panelagent_config_set_str(panelagent_config *c, panelagent_opt id, const char *v)
 {
     char *copy = NULL;
@@ -123,6 +239,8 @@ int panelagent_config_set_str(panelagent_config *c, panelagent_opt id, const cha
         if (n > 4096)
             return PANELAGENT_EINVAL;
         if (id == PANELAGENT_OPT_GATEWAY_PIN && parse_pin(v, pin) != 0)
+            return PANELAGENT_EINVAL;
+        if (id == PANELAGENT_OPT_GATEWAYS && parse_gateways(v, 1, NULL, NULL) != 0)
             return PANELAGENT_EINVAL;
         copy = malloc(n + 1);
         if (copy == NULL)
@@ -216,6 +334,23 @@ int pa_opts_copy(struct pa_opts *o, const panelagent_config *c)
     o->refused_backoff_ms = I(PANELAGENT_OPT_REFUSED_BACKOFF_MS);
     o->idle_timeout_ms = I(PANELAGENT_OPT_IDLE_TIMEOUT_MS);
 #undef I
+    /* the candidates: the list, else the one host (none: check_opts says so) */
+    const char *list = c->str[PANELAGENT_OPT_GATEWAYS];
+    o->has_list = list != NULL;
+    if (list != NULL) {
+        if (parse_gateways(list, o->port, &o->gws, &o->n_gws) != 0) {
+            pa_opts_cleanup(o); /* checked when it was set: out of memory */
+            return PANELAGENT_ENOMEM;
+        }
+    } else if (o->host != NULL) {
+        if ((o->gws = calloc(1, sizeof *o->gws)) == NULL ||
+            (o->gws[0].host = strdup(o->host)) == NULL) {
+            pa_opts_cleanup(o);
+            return PANELAGENT_ENOMEM;
+        }
+        o->gws[0].port = o->port;
+        o->n_gws = 1;
+    }
     o->ack_fn = c->ack_fn;
     o->ack_ud = c->ack_ud;
     o->error_fn = c->error_fn;
@@ -235,5 +370,6 @@ void pa_opts_cleanup(struct pa_opts *o)
     free(o->cert_file);
     free(o->key_file);
     free(o->seq_file);
+    pa_gateways_free(o->gws, o->n_gws);
     memset(o, 0, sizeof *o);
 }

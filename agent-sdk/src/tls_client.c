@@ -55,7 +55,9 @@ struct pa_tls {
     mbedtls_x509_crt ca;
     mbedtls_x509_crt cert;
     mbedtls_pk_context key;
-    char *hostname;   /* SNI (and the name checked unless check_name is 0) */
+    char *name;       /* GATEWAY_NAME: SNI and the name checked; NULL: each
+                         gateway's host (SNI, and checked unless check_name
+                         is 0) */
     int check_name;
     int has_pin;
     uint8_t pin[PA_PIN_LEN];
@@ -203,8 +205,7 @@ int pa_tls_new(struct pa_tls **out, const struct pa_opts *o, char *err, size_t e
         goto fail;
     }
     t->check_name = !(o->name != NULL && o->name[0] == '\0');
-    t->hostname = strdup(o->name != NULL && o->name[0] != '\0' ? o->name : o->host);
-    if (t->hostname == NULL) {
+    if (o->name != NULL && o->name[0] != '\0' && (t->name = strdup(o->name)) == NULL) {
         pa_seterr(err, errlen, "out of memory");
         rv = PANELAGENT_ENOMEM;
         goto fail;
@@ -229,7 +230,7 @@ void pa_tls_free(struct pa_tls *t)
     mbedtls_x509_crt_free(&t->ca);
     mbedtls_ctr_drbg_free(&t->drbg);
     mbedtls_entropy_free(&t->entropy);
-    free(t->hostname);
+    free(t->name);
     free(t);
 }
 
@@ -267,7 +268,7 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
     return pa_sock_recv(io->fd, buf, len);
 }
 
-int pa_tls_io_new(struct pa_tls_io **out, struct pa_tls *t, int fd)
+int pa_tls_io_new(struct pa_tls_io **out, struct pa_tls *t, int fd, const char *host)
 {
     struct pa_tls_io *io;
 
@@ -279,7 +280,7 @@ int pa_tls_io_new(struct pa_tls_io **out, struct pa_tls *t, int fd)
     io->fd = fd;
     mbedtls_ssl_init(&io->ssl);
     if (mbedtls_ssl_setup(&io->ssl, &t->conf) != 0 ||
-        mbedtls_ssl_set_hostname(&io->ssl, t->hostname) != 0) {
+        mbedtls_ssl_set_hostname(&io->ssl, t->name ? t->name : host) != 0) {
         pa_tls_io_free(io);
         return PANELAGENT_ENOMEM;
     }

@@ -1,7 +1,7 @@
 /*
  * transport.c - one TLS + HTTP/2 connection to the gateway (client.c's):
- * a non-blocking TCP connect to each address of the host in turn, the TLS
- * handshake (tls_client.c), then an nghttp2 client session that carries
+ * a non-blocking TCP connect to the address of the gateway that client.c
+ * chose (its candidate), the TLS handshake (tls_client.c), then an nghttp2 client session that carries
  * one POST /v1/stats per frame.  Answers and lost requests go back to
  * client.c (pa_client_answer, pa_client_lost) from nghttp2's stream-close
  * callback; nothing here touches the queue.
@@ -55,9 +55,9 @@ struct pa_conn {
     const struct pa_opts *o;
     enum pa_conn_state state;
     int fd;
-    struct addrinfo *ai_list, *ai_next;
+    const struct pa_gw *gw;
     int64_t deadline_ms;   /* connect + handshake */
-    char last_tcp_err[160];
+    char addr[80];         /* the address connected to, for messages */
     struct pa_tls_io *io;
     int want_write;        /* TLS needs the socket writable */
     nghttp2_session *h2;
@@ -91,40 +91,30 @@ static int fail_session(struct pa_conn *c, int code, const char *why)
 
 /* ---- TCP --------------------------------------------------------------------- */
 
-static int tcp_next(struct pa_conn *c, char *err, size_t errlen)
+/* "host port P" or, when the name resolved to another text, "host
+ * (address) port P". */
+static void describe(struct pa_conn *c, const struct addrinfo *ai)
 {
-    while (c->ai_next != NULL) {
-        struct addrinfo *ai = c->ai_next;
-        c->ai_next = ai->ai_next;
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                        ai->ai_protocol);
-        if (fd < 0) {
-            snprintf(c->last_tcp_err, sizeof c->last_tcp_err, "socket: %s", strerror(errno));
-            continue;
-        }
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
-            c->fd = fd;
-            return PANELAGENT_OK;
-        }
-        snprintf(c->last_tcp_err, sizeof c->last_tcp_err, "connect: %s", strerror(errno));
-        close(fd);
-    }
-    pa_seterr(err, errlen, "cannot connect to %s port %" PRId64 ": %s", c->o->host, c->o->port,
-              c->last_tcp_err[0] ? c->last_tcp_err : "no address");
-    return PANELAGENT_ECONNECT;
+    char num[INET6_ADDRSTRLEN] = "";
+    (void)getnameinfo(ai->ai_addr, ai->ai_addrlen, num, sizeof num, NULL, 0, NI_NUMERICHOST);
+    if (num[0] == '\0' || strcmp(num, c->gw->host) == 0)
+        snprintf(c->addr, sizeof c->addr, "%.60s", c->gw->host);
+    else
+        snprintf(c->addr, sizeof c->addr, "%.30s (%.46s)", c->gw->host, num);
 }
 
 int pa_conn_new(struct pa_conn **out, struct panelagent_client *cl, struct pa_tls *tls,
-                const struct pa_opts *o, int64_t now_ms, char *err, size_t errlen)
+                const struct pa_opts *o, const struct pa_gw *gw, unsigned addr_idx,
+                unsigned *n_addrs, int64_t now_ms, char *err, size_t errlen)
 {
-    struct addrinfo hints;
+    struct addrinfo hints, *list = NULL, *ai;
     char port[8];
     struct pa_conn *c;
-    int rv, gai;
+    int gai;
+    unsigned n = 0;
 
     *out = NULL;
+    *n_addrs = 0;
     c = calloc(1, sizeof *c);
     if (c == NULL) {
         pa_seterr(err, errlen, "out of memory");
@@ -133,33 +123,57 @@ int pa_conn_new(struct pa_conn **out, struct panelagent_client *cl, struct pa_tl
     c->cl = cl;
     c->tls = tls;
     c->o = o;
+    c->gw = gw;
     c->fd = -1;
     c->goaway = -1;
     c->state = PA_CONN_TCP;
     c->deadline_ms = now_ms + o->connect_timeout_ms;
-    if (strchr(o->host, ':') != NULL)
-        snprintf(c->authority, sizeof c->authority, "[%s]:%" PRId64, o->host, o->port);
+    if (strchr(gw->host, ':') != NULL)
+        snprintf(c->authority, sizeof c->authority, "[%s]:%" PRId64, gw->host, gw->port);
     else
-        snprintf(c->authority, sizeof c->authority, "%s:%" PRId64, o->host, o->port);
+        snprintf(c->authority, sizeof c->authority, "%s:%" PRId64, gw->host, gw->port);
 
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_ADDRCONFIG;
-    snprintf(port, sizeof port, "%" PRId64, o->port);
-    gai = getaddrinfo(o->host, port, &hints, &c->ai_list);
+    snprintf(port, sizeof port, "%" PRId64, gw->port);
+    gai = getaddrinfo(gw->host, port, &hints, &list);
     if (gai != 0) {
-        pa_seterr(err, errlen, "cannot resolve %s: %s", o->host, gai_strerror(gai));
+        pa_seterr(err, errlen, "cannot resolve %s: %s", gw->host, gai_strerror(gai));
         free(c);
         return PANELAGENT_ECONNECT;
     }
-    c->ai_next = c->ai_list;
-    if ((rv = tcp_next(c, err, errlen)) != PANELAGENT_OK) {
-        pa_conn_free(c);
-        return rv;
+    for (ai = list; ai != NULL; ai = ai->ai_next)
+        n++;
+    *n_addrs = n;
+    ai = list;
+    for (unsigned k = 0; k < addr_idx % n; k++)
+        ai = ai->ai_next;
+    describe(c, ai);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    if (fd < 0) {
+        pa_seterr(err, errlen, "cannot connect to %s port %" PRId64 ": socket: %s", c->addr,
+                  gw->port, strerror(errno));
+        goto fail;
     }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        pa_seterr(err, errlen, "cannot connect to %s port %" PRId64 ": connect: %s", c->addr,
+                  gw->port, strerror(errno));
+        close(fd);
+        goto fail;
+    }
+    c->fd = fd;
+    freeaddrinfo(list);
     *out = c;
     return PANELAGENT_OK;
+fail:
+    freeaddrinfo(list);
+    pa_conn_free(c);
+    return PANELAGENT_ECONNECT;
 }
 
 void pa_conn_free(struct pa_conn *c)
@@ -176,8 +190,6 @@ void pa_conn_free(struct pa_conn *c)
     pa_tls_io_free(c->io);
     if (c->fd >= 0)
         close(c->fd);
-    if (c->ai_list != NULL)
-        freeaddrinfo(c->ai_list);
     free(c->out);
     free(c);
 }
@@ -674,12 +686,11 @@ int pa_conn_io(struct pa_conn *c, short revents, int64_t now_ms, int *connected,
         if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
             soerr = errno;
         if (soerr != 0) {
-            snprintf(c->last_tcp_err, sizeof c->last_tcp_err, "connect: %s", strerror(soerr));
-            close(c->fd);
-            c->fd = -1;
-            return tcp_next(c, err, errlen);
+            pa_seterr(err, errlen, "cannot connect to %s port %" PRId64 ": connect: %s",
+                      c->addr, c->gw->port, strerror(soerr));
+            return PANELAGENT_ECONNECT;
         }
-        if (pa_tls_io_new(&c->io, c->tls, c->fd) != PANELAGENT_OK) {
+        if (pa_tls_io_new(&c->io, c->tls, c->fd, c->gw->host) != PANELAGENT_OK) {
             pa_seterr(err, errlen, "out of memory");
             return PANELAGENT_ETLS;
         }

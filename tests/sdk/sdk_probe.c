@@ -148,7 +148,8 @@ static void sleep_ms(int64_t ms)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: sdk_probe --host H --port P --ca FILE --cert FILE --key FILE\n"
+            "usage: sdk_probe (--host H [--port P] | --gateways H:P,H:P) --ca FILE --cert FILE\n"
+            "  --key FILE\n"
             "  [--name NAME] [--pin HEX] [--seq-file FILE]\n"
             "  [--queue-frames N] [--queue-bytes N] [--policy reject|drop] [--in-flight N]\n"
             "  [--backoff-initial MS] [--backoff-max MS] [--refused-backoff MS]\n"
@@ -233,6 +234,7 @@ int main(int argc, char **argv)
         }
         long long num = strtoll(v, NULL, 10);
         if (strcmp(a, "--host") == 0) rv = panelagent_config_set_str(cfg, PANELAGENT_OPT_GATEWAY_HOST, v);
+        else if (strcmp(a, "--gateways") == 0) rv = panelagent_config_set_str(cfg, PANELAGENT_OPT_GATEWAYS, v);
         else if (strcmp(a, "--name") == 0) rv = panelagent_config_set_str(cfg, PANELAGENT_OPT_GATEWAY_NAME, v);
         else if (strcmp(a, "--ca") == 0) rv = panelagent_config_set_str(cfg, PANELAGENT_OPT_CA_FILE, v);
         else if (strcmp(a, "--cert") == 0) rv = panelagent_config_set_str(cfg, PANELAGENT_OPT_CERT_FILE, v);

@@ -121,7 +121,7 @@ static void test_i64_ranges(void **state)
         assert_int_equal(panelagent_config_set_str(c, t[i].id, "1"), PANELAGENT_EINVAL);
     }
     /* unknown ids */
-    static const int bad_ids[] = {0, 8, 19, 31, -1, 1000};
+    static const int bad_ids[] = {0, 9, 19, 31, -1, 1000};
     for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
         assert_int_equal(panelagent_config_set_i64(c, (panelagent_opt)bad_ids[i], 1),
                          PANELAGENT_EINVAL);
@@ -142,7 +142,7 @@ static void test_strings_and_pin(void **state)
     struct pa_opts o;
 
     assert_int_equal(panelagent_config_new(&c), 0);
-    for (int id = PANELAGENT_OPT_GATEWAY_HOST; id <= PANELAGENT_OPT_SEQ_FILE; id++) {
+    for (int id = PANELAGENT_OPT_GATEWAY_HOST; id <= PANELAGENT_OPT_GATEWAYS; id++) {
         assert_int_equal(panelagent_config_set_i64(c, (panelagent_opt)id, 1), PANELAGENT_EINVAL);
         if (id != PANELAGENT_OPT_GATEWAY_NAME) /* "" means something only there */
             assert_int_equal(panelagent_config_set_str(c, (panelagent_opt)id, ""),
@@ -184,6 +184,64 @@ static void test_strings_and_pin(void **state)
     assert_int_equal(pa_opts_copy(&o, c), 0);
     assert_int_equal(o.has_pin, 0);
     assert_null(o.name);
+    pa_opts_cleanup(&o);
+    panelagent_config_free(c);
+}
+
+/* PANELAGENT_OPT_GATEWAYS: the list is checked when set and becomes the
+ * candidates; without it GATEWAY_HOST/PORT is the one candidate. */
+static void test_gateway_list(void **state)
+{
+    (void)state;
+    panelagent_config *c = NULL;
+    struct pa_opts o;
+
+    assert_int_equal(panelagent_config_new(&c), 0);
+    assert_int_equal(panelagent_config_set_i64(c, PANELAGENT_OPT_GATEWAY_PORT, 9443), 0);
+    assert_int_equal(panelagent_config_set_str(c, PANELAGENT_OPT_GATEWAY_HOST, "one.example"), 0);
+    assert_int_equal(pa_opts_copy(&o, c), 0);
+    assert_int_equal(o.has_list, 0);
+    assert_int_equal(o.n_gws, 1);
+    assert_string_equal(o.gws[0].host, "one.example");
+    assert_int_equal(o.gws[0].port, 9443);
+    pa_opts_cleanup(&o);
+    assert_int_equal(panelagent_config_set_str(c, PANELAGENT_OPT_GATEWAY_HOST, NULL), 0);
+
+    assert_int_equal(panelagent_config_set_str(c, PANELAGENT_OPT_GATEWAYS,
+                                               "a.example:8001, b.example ,[::1]:8003,"
+                                               "10.0.0.4:65535,[fe80::1]"),
+                     0);
+    assert_int_equal(pa_opts_copy(&o, c), 0);
+    assert_int_equal(o.has_list, 1);
+    assert_null(o.host);
+    assert_int_equal(o.n_gws, 5);
+    static const struct {
+        const char *host;
+        int64_t port;
+    } want[] = {{"a.example", 8001}, {"b.example", 9443}, {"::1", 8003},
+                {"10.0.0.4", 65535}, {"fe80::1", 9443}};
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(o.gws[i].host, want[i].host);
+        assert_int_equal(o.gws[i].port, want[i].port);
+    }
+    pa_opts_cleanup(&o);
+
+    static const char *const bad[] = {
+        ",",  "a,",    ",a",     "a,,b",     "a:0",       "a:65536", "a:",   "a:x",
+        "::1", "[::1", "[::1]x", "[a.b]:1",  "a b:1",     "[]:1",    ":8443", "a:1:2",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (panelagent_config_set_str(c, PANELAGENT_OPT_GATEWAYS, bad[i]) != PANELAGENT_EINVAL)
+            fail_msg("GATEWAYS \"%s\" was accepted", bad[i]);
+    char many[33 * 4 + 1] = "";
+    for (int i = 0; i < 33; i++)
+        strcat(many, i ? ",g.x" : "g.x");
+    assert_int_equal(panelagent_config_set_str(c, PANELAGENT_OPT_GATEWAYS, many),
+                     PANELAGENT_EINVAL); /* 33 > 32 */
+    many[strlen(many) - 4] = '\0';
+    assert_int_equal(panelagent_config_set_str(c, PANELAGENT_OPT_GATEWAYS, many), 0);
+    assert_int_equal(pa_opts_copy(&o, c), 0);
+    assert_int_equal(o.n_gws, 32);
     pa_opts_cleanup(&o);
     panelagent_config_free(c);
 }
@@ -331,6 +389,16 @@ static void test_client_new_errors(void **state)
         expect_config_error(c, req[i].name, "not set");
         panelagent_config_free(c);
     }
+    /* the gateway list instead of the host, not beside it */
+    c = good_config(p);
+    assert_int_equal(panelagent_config_set_str(c, PANELAGENT_OPT_GATEWAYS, "127.0.0.1:1,[::1]:1"),
+                     0);
+    expect_config_error(c, "GATEWAY_HOST and PANELAGENT_OPT_GATEWAYS", "both");
+    assert_int_equal(panelagent_config_set_str(c, PANELAGENT_OPT_GATEWAY_HOST, NULL), 0);
+    panelagent_client *ok = NULL;
+    assert_int_equal(panelagent_client_new(&ok, c, NULL, 0), PANELAGENT_OK);
+    assert_int_equal(panelagent_client_close(ok, 0), 0);
+    panelagent_config_free(c);
     /* unreadable files name the option and the path */
     c = good_config(p);
     assert_int_equal(panelagent_config_set_str(c, PANELAGENT_OPT_CA_FILE, "/nonexistent/ca.crt"), 0);
@@ -534,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_i64_ranges),
         cmocka_unit_test(test_strings_and_pin),
+        cmocka_unit_test(test_gateway_list),
         cmocka_unit_test(test_callbacks),
         cmocka_unit_test_setup_teardown(test_client_new_errors, pki_setup, pki_teardown),
         cmocka_unit_test_setup_teardown(test_queue_reject_new, pki_setup, pki_teardown),

@@ -190,6 +190,15 @@ int main(int argc, char **argv)
         /* ---- config and client construction --------------------------------- */
         expect_error("gateway_pin(\"abc\") -> Error EINVAL", PANELAGENT_EINVAL, "",
                      [] { panelagent::Config c; c.gateway_pin("abc"); });
+        expect_error("gateways(\"a:0\") -> Error EINVAL", PANELAGENT_EINVAL, "",
+                     [] { panelagent::Config c; c.gateways("a:0"); });
+        expect_error("Client with gateway() and gateways() -> Error ECONFIG naming both",
+                     PANELAGENT_ECONFIG, "GATEWAYS", [&] {
+                         panelagent::Config c;
+                         c.gateway("127.0.0.1", dead_port).gateways(std::vector<std::string>{"127.0.0.1:1", "[::1]:1"})
+                             .ca_file(ca).cert_file(cert).key_file(key);
+                         panelagent::Client cl(c);
+                     });
         expect_error("Client without a gateway host -> Error ECONFIG with a reason",
                      PANELAGENT_ECONFIG, "", [&] {
                          panelagent::Config c;
@@ -288,7 +297,12 @@ int main(int argc, char **argv)
         if (!gw_host.empty()) {
             std::atomic<int> acks{0};
             panelagent::Config c;
-            c.gateway(gw_host, gw_port).ca_file(ca).cert_file(cert).key_file(key);
+            /* a dead gateway first: the client fails over to the real one */
+            std::string real = (gw_host.find(':') != std::string::npos ? "[" + gw_host + "]"
+                                                                        : gw_host) +
+                               ":" + std::to_string(gw_port);
+            c.gateways(std::vector<std::string>{"127.0.0.1:" + std::to_string(dead_port), real})
+                .ca_file(ca).cert_file(cert).key_file(key);
             if (!gw_name.empty())
                 c.gateway_name(gw_name);
             c.on_ack([&](uint64_t) {

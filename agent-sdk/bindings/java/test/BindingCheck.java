@@ -186,6 +186,10 @@ public final class BindingCheck {
         expect("gatewayPin(\"abc\") -> EINVAL", ErrorCode.EINVAL, null, () -> new Config().gatewayPin("abc"));
         expect("an unknown option -> EINVAL", ErrorCode.EINVAL, null, () -> new Config().set(999, "x"));
         expect("port 0 -> EINVAL", ErrorCode.EINVAL, null, () -> new Config().set(Option.GATEWAY_PORT, 0));
+        expect("gateways(\"a:0\") -> EINVAL", ErrorCode.EINVAL, null, () -> new Config().gateways("a:0"));
+        expect("gateway() and gateways() -> ECONFIG naming both", ErrorCode.ECONFIG, "GATEWAYS",
+               () -> new PanelAgent(new Config().gateway("127.0.0.1", fdead).gateways("127.0.0.1:1", "[::1]:1")
+                   .caFile(fca).certFile(fcert).keyFile(fkey)).close());
         expect("a client without a gateway host -> ECONFIG", ErrorCode.ECONFIG, null,
                () -> new PanelAgent(new Config().caFile(fca).certFile(fcert).keyFile(fkey)).close());
 
@@ -285,7 +289,10 @@ public final class BindingCheck {
         /* ---- a real gateway ------------------------------------------------------ */
         if (gwHost != null) {
             final AtomicInteger acks = new AtomicInteger();
-            Config gc = new Config().gateway(gwHost, gwPort).caFile(ca).certFile(cert).keyFile(key);
+            /* a dead gateway first: the client fails over to the real one */
+            String real = (gwHost.indexOf(':') >= 0 ? "[" + gwHost + "]" : gwHost) + ":" + gwPort;
+            Config gc = new Config().gateways("127.0.0.1:" + fdead, real)
+                .caFile(ca).certFile(cert).keyFile(key);
             if (gwName != null) {
                 gc.gatewayName(gwName);
             }

@@ -51,6 +51,16 @@ public final class Config {
         return set(Option.GATEWAY_PORT, port);
     }
 
+    /**
+     * Several gateways instead of {@link #gateway}: each "host", "host:port"
+     * or "[v6addr]:port" (a missing port is {@link Option#GATEWAY_PORT}).
+     * The client fails over from one to the next with its unacknowledged
+     * frames, same seqs (docs/SDK.md).
+     */
+    public Config gateways(String... hostPorts) {
+        return set(Option.GATEWAYS, String.join(",", hostPorts));
+    }
+
     public Config gatewayName(String sni) { return set(Option.GATEWAY_NAME, sni); }
     public Config gatewayPin(String sha256Hex) { return set(Option.GATEWAY_PIN, sha256Hex); }
     public Config caFile(String path) { return set(Option.CA_FILE, path); }

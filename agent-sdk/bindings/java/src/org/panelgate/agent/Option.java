@@ -17,6 +17,8 @@ public final class Option {
     public static final int KEY_FILE = 5;
     public static final int GATEWAY_PIN = 6;
     public static final int SEQ_FILE = 7;
+    /** Several gateways instead of GATEWAY_HOST/PORT: "host[:port],[v6]:port,...". */
+    public static final int GATEWAYS = 8;
     /* integers */
     public static final int GATEWAY_PORT = 20;
     public static final int QUEUE_MAX_FRAMES = 21;
