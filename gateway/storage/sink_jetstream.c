@@ -60,6 +60,7 @@ struct jsk {
     char *prefix;  /* subject_prefix */
     uint32_t timeout_ms;
     atomic_bool interrupted;
+    bool published;  /* an async publish was ever made (see jsk_close) */
 
     pthread_mutex_t mu; /* the rest */
     pthread_cond_t cv;  /* on CLOCK_MONOTONIC: unresolved reached 0 */
@@ -229,8 +230,10 @@ static void publish_frames(struct jsk *k, struct gw_sink_item **fr, size_t n, si
     for (size_t i = 0; i < n; i++) {
         natsMsg *m = NULL;
         natsStatus s = atomic_load(&k->interrupted) ? NATS_ILLEGAL_STATE : make_msg(k, fr[i], &m);
-        if (s == NATS_OK)
+        if (s == NATS_OK) {
+            k->published = true;
             s = js_PublishMsgAsync(k->pub, &m, &po);
+        }
         natsMsg_Destroy(m); /* NULL once libnats took it */
         if (s == NATS_OK) {
             sent++;
@@ -355,7 +358,10 @@ static void jsk_close(void *state)
     struct jsk *k = state;
     if (k == NULL)
         return;
-    if (k->pub != NULL) {
+    /* libnats 3.4 reads the table of pending publishes without checking it
+     * exists: before the first async publish it does not (SIGSEGV when
+     * the gateway stopped before its first frame) */
+    if (k->pub != NULL && k->published) {
         natsMsgList list;
         if (js_PublishAsyncGetPendingList(&list, k->pub) == NATS_OK)
             natsMsgList_Destroy(&list);

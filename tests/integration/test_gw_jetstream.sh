@@ -33,6 +33,12 @@ js_config() {
 js_config
 gw_start
 check "the gateway created the stream and is ready" wait_log '"event":"jetstream_ready"' 1 5
+# stopped before its first frame: nothing was ever published (libnats 3.4
+# then has no table of pending publishes, and asking it for one crashed)
+gw_stop
+check_eq "stopped before any frame: exits 0" "$GW_RC" 0
+gw_start
+check "started again: the stream is there" wait_log '"event":"jetstream_ready"' 2 5
 register_defaults
 NIMBLE_ID=$(server_id nimble-01)
 WOWZA_ID=$(server_id wowza-01)
