@@ -17,8 +17,8 @@
 #  5. A message that breaks the contract (jstool pub): one stderr line with
 #     its stream sequence and reason; the frames around it are printed.
 #  6. SIGINT and SIGTERM end a tail without --count: exit 0.  No tail leaves
-#     a consumer behind; the store's durable consumer got every frame
-#     (rows in its file, nothing pending).
+#     a consumer behind (one killed with -9 not for long); the store's
+#     durable consumer got every frame (rows in its file, nothing pending).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nats.sh"
 
@@ -263,6 +263,15 @@ for sig in INT TERM; do
 done
 _one_consumer() { [[ $(consumers) == 1 ]]; }
 check "no tail left a consumer on the stream (only the store's)" wait_until 10 _one_consumer
+# kill -9: no unsubscribe; the servers drop the ephemeral consumer by themselves
+"$CTL" --config "$GW_CONF" tail >"$T/k9.out" 2>"$T/k9.err" &
+TAIL_PID=$!
+BG_PIDS+=("$TAIL_PID")
+wait_until "$PG_TIMEOUT" _tail_subscribed || fatal "the tail to be killed has its consumer"
+kill -KILL "$TAIL_PID"
+wait "$TAIL_PID" 2>/dev/null || true
+check "a tail killed with -9 leaves no consumer behind for long (gone within ${PG_TIMEOUT}s)" \
+    wait_until "$PG_TIMEOUT" _one_consumer
 caught_up() {
     local c
     c=$("$JSTOOL" consumer "$NATS_URLS" "$STREAM" "$CONSUMER" 2>>"$T/jstool.err") || return 1
