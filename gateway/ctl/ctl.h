@@ -7,7 +7,8 @@
  *
  * The commands live by group: ctl_pki_cmd.c (ca init, cert gateway, cert
  * agent), ctl_registry_cmd.c (register, rotate, revoke, list, show),
- * ctl_activity_cmd.c (activity), ctl_rights_cmd.c (purge, export, erase);
+ * ctl_activity_cmd.c (activity), ctl_rights_cmd.c (purge, export, erase),
+ * ctl_tail_cmd.c (tail: the JetStream engine's stream, as JSON lines);
  * panelgatectl.c holds main, the global options, the command table and
  * dispatch.
  *
@@ -44,6 +45,7 @@ enum opt {
     O_CN, O_DAYS, O_RSA, O_DNS, O_IP, O_KIND, O_CSR, O_CERT, O_OVERLAP,
     O_SERVER, O_ACTION, O_SINCE, O_UNTIL, O_LIMIT,
     O_OLDER_THAN, O_FORMAT, O_OUT, O_FORCE, O_YES,
+    O_FROM_START, O_LAST, O_NUM, /* tail: --from-start, --last N, --count N */
     O_COUNT
 };
 #define GLOBAL_OPTS ((1u << O_CN) - 1)
@@ -93,6 +95,7 @@ int cmd_activity(struct ctl *c);
 int cmd_purge(struct ctl *c);
 int cmd_export(struct ctl *c);
 int cmd_erase(struct ctl *c);
+int cmd_tail(struct ctl *c);
 
 /* ------------------------------------------------------------ ctl_common.c */
 
@@ -177,6 +180,16 @@ void ctl_tx_abort(struct ctl *c);
  * with |indent| before each line when into is NULL. */
 int ctl_run_activity(struct ctl *c, const struct gw_activity_filter *f, bool with_server,
                      cJSON *into, const char *indent);
+
+/* ------------------------------------------------------------ ctl_rights_cmd.c */
+
+/* A stored body (the msgpack of frames.body, or of a stream message) as
+ * the JSON export writes it: maps, arrays, strings, exact integers (raw,
+ * even above 2^53), bin as hex; NULL when it is not exactly one valid
+ * msgpack value (or memory ran out).  Also what tail prints. */
+cJSON *ctl_body_json(const uint8_t *p, size_t n);
+/* An exact integer as raw JSON: -|i| when |neg|, else |u|. */
+cJSON *ctl_json_int(int neg, uint64_t u, int64_t i);
 
 /* ------------------------------------------------------------ ctl_cert.c */
 

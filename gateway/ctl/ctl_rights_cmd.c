@@ -103,7 +103,7 @@ int cmd_erase(struct ctl *c)
 
 #define MP_JSON_MAX_DEPTH 64
 
-static cJSON *json_int_raw(int neg, uint64_t u, int64_t i)
+cJSON *ctl_json_int(int neg, uint64_t u, int64_t i)
 {
     char num[32];
     if (neg)
@@ -133,8 +133,8 @@ static cJSON *mp_to_json(struct mp_reader *r, unsigned depth)
     switch (t.kind) {
     case MP_NIL: return cJSON_CreateNull();
     case MP_BOOL: return cJSON_CreateBool(t.v.b);
-    case MP_UINT: return json_int_raw(0, t.v.u, 0);
-    case MP_INT: return json_int_raw(1, 0, t.v.i);
+    case MP_UINT: return ctl_json_int(0, t.v.u, 0);
+    case MP_INT: return ctl_json_int(1, 0, t.v.i);
     case MP_FLOAT:
         if (t.v.f != t.v.f || t.v.f - t.v.f != 0)
             return NULL; /* NaN, infinity: not JSON */
@@ -206,9 +206,7 @@ static cJSON *mp_to_json(struct mp_reader *r, unsigned depth)
     return NULL;
 }
 
-/* The whole body as one JSON value; NULL when it is not exactly one valid
- * msgpack value. */
-static cJSON *body_json(const uint8_t *p, size_t n)
+cJSON *ctl_body_json(const uint8_t *p, size_t n)
 {
     struct mp_reader r;
     mp_reader_init(&r, p, n);
@@ -367,14 +365,14 @@ static int exp_frame(const struct gw_regdb_frame *f, void *ud)
         e->n_frames++;
         return 0;
     }
-    cJSON *body = body_json(f->body, f->body_len);
+    cJSON *body = ctl_body_json(f->body, f->body_len);
     if (body == NULL)
         return bad_body(e, f);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "seq", json_int_raw(0, f->seq, 0));
-    cJSON_AddItemToObject(o, "ts_ms", json_int_raw(0, f->ts_ms, 0));
+    cJSON_AddItemToObject(o, "seq", ctl_json_int(0, f->seq, 0));
+    cJSON_AddItemToObject(o, "ts_ms", ctl_json_int(0, f->ts_ms, 0));
     cJSON_AddItemToObject(o, "received_ms",
-                          json_int_raw(f->received_ms < 0, (uint64_t)f->received_ms,
+                          ctl_json_int(f->received_ms < 0, (uint64_t)f->received_ms,
                                        f->received_ms));
     if (f->reported_name != NULL)
         cJSON_AddStringToObject(o, "reported_name", f->reported_name);

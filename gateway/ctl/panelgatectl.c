@@ -1,7 +1,8 @@
 /*
  * panelgatectl - the gateway's admin tool: the panel CA and certificates
  * (pki.h), the registry of servers and the activity log (regdb.h), on the
- * SQLite file the gateway uses.
+ * SQLite file the gateway uses; and `tail`, which follows the JetStream
+ * engine's frames stream.
  *
  *   panelgatectl [--db FILE | --config FILE] [--pki DIR] [--actor NAME] [--json]
  *                COMMAND [ARGS]
@@ -55,6 +56,8 @@ static const struct {
     [O_OLDER_THAN] = {"older-than", true, false}, [O_FORMAT] = {"format", true, false},
     [O_OUT] = {"out", true, false},       [O_FORCE] = {"force", false, false},
     [O_YES] = {"yes", false, false},
+    [O_FROM_START] = {"from-start", false, false}, [O_LAST] = {"last", true, false},
+    [O_NUM] = {"count", true, false},
 };
 
 /* ------------------------------------------------------------ the commands */
@@ -122,6 +125,21 @@ static const struct cmd commands[] = {
      "Deletes server NAME for good: its frames, pins, activity rows and registration,\n"
      "in one transaction; its next handshake is refused. Leaves one erase row (the\n"
      "name and counts). Without --yes it refuses (exit 64). Export first if needed."},
+    {"tail", NULL, cmd_tail,
+     BIT(O_FROM_START) | BIT(O_SINCE) | BIT(O_LAST) | BIT(O_NUM) | BIT(O_SERVER), 0, 0,
+     "tail [--from-start | --since T | --last N] [--count N] [--server NAME|ID]",
+     "Follows the JetStream engine's frames stream (needs --config: its [jetstream]) as a\n"
+     "panel consumer would, and prints one JSON object per frame on stdout: stream_seq,\n"
+     "server_id, seq, ts_ms, received_ms (the message's headers) and frame (the stored\n"
+     "body, decoded as export decodes it). New frames only, unless --from-start (the\n"
+     "whole stream), --since T (stored in the stream at or after T: Unix seconds,\n"
+     "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or a duration ago) or --last N (the newest N,\n"
+     "then new ones). --server keeps one server's frames (a registered NAME, or the\n"
+     "numeric ID). A message that breaks the message contract is one line on stderr\n"
+     "(its stream sequence and why) and is skipped. Exits 0 after --count N frames, or\n"
+     "on SIGINT/SIGTERM; without --count it follows for ever. It reads through an\n"
+     "ephemeral ordered consumer: nothing is acknowledged, the store's durable consumer\n"
+     "is not touched, and nothing stays on the server after it exits."},
 };
 
 static const struct cmd *cmd_table(size_t *n)
@@ -141,12 +159,14 @@ static void print_usage(FILE *f)
 {
     fputs("usage: panelgatectl [global options] COMMAND [ARGS]\n"
           "\n"
-          "The panel's PKI, the registry of servers and the activity log.\n"
+          "The panel's PKI, the registry of servers and the activity log; tail follows\n"
+          "the JetStream engine's frames stream.\n"
           "\n"
           "Global options (before or after the command):\n"
           "  --db FILE       the gateway's SQLite file (its [storage] sqlite_path, or\n"
           "                  [registry] registry_path when that is set)\n"
-          "  --config FILE   read that path from the gateway's configuration file\n"
+          "  --config FILE   read that path from the gateway's configuration file (and,\n"
+          "                  for tail, its [jetstream] section)\n"
           "  --pki DIR       the PKI directory (default $PANELGATE_PKI, else ./pki)\n"
           "  --actor NAME    who is acting, for the activity log (default $SUDO_USER,\n"
           "                  else the OS user)\n"

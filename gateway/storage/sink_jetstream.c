@@ -38,6 +38,7 @@
 #include "clock.h"
 #include "config.h"
 #include "js.h"
+#include "js_msg.h"
 #include "log.h"
 #include "sink.h"
 
@@ -157,7 +158,7 @@ static natsStatus make_msg(struct jsk *k, const struct gw_sink_item *it, natsMsg
     snprintf(v, sizeof v, "%" PRId64 ".%" PRIu64, it->server_id, it->seq);
     s = natsMsgHeader_Set(m, "Nats-Msg-Id", v);
     if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, "Panelgate-Format", "1");
+        s = natsMsgHeader_Set(m, "Panelgate-Format", GW_JS_FORMAT);
     snprintf(v, sizeof v, "%" PRId64, it->server_id);
     if (s == NATS_OK)
         s = natsMsgHeader_Set(m, "Panelgate-Server-Id", v);

@@ -6,9 +6,9 @@
  * "<subject_prefix>.>") on the frames stream; several instances may share
  * it.  Each round fetches up to [storage] batch_max_frames messages
  * (waiting at most FETCH_WAIT_MS), turns each into a gw_sink_item (the
- * contract's headers; the body read back by gw_stored_decode and its
- * samples rebuilt by gw_samples_build), writes them with the SQLite
- * backend (gw_sink_sqlite_ops: the single-box gateway's code and schema,
+ * message read against the contract by gw_js_msg_read, js_msg.h: its
+ * headers, and its body by gw_stored_decode; the samples rebuilt by
+ * gw_samples_build), writes them with the SQLite backend (gw_sink_sqlite_ops: the single-box gateway's code and schema,
  * registry check off) as one transaction, and only after that commit
  * acknowledges:
  *   stored or duplicate (frames' (server_id, seq) key)   Ack
@@ -41,15 +41,14 @@
 #include "config.h"
 #include "err.h"
 #include "js.h"
+#include "js_msg.h"
 #include "log.h"
 #include "samples.h"
 #include "sink.h"
-#include "stored.h"
 
 #define PANELGATE_STORE_VERSION "0.1.0"
 #define EX_USAGE 64
 #define EX_CONFIG 78
-#define FORMAT_VERSION "1"
 /* The longest a fetch waits for its first message: how soon SIGTERM is
  * seen while the stream is idle. */
 #define FETCH_WAIT_MS 1000
@@ -97,50 +96,6 @@ static void version(void)
            sqlite3_libversion());
 }
 
-/* ---- the contract's headers ---- */
-
-/* A decimal ASCII integer, strictly: digits only, no sign, no leading
- * zero (but "0"), no overflow. */
-static int parse_u64(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (s == NULL || *s == '\0' || (s[0] == '0' && s[1] != '\0'))
-        return GW_EINVAL;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return GW_EINVAL;
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return GW_EINVAL;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
-/* The one value of header |key|, or NULL (absent, or given twice). */
-static const char *header1(natsMsg *m, const char *key)
-{
-    const char **vals = NULL;
-    int n = 0;
-    const char *v = NULL;
-    if (natsMsgHeader_Values(m, key, &vals, &n) == NATS_OK && n == 1)
-        v = vals[0];
-    free((void *)vals);
-    return v;
-}
-
-static int header_u64(natsMsg *m, const char *key, uint64_t max, uint64_t *out, char *why,
-                      size_t whylen)
-{
-    const char *v = header1(m, key);
-    if (v == NULL)
-        return gw_fail(GW_EINVAL, why, whylen, "header %s: missing or repeated", key);
-    if (parse_u64(v, out) != 0 || *out > max)
-        return gw_fail(GW_EINVAL, why, whylen, "header %s: not a decimal integer in range", key);
-    return 0;
-}
-
 /* ---- one message -> one item ---- */
 
 struct msg {
@@ -149,67 +104,35 @@ struct msg {
 };
 
 /* The item of message |m|, or GW_EINVAL with why (names, never values)
- * when the message breaks the contract, GW_ENOMEM when memory ran out. */
+ * when the message breaks the contract (gw_js_msg_read), GW_ENOMEM when
+ * memory ran out. */
 static int build_item(const struct gw_config *cfg, natsMsg *m, struct gw_sink_item **out,
                       char *why, size_t whylen)
 {
-    uint64_t server = 0, seq = 0, ts = 0, received = 0;
     struct pa_arena a;
-    struct pa_frame *f = NULL;
-    struct gw_viewers v;
+    struct gw_js_msg jm;
     struct gw_samples *samples = NULL;
-    char want[128];
     int rv;
 
     *out = NULL;
-    const char *format = header1(m, "Panelgate-Format");
-    if (format == NULL || strcmp(format, FORMAT_VERSION) != 0)
-        return gw_fail(GW_EINVAL, why, whylen, "header Panelgate-Format: not %s",
-                       FORMAT_VERSION);
-    if ((rv = header_u64(m, "Panelgate-Server-Id", INT64_MAX, &server, why, whylen)) != 0 ||
-        (rv = header_u64(m, "Panelgate-Seq", UINT64_MAX, &seq, why, whylen)) != 0 ||
-        (rv = header_u64(m, "Panelgate-Ts-Ms", UINT64_MAX, &ts, why, whylen)) != 0 ||
-        (rv = header_u64(m, "Panelgate-Received-Ms", INT64_MAX, &received, why, whylen)) != 0)
-        return rv;
-    if (server == 0)
-        return gw_fail(GW_EINVAL, why, whylen, "header Panelgate-Server-Id: 0");
-    const char *id = header1(m, "Nats-Msg-Id");
-    snprintf(want, sizeof want, "%" PRIu64 ".%" PRIu64, server, seq);
-    if (id == NULL || strcmp(id, want) != 0)
-        return gw_fail(GW_EINVAL, why, whylen,
-                       "header Nats-Msg-Id: not <Panelgate-Server-Id>.<Panelgate-Seq>");
-    if (gw_js_subject(cfg, (int64_t)server, want, sizeof want) != 0 ||
-        strcmp(natsMsg_GetSubject(m), want) != 0)
-        return gw_fail(GW_EINVAL, why, whylen,
-                       "subject: not <subject_prefix>.<Panelgate-Server-Id>");
-
-    const uint8_t *body = (const uint8_t *)natsMsg_GetData(m);
-    int len = natsMsg_GetDataLength(m);
     pa_arena_init(&a, 0, &gw_pa_mem);
-    rv = gw_stored_decode(body, len > 0 ? (size_t)len : 0, &cfg->frame, &a, &f, &v, why,
-                          whylen);
-    if (rv != 0)
+    if ((rv = gw_js_msg_read(cfg, m, &a, &jm, why, whylen)) != 0)
         goto out;
-    rv = GW_EINVAL;
-    if (f->seq != seq || f->ts_ms != ts) {
-        gw_seterr(why, whylen, "body: seq or ts not the headers' Panelgate-Seq, Panelgate-Ts-Ms");
-        goto out;
-    }
-    if (cfg->store_samples && (rv = gw_samples_build(f, &v, &samples)) != 0) {
+    if (cfg->store_samples && (rv = gw_samples_build(jm.frame, &jm.viewers, &samples)) != 0) {
         gw_seterr(why, whylen, "out of memory for the samples");
         goto out;
     }
-    struct gw_sink_item *it = gw_sink_item_new(f->server.name, body, (size_t)len);
+    struct gw_sink_item *it = gw_sink_item_new(jm.frame->server.name, jm.body, jm.body_len);
     if (it == NULL) {
         gw_free(samples);
         rv = gw_fail(GW_ENOMEM, why, whylen, "out of memory for the item");
         goto out;
     }
     it->kind = GW_SINK_FRAME;
-    it->server_id = (int64_t)server;
-    it->seq = seq;
-    it->ts_ms = ts;
-    it->received_ms = (int64_t)received;
+    it->server_id = jm.server_id;
+    it->seq = jm.seq;
+    it->ts_ms = jm.ts_ms;
+    it->received_ms = jm.received_ms;
     it->samples = samples;
     *out = it;
     rv = 0;
@@ -218,21 +141,12 @@ out:
     return rv;
 }
 
-/* The stream sequence of |m| for the log ("?" when it has no metadata). */
-static void stream_seq(natsMsg *m, char *buf, size_t n)
-{
-    jsMsgMetaData *meta = NULL;
-    if (natsMsg_GetMetaData(&meta, m) == NATS_OK && meta != NULL)
-        snprintf(buf, n, "%" PRIu64, meta->Sequence.Stream);
-    else
-        snprintf(buf, n, "?");
-    jsMsgMetaData_Destroy(meta);
-}
-
 static void term(natsMsg *m, const char *event, const char *why)
 {
-    char sseq[32];
-    stream_seq(m, sseq, sizeof sseq);
+    char sseq[32] = "?";
+    uint64_t n = gw_js_msg_stream_seq(m);
+    if (n != 0)
+        snprintf(sseq, sizeof sseq, "%" PRIu64, n);
     gw_log(GW_LOG_WARN, NULL, event,
            "stream message %s terminated (never delivered again, not stored): %s", sseq, why);
     natsStatus s = natsMsg_Term(m, NULL);

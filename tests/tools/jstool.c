@@ -13,6 +13,11 @@
  *       messages not yet delivered, delivered and not acknowledged,
  *       delivered more than once (of those pending an ack), delivered in all
  *       (the consumer's sequence), and its ack wait
+ *   jstool consumers URLS STREAM
+ *       "consumers=N": how many consumers the stream has
+ *   jstool pub URLS SUBJECT FILE [KEY=VALUE ...]
+ *       publishes FILE's bytes with those headers (a message breaking the
+ *       contract, for the consumers' tests); prints "stream_seq=S"
  *
  * URLS is comma-separated.  Exit 0, or 1 with the reason on stderr.
  */
@@ -123,6 +128,52 @@ static int consumer(jsCtx *js, const char *stream, const char *name)
     return 0;
 }
 
+static int consumers(jsCtx *js, const char *stream)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode e = 0;
+    natsStatus s = js_GetStreamInfo(&si, js, stream, NULL, &e);
+    if (s != NATS_OK)
+        return die("stream info", s, e);
+    printf("consumers=%" PRId64 "\n", si->State.Consumers);
+    jsStreamInfo_Destroy(si);
+    return 0;
+}
+
+static int pub(jsCtx *js, const char *subject, const char *file, int nh, char **hv)
+{
+    static char data[1 << 20];
+    FILE *f = fopen(file, "rb");
+    if (f == NULL) {
+        perror(file);
+        return 1;
+    }
+    size_t n = fread(data, 1, sizeof data, f);
+    fclose(f);
+    natsMsg *m = NULL;
+    jsPubAck *pa = NULL;
+    jsErrCode e = 0;
+    natsStatus s = natsMsg_Create(&m, subject, NULL, data, (int)n);
+    for (int i = 0; s == NATS_OK && i < nh; i++) {
+        char *eq = strchr(hv[i], '=');
+        if (eq == NULL) {
+            fprintf(stderr, "jstool: header '%s': not KEY=VALUE\n", hv[i]);
+            natsMsg_Destroy(m);
+            return 1;
+        }
+        *eq = '\0';
+        s = natsMsgHeader_Add(m, hv[i], eq + 1);
+    }
+    if (s == NATS_OK)
+        s = js_PublishMsg(&pa, js, m, NULL, &e);
+    natsMsg_Destroy(m);
+    if (s != NATS_OK)
+        return die("publish", s, e);
+    printf("stream_seq=%" PRIu64 "\n", pa->Sequence);
+    jsPubAck_Destroy(pa);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     natsConnection *nc = NULL;
@@ -138,9 +189,16 @@ int main(int argc, char **argv)
     } else if (argc == 5 && strcmp(argv[1], "consumer") == 0) {
         if ((rc = connect(argv[2], &nc, &js)) == 0)
             rc = consumer(js, argv[3], argv[4]);
+    } else if (argc == 4 && strcmp(argv[1], "consumers") == 0) {
+        if ((rc = connect(argv[2], &nc, &js)) == 0)
+            rc = consumers(js, argv[3]);
+    } else if (argc >= 5 && strcmp(argv[1], "pub") == 0) {
+        if ((rc = connect(argv[2], &nc, &js)) == 0)
+            rc = pub(js, argv[3], argv[4], argc - 5, argv + 5);
     } else {
         fprintf(stderr, "usage: jstool dump URLS STREAM | add-stream URLS STREAM SUBJECT REPLICAS"
-                        " | consumer URLS STREAM CONSUMER\n");
+                        " | consumer URLS STREAM CONSUMER | consumers URLS STREAM"
+                        " | pub URLS SUBJECT FILE [KEY=VALUE ...]\n");
         return 2;
     }
     jsCtx_Destroy(js);
