@@ -611,16 +611,19 @@ static int cmd_send(const char *cmd, int argc, char **argv)
         if (m == 0 && (m = opt_value(argc, argv, &i, "--every", &v)) == 1 &&
             parse_seconds(v, 0.001, 86400, &o.every_ms) != 0) {
             free(files);
+            free(gws);
             return usage_error("send: --every wants seconds (0.001..86400), not", v);
         }
         if (m == 0 && (m = opt_value(argc, argv, &i, "--count", &v)) == 1 &&
             parse_u64(v, 1, 1000000000, &o.count) != 0) {
             free(files);
+            free(gws);
             return usage_error("send: --count wants a number (1..1000000000), not", v);
         }
         if (m == 0 && (m = opt_value(argc, argv, &i, "--timeout", &v)) == 1 &&
             parse_seconds(v, 0, 86400, &o.timeout_ms) != 0) {
             free(files);
+            free(gws);
             return usage_error("send: --timeout wants seconds (0..86400), not", v);
         }
         if (m == 0 && (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0)) {
@@ -629,11 +632,13 @@ static int cmd_send(const char *cmd, int argc, char **argv)
         }
         if (m < 0) {
             free(files);
+            free(gws);
             return usage_error("send: missing value after", argv[i]);
         }
         if (m == 0) {
             if (argv[i][0] == '-' && argv[i][1] != '\0') {
                 free(files);
+                free(gws);
                 return usage_error("send: unknown option", argv[i]);
             }
             files[n_files++] = argv[i];
