@@ -154,7 +154,7 @@ help:
 	@echo "make sanitize  ASan+UBSan build in $(BUILD_SAN)/, then run every test"
 	@echo "make tsan      ThreadSanitizer build in $(BUILD_TSAN)/, then the tests that run threads (TSAN_TESTS)"
 	@echo "make fuzz      libFuzzer build in $(BUILD_FUZZ)/, run each target FUZZ_SECONDS (60)"
-	@echo "make demo      build, then scripts/demo.sh (dev PKI + encode/decode tour)"
+	@echo "make demo      build, then scripts/demo.sh (dev PKI, the gateway on SQLite, sample agents, what was stored)"
 	@echo "make demo-cluster  build, then scripts/demo_cluster.sh (3 NATS nodes, 2 gateways, panelgate-store, a node killed)"
 	@echo "make install   build, then install libpanelagent, its headers, panelagent.pc and the CLI (PREFIX=$(PREFIX), DESTDIR honoured)"
 	@echo "make bench     build, then bench/run_sink.sh: storage frames/s per core, per schema variant"
