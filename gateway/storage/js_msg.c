@@ -55,6 +55,39 @@ static int header_u64(natsMsg *m, const char *key, uint64_t max, uint64_t *out, 
     return 0;
 }
 
+natsStatus gw_js_msg_make(const char *prefix, int64_t server_id, uint64_t seq, uint64_t ts_ms,
+                          int64_t received_ms, const uint8_t *body, size_t body_len,
+                          natsMsg **out)
+{
+    char subject[256], id[48], sid[24], sq[24], ts[24], rx[24];
+    natsMsg *m = NULL;
+    natsStatus s;
+
+    *out = NULL;
+    if (snprintf(subject, sizeof subject, "%s.%" PRId64, prefix, server_id) >=
+        (int)sizeof subject)
+        return NATS_INVALID_ARG;
+    snprintf(id, sizeof id, "%" PRId64 ".%" PRIu64, server_id, seq);
+    snprintf(sid, sizeof sid, "%" PRId64, server_id);
+    snprintf(sq, sizeof sq, "%" PRIu64, seq);
+    snprintf(ts, sizeof ts, "%" PRIu64, ts_ms);
+    snprintf(rx, sizeof rx, "%" PRId64, received_ms);
+    const char *const headers[][2] = {
+        {"Nats-Msg-Id", id},         {"Panelgate-Format", GW_JS_FORMAT},
+        {"Panelgate-Server-Id", sid}, {"Panelgate-Seq", sq},
+        {"Panelgate-Ts-Ms", ts},      {"Panelgate-Received-Ms", rx},
+    };
+    s = natsMsg_Create(&m, subject, NULL, (const char *)body, (int)body_len);
+    for (size_t i = 0; s == NATS_OK && i < sizeof headers / sizeof headers[0]; i++)
+        s = natsMsgHeader_Set(m, headers[i][0], headers[i][1]);
+    if (s != NATS_OK) {
+        natsMsg_Destroy(m);
+        return s;
+    }
+    *out = m;
+    return NATS_OK;
+}
+
 int gw_js_msg_read(const struct gw_config *cfg, natsMsg *m, struct pa_arena *a,
                    struct gw_js_msg *out, char *why, size_t whylen)
 {

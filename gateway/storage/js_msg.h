@@ -1,8 +1,8 @@
 /*
- * js_msg.h - reading one message of the frames stream against the
- * JetStream message contract (docs/STORAGE.md): the Panelgate-* headers,
- * Nats-Msg-Id, the subject, and the stored body (gw_stored_decode) whose
- * seq and ts must be the headers'.
+ * js_msg.h - the JetStream message contract (docs/STORAGE.md), both ways:
+ * making the message of one frame (the gateway's engine), and reading one
+ * back (the Panelgate-* headers, Nats-Msg-Id, the subject, and the stored
+ * body, gw_stored_decode, whose seq and ts must be the headers').
  *
  * Shared by every consumer of the stream: panelgate-store (which then
  * writes the frame) and `panelgatectl tail` (which prints it), so that
@@ -39,6 +39,13 @@ struct gw_js_msg {
     struct pa_frame *frame;    /* the body decoded */
     struct gw_viewers viewers; /* its buckets */
 };
+
+/* The message of one frame on subject <|prefix|>.<server_id>: the stored
+ * body |body| (copied) with the contract's headers.  NATS_OK and *out
+ * (the caller's), or a libnats status (*out NULL). */
+natsStatus gw_js_msg_make(const char *prefix, int64_t server_id, uint64_t seq, uint64_t ts_ms,
+                          int64_t received_ms, const uint8_t *body, size_t body_len,
+                          natsMsg **out);
 
 /* Reads |m| (a message of the stream of |cfg|: its subject prefix and
  * [frame] limits).  Returns 0 and fills *out; GW_EINVAL when the message

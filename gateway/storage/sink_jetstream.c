@@ -141,44 +141,6 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 
 /* ------------------------------------------------------------ publish */
 
-/* The message of one frame, headers as docs/STORAGE.md says. */
-static natsStatus make_msg(struct jsk *k, const struct gw_sink_item *it, natsMsg **out)
-{
-    char subject[256], v[48];
-    natsMsg *m = NULL;
-    natsStatus s;
-
-    *out = NULL;
-    if (snprintf(subject, sizeof subject, "%s.%" PRId64, k->prefix, it->server_id) >=
-        (int)sizeof subject)
-        return NATS_INVALID_ARG;
-    s = natsMsg_Create(&m, subject, NULL, (const char *)it->body, (int)it->body_len);
-    if (s != NATS_OK)
-        return s;
-    snprintf(v, sizeof v, "%" PRId64 ".%" PRIu64, it->server_id, it->seq);
-    s = natsMsgHeader_Set(m, "Nats-Msg-Id", v);
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, "Panelgate-Format", GW_JS_FORMAT);
-    snprintf(v, sizeof v, "%" PRId64, it->server_id);
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, "Panelgate-Server-Id", v);
-    snprintf(v, sizeof v, "%" PRIu64, it->seq);
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, "Panelgate-Seq", v);
-    snprintf(v, sizeof v, "%" PRIu64, it->ts_ms);
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, "Panelgate-Ts-Ms", v);
-    snprintf(v, sizeof v, "%" PRId64, it->received_ms);
-    if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, "Panelgate-Received-Ms", v);
-    if (s != NATS_OK) {
-        natsMsg_Destroy(m);
-        return s;
-    }
-    *out = m;
-    return NATS_OK;
-}
-
 static int reserve(struct jsk *k, size_t n)
 {
     if (n <= k->cap_pend)
@@ -230,7 +192,11 @@ static void publish_frames(struct jsk *k, struct gw_sink_item **fr, size_t n, si
     po.MaxWait = k->timeout_ms;
     for (size_t i = 0; i < n; i++) {
         natsMsg *m = NULL;
-        natsStatus s = atomic_load(&k->interrupted) ? NATS_ILLEGAL_STATE : make_msg(k, fr[i], &m);
+        const struct gw_sink_item *it = fr[i];
+        natsStatus s = NATS_ILLEGAL_STATE;
+        if (!atomic_load(&k->interrupted))
+            s = gw_js_msg_make(k->prefix, it->server_id, it->seq, it->ts_ms, it->received_ms,
+                               it->body, it->body_len, &m);
         if (s == NATS_OK) {
             k->published = true;
             s = js_PublishMsgAsync(k->pub, &m, &po);
