@@ -143,6 +143,12 @@ static const struct key keys[] = {
     {"jetstream", "subject_prefix", K_STR, OFF(js_subject_prefix), 0, 0,
      F_REQUIRED | F_STORAGE},
     {"jetstream", "consumer", K_STR, OFF(js_consumer), 0, 0, F_REQUIRED | F_STORAGE},
+    {"jetstream", "registry_bucket", K_STR, OFF(js_registry_bucket), 0, 0,
+     F_REQUIRED | F_STORAGE},
+    {"jetstream", "activity_stream", K_STR, OFF(js_activity_stream), 0, 0,
+     F_REQUIRED | F_STORAGE},
+    {"jetstream", "activity_subject_prefix", K_STR, OFF(js_activity_prefix), 0, 0,
+     F_REQUIRED | F_STORAGE},
     {"jetstream", "replicas", K_U32, OFF(js_replicas), 1, 5, F_STORAGE},
     {"jetstream", "duplicate_window_s", K_U32, OFF(js_duplicate_window_s), 1, 86400,
      F_STORAGE},
@@ -929,7 +935,10 @@ int gw_config_defaults(struct gw_config *c)
         set_str(&c->sqlite_path, "panelgate.db") != 0 ||
         set_str(&c->js_stream, "PANELGATE_FRAMES") != 0 ||
         set_str(&c->js_subject_prefix, "panelgate.frames") != 0 ||
-        set_str(&c->js_consumer, "panelgate-store") != 0) {
+        set_str(&c->js_consumer, "panelgate-store") != 0 ||
+        set_str(&c->js_registry_bucket, "panelgate_registry") != 0 ||
+        set_str(&c->js_activity_stream, "PANELGATE_ACTIVITY") != 0 ||
+        set_str(&c->js_activity_prefix, "panelgate.activity") != 0) {
         gw_config_cleanup(c);
         return GW_ENOMEM;
     }
@@ -1083,6 +1092,29 @@ static bool subject_ok(const char *s)
     }
 }
 
+/* A JetStream key-value bucket name: 1..64 of [A-Za-z0-9_-]. */
+static bool bucket_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') && !(ch >= '0' && ch <= '9') &&
+            ch != '_' && ch != '-')
+            return false;
+    }
+    return true;
+}
+
+/* True when subject prefix |a| is |b| or b's leading tokens, so a stream
+ * taking "a.>" would also take b's subjects. */
+static bool prefix_overlaps(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+    return strncmp(a, b, n) == 0 && (b[n] == '\0' || b[n] == '.');
+}
+
 /* [jetstream] servers: comma-separated nats://HOST:PORT or tls://HOST:PORT
  * URLs (user:password@ inside a URL is refused: credentials have keys of
  * their own and stay out of the logs).  The count goes to *n. */
@@ -1154,6 +1186,29 @@ static int validate_js(const struct gw_config *c, char *err, size_t errlen)
         return bad(err, errlen,
                    "[jetstream] consumer: not a consumer name (printable ASCII without "
                    "spaces, '.', '*', '>', '/' or '\\', at most 64 bytes)");
+    if (is_set(c->js_activity_prefix) && !subject_ok(c->js_activity_prefix))
+        return bad(err, errlen,
+                   "[jetstream] activity_subject_prefix: not a NATS subject (dot-separated "
+                   "tokens of printable ASCII, no spaces, no '*' or '>', at most 200 bytes)");
+    if (is_set(c->js_activity_stream) &&
+        (!subject_token_ok(c->js_activity_stream, strlen(c->js_activity_stream)) ||
+         strchr(c->js_activity_stream, '/') || strchr(c->js_activity_stream, '\\') ||
+         strlen(c->js_activity_stream) > 64))
+        return bad(err, errlen,
+                   "[jetstream] activity_stream: not a stream name (printable ASCII without "
+                   "spaces, '.', '*', '>', '/' or '\\', at most 64 bytes)");
+    if (is_set(c->js_registry_bucket) && !bucket_ok(c->js_registry_bucket))
+        return bad(err, errlen,
+                   "[jetstream] registry_bucket: not a bucket name (1..64 of A-Z a-z 0-9 _ -)");
+    if (is_set(c->js_activity_stream) && is_set(c->js_stream) &&
+        strcmp(c->js_activity_stream, c->js_stream) == 0)
+        return bad(err, errlen, "[jetstream] activity_stream: the same stream as stream");
+    if (is_set(c->js_activity_prefix) && is_set(c->js_subject_prefix) &&
+        (prefix_overlaps(c->js_activity_prefix, c->js_subject_prefix) ||
+         prefix_overlaps(c->js_subject_prefix, c->js_activity_prefix)))
+        return bad(err, errlen,
+                   "[jetstream] activity_subject_prefix: overlaps subject_prefix (each "
+                   "stream needs subjects of its own)");
     if (!gw_config_is_jetstream(c))
         return 0;
     if (!is_set(c->js_servers))

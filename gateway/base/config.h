@@ -155,6 +155,9 @@ struct gw_config {
     char *js_stream;            /* "PANELGATE_FRAMES" */
     char *js_subject_prefix;    /* "panelgate.frames": subjects PREFIX.<id> */
     char *js_consumer;          /* "panelgate-store": the store's durable */
+    char *js_registry_bucket;   /* "panelgate_registry": the registry's KV bucket */
+    char *js_activity_stream;   /* "PANELGATE_ACTIVITY": the activity log */
+    char *js_activity_prefix;   /* "panelgate.activity": subjects PREFIX.<id> */
     uint32_t js_replicas;       /* 3 (1..5) */
     uint32_t js_duplicate_window_s; /* 120 */
     uint32_t js_max_in_flight;  /* 1024 publishes awaiting their ack */

@@ -134,6 +134,9 @@ static void test_defaults(void **state)
     assert_string_equal(c->js_stream, "PANELGATE_FRAMES");
     assert_string_equal(c->js_subject_prefix, "panelgate.frames");
     assert_string_equal(c->js_consumer, "panelgate-store");
+    assert_string_equal(c->js_registry_bucket, "panelgate_registry");
+    assert_string_equal(c->js_activity_stream, "PANELGATE_ACTIVITY");
+    assert_string_equal(c->js_activity_prefix, "panelgate.activity");
     assert_int_equal(c->js_replicas, 3);
     assert_int_equal(c->js_duplicate_window_s, 120);
     assert_int_equal(c->js_max_in_flight, 1024);
@@ -663,7 +666,8 @@ static void test_cleanup_safe(void **state)
         &c.storage_engine, &c.sqlite_path, &c.registry_path, &c.country_db, &c.asn_db,       \
         &c.js_servers, &c.js_tls_ca_file, &c.js_tls_cert_file, &c.js_tls_key_file,          \
         &c.js_user, &c.js_password, &c.js_token, &c.js_creds_file, &c.js_stream,            \
-        &c.js_subject_prefix, &c.js_consumer
+        &c.js_subject_prefix, &c.js_consumer, &c.js_registry_bucket, &c.js_activity_stream,      \
+        &c.js_activity_prefix
 
 /* Compares two configs: strings by value, everything else byte for byte
  * (both start from gw_config_defaults' zeroed struct, so padding agrees). */
@@ -731,8 +735,8 @@ static void test_sample_file(void **state)
         len += n;
     }
     fclose(fp);
-    /* every key (85) but the three TLS paths: a new key must join the sample */
-    assert_int_equal(settings, 82);
+    /* every key (88) but the three TLS paths: a new key must join the sample */
+    assert_int_equal(settings, 85);
     int rc = load(f, body);
     free(body);
     if (rc != 0)
@@ -773,6 +777,18 @@ static void test_jetstream_section(void **state)
          "password = p\n",
          "password: set without user"},
         {"[jetstream]\nstream =\n", "[jetstream] stream: required"},
+        {"[jetstream]\nregistry_bucket = a.b\n", "registry_bucket: not a bucket name"},
+        {"[jetstream]\nregistry_bucket = a b\n", "registry_bucket: not a bucket name"},
+        {"[jetstream]\nactivity_stream = A.B\n", "activity_stream: not a stream name"},
+        {"[jetstream]\nactivity_stream = PANELGATE_FRAMES\n",
+         "activity_stream: the same stream as stream"},
+        {"[jetstream]\nactivity_subject_prefix = a.*\n",
+         "activity_subject_prefix: not a NATS subject"},
+        {"[jetstream]\nactivity_subject_prefix = panelgate\n",
+         "activity_subject_prefix: overlaps subject_prefix"},
+        {"[jetstream]\nactivity_subject_prefix = panelgate.frames.x\n",
+         "activity_subject_prefix: overlaps subject_prefix"},
+        {"[jetstream]\nregistry_bucket =\n", "[jetstream] registry_bucket: required"},
     };
     char body[512];
 
@@ -987,6 +1003,9 @@ static const struct reload_case reload_cases[] = {
     {"jetstream", "stream", "A", "B", GW_RELOAD_STORAGE},
     {"jetstream", "subject_prefix", "a.b", "c", GW_RELOAD_STORAGE},
     {"jetstream", "consumer", "a", "b", GW_RELOAD_STORAGE},
+    {"jetstream", "registry_bucket", "a", "b", GW_RELOAD_STORAGE},
+    {"jetstream", "activity_stream", "a", "b", GW_RELOAD_STORAGE},
+    {"jetstream", "activity_subject_prefix", "a", "b", GW_RELOAD_STORAGE},
     {"jetstream", "replicas", "1", "5", GW_RELOAD_STORAGE},
     {"jetstream", "duplicate_window_s", "10", "20", GW_RELOAD_STORAGE},
     {"jetstream", "max_in_flight", "10", "20", GW_RELOAD_STORAGE},
@@ -1046,8 +1065,8 @@ static void test_reload_each_key(void **state)
     const size_t n_cases = sizeof reload_cases / sizeof reload_cases[0];
     struct gw_reload_kept kept;
 
-    /* every key (85, as in test_sample_file): a new key must join the list */
-    assert_int_equal(n_cases, 85);
+    /* every key (88, as in test_sample_file): a new key must join the list */
+    assert_int_equal(n_cases, 88);
     for (size_t i = 0; i < n_cases; i++) {
         const struct reload_case *k = &reload_cases[i];
         struct gw_config running, loaded, want;
