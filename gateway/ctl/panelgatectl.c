@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "ctl_kv.h"
 
 #ifndef PANELGATE_VERSION
 #define PANELGATE_VERSION "0.1.0"
@@ -214,14 +215,17 @@ static int set_actor(struct ctl *c)
     return EX_OK;
 }
 
+/* The registry backend: --config with storage_engine = jetstream is the
+ * cluster's bucket and stream (--db then names a panelgate-store's
+ * database, for export's frames); else the SQLite file of --db, or the
+ * one --config names. */
 static int set_db(struct ctl *c)
 {
     char err[1024];
-    if (c->val[O_DB] != NULL) {
-        if (snprintf(c->db_path, sizeof c->db_path, "%s", c->val[O_DB]) >= (int)sizeof c->db_path)
-            return ctl_usage_err(c->cmd, "--db: path too long");
-        return EX_OK;
-    }
+    c->reg = &ctl_sqlite_reg;
+    if (c->val[O_DB] != NULL &&
+        snprintf(c->db_path, sizeof c->db_path, "%s", c->val[O_DB]) >= (int)sizeof c->db_path)
+        return ctl_usage_err(c->cmd, "--db: path too long");
     if (c->val[O_CONFIG] == NULL)
         return EX_OK;
     struct gw_config cfg;
@@ -231,7 +235,12 @@ static int set_db(struct ctl *c)
         rv = ctl_fail("out of memory");
     } else if (gw_config_load(&cfg, c->val[O_CONFIG], err, sizeof err) != 0) {
         rv = ctl_fail("%s", err);
-    } else {
+    } else if (gw_config_is_jetstream(&cfg)) {
+        if (cfg.js_servers == NULL || *cfg.js_servers == '\0')
+            rv = ctl_fail("%s: [jetstream] servers: required, and not set", c->val[O_CONFIG]);
+        else
+            return ctl_kv_setup(c, &cfg); /* takes cfg */
+    } else if (c->val[O_DB] == NULL) {
         const char *p = cfg.registry_path ? cfg.registry_path : cfg.sqlite_path;
         if (p == NULL || *p == '\0')
             rv = ctl_fail("%s: no [storage] sqlite_path", c->val[O_CONFIG]);
@@ -391,6 +400,7 @@ static int run(int argc, char **argv)
 
     if (c.db != NULL)
         sqlite3_close(c.db);
+    ctl_kv_free(&c);
     if (c.rng_ok)
         pki_rng_free(&c.rng);
     return rv;
