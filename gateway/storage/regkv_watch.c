@@ -385,15 +385,17 @@ static void on_js_event(enum gw_js_event ev, const char *url, void *ud)
     }
 }
 
-/* "schema", when there, must be the layout this build reads. */
+/* "schema" must be there, and be the layout this build reads. */
 static int check_schema(struct gw_regkv_watch *w, char *err, size_t errlen)
 {
     kvEntry *e = NULL;
     natsStatus s = kvStore_Get(&e, w->kv, "schema");
     int rv = 0;
 
-    if (s == NATS_NOT_FOUND)
-        return 0;
+    if (s == NATS_NOT_FOUND) /* panelgatectl writes it when it makes the bucket */
+        return gw_fail(GW_ECONFIG, err, errlen,
+                       "jetstream: bucket %s: no schema key: not a panelgate registry",
+                       w->bucket);
     if (s != NATS_OK)
         return gw_fail(gw_js_error(s), err, errlen, "jetstream: bucket %s: key schema: %s",
                        w->bucket, natsStatus_GetText(s));

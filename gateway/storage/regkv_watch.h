@@ -49,8 +49,8 @@ struct gw_regkv_watch_stats {
 /* Connects to [jetstream] of |cfg|, binds [jetstream] registry_bucket and
  * reads every server.* record; *first gets the snapshot they make.
  * Returns 0, or with the reason in err: GW_ENOTFOUND (no bucket: nothing
- * was ever registered on this cluster), GW_ECONFIG (a "schema" other than
- * GW_REGKV_SCHEMA; a setting libnats refused), GW_ESTORAGE (no answer, or
+ * was ever registered on this cluster), GW_ECONFIG (no "schema" key, or
+ * another than GW_REGKV_SCHEMA; a setting libnats refused), GW_ESTORAGE (no answer, or
  * the initial values not all read within connect_timeout_ms), GW_EINVAL
  * (the records make no snapshot: one pin on two servers), GW_ENOMEM. */
 int gw_regkv_watch_new(struct gw_regkv_watch **out, struct gw_registry **first,
