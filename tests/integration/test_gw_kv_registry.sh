@@ -15,6 +15,7 @@
 #  5. A's only configured NATS node is killed (-9): A reconnects to
 #     another node, reads the bucket again, and a revocation made while
 #     the node is down reaches both gateways; the node comes back.
+#  Their "disconnected" rows are in the activity stream; no SQLite file.
 #  6. Both gateways stop cleanly (exit 0, no sanitizer report).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nats.sh"
@@ -42,10 +43,14 @@ check "no bucket: the gateway does not start (exit $rc)" test "$rc" -ne 0 -a "$r
 check "... and says why: no registry bucket $KV_BUCKET, register first" \
     grep -q "\"event\":\"start_failed\".*no registry bucket $KV_BUCKET.*register" "$GW_LOG"
 check "... before it listened" test "$(log_count '"event":"started"')" -eq 0
+# panelgatectl's configuration: every node (A's knows node 1 only)
+GW_CONF=$T/ctl.conf js_lines "$NATS_URLS"
+KV_CONF=$T/ctl.conf
 
 # ---- start A and B ---------------------------------------------------------------
-kv_register nimble-01 nimble "$PKI/nimble-01.crt" 1
-kv_register wowza-01 wowza "$PKI/wowza-01.crt" 2
+kv_register nimble-01 nimble "$PKI/nimble-01.crt"
+kv_register wowza-01 wowza "$PKI/wowza-01.crt"
+WOWZA_ID=$KV_ID
 # A knows node 1 only (it learns the others from the cluster): step 5 kills it
 gw_start
 check "A: watching the bucket, 2 pins" wait_log "\"event\":\"registry_watching\".*$KV_BUCKET: 2 pins" 1 10
@@ -165,7 +170,7 @@ AG_B=$!
 BG_PIDS+=("$AG_A" "$AG_B")
 check "the agents are connected to A and B" wait_until 20 test -e "$PG_STATE/A.nimble-01.ready" -a -e "$PG_STATE/B.nimble-01.ready"
 t_rev=$("$PY" -c 'import time; print("%.6f" % time.time())')
-kv_revoke nimble-01 nimble "$PKI/nimble-01.crt" 1
+kv_revoke nimble-01
 t_done=$("$PY" -c 'import time; print("%.6f" % time.time())')
 wait "$AG_A" || true
 wait "$AG_B" || true
@@ -186,15 +191,25 @@ r=$(kvpy try "$B_PORT" nimble-01)
 check "B refuses nimble-01's next handshake (revoked)" grep -qi "revoked" <<<"$r"
 check "A logged the disconnection at the registry change" \
     grep -q '"event":"disconnected".*reason=revoked at registry change' "$A_LOG"
+# the gateways' activity rows are in the activity stream, not in a file
+n_disc=0
+disc_rows() {
+    kv_ctl activity --action disconnected --server nimble-01
+    n_disc=$(grep -c revoked <<<"$KV_OUT") || true
+    ((n_disc >= 2))
+}
+check "the activity stream has a 'disconnected' row from each gateway" wait_until 10 disc_rows
+note "activity rows 'disconnected' for nimble-01: $n_disc"
+check "neither gateway made an SQLite file (sqlite_path $PG_DB, $T/b.db)" test ! -e "$PG_DB" -a ! -e "$T/b.db"
 
 # ---- 3. a new registration -----------------------------------------------------------
-kv_register spare-01 wowza "$PKI/spare-01.crt" 3
+kv_register spare-01 wowza "$PKI/spare-01.crt"
 r=$(kvpy admitted 1 spare-01)
 note "spare-01 admitted after: $r (ms after the write returned)"
 check "spare-01 is admitted by both gateways within 1 s ($r)" both_within "$r" 1000
 
 # ---- 4. a broken record ----------------------------------------------------------------
-kv_put "$(kv_key wowza-01)" '{"id":2,"name":"wowza-01","kind":"BROKENVALUE","status":"active"'
+kv_put "$(kv_key wowza-01)" "{\"id\":$WOWZA_ID,\"name\":\"wowza-01\",\"kind\":\"BROKENVALUE\",\"status\":\"active\""
 kv_put "$(kv_key broken-01)" 'not json BROKENVALUE'
 check "A logged the broken key" wait_log "\"event\":\"registry_record_refused\".*key $(kv_key wowza-01):" 1 5
 GW_LOG=$B_LOG
@@ -212,20 +227,21 @@ check "A: /metrics counts the refused records" \
     grep -q '^panelgate_registry_records_refused_total 2$' <(curl -s "http://127.0.0.1:$A_ADMIN/metrics")
 check "A: /metrics says the watcher is up" \
     grep -q '^panelgate_registry_watch_up 1$' <(curl -s "http://127.0.0.1:$A_ADMIN/metrics")
-kv_put "$(kv_key wowza-01)" "$(kv_record wowza-01 wowza "$PKI/wowza-01.crt" 2)"
+kv_put "$(kv_key wowza-01)" "$(kv_record wowza-01 wowza "$PKI/wowza-01.crt" "$WOWZA_ID")"
 kv_del "$(kv_key broken-01)"
 
 # ---- 5. a node killed -----------------------------------------------------------------
 nats_kill 1
 check "A lost its node" wait_log '"event":"registry_watch_lost"' 1 10
 check "A read the bucket again on another node" wait_log '"event":"registry_watch_resumed"' 1 20
-kv_revoke wowza-01 wowza "$PKI/wowza-01.crt" 2
+kv_revoke wowza-01
 r=$(kvpy refused 10 wowza-01)
 note "wowza-01 refused after (node 1 down): $r"
 check "with node 1 down, a revocation reaches both gateways ($r)" both_within "$r" 10000
 nats_start_node 1
 nats_wait_ready
-kv_register wowza-01 wowza "$PKI/wowza-01.crt" 2
+kv_ctl erase wowza-01 --yes
+kv_register wowza-01 wowza "$PKI/wowza-01.crt"
 r=$(kvpy admitted 10 wowza-01)
 check "node 1 back: a change still reaches both gateways ($r)" both_within "$r" 10000
 
