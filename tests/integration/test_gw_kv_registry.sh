@@ -8,7 +8,8 @@
 #     on BOTH gateways (GOAWAY) within 1 s (the figure is printed; a broken
 #     watcher, or one that waits for a poll or a SIGHUP, misses it), and
 #     its next handshake is refused on both.
-#  3. A new registration (spare-01) is admitted on both within 1 s.
+#  3. After a SIGHUP on A (the watcher stays), a new registration
+#     (spare-01) is admitted on both within 1 s.
 #  4. A value that breaks the layout is logged by key, never by value, and
 #     the key keeps its previous record: the registry is not emptied and
 #     wowza-01 is still admitted; the watcher still sees later changes.
@@ -180,7 +181,7 @@ cut_ms() { # GW: ms from the revocation's write to that agent's GOAWAY, or 99999
     awk -v t="$t_rev" '{ printf "%d\n", ($1 - t) * 1000 }' "$f"
 }
 lat_a=$(cut_ms A) lat_b=$(cut_ms B)
-note "revoke written in $(awk -v a="$t_rev" -v b="$t_done" 'BEGIN { printf "%d", (b - a) * 1000 }') ms (jstool); GOAWAY on A after ${lat_a} ms, on B after ${lat_b} ms"
+note "revoke written in $(awk -v a="$t_rev" -v b="$t_done" 'BEGIN { printf "%d", (b - a) * 1000 }') ms (panelgatectl revoke); GOAWAY on A after ${lat_a} ms, on B after ${lat_b} ms"
 check "A: the agent got GOAWAY 'revoked'" grep -q " revoked$" "$PG_STATE/A.nimble-01.cut"
 check "B: the agent got GOAWAY 'revoked'" grep -q " revoked$" "$PG_STATE/B.nimble-01.cut"
 check "A cut it within 1 s of the write ($lat_a ms)" test "$lat_a" -lt 1000
@@ -203,6 +204,11 @@ note "activity rows 'disconnected' for nimble-01: $n_disc"
 check "neither gateway made an SQLite file (sqlite_path $PG_DB, $T/b.db)" test ! -e "$PG_DB" -a ! -e "$T/b.db"
 
 # ---- 3. a new registration -----------------------------------------------------------
+# after a SIGHUP on A: the reload keeps the watcher (it does not read a file)
+GW_PID=$A_PID GW_LOG=$A_LOG
+gw_reload
+check "A reloaded on its snapshot (2 pins, the revoked one included)" \
+    grep -q '"event":"reloaded","msg":"registry=2 servers_pinned' "$A_LOG"
 kv_register spare-01 wowza "$PKI/spare-01.crt"
 r=$(kvpy admitted 1 spare-01)
 note "spare-01 admitted after: $r (ms after the write returned)"
