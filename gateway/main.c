@@ -769,12 +769,14 @@ int main(int argc, char **argv)
         gw_config_is_jetstream(app.cfg) ? &gw_sink_jetstream_ops : &gw_sink_sqlite_ops;
     /* With the engine the registry is the bucket: the watcher's first
      * snapshot holds every record there, or the start fails (never an empty
-     * registry by accident), before anything listens. */
-    if ((gw_config_is_jetstream(app.cfg)
-             ? gw_regkv_watch_new(&app.reg_watch, &app.reg, app.base, app.cfg,
-                                  on_registry_snapshot, &app, err, sizeof err)
-             : gw_registry_load(registry_path(app.cfg), &app.reg, err, sizeof err)) != 0 ||
+     * registry by accident), before anything listens; first, so that a
+     * cluster without a registry says so.  With SQLite the sink makes the
+     * file the registry is then read from. */
+    bool js = gw_config_is_jetstream(app.cfg);
+    if ((js && gw_regkv_watch_new(&app.reg_watch, &app.reg, app.base, app.cfg,
+                                  on_registry_snapshot, &app, err, sizeof err) != 0) ||
         gw_sink_new(&app.sink, app.base, engine, app.cfg, err, sizeof err) != 0 ||
+        (!js && gw_registry_load(registry_path(app.cfg), &app.reg, err, sizeof err) != 0) ||
         gw_admin_new(&app.admin, &app, err, sizeof err) != 0 ||
         open_listeners(&app, err, sizeof err) != 0 || write_port_file(&app, err, sizeof err) != 0) {
         gw_log(GW_LOG_ERROR, NULL, "start_failed", "%s", err);
