@@ -19,8 +19,13 @@
  * between the two) comes back after the consumer's ack wait and is then a
  * duplicate: stored once.
  *
- * One thread: the fetch, the write and the acks run in order on it.
- * SIGTERM/SIGINT end the loop after the batch in progress.
+ * After each round the rows that arrived on the activity stream are
+ * applied (store_activity.h: erase, purge; a frame of an erased server is
+ * acknowledged and dropped before the batch is written), and every
+ * [storage] retention_interval_s the retention purge runs on the file.
+ *
+ * One thread: the fetch, the write, the acks and the activity rows run in
+ * order on it.  SIGTERM/SIGINT end the loop after the batch in progress.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -77,14 +82,19 @@ static void usage(FILE *out)
             "of the frames stream that writes every frame, once, into the SQLite\n"
             "schema the single-box gateway writes (frames and samples), and\n"
             "acknowledges each message only after its transaction commits.\n"
-            "Several instances may share the consumer.\n"
+            "Several instances may share the consumer.  It follows the activity\n"
+            "stream too: an erase row deletes that server's rows (and drops its\n"
+            "later frames), a purge row the frames received before its cutoff;\n"
+            "and it purges frames older than retention_days from its database.\n"
             "\n"
             "  -c, --config FILE   the gateway's configuration format: [storage]\n"
             "                      sqlite_path, batch_max_frames, retry_after_s,\n"
-            "                      busy_timeout_ms, sqlite_synchronous; [jetstream]\n"
+            "                      busy_timeout_ms, sqlite_synchronous, retention_days,\n"
+            "                      retention_interval_s; [jetstream]\n"
             "                      servers, TLS, credentials, stream, subject_prefix,\n"
             "                      consumer, ack_wait_ms, replicas,\n"
-            "                      duplicate_window_s;\n"
+            "                      duplicate_window_s, activity_stream,\n"
+            "                      activity_subject_prefix;\n"
             "                      [frame] limits; [log] level\n"
             "  -V, --version       print the version and exit\n"
             "  -h, --help          print this help and exit\n"
