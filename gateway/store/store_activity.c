@@ -321,16 +321,26 @@ static int apply_purge(struct gw_storeact *a, uint64_t seq, int64_t cutoff_ms, c
     struct gw_store_tx t = {0};
     struct gw_regdb_purge_rec rec = {.actor = "panelgate-store", .at = gw_now_ms() / 1000};
     int64_t paths = 0;
-    int rv;
+    uint64_t saved = 0;
+    int rv, done = 0;
 
+    /* applied already by another instance on the file: not again (its
+     * chunks would write a second purge row) */
+    if ((rv = read_pos(a->db, &saved, err, errlen)) != 0)
+        goto out;
+    if (saved >= seq) {
+        a->pos = saved;
+        goto out;
+    }
     /* a purge cut short is run again from the start: deleting what is
      * older than a time twice deletes nothing more */
     if ((rv = purge_chunks(a, cutoff_ms, &rec, err, errlen)) != 0)
         goto out;
     /* the last step: the paths, the purge's row completed and the
      * position, in one commit */
-    if ((rv = gw_store_tx_begin(&t, a->db, err, errlen)) != 0 ||
-        (rv = gw_regdb_purge_paths(a->db, cutoff_ms, &rec, &paths, err, errlen)) != 0 ||
+    if ((rv = begin_row(a, &t, seq, &done, err, errlen)) != 0 || done)
+        goto out;
+    if ((rv = gw_regdb_purge_paths(a->db, cutoff_ms, &rec, &paths, err, errlen)) != 0 ||
         (rv = write_pos(a->db, seq, err, errlen)) != 0 ||
         (rv = gw_store_tx_commit(&t, err, errlen)) != 0)
         goto out;
