@@ -38,6 +38,8 @@ struct gw_regkv {
     jsCtx *jc;
     kvStore *kv;
     char bucket[NAME_MAX_LEN];
+    char kv_stream[NAME_MAX_LEN + 4]; /* KV_<bucket> */
+    char kv_prefix[NAME_MAX_LEN + 8]; /* $KV.<bucket>. */
     char act_stream[NAME_MAX_LEN];
     char act_prefix[NAME_MAX_LEN];
     char frames_stream[NAME_MAX_LEN];
@@ -85,55 +87,78 @@ static int copy_name(char *dst, size_t n, const char *src, const char *what, cha
     return 0;
 }
 
-/* One bucket value, read: entry (the caller destroys it) or none. */
-static int kv_get(struct gw_regkv *k, const char *key, kvEntry **out, char *err, size_t errlen)
+/* The bucket's stream sequence now, as its leader has it: what a change
+ * read "as of" and is conditioned on (kv_cas). */
+static int kv_snap(struct gw_regkv *k, uint64_t *last, char *err, size_t errlen)
 {
-    *out = NULL;
-    natsStatus s = kvStore_Get(out, k->kv, key);
-    if (s == NATS_NOT_FOUND) {
-        *out = NULL;
-        return GW_ENOTFOUND;
-    }
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, k->jc, k->kv_stream, NULL, &jerr);
     if (s != NATS_OK)
-        return nats_fail(s, err, errlen, "bucket %s: reading %s", k->bucket, key);
+        return nats_fail(s, err, errlen, "bucket %s: info (JetStream error %d)", k->bucket,
+                         (int)jerr);
+    *last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
     return 0;
 }
 
-/* The revision |key| has now (0: none, or deleted). */
-static int kv_revision(struct gw_regkv *k, const char *key, uint64_t *rev, char *err,
-                       size_t errlen)
+/* One value, read from the stream's leader (never a replica's copy, which
+ * may be behind): *msg (the caller destroys it) and its sequence, or
+ * GW_ENOTFOUND when the key is absent or deleted. */
+static int kv_read(struct gw_regkv *k, const char *key, natsMsg **msg, char *err, size_t errlen)
 {
-    kvEntry *e = NULL;
-    int rv = kv_get(k, key, &e, err, errlen);
-    *rev = rv == 0 ? kvEntry_Revision(e) : 0;
-    kvEntry_Destroy(e);
-    return rv == GW_ENOTFOUND ? 0 : rv;
+    char subject[GW_REGKV_KEY_MAX + NAME_MAX_LEN + 8];
+    jsErrCode jerr = 0;
+    const char *op = NULL;
+    *msg = NULL;
+    snprintf(subject, sizeof subject, "%s%s", k->kv_prefix, key);
+    natsStatus s = js_GetLastMsg(msg, k->jc, k->kv_stream, subject, NULL, &jerr);
+    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
+        *msg = NULL;
+        return GW_ENOTFOUND;
+    }
+    if (s != NATS_OK)
+        return nats_fail(s, err, errlen, "bucket %s: reading %s (JetStream error %d)",
+                         k->bucket, key, (int)jerr);
+    if (natsMsgHeader_Get(*msg, "KV-Operation", &op) == NATS_OK && op != NULL &&
+        (strcmp(op, "DEL") == 0 || strcmp(op, "PURGE") == 0)) {
+        natsMsg_Destroy(*msg);
+        *msg = NULL;
+        return GW_ENOTFOUND;
+    }
+    return 0;
 }
 
-/* kvStore_Create (|last| 0) or kvStore_Update on |last|.  1 when another
- * writer got there first (the key is not at |last| any more, or exists),
- * 0 when written, else a GW_E* code. */
+/* Writes |val| to |key| if and only if nothing at all was written to the
+ * bucket after sequence |last| (kv_snap): a compare-and-set on the whole
+ * bucket.  Not kvStore_Update's on the key's own revision: nats-server
+ * 2.9 accepts two concurrent writes that expect the same last sequence of
+ * one subject in a replicated stream (nats-server issue 4320), while the
+ * stream's own last sequence is checked in the order of its log.  0 when
+ * written, 1 when another writer got there first, else a GW_E* code. */
 static int kv_cas(struct gw_regkv *k, const char *key, const char *val, uint64_t last,
-                  uint64_t *rev_out, char *err, size_t errlen)
+                  char *err, size_t errlen)
 {
-    uint64_t rev = 0, now_rev = 0;
-    natsStatus s = last == 0 ? kvStore_Create(&rev, k->kv, key, val, (int)strlen(val))
-                             : kvStore_Update(&rev, k->kv, key, val, (int)strlen(val), last);
-    if (s == NATS_OK) {
-        if (rev_out != NULL)
-            *rev_out = rev;
+    char subject[GW_REGKV_KEY_MAX + NAME_MAX_LEN + 8];
+    natsMsg *m = NULL;
+    jsPubAck *pa = NULL;
+    jsPubOptions po;
+    jsErrCode jerr = 0;
+    snprintf(subject, sizeof subject, "%s%s", k->kv_prefix, key);
+    natsStatus s = natsMsg_Create(&m, subject, NULL, val, (int)strlen(val));
+    if (s != NATS_OK)
+        return nats_fail(s, err, errlen, "bucket %s: writing %s", k->bucket, key);
+    jsPubOptions_Init(&po);
+    po.ExpectLastSeq = last;
+    s = js_PublishMsg(&pa, k->jc, m, &po, &jerr);
+    natsMsg_Destroy(m);
+    jsPubAck_Destroy(pa);
+    if (s == NATS_OK)
         return 0;
-    }
-    /* libnats says "wrong last sequence" only in text: look instead */
-    char why[512];
-    nats_fail(s, why, sizeof why, "bucket %s: writing %s", k->bucket, key);
-    int rv = kv_revision(k, key, &now_rev, err, errlen);
-    if (rv != 0)
-        return rv;
-    if (now_rev != last)
+    if (jerr == JSStreamWrongLastSequenceErr)
         return 1;
-    gw_seterr(err, errlen, "%s", why);
-    return s == NATS_NO_MEMORY ? GW_ENOMEM : GW_ESTORAGE;
+    return nats_fail(s, err, errlen, "bucket %s: writing %s (JetStream error %d)", k->bucket,
+                     key, (int)jerr);
 }
 
 static int kv_delete(struct gw_regkv *k, const char *key, bool purge, char *err, size_t errlen)
@@ -144,37 +169,37 @@ static int kv_delete(struct gw_regkv *k, const char *key, bool purge, char *err,
     return 0;
 }
 
-/* A value's text, NUL-terminated (gw_free), or NULL. */
-static char *entry_text(kvEntry *e)
+/* A message's data, NUL-terminated (gw_free), or NULL. */
+static char *msg_text(natsMsg *m)
 {
-    int n = kvEntry_ValueLen(e);
+    int n = natsMsg_GetDataLength(m);
     char *t = gw_malloc((size_t)(n > 0 ? n : 0) + 1);
     if (t == NULL)
         return NULL;
     if (n > 0)
-        memcpy(t, kvEntry_Value(e), (size_t)n);
+        memcpy(t, natsMsg_GetData(m), (size_t)n);
     t[n > 0 ? n : 0] = '\0';
     return t;
 }
 
 /* ------------------------------------------------------------ records */
 
-/* Server |name|'s record and its revision. */
+/* Server |name|'s record and the sequence it was written at. */
 static int get_server(struct gw_regkv *k, const char *name, struct gw_regdb_server *s,
-                      uint64_t *rev, char *err, size_t errlen)
+                      uint64_t *seq, char *err, size_t errlen)
 {
     char key[GW_REGKV_KEY_MAX], why[256];
-    kvEntry *e = NULL;
+    natsMsg *m = NULL;
+    memset(s, 0, sizeof *s);
     if (gw_regkv_server_key(name, key, sizeof key) != 0)
         return gw_fail(GW_EINVAL, err, errlen, "bad server name '%.64s'", name ? name : "");
-    int rv = kv_get(k, key, &e, err, errlen);
-    if (rv == GW_ENOTFOUND) {
-        memset(s, 0, sizeof *s);
+    int rv = kv_read(k, key, &m, err, errlen);
+    if (rv == GW_ENOTFOUND)
         return gw_fail(GW_ENOTFOUND, err, errlen, "unknown server %s (not registered)", name);
-    }
     if (rv != 0)
         return rv;
-    rv = gw_regkv_rec_decode(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), s, why, sizeof why);
+    rv = gw_regkv_rec_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), s, why,
+                             sizeof why);
     if (rv == 0 && strcmp(s->name, name) != 0) {
         snprintf(why, sizeof why, "server record: name: not the name of its key");
         memset(s, 0, sizeof *s);
@@ -182,14 +207,14 @@ static int get_server(struct gw_regkv *k, const char *name, struct gw_regdb_serv
     }
     if (rv != 0)
         gw_seterr(err, errlen, "bucket %s: key %s: %s", k->bucket, key, why);
-    else if (rev != NULL)
-        *rev = kvEntry_Revision(e);
-    kvEntry_Destroy(e);
+    else if (seq != NULL)
+        *seq = natsMsg_GetSequence(m);
+    natsMsg_Destroy(m);
     return rv;
 }
 
-/* Writes |s| over revision |last| (0: a new key): 0, 1 (lost the race),
- * or an error. */
+/* Writes |s| if nothing was written to the bucket after |last|: 0, 1
+ * (lost the race), or an error. */
 static int put_server(struct gw_regkv *k, const struct gw_regdb_server *s, uint64_t last,
                       char *err, size_t errlen)
 {
@@ -199,7 +224,7 @@ static int put_server(struct gw_regkv *k, const struct gw_regdb_server *s, uint6
     char *val = gw_regkv_rec_encode(s, NULL);
     if (val == NULL)
         return gw_fail(GW_ENOMEM, err, errlen, "registry: out of memory");
-    int rv = kv_cas(k, key, val, last, NULL, err, errlen);
+    int rv = kv_cas(k, key, val, last, err, errlen);
     gw_free(val);
     return rv;
 }
@@ -208,19 +233,19 @@ static int put_server(struct gw_regkv *k, const struct gw_regdb_server *s, uint6
 struct pin_idx {
     char server[256];
     int64_t id;
-    uint64_t rev;
+    uint64_t seq;
     int64_t created_ns;
 };
 
 static int get_pin(struct gw_regkv *k, const char *key, struct pin_idx *p, char *err,
                    size_t errlen)
 {
-    kvEntry *e = NULL;
+    natsMsg *m = NULL;
     memset(p, 0, sizeof *p);
-    int rv = kv_get(k, key, &e, err, errlen);
+    int rv = kv_read(k, key, &m, err, errlen);
     if (rv != 0)
         return rv;
-    char *t = entry_text(e);
+    char *t = msg_text(m);
     cJSON *o = t ? cJSON_Parse(t) : NULL;
     const cJSON *srv = cJSON_GetObjectItemCaseSensitive(o, "server");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
@@ -236,12 +261,12 @@ static int get_pin(struct gw_regkv *k, const char *key, struct pin_idx *p, char 
     } else {
         snprintf(p->server, sizeof p->server, "%s", srv->valuestring);
         p->id = (int64_t)id->valuedouble;
-        p->rev = kvEntry_Revision(e);
-        p->created_ns = kvEntry_Created(e);
+        p->seq = natsMsg_GetSequence(m);
+        p->created_ns = natsMsg_GetTime(m);
     }
     cJSON_Delete(o);
     gw_free(t);
-    kvEntry_Destroy(e);
+    natsMsg_Destroy(m);
     return rv;
 }
 
@@ -253,9 +278,32 @@ static bool holds(const struct gw_regdb_server *s, const uint8_t spki[GW_SPKI_LE
     return false;
 }
 
+/* Whether pin.<hex> keeps |spki| on a server: GW_EPINNED naming it; 0
+ * with the index in *p when it is an orphan that may be taken over (see
+ * the top of the file); GW_ENOTFOUND when there is no index. */
+static int pin_taken(struct gw_regkv *k, const uint8_t spki[GW_SPKI_LEN], struct pin_idx *p,
+                     char *err, size_t errlen)
+{
+    char key[4 + 2 * GW_SPKI_LEN + 1];
+    gw_regkv_pin_key(spki, key);
+    int rv = get_pin(k, key, p, err, errlen);
+    if (rv != 0)
+        return rv;
+    struct gw_regdb_server owner;
+    rv = get_server(k, p->server, &owner, NULL, err, errlen);
+    if (rv != 0 && rv != GW_ENOTFOUND)
+        return rv;
+    bool backed = rv == 0 && owner.id == p->id && holds(&owner, spki);
+    bool other_id = rv == 0 && owner.id != p->id;
+    bool old = now_ns() - p->created_ns > 2 * k->wait_ms * 1000000;
+    if (backed || (!other_id && !old))
+        return gw_fail(GW_EPINNED, err, errlen, "this public key is already pinned to server %s",
+                       p->server);
+    return 0;
+}
+
 /* Makes pin.<hex> point at (name, id): created when absent, taken over
- * when it is an orphan (see the top of the file), else GW_EPINNED naming
- * its server. */
+ * when it is an orphan, else GW_EPINNED naming its server. */
 static int claim_pin(struct gw_regkv *k, const uint8_t spki[GW_SPKI_LEN], const char *name,
                      int64_t id, char *err, size_t errlen)
 {
@@ -274,28 +322,18 @@ static int claim_pin(struct gw_regkv *k, const uint8_t spki[GW_SPKI_LEN], const 
     cJSON_Delete(o);
 
     for (int round = 0; round < CAS_TRIES; round++) {
-        int rv = kv_cas(k, key, val, 0, NULL, err, errlen);
-        if (rv <= 0)
-            return rv;
+        uint64_t last;
         struct pin_idx p;
-        rv = get_pin(k, key, &p, err, errlen);
-        if (rv == GW_ENOTFOUND)
-            continue; /* deleted meanwhile: create again */
+        int rv = kv_snap(k, &last, err, errlen);
         if (rv != 0)
             return rv;
-        struct gw_regdb_server owner;
-        uint64_t orev;
-        rv = get_server(k, p.server, &owner, &orev, err, errlen);
+        rv = pin_taken(k, spki, &p, err, errlen);
         if (rv != 0 && rv != GW_ENOTFOUND)
             return rv;
-        bool backed = rv == 0 && owner.id == p.id && holds(&owner, spki);
-        bool other_id = rv == 0 && owner.id != p.id;
-        bool old = now_ns() - p.created_ns > 2 * k->wait_ms * 1000000;
-        if (backed || (!other_id && !old))
-            return gw_fail(GW_EPINNED, err, errlen,
-                           "this public key is already pinned to server %s", p.server);
-        /* an orphan: take it over on its revision */
-        rv = kv_cas(k, key, val, p.rev, NULL, err, errlen);
+        if (rv == 0 && p.seq > last)
+            continue; /* written since the snapshot: look again */
+        /* absent, or an orphan: write it, if the bucket did not move */
+        rv = kv_cas(k, key, val, last, err, errlen);
         if (rv <= 0)
             return rv;
     }
@@ -341,12 +379,16 @@ static int check_bucket(struct gw_regkv *k, const struct gw_config *cfg, char *e
 static int ensure_schema(struct gw_regkv *k, bool create, char *err, size_t errlen)
 {
     for (int round = 0; round < CAS_TRIES; round++) {
-        kvEntry *e = NULL;
-        int rv = kv_get(k, "schema", &e, err, errlen);
+        natsMsg *m = NULL;
+        uint64_t last = 0;
+        int rv = kv_snap(k, &last, err, errlen);
+        if (rv != 0)
+            return rv;
+        rv = kv_read(k, "schema", &m, err, errlen);
         if (rv == 0) {
-            bool same = kvEntry_ValueLen(e) == (int)strlen(GW_REGKV_SCHEMA) &&
-                        memcmp(kvEntry_Value(e), GW_REGKV_SCHEMA, strlen(GW_REGKV_SCHEMA)) == 0;
-            kvEntry_Destroy(e);
+            bool same = natsMsg_GetDataLength(m) == (int)strlen(GW_REGKV_SCHEMA) &&
+                        memcmp(natsMsg_GetData(m), GW_REGKV_SCHEMA, strlen(GW_REGKV_SCHEMA)) == 0;
+            natsMsg_Destroy(m);
             if (!same)
                 return gw_fail(GW_ECONFIG, err, errlen,
                                "jetstream: bucket %s: key schema: another layout version than "
@@ -360,9 +402,11 @@ static int ensure_schema(struct gw_regkv *k, bool create, char *err, size_t errl
             return gw_fail(GW_ECONFIG, err, errlen,
                            "jetstream: bucket %s: no schema key: not a panelgate registry",
                            k->bucket);
-        rv = kv_cas(k, "schema", GW_REGKV_SCHEMA, 0, NULL, err, errlen);
-        if (rv < 0)
-            return rv;
+        /* an empty bucket's stream has no last sequence to expect */
+        uint64_t rev;
+        natsStatus s = kvStore_Create(&rev, k->kv, "schema", GW_REGKV_SCHEMA,
+                                      (int)strlen(GW_REGKV_SCHEMA));
+        (void)s; /* created, or another opener did: read it again */
     }
     return gw_fail(GW_ESTORAGE, err, errlen, "bucket %s: schema: too many writers", k->bucket);
 }
@@ -441,6 +485,8 @@ int gw_regkv_open(struct gw_regkv **out, struct gw_js *js, const struct gw_confi
         (rv = copy_name(k->frames_prefix, sizeof k->frames_prefix, cfg->js_subject_prefix,
                         "subject_prefix", err, errlen)) != 0)
         goto fail;
+    snprintf(k->kv_stream, sizeof k->kv_stream, "KV_%s", k->bucket);
+    snprintf(k->kv_prefix, sizeof k->kv_prefix, "$KV.%s.", k->bucket);
 
     natsStatus s = js_KeyValue(&k->kv, k->jc, k->bucket);
     if (s == NATS_NOT_FOUND) {
@@ -747,37 +793,41 @@ static int kind_ok(const char *kind)
     return kind != NULL && (strcmp(kind, "nimble") == 0 || strcmp(kind, "wowza") == 0);
 }
 
-/* The next server id: a compare-and-set on next_id. */
+/* The next server id: a compare-and-set on next_id (and the bucket). */
 static int take_id(struct gw_regkv *k, int64_t *id, char *err, size_t errlen)
 {
     for (int round = 0; round < CAS_TRIES; round++) {
-        kvEntry *e = NULL;
-        uint64_t rev = 0;
-        long long last = 0;
-        int rv = kv_get(k, "next_id", &e, err, errlen);
+        natsMsg *m = NULL;
+        uint64_t last = 0;
+        long long prev = 0;
+        int rv = kv_snap(k, &last, err, errlen);
+        if (rv != 0)
+            return rv;
+        rv = kv_read(k, "next_id", &m, err, errlen);
         if (rv == 0) {
-            char *t = entry_text(e);
-            char *end = NULL;
-            rev = kvEntry_Revision(e);
-            kvEntry_Destroy(e);
+            char *t = msg_text(m), *end = NULL;
+            bool newer = natsMsg_GetSequence(m) > last;
+            natsMsg_Destroy(m);
             if (t == NULL)
                 return gw_fail(GW_ENOMEM, err, errlen, "registry: out of memory");
-            last = strtoll(t, &end, 10);
-            bool ok = *t >= '0' && *t <= '9' && *end == '\0' && last >= 0;
+            prev = strtoll(t, &end, 10);
+            bool ok = *t >= '0' && *t <= '9' && *end == '\0' && prev >= 0;
             gw_free(t);
             if (!ok)
                 return gw_fail(GW_EINVAL, err, errlen,
                                "bucket %s: key next_id: not a decimal server id", k->bucket);
+            if (newer)
+                continue;
         } else if (rv != GW_ENOTFOUND) {
             return rv;
         }
         char val[32];
-        snprintf(val, sizeof val, "%lld", last + 1);
-        rv = kv_cas(k, "next_id", val, rev, NULL, err, errlen);
+        snprintf(val, sizeof val, "%lld", prev + 1);
+        rv = kv_cas(k, "next_id", val, last, err, errlen);
         if (rv < 0)
             return rv;
         if (rv == 0) {
-            *id = last + 1;
+            *id = prev + 1;
             return 0;
         }
     }
@@ -817,6 +867,10 @@ int gw_regkv_register(struct gw_regkv *k, const char *name, const char *kind,
     if (rv != GW_ENOTFOUND)
         return rv;
 
+    struct pin_idx p;
+    rv = pin_taken(k, spki, &p, err, errlen);
+    if (rv != 0 && rv != GW_ENOTFOUND)
+        return rv;
     int64_t id = 0;
     if ((rv = take_id(k, &id, err, errlen)) != 0 ||
         (rv = claim_pin(k, spki, name, id, err, errlen)) != 0)
@@ -830,12 +884,23 @@ int gw_regkv_register(struct gw_regkv *k, const char *name, const char *kind,
     memcpy(s.pins[0].spki, spki, GW_SPKI_LEN);
     s.pins[0].created_at = now;
     s.n_pins = s.n_pins_total = 1;
-    rv = put_server(k, &s, 0, err, errlen);
-    if (rv != 0) {
-        drop_pin(k, spki); /* ours: undo it */
-        if (rv == 1)
-            return gw_fail(GW_EEXIST, err, errlen, "server %s is already registered", name);
-        return rv;
+    for (int round = 0;; round++) {
+        struct gw_regdb_server other;
+        uint64_t last = 0;
+        if (round == CAS_TRIES)
+            rv = gw_fail(GW_ESTORAGE, err, errlen, "bucket %s: too many concurrent writers",
+                         k->bucket);
+        else if ((rv = kv_snap(k, &last, err, errlen)) == 0 &&
+                 (rv = get_server(k, name, &other, NULL, err, errlen)) == 0)
+            rv = gw_fail(GW_EEXIST, err, errlen, "server %s is already registered", name);
+        else if (rv == GW_ENOTFOUND)
+            rv = put_server(k, &s, last, err, errlen);
+        if (rv == 0)
+            break;
+        if (rv < 0) {
+            drop_pin(k, spki); /* ours: undo it */
+            return rv;
+        }
     }
     if ((rv = gw_regkv_activity_add(k, now, actor, "register", id, name, details, err,
                                     errlen)) != 0)
@@ -862,13 +927,17 @@ int gw_regkv_rotate(struct gw_regkv *k, const char *name, const uint8_t spki[GW_
         (rv = claim_pin(k, spki, name, s.id, err, errlen)) != 0)
         return rv;
     for (int round = 0;; round++) {
+        uint64_t last = 0;
         if (round == CAS_TRIES) {
             rv = gw_fail(GW_ESTORAGE, err, errlen, "bucket %s: server %s: too many writers",
                          k->bucket, name);
             goto undo;
         }
-        if (round > 0 && (rv = get_server(k, name, &s, &rev, err, errlen)) != 0)
+        if ((rv = kv_snap(k, &last, err, errlen)) != 0 ||
+            (rv = get_server(k, name, &s, &rev, err, errlen)) != 0)
             goto undo;
+        if (rev > last)
+            continue;
         if (holds(&s, spki)) {
             rv = gw_fail(GW_EPINNED, err, errlen,
                          "this public key is already pinned to server %s", name);
@@ -906,7 +975,7 @@ int gw_regkv_rotate(struct gw_regkv *k, const char *name, const uint8_t spki[GW_
         }
         memcpy(s.pins, keep, n * sizeof keep[0]);
         s.n_pins = s.n_pins_total = n;
-        rv = put_server(k, &s, rev, err, errlen);
+        rv = put_server(k, &s, last, err, errlen);
         if (rv == 0)
             break;
         if (rv < 0)
@@ -939,12 +1008,16 @@ int gw_regkv_revoke(struct gw_regkv *k, const char *name, const char *actor, int
     if (!gw_regdb_name_ok(name))
         return gw_fail(GW_EINVAL, err, errlen, "bad server name '%.64s'", name ? name : "");
     for (int round = 0; round < CAS_TRIES; round++) {
-        if ((rv = get_server(k, name, &s, &rev, err, errlen)) != 0)
+        uint64_t last = 0;
+        if ((rv = kv_snap(k, &last, err, errlen)) != 0 ||
+            (rv = get_server(k, name, &s, &rev, err, errlen)) != 0)
             return rv;
+        if (rev > last)
+            continue;
         if (strcmp(s.status, "revoked") == 0)
             return 0; /* nothing changes, no row */
         snprintf(s.status, sizeof s.status, "revoked");
-        rv = put_server(k, &s, rev, err, errlen);
+        rv = put_server(k, &s, last, err, errlen);
         if (rv < 0)
             return rv;
         if (rv == 0)
