@@ -36,6 +36,7 @@ struct gw_js {
     pthread_mutex_t mu; /* closed */
     pthread_cond_t cv;
     bool closed;
+    bool tls; /* TLS was switched on (the URLs or the TLS keys) */
 };
 
 int gw_js_error(natsStatus s)
@@ -183,7 +184,8 @@ static int set_options(natsOptions *o, struct gw_js *j, const struct gw_config *
     }
 
     rv = GW_ECONFIG;
-    if (tls || is_set(cfg->js_tls_ca_file) || is_set(cfg->js_tls_cert_file)) {
+    j->tls = tls || is_set(cfg->js_tls_ca_file) || is_set(cfg->js_tls_cert_file);
+    if (j->tls) {
         if (natsOptions_SetSecure(o, true) != NATS_OK) {
             gw_seterr(err, errlen, "jetstream: TLS: this libnats has no TLS support");
             goto out;
@@ -225,6 +227,74 @@ out:
     return rv;
 }
 
+/* The credentials [jetstream] sets, for an error message (never their
+ * values). */
+static const char *cred_keys(const struct gw_config *cfg)
+{
+    if (is_set(cfg->js_user))
+        return "user/password";
+    if (is_set(cfg->js_token))
+        return "token";
+    if (is_set(cfg->js_creds_file))
+        return "creds_file";
+    return NULL;
+}
+
+/* Why natsConnection_Connect failed with |s|, naming what to check.  The
+ * detail is libnats' last error (the TLS verification result, the server's
+ * -ERR text), which never holds the credentials; its "(file.c:N): "
+ * prefix is dropped. */
+static int connect_failed(natsStatus s, const struct gw_config *cfg, bool tls, char *err,
+                          size_t errlen)
+{
+    natsStatus ls;
+    const char *d = nats_GetLastError(&ls), *creds = cred_keys(cfg);
+    const char *p;
+
+    if (d == NULL || *d == '\0')
+        d = natsStatus_GetText(s);
+    else if (d[0] == '(' && (p = strstr(d, "): ")) != NULL)
+        d = p + 3;
+    switch (s) {
+    case NATS_NO_MEMORY:
+        return gw_fail(GW_ENOMEM, err, errlen, "jetstream: out of memory");
+    case NATS_SSL_ERROR:
+        return gw_fail(GW_ESTORAGE, err, errlen,
+                       "jetstream: TLS to the NATS server failed: %s (its certificate must "
+                       "chain to [jetstream] tls_ca_file, else to the system's CAs, and name "
+                       "the host of its URL)",
+                       d);
+    case NATS_CONNECTION_AUTH_FAILED:
+        if (creds == NULL)
+            return gw_fail(GW_ESTORAGE, err, errlen,
+                           "jetstream: the NATS server requires credentials (%s): none is set "
+                           "([jetstream] user/password, token or creds_file)",
+                           d);
+        return gw_fail(GW_ESTORAGE, err, errlen,
+                       "jetstream: the NATS server refused the credentials (%s): check "
+                       "[jetstream] %s",
+                       d, creds);
+    case NATS_PROTOCOL_ERROR:
+        /* a server that verifies client certificates closes the connection
+         * once the TLS 1.3 handshake is over, before its first reply */
+        if (tls)
+            return gw_fail(GW_ESTORAGE, err, errlen,
+                           "jetstream: the NATS server closed the TLS connection before "
+                           "answering (%s): it does so when it requires a client certificate "
+                           "and %s",
+                           d,
+                           is_set(cfg->js_tls_cert_file)
+                               ? "refuses [jetstream] tls_cert_file (not of its CA?)"
+                               : "none is set ([jetstream] tls_cert_file, tls_key_file)");
+        break;
+    default:
+        break;
+    }
+    return gw_fail(GW_ESTORAGE, err, errlen,
+                   "jetstream: no server of [jetstream] servers answered (%s: %s)",
+                   natsStatus_GetText(s), d);
+}
+
 static void js_destroy(struct gw_js *j)
 {
     jsCtx_Destroy(j->js);
@@ -264,9 +334,7 @@ int gw_js_connect(struct gw_js **out, const struct gw_config *cfg, const char *n
         goto fail;
     s = natsConnection_Connect(&j->nc, o);
     if (s != NATS_OK) {
-        rv = s == NATS_NO_MEMORY ? GW_ENOMEM : GW_ESTORAGE;
-        gw_seterr(err, errlen, "jetstream: no server of [jetstream] servers answered (%s)",
-                  natsStatus_GetText(s));
+        rv = connect_failed(s, cfg, j->tls, err, errlen);
         j->closed = true; /* no connection, no callbacks */
         goto fail;
     }

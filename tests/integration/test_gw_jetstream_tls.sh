@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# test_gw_jetstream_tls.sh - the JetStream engine's TLS and credentials
+# ([jetstream] tls_ca_file, tls_cert_file/tls_key_file, user/password,
+# token) against real nats-server nodes (scripts/nats.sh), issue 12.
+#  1. A 3-node cluster that requires TLS, a client certificate of the dev
+#     CA and a user with a password: the gateway connects over tls:// with
+#     the CA, its client certificate and the password and delivers a frame
+#     (202, the message in the stream, read back by jstool over TLS);
+#     panelgate-store connects the same way and stores it.
+#  2. Each wrong setting makes the start fail, and the log names the cause:
+#     a CA the servers' certificate does not chain to, no client
+#     certificate, a wrong password; a nats:// URL to the TLS servers works
+#     (TLS is switched on by the CA file).
+#     Without tls_ca_file the system's CAs verify the servers (OpenSSL's
+#     SSL_CERT_FILE pointed at the dev CA, then not).
+#  3. A node that requires a token, over TLS with a certificate naming
+#     localhost only: the right token to tls://localhost connects, a wrong
+#     one fails the start naming the credentials; tls://127.0.0.1 fails
+#     naming the address mismatch (the host of the URL is verified).
+#  4. Neither the password nor the token (right or wrong) is in any log of
+#     the gateway or the store.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/nats.sh"
+
+JSTOOL=${JSTOOL:-$PANELGATE_BUILD_DIR/bin/jstool}
+PANELGATE_STORE=${PANELGATE_STORE:-$PANELGATE_BUILD_DIR/bin/panelgate-store}
+[[ -x $JSTOOL ]] || fatal "jstool built ($JSTOOL)"
+[[ -x $PANELGATE_STORE ]] || fatal "panelgate-store built ($PANELGATE_STORE)"
+STREAM=PGTLS
+PREFIX=pgtls.frames
+PASSWORD=pw-$(openssl rand -hex 12)
+WRONG_PASSWORD=pw-$(openssl rand -hex 12)
+TOKEN=tok-$(openssl rand -hex 12)
+WRONG_TOKEN=tok-$(openssl rand -hex 12)
+
+make_pki
+# The nodes present the dev gateway certificate (SAN 127.0.0.1, serverAuth)
+# and require a client certificate of the dev CA; the gateway's client
+# certificate is spare-01 (clientAuth).
+NATS_TLS_CERT=$PKI/gateway.crt
+NATS_TLS_KEY=$PKI/gateway.key
+NATS_TLS_CA=$PKI/ca.crt
+NATS_TLS_VERIFY=1
+NATS_USER=panelgate
+NATS_PASSWORD=$PASSWORD
+nats_cluster_start 3
+check "the cluster's client URLs are tls:// ($NATS_URLS)" test "${NATS_URLS:0:6}" = tls://
+
+CA_LINE="tls_ca_file = $PKI/ca.crt"
+CERT_LINES=("tls_cert_file = $PKI/spare-01.crt" "tls_key_file = $PKI/spare-01.key")
+USER_LINES=("user = panelgate" "password = $PASSWORD")
+# js_config [JETSTREAM LINES...]: the engine on $NATS_URLS with those lines
+js_config() {
+    gw_config "[storage]" "storage_engine = jetstream" "retry_after_s = 1" \
+        "[jetstream]" "stream = $STREAM" "subject_prefix = $PREFIX" "replicas = ${REPLICAS:-3}" \
+        "connect_timeout_ms = 3000" "publish_timeout_ms = 3000" "$@"
+}
+
+# 1. the right CA, client certificate and password
+js_config "servers = $NATS_URLS" "$CA_LINE" "${CERT_LINES[@]}" "${USER_LINES[@]}"
+gw_start
+check "over TLS with a client certificate and a password: the stream is ready" \
+    wait_log '"event":"jetstream_ready"' 1 10
+register_defaults
+encode wowza
+curl_post wowza-01 "$T/wowza.msgpack"
+check_eq "a frame over the TLS connection: 202" "$CURL_CODE" 202
+WOWZA_ID=$(server_id wowza-01)
+export JSTOOL_CA=$PKI/ca.crt JSTOOL_CERT=$PKI/spare-01.crt JSTOOL_KEY=$PKI/spare-01.key
+export JSTOOL_USER=panelgate JSTOOL_PASSWORD=$PASSWORD
+"$JSTOOL" dump "$NATS_URLS" "$STREAM" >"$T/dump.txt" 2>"$T/dump.err" || true
+check "jstool reads the stream over TLS ($(cat "$T/dump.err"))" test ! -s "$T/dump.err"
+check_eq "the stream holds the frame (Nats-Msg-Id <id>.917)" \
+    "$(awk 'NR > 1 { print $3 }' "$T/dump.txt")" "$WOWZA_ID.917"
+unset JSTOOL_CA JSTOOL_CERT JSTOOL_KEY JSTOOL_USER JSTOOL_PASSWORD
+gw_stop_check
+
+# panelgate-store, with the same [jetstream] settings
+STORE_DB=$T/store.db
+STORE_LOG=$T/store.log
+{
+    echo "[tls]"
+    echo "cert_file = $PKI/gateway.crt"
+    echo "key_file = $PKI/gateway.key"
+    echo "client_ca_file = $PKI/ca.crt"
+    echo "[storage]"
+    echo "sqlite_path = $STORE_DB"
+    echo "[jetstream]"
+    printf '%s\n' "servers = $NATS_URLS" "stream = $STREAM" "subject_prefix = $PREFIX" \
+        "replicas = 3" "connect_timeout_ms = 3000" "consumer = pgtls-store" "$CA_LINE" \
+        "${CERT_LINES[@]}" "${USER_LINES[@]}"
+    echo "[log]"
+    echo "log_level = debug"
+} >"$T/store.conf"
+"$PANELGATE_STORE" --config "$T/store.conf" >>"$T/store.out" 2>>"$STORE_LOG" &
+STORE_PID=$!
+BG_PIDS+=("$STORE_PID")
+store_rows() { sqlite3 -batch -cmd '.timeout 10000' "$STORE_DB" "SELECT count(*) FROM frames" 2>/dev/null || echo -1; }
+rows_are() { [[ $(store_rows) == "$1" ]]; }
+check "panelgate-store over TLS: started" wait_until 20 grep -q '"event":"started"' "$STORE_LOG"
+check "panelgate-store stored the frame" wait_until 20 rows_are 1
+kill -TERM "$STORE_PID" 2>/dev/null || true
+wait_until 20 not_alive "$STORE_PID" || kill -KILL "$STORE_PID" 2>/dev/null || true
+rc=0
+wait "$STORE_PID" 2>/dev/null || rc=$?
+check_eq "panelgate-store exits 0 on SIGTERM" "$rc" 0
+
+# 2. start failures, each naming its cause
+N_FAIL=0
+# start_fails WHAT PATTERN [JETSTREAM LINES...]: the gateway with those
+# lines must exit non-zero (not by the timeout) and log PATTERN (ERE)
+start_fails() {
+    local what=$1 pat=$2 rc=0 log
+    shift 2
+    N_FAIL=$((N_FAIL + 1))
+    log=$T/fail.$N_FAIL.log
+    js_config "$@"
+    timeout 30 "$PG_BIN" --config "$GW_CONF" >>"$T/gw.out" 2>"$log" || rc=$?
+    check "$what: the start fails (exit $rc)" test "$rc" -ne 0 -a "$rc" -ne 124
+    if grep -Eq -- "$pat" "$log"; then
+        ok "$what: the log names the cause (/$pat/)"
+    else
+        not_ok "$what: the log names the cause (/$pat/): $(grep -E 'start_failed|jetstream' "$log" | tail -2)"
+    fi
+}
+start_fails "a CA the servers' certificate does not chain to" \
+    '"event":"start_failed".*TLS to the NATS server failed: .*unable to get local issuer certificate.*tls_ca_file' \
+    "servers = $NATS_URLS" "tls_ca_file = $PKI/rogue-ca.crt" "${CERT_LINES[@]}" "${USER_LINES[@]}"
+start_fails "no client certificate, the servers require one" \
+    '"event":"start_failed".*closed the TLS connection.*requires a client certificate and none is set \(\[jetstream\] tls_cert_file' \
+    "servers = $NATS_URLS" "$CA_LINE" "${USER_LINES[@]}"
+start_fails "a wrong password" \
+    '"event":"start_failed".*refused the credentials \(Authorization Violation\): check \[jetstream\] user/password' \
+    "servers = $NATS_URLS" "$CA_LINE" "${CERT_LINES[@]}" "user = panelgate" \
+    "password = $WRONG_PASSWORD"
+start_fails "no credentials, the servers require them" \
+    '"event":"start_failed".*requires credentials \(Authorization Violation\): none is set' \
+    "servers = $NATS_URLS" "$CA_LINE" "${CERT_LINES[@]}"
+
+# a nats:// URL to the TLS nodes: the CA file switches TLS on
+js_config "servers = ${NATS_URLS//tls:/nats:}" "$CA_LINE" "${CERT_LINES[@]}" "${USER_LINES[@]}"
+gw_start
+check "nats:// URLs with tls_ca_file: connected over TLS" \
+    wait_log '"event":"jetstream_ready"' 2 10
+gw_stop_check
+# no tls_ca_file: the system's CAs (OpenSSL's default file, here the dev CA)
+js_config "servers = $NATS_URLS" "${CERT_LINES[@]}" "${USER_LINES[@]}"
+GW_ENV=("SSL_CERT_FILE=$PKI/ca.crt")
+gw_start
+check "no tls_ca_file: the system's CAs verify the servers" \
+    wait_log '"event":"jetstream_ready"' 3 10
+gw_stop_check
+GW_ENV=()
+start_fails "no tls_ca_file, the system's CAs do not have the servers' CA" \
+    '"event":"start_failed".*TLS to the NATS server failed: .*unable to get local issuer certificate' \
+    "servers = $NATS_URLS" "${CERT_LINES[@]}" "${USER_LINES[@]}"
+nats_stop_all
+
+# 3. a single node with a token, over TLS with a certificate that names
+# localhost only (no IP address), without client certificates
+openssl req -config "$PKI/extra/openssl.cnf" -new -key "$PKI/spare-01.key" -subj /CN=localhost \
+    -out "$T/lh.csr" 2>/dev/null &&
+    openssl x509 -req -in "$T/lh.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -set_serial 4242 \
+        -days 2 -out "$T/lh.crt" \
+        -extfile <(printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n') \
+        2>/dev/null || fatal "a server certificate for localhost"
+NATS_TLS_CERT=$T/lh.crt NATS_TLS_KEY=$PKI/spare-01.key NATS_TLS_CA= NATS_TLS_VERIFY=
+NATS_USER= NATS_PASSWORD=
+NATS_TOKEN=$TOKEN
+NATS_DIR=$T/nats-token
+REPLICAS=1
+nats_cluster_start 1
+LH_URL=tls://localhost:${NATS_CPORT[1]}
+js_config "servers = $LH_URL" "$CA_LINE" "token = $TOKEN"
+gw_start
+check "the right token over TLS to $LH_URL: the stream is ready" \
+    wait_log '"event":"jetstream_ready"' 4 10
+gw_stop_check
+start_fails "a wrong token" \
+    '"event":"start_failed".*refused the credentials \(Authorization Violation\): check \[jetstream\] token' \
+    "servers = $LH_URL" "$CA_LINE" "token = $WRONG_TOKEN"
+start_fails "a certificate that does not name the URL's host ($NATS_URL)" \
+    '"event":"start_failed".*TLS to the NATS server failed: .*IP address mismatch' \
+    "servers = $NATS_URL" "$CA_LINE" "token = $TOKEN"
+nats_stop_all
+
+# 4. no secret in any log of ours
+LOGS=("$GW_LOG" "$T/gw.out" "$STORE_LOG" "$T/store.out" "$T"/fail.*.log)
+for s in PASSWORD WRONG_PASSWORD TOKEN WRONG_TOKEN; do
+    hits=$(grep -lF -- "${!s}" "${LOGS[@]}" 2>/dev/null || true)
+    check "no $s in the gateway's or the store's logs (${#LOGS[@]} files)${hits:+: $hits}" \
+        test -z "$hits"
+done
+# control: the search does find what the logs do hold
+check "control: the search finds the stream's name in the gateway log" grep -qF "$STREAM" "$GW_LOG"
+finish
