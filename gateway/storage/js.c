@@ -22,7 +22,6 @@
 
 #define RECONNECT_WAIT_MS 250
 #define CLOSE_WAIT_MS 5000
-#define MAX_URLS 64
 #define NS_PER_S ((int64_t)1000000000)
 
 struct gw_js {
@@ -116,51 +115,20 @@ static bool is_set(const char *s)
     return s != NULL && *s != '\0';
 }
 
-/* Splits [jetstream] servers (checked by the config) into heap copies. */
-static int split_urls(const char *v, char **urls, int *n, bool *tls)
-{
-    const char *p = v;
-    *n = 0;
-    *tls = false;
-    while (*n < MAX_URLS) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-            len--;
-        if (len > 0) {
-            urls[*n] = gw_malloc(len + 1);
-            if (urls[*n] == NULL)
-                return GW_ENOMEM;
-            memcpy(urls[*n], p, len);
-            urls[*n][len] = '\0';
-            *tls |= strncmp(urls[*n], "tls://", 6) == 0;
-            ++*n;
-        }
-        if (end == NULL)
-            break;
-        p = end + 1;
-    }
-    return 0;
-}
-
 /* Every option from |cfg|.  A failure names the setting libnats refused. */
 static int set_options(natsOptions *o, struct gw_js *j, const struct gw_config *cfg,
                        const char *name, char *err, size_t errlen)
 {
-    char *urls[MAX_URLS];
-    int n = 0, rv = GW_EINTERNAL;
-    bool tls = false;
+    struct gw_js_urls urls;
+    char why[256];
+    int rv = GW_EINTERNAL;
     natsStatus s;
 
-    if (!is_set(cfg->js_servers))
-        return gw_fail(GW_ECONFIG, err, errlen, "jetstream: [jetstream] servers is not set");
-    if ((rv = split_urls(cfg->js_servers, urls, &n, &tls)) != 0) {
-        gw_seterr(err, errlen, "jetstream: out of memory");
+    if ((rv = gw_config_js_urls(cfg->js_servers, &urls, why, sizeof why)) != 0) {
+        gw_seterr(err, errlen, "jetstream: %s", why);
         goto out;
     }
-    s = natsOptions_SetServers(o, (const char **)urls, n);
+    s = natsOptions_SetServers(o, urls.url, (int)urls.n);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, name);
     if (s == NATS_OK)
@@ -184,7 +152,7 @@ static int set_options(natsOptions *o, struct gw_js *j, const struct gw_config *
     }
 
     rv = GW_ECONFIG;
-    j->tls = tls || is_set(cfg->js_tls_ca_file) || is_set(cfg->js_tls_cert_file);
+    j->tls = urls.tls || is_set(cfg->js_tls_ca_file) || is_set(cfg->js_tls_cert_file);
     if (j->tls) {
         if (natsOptions_SetSecure(o, true) != NATS_OK) {
             gw_seterr(err, errlen, "jetstream: TLS: this libnats has no TLS support");
@@ -222,8 +190,7 @@ static int set_options(natsOptions *o, struct gw_js *j, const struct gw_config *
     }
     rv = 0;
 out:
-    for (int i = 0; i < n; i++)
-        gw_free(urls[i]);
+    gw_config_js_urls_cleanup(&urls);
     return rv;
 }
 
