@@ -27,8 +27,9 @@
 #                            must present one signed by it
 #   NATS_USER, NATS_PASSWORD one user with a password
 #   NATS_TOKEN               an authorization token
-#   NATS_NKEY                one user known by its nkey (public key U...)
-# At most one of user, token and nkey.  The settings go into
+#   NATS_EXTRA_CONF          a file of more settings, appended (e.g. an
+#                            operator-mode setup: tests/integration/natsjwt.py)
+# At most one of user and token.  The settings go into
 # $NATS_DIR/client.conf (0600), never on a command line.
 #
 # Every wait is bounded (NATS_TIMEOUT seconds, default 30).  A function that
@@ -55,7 +56,7 @@ NATS_TLS_VERIFY=${NATS_TLS_VERIFY:-}
 NATS_USER=${NATS_USER:-}
 NATS_PASSWORD=${NATS_PASSWORD:-}
 NATS_TOKEN=${NATS_TOKEN:-}
-NATS_NKEY=${NATS_NKEY:-}
+NATS_EXTRA_CONF=${NATS_EXTRA_CONF:-}
 
 nats_note() { echo "$*"; }
 nats_started() { :; }
@@ -109,11 +110,8 @@ _nats_quote() {
 # _nats_client_conf: writes $NATS_DIR/client.conf from the NATS_TLS_* and
 # credential variables (empty when none is set).
 _nats_client_conf() {
-    local f=$NATS_DIR/client.conf kinds=0
-    [[ -n $NATS_USER ]] && kinds=$((kinds + 1))
-    [[ -n $NATS_TOKEN ]] && kinds=$((kinds + 1))
-    [[ -n $NATS_NKEY ]] && kinds=$((kinds + 1))
-    ((kinds <= 1)) || { nats_fail "one of NATS_USER, NATS_TOKEN, NATS_NKEY at most"; return 1; }
+    local f=$NATS_DIR/client.conf
+    [[ -n $NATS_USER && -n $NATS_TOKEN ]] && { nats_fail "NATS_USER or NATS_TOKEN, not both"; return 1; }
     if [[ -n $NATS_TLS_CERT$NATS_TLS_KEY && ( -z $NATS_TLS_CERT || -z $NATS_TLS_KEY ) ]]; then
         nats_fail "NATS_TLS_CERT and NATS_TLS_KEY: both or neither"; return 1
     fi
@@ -137,9 +135,8 @@ _nats_client_conf() {
                 echo "authorization { user: $(_nats_quote "$NATS_USER"), password: $(_nats_quote "$NATS_PASSWORD") }"
             elif [[ -n $NATS_TOKEN ]]; then
                 echo "authorization { token: $(_nats_quote "$NATS_TOKEN") }"
-            elif [[ -n $NATS_NKEY ]]; then
-                echo "authorization { users: [ { nkey: $(_nats_quote "$NATS_NKEY") } ] }"
             fi
+            if [[ -n $NATS_EXTRA_CONF ]]; then cat "$NATS_EXTRA_CONF"; fi
         } >"$f"
     )
 }
