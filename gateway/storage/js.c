@@ -9,6 +9,7 @@
  */
 #include "js.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -115,6 +116,38 @@ static bool is_set(const char *s)
     return s != NULL && *s != '\0';
 }
 
+/* A .creds file must start with the user's JWT block: libnats takes the
+ * file's first "-----BEGIN" block as the JWT, whatever it is, and sends it
+ * in CONNECT, so a file holding only the nkey seed would send the seed (a
+ * private key) to the server, in clear text over nats://.  Reads up to the
+ * first such line; the buffer is wiped. */
+static int check_creds_file(const char *path, char *err, size_t errlen)
+{
+    char line[256];
+    bool at_start = true, found = false, jwt = false;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL)
+        return gw_fail(GW_ECONFIG, err, errlen, "jetstream: [jetstream] creds_file %s: %s", path,
+                       strerror(errno));
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        if (at_start && strncmp(line, "-----BEGIN", 10) == 0) {
+            found = true;
+            jwt = strstr(line, "USER JWT") != NULL;
+        }
+        at_start = strchr(line, '\n') != NULL;
+    }
+    explicit_bzero(line, sizeof line);
+    fclose(f);
+    if (!jwt)
+        return gw_fail(GW_ECONFIG, err, errlen,
+                       "jetstream: [jetstream] creds_file %s: does not start with a user JWT "
+                       "(-----BEGIN NATS USER JWT-----, as nsc writes it); its first block "
+                       "would be sent to the server as the JWT",
+                       path);
+    return 0;
+}
+
 /* Every option from |cfg|.  A failure names the setting libnats refused. */
 static int set_options(natsOptions *o, struct gw_js *j, const struct gw_config *cfg,
                        const char *name, char *err, size_t errlen)
@@ -182,6 +215,10 @@ static int set_options(natsOptions *o, struct gw_js *j, const struct gw_config *
         gw_seterr(err, errlen, "jetstream: [jetstream] token: refused by libnats");
         goto out;
     }
+    if (is_set(cfg->js_creds_file) &&
+        (rv = check_creds_file(cfg->js_creds_file, err, errlen)) != 0)
+        goto out;
+    rv = GW_ECONFIG;
     if (is_set(cfg->js_creds_file) &&
         (s = natsOptions_SetUserCredentialsFromFiles(o, cfg->js_creds_file, NULL)) != NATS_OK) {
         gw_seterr(err, errlen, "jetstream: [jetstream] creds_file %s: %s", cfg->js_creds_file,

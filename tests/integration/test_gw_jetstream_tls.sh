@@ -17,8 +17,13 @@
 #     localhost only: the right token to tls://localhost connects, a wrong
 #     one fails the start naming the credentials; tls://127.0.0.1 fails
 #     naming the address mismatch (the host of the URL is verified).
-#  4. Neither the password nor the token (right or wrong) is in any log of
-#     the gateway or the store.
+#  4. A node in operator mode (tests/integration/natsjwt.py): a .creds
+#     file of its account connects and delivers a frame; one of an unknown
+#     account, and a missing file, fail the start naming the cause; a file
+#     holding only the seed is refused before anything is sent (a
+#     recording listener shows the seed never leaves).
+#  5. Neither the password nor the token (right or wrong) nor any
+#     nkey seed is in any log of the gateway or the store.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nats.sh"
 
@@ -184,13 +189,86 @@ start_fails "a certificate that does not name the URL's host ($NATS_URL)" \
     "servers = $NATS_URL" "$CA_LINE" "token = $TOKEN"
 nats_stop_all
 
-# 4. no secret in any log of ours
+# 4. a .creds file (user JWT + nkey seed) against a node in operator mode
+# (natsjwt.py: an operator, a system account, an account with JetStream)
+mkdir -p "$T/jwt"
+"$PY" "$LIB_DIR/natsjwt.py" "$T/jwt" || fatal "operator-mode setup (natsjwt.py)"
+NATS_TLS_CERT= NATS_TLS_KEY= NATS_TOKEN=
+NATS_EXTRA_CONF=$T/jwt/operator.conf
+NATS_DIR=$T/nats-jwt
+nats_cluster_start 1
+js_config "servers = $NATS_URL" "creds_file = $T/jwt/app.creds"
+gw_start
+check "a .creds file of the operator's account: the stream is ready" \
+    wait_log '"event":"jetstream_ready"' 5 10
+curl_post wowza-01 "$T/wowza.msgpack"
+check_eq "a frame with the .creds file's user: 202" "$CURL_CODE" 202
+gw_stop_check
+start_fails "a .creds file of an account the operator never signed" \
+    '"event":"start_failed".*refused the credentials \(Authorization Violation\): check \[jetstream\] creds_file' \
+    "servers = $NATS_URL" "creds_file = $T/jwt/stranger.creds"
+start_fails "a .creds file that does not exist" \
+    '"event":"start_failed".*creds_file [^ ]*/missing.creds: No such file' \
+    "servers = $NATS_URL" "creds_file = $T/jwt/missing.creds"
+nats_stop_all
+# a file with the seed alone: libnats would send its first block, the
+# seed, as the JWT.  A listener that speaks just enough NATS (INFO with a
+# nonce, then -ERR) records what a client sends.
+read -r FAKE_PORT < <(nats_free_ports 1)
+cat >"$T/fake.py" <<'PY'
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+s.settimeout(0.5)
+out = open(sys.argv[2], "ab", buffering=0)
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    c.settimeout(5)
+    data = b""
+    try:
+        c.sendall(b'INFO {"server_id":"fake","version":"2.9.10","proto":1,"headers":true,'
+                  b'"max_payload":1048576,"auth_required":true,"nonce":"abcdefghijk"}\r\n')
+        while b"\r\n" not in data:
+            d = c.recv(4096)
+            if not d:
+                break
+            data += d
+        c.sendall(b"-ERR 'Authorization Violation'\r\n")
+    except OSError:  # the probe of the test closes at once
+        pass
+    out.write(data)
+    c.close()
+PY
+py_bg "$T/fake.out" "$T/fake.py" "$FAKE_PORT" "$T/fake.connect"
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_until 10 port_open "$FAKE_PORT" || fatal "the recording listener is up"
+start_fails "control: app.creds to the recording listener" \
+    '"event":"start_failed".*refused the credentials' \
+    "servers = nats://127.0.0.1:$FAKE_PORT" "creds_file = $T/jwt/app.creds"
+check "control: the listener recorded the CONNECT with app.creds' JWT" \
+    grep -qF "\"jwt\":\"$(sed -n 2p "$T/jwt/app.creds")\"" "$T/fake.connect"
+start_fails "a .creds file with the seed alone" \
+    '"event":"start_failed".*creds_file [^ ]*seed-only.creds: does not start with a user JWT' \
+    "servers = nats://127.0.0.1:$FAKE_PORT" "creds_file = $T/jwt/seed-only.creds"
+SEED=$(head -1 "$T/jwt/secrets")
+check "... and the seed never went to the server" bash -c "! grep -qF '$SEED' '$T/fake.connect' 2>/dev/null"
+kill -KILL "$PY_BG_PID" 2>/dev/null || true
+
+# 5. no secret in any log of ours
 LOGS=("$GW_LOG" "$T/gw.out" "$STORE_LOG" "$T/store.out" "$T"/fail.*.log)
 for s in PASSWORD WRONG_PASSWORD TOKEN WRONG_TOKEN; do
     hits=$(grep -lF -- "${!s}" "${LOGS[@]}" 2>/dev/null || true)
     check "no $s in the gateway's or the store's logs (${#LOGS[@]} files)${hits:+: $hits}" \
         test -z "$hits"
 done
+hits=$(grep -lF -f "$T/jwt/secrets" "${LOGS[@]}" 2>/dev/null || true)
+check "no nkey seed in the gateway's or the store's logs${hits:+: $hits}" test -z "$hits"
 # control: the search does find what the logs do hold
 check "control: the search finds the stream's name in the gateway log" grep -qF "$STREAM" "$GW_LOG"
 finish
