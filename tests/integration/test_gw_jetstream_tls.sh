@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # test_gw_jetstream_tls.sh - the JetStream engine's TLS and credentials
 # ([jetstream] tls_ca_file, tls_cert_file/tls_key_file, user/password,
-# token) against real nats-server nodes (scripts/nats.sh), issue 12.
+# token, creds_file) against real nats-server nodes (scripts/nats.sh),
+# issue 12.
 #  1. A 3-node cluster that requires TLS, a client certificate of the dev
 #     CA and a user with a password: the gateway connects over tls:// with
 #     the CA, its client certificate and the password and delivers a frame
-#     (202, the message in the stream, read back by jstool over TLS);
-#     panelgate-store connects the same way and stores it.
+#     (202); the node it is connected to is killed: it reconnects (over TLS
+#     again) and delivers another; both are in the stream (read back by
+#     jstool over TLS); panelgate-store connects the same way and stores
+#     them.
 #  2. Each wrong setting makes the start fail, and the log names the cause:
 #     a CA the servers' certificate does not chain to, no client
-#     certificate, a wrong password; a nats:// URL to the TLS servers works
-#     (TLS is switched on by the CA file).
+#     certificate, a wrong password, no credentials; a nats:// URL to the
+#     TLS servers works (TLS is switched on by the CA file).
 #     Without tls_ca_file the system's CAs verify the servers (OpenSSL's
 #     SSL_CERT_FILE pointed at the dev CA, then not).
 #  3. A node that requires a token, over TLS with a certificate naming
@@ -24,6 +27,7 @@
 #     recording listener shows the seed never leaves).
 #  5. Neither the password nor the token (right or wrong) nor any
 #     nkey seed is in any log of the gateway or the store.
+# shellcheck disable=SC2034  # NATS_* and GW_ENV are read by nats.sh and lib.sh
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nats.sh"
 
@@ -71,12 +75,36 @@ encode wowza
 curl_post wowza-01 "$T/wowza.msgpack"
 check_eq "a frame over the TLS connection: 202" "$CURL_CODE" 202
 WOWZA_ID=$(server_id wowza-01)
+# the node the gateway is connected to is killed: it reconnects to another
+# (over TLS again, with the certificate and the password) and delivers
+gw_node() { # the node whose /connz lists the client named "panelgate" (0: none)
+    local i
+    for ((i = 1; i <= NATS_N; i++)); do
+        if curl -fsS --max-time 2 "http://127.0.0.1:${NATS_MPORT[i]}/connz" 2>/dev/null |
+            grep -q '"name": *"panelgate"'; then
+            echo "$i"
+            return
+        fi
+    done
+    echo 0
+}
+NODE=$(gw_node)
+check "the gateway's connection is on a node ($NODE)" test "$NODE" -ge 1
+((NODE >= 1)) || fatal "no node has the gateway's connection"
+nats_kill "$NODE"
+check "its node killed: reconnected over TLS" wait_log '"event":"jetstream_reconnected"' 1 20
+sed 's/"seq": 917,/"seq": 918,/' "$PANELGATE_TEST_DATA/wowza.json" | "$PANELAGENT" encode \
+    >"$T/wowza918.msgpack" || fatal "panelagent encode (seq 918)"
+post918() { curl_post wowza-01 "$T/wowza918.msgpack"; [[ $CURL_CODE == 202 ]]; }
+check "after the reconnect: a new frame gets 202" wait_until 20 post918
+nats_start_node "$NODE"
+check "the cluster is whole again" nats_wait_ready 30
 export JSTOOL_CA=$PKI/ca.crt JSTOOL_CERT=$PKI/spare-01.crt JSTOOL_KEY=$PKI/spare-01.key
 export JSTOOL_USER=panelgate JSTOOL_PASSWORD=$PASSWORD
 "$JSTOOL" dump "$NATS_URLS" "$STREAM" >"$T/dump.txt" 2>"$T/dump.err" || true
 check "jstool reads the stream over TLS ($(cat "$T/dump.err"))" test ! -s "$T/dump.err"
-check_eq "the stream holds the frame (Nats-Msg-Id <id>.917)" \
-    "$(awk 'NR > 1 { print $3 }' "$T/dump.txt")" "$WOWZA_ID.917"
+check_eq "the stream holds both frames (Nats-Msg-Id <id>.917, <id>.918)" \
+    "$(awk 'NR > 1 { print $3 }' "$T/dump.txt" | tr '\n' ' ')" "$WOWZA_ID.917 $WOWZA_ID.918 "
 unset JSTOOL_CA JSTOOL_CERT JSTOOL_KEY JSTOOL_USER JSTOOL_PASSWORD
 gw_stop_check
 
@@ -103,7 +131,7 @@ BG_PIDS+=("$STORE_PID")
 store_rows() { sqlite3 -batch -cmd '.timeout 10000' "$STORE_DB" "SELECT count(*) FROM frames" 2>/dev/null || echo -1; }
 rows_are() { [[ $(store_rows) == "$1" ]]; }
 check "panelgate-store over TLS: started" wait_until 20 grep -q '"event":"started"' "$STORE_LOG"
-check "panelgate-store stored the frame" wait_until 20 rows_are 1
+check "panelgate-store stored both frames" wait_until 20 rows_are 2
 kill -TERM "$STORE_PID" 2>/dev/null || true
 wait_until 20 not_alive "$STORE_PID" || kill -KILL "$STORE_PID" 2>/dev/null || true
 rc=0
@@ -163,14 +191,16 @@ nats_stop_all
 
 # 3. a single node with a token, over TLS with a certificate that names
 # localhost only (no IP address), without client certificates
-openssl req -config "$PKI/extra/openssl.cnf" -new -key "$PKI/spare-01.key" -subj /CN=localhost \
-    -out "$T/lh.csr" 2>/dev/null &&
+if ! { openssl req -config "$PKI/extra/openssl.cnf" -new -key "$PKI/spare-01.key" \
+    -subj /CN=localhost -out "$T/lh.csr" 2>/dev/null &&
     openssl x509 -req -in "$T/lh.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -set_serial 4242 \
         -days 2 -out "$T/lh.crt" \
         -extfile <(printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n') \
-        2>/dev/null || fatal "a server certificate for localhost"
-NATS_TLS_CERT=$T/lh.crt NATS_TLS_KEY=$PKI/spare-01.key NATS_TLS_CA= NATS_TLS_VERIFY=
-NATS_USER= NATS_PASSWORD=
+        2>/dev/null; }; then
+    fatal "a server certificate for localhost"
+fi
+NATS_TLS_CERT=$T/lh.crt NATS_TLS_KEY=$PKI/spare-01.key NATS_TLS_CA='' NATS_TLS_VERIFY=''
+NATS_USER='' NATS_PASSWORD=''
 NATS_TOKEN=$TOKEN
 NATS_DIR=$T/nats-token
 REPLICAS=1
@@ -193,7 +223,7 @@ nats_stop_all
 # (natsjwt.py: an operator, a system account, an account with JetStream)
 mkdir -p "$T/jwt"
 "$PY" "$LIB_DIR/natsjwt.py" "$T/jwt" || fatal "operator-mode setup (natsjwt.py)"
-NATS_TLS_CERT= NATS_TLS_KEY= NATS_TOKEN=
+NATS_TLS_CERT='' NATS_TLS_KEY='' NATS_TOKEN=''
 NATS_EXTRA_CONF=$T/jwt/operator.conf
 NATS_DIR=$T/nats-jwt
 nats_cluster_start 1
