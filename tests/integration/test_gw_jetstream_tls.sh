@@ -299,6 +299,9 @@ for s in PASSWORD WRONG_PASSWORD TOKEN WRONG_TOKEN; do
 done
 hits=$(grep -lF -f "$T/jwt/secrets" "${LOGS[@]}" 2>/dev/null || true)
 check "no nkey seed in the gateway's or the store's logs${hits:+: $hits}" test -z "$hits"
+san=$(grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: .*Sanitizer' \
+    "${LOGS[@]}" 2>/dev/null || true)
+check "no sanitizer report in the failed starts' or the store's logs${san:+: $san}" test -z "$san"
 # control: the search does find what the logs do hold
 check "control: the search finds the stream's name in the gateway log" grep -qF "$STREAM" "$GW_LOG"
 finish
