@@ -279,8 +279,11 @@ static int connect_failed(natsStatus s, const struct gw_config *cfg, bool tls, c
                        "[jetstream] %s",
                        d, creds);
     case NATS_PROTOCOL_ERROR:
+    case NATS_IO_ERROR:
         /* a server that verifies client certificates closes the connection
-         * once the TLS 1.3 handshake is over, before its first reply */
+         * once the TLS 1.3 handshake is over, before its first reply: the
+         * client sees it on its first read (protocol error: no PONG) or
+         * write (I/O error), whichever comes first */
         if (tls)
             return gw_fail(GW_ESTORAGE, err, errlen,
                            "jetstream: the NATS server closed the TLS connection before "
@@ -294,6 +297,9 @@ static int connect_failed(natsStatus s, const struct gw_config *cfg, bool tls, c
     default:
         break;
     }
+    if (strcmp(d, natsStatus_GetText(s)) == 0)
+        return gw_fail(GW_ESTORAGE, err, errlen,
+                       "jetstream: no server of [jetstream] servers answered (%s)", d);
     return gw_fail(GW_ESTORAGE, err, errlen,
                    "jetstream: no server of [jetstream] servers answered (%s: %s)",
                    natsStatus_GetText(s), d);

@@ -12,7 +12,7 @@
 #     them.
 #  2. Each wrong setting makes the start fail, and the log names the cause:
 #     a CA the servers' certificate does not chain to, no client
-#     certificate, a wrong password, no credentials; a nats:// URL to the
+#     certificate, one of another CA, a wrong password, no credentials; a nats:// URL to the
 #     TLS servers works (TLS is switched on by the CA file).
 #     Without tls_ca_file the system's CAs verify the servers (OpenSSL's
 #     SSL_CERT_FILE pointed at the dev CA, then not).
@@ -162,6 +162,10 @@ start_fails "a CA the servers' certificate does not chain to" \
 start_fails "no client certificate, the servers require one" \
     '"event":"start_failed".*closed the TLS connection.*requires a client certificate and none is set \(\[jetstream\] tls_cert_file' \
     "servers = $NATS_URLS" "$CA_LINE" "${USER_LINES[@]}"
+start_fails "a client certificate of another CA" \
+    '"event":"start_failed".*closed the TLS connection.*requires a client certificate and refuses \[jetstream\] tls_cert_file' \
+    "servers = $NATS_URLS" "$CA_LINE" "tls_cert_file = $PKI/rogue.crt" \
+    "tls_key_file = $PKI/rogue.key" "${USER_LINES[@]}"
 start_fails "a wrong password" \
     '"event":"start_failed".*refused the credentials \(Authorization Violation\): check \[jetstream\] user/password' \
     "servers = $NATS_URLS" "$CA_LINE" "${CERT_LINES[@]}" "user = panelgate" \
@@ -169,6 +173,11 @@ start_fails "a wrong password" \
 start_fails "no credentials, the servers require them" \
     '"event":"start_failed".*requires credentials \(Authorization Violation\): none is set' \
     "servers = $NATS_URLS" "$CA_LINE" "${CERT_LINES[@]}"
+
+read -r DEAD_PORT < <(nats_free_ports 1)
+start_fails "no server listening" \
+    '"event":"start_failed".*no server of \[jetstream\] servers answered \(No server available for connection\)"' \
+    "servers = nats://127.0.0.1:$DEAD_PORT" "${USER_LINES[@]}"
 
 # a nats:// URL to the TLS nodes: the CA file switches TLS on
 js_config "servers = ${NATS_URLS//tls:/nats:}" "$CA_LINE" "${CERT_LINES[@]}" "${USER_LINES[@]}"
