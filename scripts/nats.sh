@@ -3,7 +3,8 @@
 # demo-cluster` (scripts/demo_cluster.sh).  Source it, set NATS_DIR, then:
 #
 #   nats_cluster_start [N]   N (default 3) nats-server processes with
-#                            JetStream, free loopback ports, store directories
+#                            JetStream (N = 1: one standalone server, no
+#                            cluster), free loopback ports, store directories
 #                            under $NATS_DIR/<i>; waits until the cluster has a
 #                            JetStream meta leader.  Sets NATS_URLS (every
 #                            client URL, comma-separated) and NATS_URL (node
@@ -78,12 +79,14 @@ nats_routes() {
 }
 
 nats_start_node() {
-    local i=$1 dir=$NATS_DIR/$1
+    local i=$1 dir=$NATS_DIR/$1 cluster=()
     mkdir -p "$dir"
+    # one node runs standalone: a clustered JetStream with no routes refuses
+    # to start ("JetStream cluster requires configured routes")
+    ((NATS_N > 1)) && cluster=(--cluster_name pg-test \
+        --cluster "nats://127.0.0.1:${NATS_RPORT[i]}" --routes "$(nats_routes "$i")")
     "$NATS_SERVER" -n "pg-nats-$i" -a 127.0.0.1 -p "${NATS_CPORT[i]}" -m "${NATS_MPORT[i]}" \
-        -js -sd "$dir/store" --cluster_name pg-test \
-        --cluster "nats://127.0.0.1:${NATS_RPORT[i]}" --routes "$(nats_routes "$i")" \
-        >>"$dir/server.log" 2>&1 &
+        -js -sd "$dir/store" "${cluster[@]}" >>"$dir/server.log" 2>&1 &
     NATS_PIDS[i]=$!
     nats_started "$!"
     nats_note "nats node $i: pid ${NATS_PIDS[i]}, client ${NATS_CPORT[i]}, route ${NATS_RPORT[i]}, monitor ${NATS_MPORT[i]}"
@@ -113,6 +116,7 @@ nats_cluster_start() {
 _nats_node_ready() {
     local m=${NATS_MPORT[$1]}
     curl -fsS --max-time 2 "http://127.0.0.1:$m/healthz?js-enabled-only=true" >/dev/null 2>&1 || return 1
+    ((NATS_N > 1)) || return 0 # standalone: no meta group
     curl -fsS --max-time 2 "http://127.0.0.1:$m/jsz" 2>/dev/null | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
@@ -121,11 +125,13 @@ sys.exit(0 if mc.get("leader") else 1)'
 }
 
 _nats_all_ready() {
-    local i
+    local i up=0
     for ((i = 1; i <= NATS_N; i++)); do
         _nats_alive "${NATS_PIDS[i]}" || continue
         _nats_node_ready "$i" || return 1
+        up=$((up + 1))
     done
+    ((up > 0)) # every node dead (a fatal start) is not ready
 }
 
 nats_wait_ready() {
