@@ -199,7 +199,7 @@ run_one() {
 kv() { # KEY LINE: the value of KEY=... in a bench_loadgen line
     sed -nE "s/.*(^| )$1=([^ ]+).*/\\2/p" <<<"$2"
 }
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+median() { tr ' ' '\n' <<<"$1" | { grep . || true; } | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 echo "# run_engines: gateway on CPU $GW_CPU; bench_loadgen and nats-server on CPU $LOAD_CPU;" \
     "$ROUNDS rounds of ${DURATION}s (after ${WARMUP}s) per engine; $CLIENTS agents x $IN_FLIGHT in flight"
