@@ -68,7 +68,7 @@ real_nats=${NATS_SERVER:-}
 # every node on LOAD_CPU: taskset execs the server, so the pid nats.sh
 # keeps is the server's
 NATS_SERVER=$DIR/nats-server-pinned
-printf '#!/bin/sh\nexec taskset -c %s %s "$@"\n' "$LOAD_CPU" "$real_nats" >"$NATS_SERVER"
+printf '#!/bin/sh\nexec taskset -c %s "%s" "$@"\n' "$LOAD_CPU" "$real_nats" >"$NATS_SERVER"
 chmod +x "$NATS_SERVER"
 nats_note() { :; }
 nats_fail() { echo "run_engines.sh: nats: $*" >&2; }
