@@ -51,6 +51,8 @@ enum opt {
 #define GLOBAL_OPTS ((1u << O_CN) - 1)
 #define BIT(o) (1u << (o))
 
+struct ctl_kv;
+
 struct ctl {
     const struct cmd *cmd;
     unsigned given;               /* BIT(opt) for each option seen */
@@ -71,7 +73,58 @@ struct ctl {
     sqlite3 *db;
     struct pki_rng rng;
     bool rng_ok;
+
+    /* the registry and activity log the commands work on (ctl_reg_ops):
+     * the SQLite file (ctl_sqlite_reg) or, with a --config whose
+     * storage_engine is jetstream, the registry bucket and activity stream
+     * (ctl_kv.c); |kv| is the latter's state */
+    const struct ctl_reg_ops *reg;
+    struct ctl_kv *kv;
 };
+
+/* The seam between the commands and a registry backend.  Each function
+ * returns 0 or a GW_E* code with the reason in err (as regdb.h), except
+ * open, begin and commit, which return exit statuses (the reason already
+ * printed). */
+struct ctl_reg_ops {
+    const char *name; /* "sqlite", "jetstream" */
+    /* true when begin..commit makes the changes between them one (SQLite);
+     * on the bucket each change stands alone as soon as it is made */
+    bool atomic;
+    /* opens the registry: |write| for the commands that change it
+     * (creating what is missing when |create|), else read-only */
+    int (*open)(struct ctl *c, bool write, bool create);
+    bool (*is_open)(const struct ctl *c);
+    int (*begin)(struct ctl *c);
+    int (*commit)(struct ctl *c);
+    void (*abort)(struct ctl *c);
+    int (*reg)(struct ctl *c, const char *name, const char *kind,
+               const uint8_t spki[GW_SPKI_LEN], const char *details, int64_t now, int64_t *id,
+               char *err, size_t errlen);
+    int (*rotate)(struct ctl *c, const char *name, const uint8_t spki[GW_SPKI_LEN],
+                  int64_t overlap_s, int64_t now, char *err, size_t errlen);
+    int (*revoke)(struct ctl *c, const char *name, int64_t now, char *err, size_t errlen);
+    int (*list)(struct ctl *c, gw_regdb_server_fn fn, void *ud, char *err, size_t errlen);
+    int (*show)(struct ctl *c, const char *name, struct gw_regdb_server *out, char *err,
+                size_t errlen);
+    /* |server| the server's name (NULL: none), for the stream's rows */
+    int (*activity_add)(struct ctl *c, int64_t at, const char *action, int64_t server_id,
+                        const char *server, const char *details, char *err, size_t errlen);
+    int (*activity_query)(struct ctl *c, const struct gw_activity_filter *f, gw_activity_fn fn,
+                          void *ud, char *err, size_t errlen);
+    int (*erase)(struct ctl *c, const char *name, int64_t now, int64_t *n_frames,
+                 int64_t *n_activity, char *err, size_t errlen);
+    int (*purge)(struct ctl *c, int64_t cutoff_ms, int64_t now, int64_t *n, char *err,
+                 size_t errlen);
+    /* As gw_regdb_export without its "export" row (record_export writes
+     * it): server, pins, frames (on the bucket: from the store's database
+     * --db, when given), activity. */
+    int (*export)(struct ctl *c, const char *name, const struct gw_regdb_export_ops *ops,
+                  void *ud, char *err, size_t errlen);
+};
+
+/* The SQLite backend (ctl_common.c) over c->db_path. */
+extern const struct ctl_reg_ops ctl_sqlite_reg;
 
 struct cmd {
     const char *w1, *w2;
@@ -160,6 +213,12 @@ bool ctl_exists(const char *path);
  * gateway's writer, work on a read-only file and upgrade nothing. */
 int ctl_need_db(struct ctl *c, bool create);
 int ctl_need_db_ro(struct ctl *c);
+/* The same through the backend (c->reg): the registry, for writing
+ * (ctl_need_reg) or reading (ctl_need_reg_ro). */
+int ctl_need_reg(struct ctl *c, bool create);
+int ctl_need_reg_ro(struct ctl *c);
+/* A registry was named (--db, or --config: a file, or the bucket). */
+bool ctl_have_reg(const struct ctl *c);
 int ctl_need_rng(struct ctl *c);
 /* PKI/ca.key and PKI/ca.crt. */
 int ctl_ca_paths(const struct ctl *c, char kp[PATH_BUF], char cp[PATH_BUF]);
@@ -243,9 +302,9 @@ int ctl_refuse_existing(const struct written *w, bool with_key, const char *name
 int ctl_write_identity(struct written *w, const struct subject *s, const unsigned char *pem);
 void ctl_unwrite(struct written *w);
 /* Records cert_issued for the certificate |ci| written to |file| (server
- * |server_id|, 0 = none) when a database is open. */
-int ctl_record_issued(struct ctl *c, int64_t server_id, int64_t at, const struct crtinfo *ci,
-                      const char *profile, const char *file);
+ * |server_id| named |server|, 0 and NULL = none) when a registry is open. */
+int ctl_record_issued(struct ctl *c, int64_t server_id, const char *server, int64_t at,
+                      const struct crtinfo *ci, const char *profile, const char *file);
 /* ctl_write_identity, then describes the certificate into *ci and records
  * cert_issued with |profile| now; a failure takes the files back. */
 int ctl_write_recorded(struct ctl *c, struct written *w, const struct subject *s,

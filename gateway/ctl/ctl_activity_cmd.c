@@ -59,7 +59,7 @@ int ctl_run_activity(struct ctl *c, const struct gw_activity_filter *f, bool wit
     if (!a.json && ctl_table_row(&a.tab, with_server ? head5 : head4) != 0)
         return ctl_fail("out of memory");
     int rv = EX_OK;
-    if (gw_activity_query(c->db, f, act_one, &a, err, sizeof err) != 0)
+    if (c->reg->activity_query(c, f, act_one, &a, err, sizeof err) != 0)
         rv = ctl_fail("%s", err);
     else if (a.oom)
         rv = ctl_fail("out of memory");
@@ -93,12 +93,12 @@ int cmd_activity(struct ctl *c)
     }
     f.action = c->val[O_ACTION];
     f.server = c->val[O_SERVER];
-    int rv = ctl_need_db_ro(c);
+    int rv = ctl_need_reg_ro(c);
     if (rv != EX_OK)
         return rv;
     if (f.server != NULL) {
         struct gw_regdb_server s;
-        if (gw_regdb_show(c->db, f.server, &s, err, sizeof err) != 0)
+        if (c->reg->show(c, f.server, &s, err, sizeof err) != 0)
             return ctl_fail("%s", err);
     }
     if (c->json) {

@@ -242,14 +242,14 @@ int ctl_agent_paths(struct ctl *c, const char *name, struct written *w)
 
 /* ------------------------------------------------------------ the activity row */
 
-int ctl_record_issued(struct ctl *c, int64_t server_id, int64_t at, const struct crtinfo *ci,
-                      const char *profile, const char *file)
+int ctl_record_issued(struct ctl *c, int64_t server_id, const char *server, int64_t at,
+                      const struct crtinfo *ci, const char *profile, const char *file)
 {
     char err[1024];
-    if (c->db == NULL)
+    if (c->reg == NULL || !c->reg->is_open(c))
         return EX_OK;
     char *d = ctl_issued_details(ci, profile, file);
-    int rv = gw_activity_add(c->db, at, c->actor, "cert_issued", server_id, d, err, sizeof err);
+    int rv = c->reg->activity_add(c, at, "cert_issued", server_id, server, d, err, sizeof err);
     cJSON_free(d);
     return rv == 0 ? EX_OK : ctl_fail("%s", err);
 }
@@ -260,7 +260,7 @@ int ctl_write_recorded(struct ctl *c, struct written *w, const struct subject *s
     int rv = ctl_write_identity(w, s, pem);
     if (rv == EX_OK) {
         ctl_pem_describe(pem, ci);
-        rv = ctl_record_issued(c, 0, (int64_t)time(NULL), ci, profile, w->crt);
+        rv = ctl_record_issued(c, 0, NULL, (int64_t)time(NULL), ci, profile, w->crt);
     }
     if (rv != EX_OK)
         ctl_unwrite(w);

@@ -290,6 +290,127 @@ int ctl_need_db_ro(struct ctl *c)
     return EX_OK;
 }
 
+int ctl_need_reg(struct ctl *c, bool create)
+{
+    return c->reg->open(c, true, create);
+}
+
+int ctl_need_reg_ro(struct ctl *c)
+{
+    return c->reg->open(c, false, false);
+}
+
+bool ctl_have_reg(const struct ctl *c)
+{
+    return c->reg != NULL && (c->reg != &ctl_sqlite_reg || c->db_path[0] != '\0');
+}
+
+/* ------------------------------------------------------------ the SQLite backend */
+
+static int sq_open(struct ctl *c, bool write, bool create)
+{
+    if (c->db != NULL)
+        return EX_OK;
+    return write ? ctl_need_db(c, create) : ctl_need_db_ro(c);
+}
+
+static bool sq_is_open(const struct ctl *c)
+{
+    return c->db != NULL;
+}
+
+static int sq_begin(struct ctl *c)
+{
+    return ctl_tx(c, "BEGIN IMMEDIATE");
+}
+
+static int sq_commit(struct ctl *c)
+{
+    return ctl_tx(c, "COMMIT");
+}
+
+static int sq_reg(struct ctl *c, const char *name, const char *kind,
+                  const uint8_t spki[GW_SPKI_LEN], const char *details, int64_t now, int64_t *id,
+                  char *err, size_t errlen)
+{
+    return gw_regdb_register(c->db, name, kind, spki, c->actor, details, now, id, err, errlen);
+}
+
+static int sq_rotate(struct ctl *c, const char *name, const uint8_t spki[GW_SPKI_LEN],
+                     int64_t overlap_s, int64_t now, char *err, size_t errlen)
+{
+    return gw_regdb_rotate(c->db, name, spki, overlap_s, c->actor, now, err, errlen);
+}
+
+static int sq_revoke(struct ctl *c, const char *name, int64_t now, char *err, size_t errlen)
+{
+    return gw_regdb_revoke(c->db, name, c->actor, now, err, errlen);
+}
+
+static int sq_list(struct ctl *c, gw_regdb_server_fn fn, void *ud, char *err, size_t errlen)
+{
+    return gw_regdb_list(c->db, fn, ud, err, errlen);
+}
+
+static int sq_show(struct ctl *c, const char *name, struct gw_regdb_server *out, char *err,
+                   size_t errlen)
+{
+    return gw_regdb_show(c->db, name, out, err, errlen);
+}
+
+static int sq_activity_add(struct ctl *c, int64_t at, const char *action, int64_t server_id,
+                           const char *server, const char *details, char *err, size_t errlen)
+{
+    (void)server; /* the table joins it */
+    return gw_activity_add(c->db, at, c->actor, action, server_id, details, err, errlen);
+}
+
+static int sq_activity_query(struct ctl *c, const struct gw_activity_filter *f,
+                             gw_activity_fn fn, void *ud, char *err, size_t errlen)
+{
+    return gw_activity_query(c->db, f, fn, ud, err, errlen);
+}
+
+static int sq_erase(struct ctl *c, const char *name, int64_t now, int64_t *n_frames,
+                    int64_t *n_activity, char *err, size_t errlen)
+{
+    return gw_regdb_erase(c->db, name, c->actor, now, n_frames, n_activity, err, errlen);
+}
+
+static int sq_purge(struct ctl *c, int64_t cutoff_ms, int64_t now, int64_t *n, char *err,
+                    size_t errlen)
+{
+    return gw_regdb_purge(c->db, cutoff_ms, 0, c->actor, now, n, err, errlen);
+}
+
+static int sq_export(struct ctl *c, const char *name, const struct gw_regdb_export_ops *ops,
+                     void *ud, char *err, size_t errlen)
+{
+    return gw_regdb_export(c->db, name, ops, ud, NULL, NULL, 0, err, errlen);
+}
+
+const struct ctl_reg_ops ctl_sqlite_reg = {
+    .name = "sqlite",
+    .atomic = true,
+    .open = sq_open,
+    .is_open = sq_is_open,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .abort = ctl_tx_abort,
+    .reg = sq_reg,
+    .rotate = sq_rotate,
+    .revoke = sq_revoke,
+    .list = sq_list,
+    .show = sq_show,
+    .activity_add = sq_activity_add,
+    .activity_query = sq_activity_query,
+    .erase = sq_erase,
+    .purge = sq_purge,
+    .export = sq_export,
+};
+
+/* ------------------------------------------------------------ rng, CA */
+
 int ctl_need_rng(struct ctl *c)
 {
     char err[512];

@@ -75,7 +75,7 @@ int cmd_cert_gateway(struct ctl *c)
                       kp);
         goto out;
     }
-    if (c->db_path[0] != '\0' && (rv = ctl_need_db(c, true)) != EX_OK)
+    if (ctl_have_reg(c) && (rv = ctl_need_reg(c, true)) != EX_OK)
         goto out;
     if ((rv = ctl_subject_make(c, &s, NULL)) != EX_OK)
         goto out;
@@ -150,7 +150,7 @@ int cmd_cert_agent(struct ctl *c)
     if ((rv = ctl_need_ca(c, &ca)) != EX_OK || (rv = ctl_agent_paths(c, name, &w)) != EX_OK ||
         (rv = ctl_refuse_existing(&w, csr == NULL, name)) != EX_OK)
         goto out;
-    if (c->db_path[0] != '\0' && (rv = ctl_need_db(c, true)) != EX_OK)
+    if (ctl_have_reg(c) && (rv = ctl_need_reg(c, true)) != EX_OK)
         goto out;
     struct crtinfo ci;
     if ((rv = ctl_issue_agent(c, &ca, name, &s, csr, &pem)) != EX_OK ||

@@ -35,6 +35,8 @@ int cmd_register(struct ctl *c)
     char *details = NULL;
     struct crtinfo ci;
     const char *source = csr ? "csr" : cert ? "cert" : "generated";
+    bool registered = false;
+    int64_t id = 0;
     int rv;
 
     memset(&ca, 0, sizeof ca);
@@ -62,10 +64,10 @@ int cmd_register(struct ctl *c)
                            "register: --days has no effect with --cert (nothing is issued)");
         goto out;
     }
-    if ((rv = ctl_need_db(c, true)) != EX_OK)
+    if ((rv = ctl_need_reg(c, true)) != EX_OK)
         goto out;
     struct gw_regdb_server existing;
-    int q = gw_regdb_show(c->db, name, &existing, err, sizeof err);
+    int q = c->reg->show(c, name, &existing, err, sizeof err);
     if (q == 0) {
         rv = ctl_fail("server %s is already registered", name);
         goto out;
@@ -113,21 +115,24 @@ int cmd_register(struct ctl *c)
     details = cJSON_PrintUnformatted(d);
     cJSON_Delete(d);
 
-    /* One transaction: the server, its pin, its activity rows.  The files
-     * are written inside it, so a refused registration writes nothing and
-     * a failed write registers nothing. */
-    int64_t now = (int64_t)time(NULL), id = 0;
-    if ((rv = ctl_tx(c, "BEGIN IMMEDIATE")) != EX_OK)
+    /* One transaction on SQLite: the server, its pin, its activity rows.
+     * The files are written inside it, so a refused registration writes
+     * nothing and a failed write registers nothing.  On the bucket the
+     * registration stands once made: what fails after it is reported, and
+     * the files written stay (they hold the pinned key). */
+    int64_t now = (int64_t)time(NULL);
+    if ((rv = c->reg->begin(c)) != EX_OK)
         goto out;
-    if (gw_regdb_register(c->db, name, kind, s.spki, c->actor, details, now, &id, err,
-                          sizeof err) != 0) {
+    if (c->reg->reg(c, name, kind, s.spki, details, now, &id, err, sizeof err) != 0) {
         rv = ctl_fail("%s", err);
         goto out;
     }
-    if (pem != NULL && ((rv = ctl_record_issued(c, id, now, &ci, "client", w.crt)) != EX_OK ||
-                        (rv = ctl_write_identity(&w, &s, pem)) != EX_OK))
+    registered = true;
+    if (pem != NULL && ((rv = ctl_write_identity(&w, &s, pem)) != EX_OK ||
+                        (rv = ctl_record_issued(c, id, name, now, &ci, "client", w.crt)) !=
+                            EX_OK))
         goto out;
-    if ((rv = ctl_tx(c, "COMMIT")) != EX_OK)
+    if ((rv = c->reg->commit(c)) != EX_OK)
         goto out;
 
     if (c->json) {
@@ -154,8 +159,12 @@ int cmd_register(struct ctl *c)
     }
     rv = EX_OK;
 out:
-    if (rv != EX_OK) {
-        ctl_tx_abort(c);
+    if (rv != EX_OK && registered && !c->reg->atomic) {
+        ctl_warn("%s stays registered (id %lld) on the %s registry: each step there stands "
+                 "alone",
+                 name, (long long)id, c->reg->name);
+    } else if (rv != EX_OK) {
+        c->reg->abort(c);
         ctl_unwrite(&w);
     }
     cJSON_free(details);
@@ -235,6 +244,7 @@ int cmd_rotate(struct ctl *c)
     struct crtinfo ci;
     char err[1024], hex[2 * GW_SPKI_LEN + 1];
     int64_t overlap = OVERLAP_DEFAULT_S;
+    bool rotated = false;
     int rv;
 
     memset(&ca, 0, sizeof ca);
@@ -249,10 +259,10 @@ int cmd_rotate(struct ctl *c)
                            c->val[O_OVERLAP]);
         goto out;
     }
-    if ((rv = ctl_need_db(c, false)) != EX_OK)
+    if ((rv = ctl_need_reg(c, false)) != EX_OK)
         goto out;
     struct gw_regdb_server cur;
-    if (gw_regdb_show(c->db, name, &cur, err, sizeof err) != 0) {
+    if (c->reg->show(c, name, &cur, err, sizeof err) != 0) {
         rv = ctl_fail("%s", err);
         goto out;
     }
@@ -266,18 +276,19 @@ int cmd_rotate(struct ctl *c)
     ctl_pem_describe(pem, &ci);
     ctl_hex_of(s.spki, hex);
 
+    /* The files first, taken back when the registry refuses the key; on
+     * SQLite all of it is one transaction with the rows. */
     int64_t now = (int64_t)time(NULL);
-    if ((rv = ctl_tx(c, "BEGIN IMMEDIATE")) != EX_OK)
+    if ((rv = archive_old(&a, &w, name)) != EX_OK ||
+        (rv = ctl_write_identity(&w, &s, pem)) != EX_OK || (rv = c->reg->begin(c)) != EX_OK)
         goto out;
-    if (gw_regdb_rotate(c->db, name, s.spki, overlap, c->actor, now, err, sizeof err) != 0) {
+    if (c->reg->rotate(c, name, s.spki, overlap, now, err, sizeof err) != 0) {
         rv = ctl_fail("%s", err);
         goto out;
     }
-    if ((rv = ctl_record_issued(c, cur.id, now, &ci, "client", w.crt)) != EX_OK ||
-        (rv = archive_old(&a, &w, name)) != EX_OK ||
-        (rv = ctl_write_identity(&w, &s, pem)) != EX_OK)
-        goto out;
-    if ((rv = ctl_tx(c, "COMMIT")) != EX_OK)
+    rotated = true;
+    if ((rv = ctl_record_issued(c, cur.id, name, now, &ci, "client", w.crt)) != EX_OK ||
+        (rv = c->reg->commit(c)) != EX_OK)
         goto out;
 
     char t[32];
@@ -310,8 +321,12 @@ int cmd_rotate(struct ctl *c)
     }
     rv = EX_OK;
 out:
-    if (rv != EX_OK) {
-        ctl_tx_abort(c);
+    if (rv != EX_OK && rotated && !c->reg->atomic) {
+        ctl_warn("the new key of %s stays pinned on the %s registry: each step there stands "
+                 "alone",
+                 name, c->reg->name);
+    } else if (rv != EX_OK) {
+        c->reg->abort(c);
         ctl_unwrite(&w);
         archive_undo(&a);
     }
@@ -328,13 +343,13 @@ int cmd_revoke(struct ctl *c)
     const char *name = c->pos[0];
     char err[1024];
     int rv;
-    if ((rv = ctl_check_name(c, name)) != EX_OK || (rv = ctl_need_db(c, false)) != EX_OK)
+    if ((rv = ctl_check_name(c, name)) != EX_OK || (rv = ctl_need_reg(c, false)) != EX_OK)
         return rv;
     struct gw_regdb_server cur;
-    if (gw_regdb_show(c->db, name, &cur, err, sizeof err) != 0)
+    if (c->reg->show(c, name, &cur, err, sizeof err) != 0)
         return ctl_fail("%s", err);
     bool was = strcmp(cur.status, "revoked") == 0;
-    if (gw_regdb_revoke(c->db, name, c->actor, (int64_t)time(NULL), err, sizeof err) != 0)
+    if (c->reg->revoke(c, name, (int64_t)time(NULL), err, sizeof err) != 0)
         return ctl_fail("%s", err);
     if (c->json) {
         cJSON *o = cJSON_CreateObject();
@@ -424,7 +439,7 @@ static int list_one(const struct gw_regdb_server *s, void *ud)
 int cmd_list(struct ctl *c)
 {
     char err[1024];
-    int rv = ctl_need_db_ro(c);
+    int rv = ctl_need_reg_ro(c);
     if (rv != EX_OK)
         return rv;
     struct list_ctx l = {.json = c->json, .now = (int64_t)time(NULL), .tab = {.ncol = 6}};
@@ -433,7 +448,7 @@ int cmd_list(struct ctl *c)
         l.arr = cJSON_CreateArray();
     else if (ctl_table_row(&l.tab, head) != 0)
         return ctl_fail("out of memory");
-    if (gw_regdb_list(c->db, list_one, &l, err, sizeof err) != 0) {
+    if (c->reg->list(c, list_one, &l, err, sizeof err) != 0) {
         rv = ctl_fail("%s", err);
     } else if (l.oom) {
         rv = ctl_fail("out of memory");
@@ -452,10 +467,10 @@ int cmd_show(struct ctl *c)
     const char *name = c->pos[0];
     char err[1024], t1[32], t2[32], hex[2 * GW_SPKI_LEN + 1];
     int rv;
-    if ((rv = ctl_check_name(c, name)) != EX_OK || (rv = ctl_need_db_ro(c)) != EX_OK)
+    if ((rv = ctl_check_name(c, name)) != EX_OK || (rv = ctl_need_reg_ro(c)) != EX_OK)
         return rv;
     struct gw_regdb_server s;
-    if (gw_regdb_show(c->db, name, &s, err, sizeof err) != 0)
+    if (c->reg->show(c, name, &s, err, sizeof err) != 0)
         return ctl_fail("%s", err);
     int64_t now = (int64_t)time(NULL);
     struct gw_activity_filter f = {.server = name, .limit = SHOW_ACTIVITY};

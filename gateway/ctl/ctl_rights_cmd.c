@@ -33,7 +33,7 @@ int cmd_purge(struct ctl *c)
         return ctl_usage_err(c->cmd,
                              "bad --older-than '%s': a duration like 30d, 12h, 15m, 30s, or 0",
                              c->val[O_OLDER_THAN]);
-    int rv = ctl_need_db(c, false);
+    int rv = ctl_need_reg(c, false);
     if (rv != EX_OK)
         return rv;
     /* received_ms is milliseconds: "before now" to the millisecond */
@@ -41,7 +41,7 @@ int cmd_purge(struct ctl *c)
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec;
     int64_t cutoff_ms = now * 1000 + ts.tv_nsec / 1000000 - secs * 1000;
-    rv = gw_regdb_purge(c->db, cutoff_ms, 0, c->actor, now, &n, err, sizeof err);
+    rv = c->reg->purge(c, cutoff_ms, now, &n, err, sizeof err);
     if (rv != 0) {
         if (n > 0)
             fprintf(stderr, "panelgatectl: purge: %lld frames were deleted before the error\n",
@@ -76,10 +76,9 @@ int cmd_erase(struct ctl *c)
                              "erase deletes every frame, pin and activity row of %s for good; "
                              "add --yes to confirm",
                              name);
-    if ((rv = ctl_need_db(c, false)) != EX_OK)
+    if ((rv = ctl_need_reg(c, false)) != EX_OK)
         return rv;
-    if (gw_regdb_erase(c->db, name, c->actor, (int64_t)time(NULL), &frames, &acts, err,
-                       sizeof err) != 0)
+    if (c->reg->erase(c, name, (int64_t)time(NULL), &frames, &acts, err, sizeof err) != 0)
         return ctl_fail("%s", err);
     if (c->json) {
         cJSON *o = cJSON_CreateObject();
@@ -451,8 +450,10 @@ static int out_open(const char *path, bool force, char tmp[PATH_BUF], FILE **out
 /* The "export" activity row of an export read from the read-only
  * connection: written through a read-write one of its own, the only write
  * of the command (so it needs write access; nothing is handed over
- * unrecorded).  An exit status. */
-static int record_export(struct ctl *c, int64_t server_id, const char *fmt, unsigned n_frames)
+ * unrecorded); on the JetStream registry, a row of the activity stream.
+ * An exit status. */
+static int record_export(struct ctl *c, int64_t server_id, const char *name, const char *fmt,
+                         unsigned n_frames)
 {
     char err[1024];
     sqlite3 *rw = NULL;
@@ -465,9 +466,16 @@ static int record_export(struct ctl *c, int64_t server_id, const char *fmt, unsi
         rv = ctl_fail("out of memory");
         goto out;
     }
-    if (gw_regdb_open(c->db_path, 0, &rw, err, sizeof err) != 0 ||
-        gw_activity_add(rw, (int64_t)time(NULL), c->actor, "export", server_id, details, err,
-                        sizeof err) != 0) {
+    if (c->reg != &ctl_sqlite_reg) {
+        /* the stream takes the row as any other */
+        if (c->reg->activity_add(c, (int64_t)time(NULL), "export", server_id, name, details,
+                                 err, sizeof err) != 0) {
+            rv = ctl_fail("recording the export: %s", err);
+            goto out;
+        }
+    } else if (gw_regdb_open(c->db_path, 0, &rw, err, sizeof err) != 0 ||
+               gw_activity_add(rw, (int64_t)time(NULL), c->actor, "export", server_id, details,
+                               err, sizeof err) != 0) {
         rv = ctl_fail("recording the export: %s", err);
         goto out;
     }
@@ -496,7 +504,7 @@ int cmd_export(struct ctl *c)
         return ctl_usage_err(c->cmd, "--format msgpack is binary: give --out FILE or redirect");
     if ((c->given & BIT(O_FORCE)) && (outp == NULL || strcmp(outp, "-") == 0))
         return ctl_usage_err(c->cmd, "--force goes with --out FILE");
-    if ((rv = ctl_need_db_ro(c)) != EX_OK)
+    if ((rv = ctl_need_reg_ro(c)) != EX_OK)
         return rv;
     memset(&e, 0, sizeof e);
     e.msgpack = strcmp(fmt, "msgpack") == 0;
@@ -513,9 +521,9 @@ int cmd_export(struct ctl *c)
     static const struct gw_regdb_export_ops ops = {
         .server = exp_server, .pin = exp_pin, .frame = exp_frame, .activity = exp_activity};
     rv = EX_OK;
-    if (gw_regdb_export(c->db, name, &ops, &e, fmt, NULL, 0, err, sizeof err) != 0) {
+    if (c->reg->export(c, name, &ops, &e, err, sizeof err) != 0) {
         rv = e.err ? ctl_fail("export failed") : ctl_fail("%s", err);
-    } else if ((rv = record_export(c, e.server_id, fmt, e.n_frames)) != EX_OK) {
+    } else if ((rv = record_export(c, e.server_id, name, fmt, e.n_frames)) != EX_OK) {
         /* the output goes (below) */
     } else if (e.msgpack) {
         msgpack_sbuffer top;

@@ -31,6 +31,7 @@
 #include "alloc.h"
 #include "config.h"
 #include "ctl.h"
+#include "ctl_kv.h"
 #include "js.h"
 #include "js_msg.h"
 
@@ -87,8 +88,17 @@ static int server_id_of(struct ctl *c, const char *v, int64_t *out)
     char err[1024];
     unsigned long long id = 0;
     bool numeric = all_digits(v) && ctl_parse_uint(v, INT64_MAX, &id) == 0 && id > 0;
-    if (c->db_path[0] != '\0' && gw_regdb_name_ok(v)) {
-        if (gw_regdb_open_ro(c->db_path, &c->db, err, sizeof err) != 0) {
+    /* the cluster's registry bucket first, then the configuration's file */
+    if (c->kv != NULL && gw_regdb_name_ok(v)) {
+        int rv = ctl_kv_find_id(c, v, out, err, sizeof err);
+        if (rv == 0)
+            return EX_OK;
+        if (rv != GW_ENOTFOUND)
+            return ctl_fail("--server %s: %s", v, err);
+    }
+    const char *path = c->db_path[0] != '\0' ? c->db_path : ctl_kv_sqlite_path(c);
+    if (path != NULL && gw_regdb_name_ok(v)) {
+        if (gw_regdb_open_ro(path, &c->db, err, sizeof err) != 0) {
             if (!numeric)
                 return ctl_fail("--server %s: %s", v, err);
         } else {

@@ -1,8 +1,9 @@
 /*
  * panelgatectl - the gateway's admin tool: the panel CA and certificates
- * (pki.h), the registry of servers and the activity log (regdb.h), on the
- * SQLite file the gateway uses; and `tail`, which follows the JetStream
- * engine's frames stream.
+ * (pki.h), the registry of servers and the activity log, on the SQLite file
+ * the gateway uses (regdb.h) or, with a JetStream engine's --config, on the
+ * cluster's registry bucket and activity stream (regkv.h, ctl_kv.c); and
+ * `tail`, which follows the JetStream engine's frames stream.
  *
  *   panelgatectl [--db FILE | --config FILE] [--pki DIR] [--actor NAME] [--json]
  *                COMMAND [ARGS]
@@ -30,6 +31,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "ctl_kv.h"
 
 #ifndef PANELGATE_VERSION
 #define PANELGATE_VERSION "0.1.0"
@@ -166,7 +168,11 @@ static void print_usage(FILE *f)
           "  --db FILE       the gateway's SQLite file (its [storage] sqlite_path, or\n"
           "                  [registry] registry_path when that is set)\n"
           "  --config FILE   read that path from the gateway's configuration file (and,\n"
-          "                  for tail, its [jetstream] section)\n"
+          "                  for tail, its [jetstream] section). With [storage]\n"
+          "                  storage_engine = jetstream, the registry commands work on\n"
+          "                  the cluster's registry bucket and activity stream instead,\n"
+          "                  and --db names a panelgate-store's database (export's\n"
+          "                  frames)\n"
           "  --pki DIR       the PKI directory (default $PANELGATE_PKI, else ./pki)\n"
           "  --actor NAME    who is acting, for the activity log (default $SUDO_USER,\n"
           "                  else the OS user)\n"
@@ -214,14 +220,17 @@ static int set_actor(struct ctl *c)
     return EX_OK;
 }
 
+/* The registry backend: --config with storage_engine = jetstream is the
+ * cluster's bucket and stream (--db then names a panelgate-store's
+ * database, for export's frames); else the SQLite file of --db, or the
+ * one --config names. */
 static int set_db(struct ctl *c)
 {
     char err[1024];
-    if (c->val[O_DB] != NULL) {
-        if (snprintf(c->db_path, sizeof c->db_path, "%s", c->val[O_DB]) >= (int)sizeof c->db_path)
-            return ctl_usage_err(c->cmd, "--db: path too long");
-        return EX_OK;
-    }
+    c->reg = &ctl_sqlite_reg;
+    if (c->val[O_DB] != NULL &&
+        snprintf(c->db_path, sizeof c->db_path, "%s", c->val[O_DB]) >= (int)sizeof c->db_path)
+        return ctl_usage_err(c->cmd, "--db: path too long");
     if (c->val[O_CONFIG] == NULL)
         return EX_OK;
     struct gw_config cfg;
@@ -231,7 +240,12 @@ static int set_db(struct ctl *c)
         rv = ctl_fail("out of memory");
     } else if (gw_config_load(&cfg, c->val[O_CONFIG], err, sizeof err) != 0) {
         rv = ctl_fail("%s", err);
-    } else {
+    } else if (gw_config_is_jetstream(&cfg)) {
+        if (cfg.js_servers == NULL || *cfg.js_servers == '\0')
+            rv = ctl_fail("%s: [jetstream] servers: required, and not set", c->val[O_CONFIG]);
+        else
+            return ctl_kv_setup(c, &cfg); /* takes cfg */
+    } else if (c->val[O_DB] == NULL) {
         const char *p = cfg.registry_path ? cfg.registry_path : cfg.sqlite_path;
         if (p == NULL || *p == '\0')
             rv = ctl_fail("%s: no [storage] sqlite_path", c->val[O_CONFIG]);
@@ -391,6 +405,7 @@ static int run(int argc, char **argv)
 
     if (c.db != NULL)
         sqlite3_close(c.db);
+    ctl_kv_free(&c);
     if (c.rng_ok)
         pki_rng_free(&c.rng);
     return rv;

@@ -207,6 +207,13 @@ struct gw_regdb_export_ops {
     int (*activity)(const struct gw_activity_row *r, void *ud);
 };
 
+/* Only the frames part of gw_regdb_export: server |server_id|'s frames, by
+ * seq, to ops->frame; *n gets how many.  For a database that holds frames
+ * but not the registry (a panelgate-store's file, with the JetStream
+ * engine's registry on the cluster). */
+int gw_regdb_export_frames(sqlite3 *db, int64_t server_id, const struct gw_regdb_export_ops *ops,
+                           void *ud, int64_t *n, char *err, size_t errlen);
+
 /* Streams everything stored for |name| from one read snapshot, then records
  * "export" ({"format":format,"frames":n}) by |actor| when actor is not
  * NULL. */

@@ -426,6 +426,49 @@ static int export_act_one(const struct gw_activity_row *r, void *ud)
     return 0;
 }
 
+int gw_regdb_export_frames(sqlite3 *db, int64_t server_id, const struct gw_regdb_export_ops *ops,
+                           void *ud, int64_t *n, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rv = GW_ESTORAGE;
+    *n = 0;
+    if ((rv = frames_exist(db, err, errlen)) != 0)
+        return rv;
+    rv = GW_ESTORAGE;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT seq, ts_ms, received_ms, reported_name, body FROM frames"
+                           " WHERE server_id = ?1 ORDER BY seq < 0, seq", /* as uint64 */
+                           -1, &st, NULL) != SQLITE_OK) {
+        rv = gw_regdb_dberr(db, "reading frames", err, errlen);
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, server_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct gw_regdb_frame f = {
+            .seq = (uint64_t)sqlite3_column_int64(st, 0), /* bit pattern (sink_sqlite.c) */
+            .ts_ms = (uint64_t)sqlite3_column_int64(st, 1),
+            .received_ms = sqlite3_column_int64(st, 2),
+            .reported_name = (const char *)sqlite3_column_text(st, 3),
+        };
+        f.body = sqlite3_column_blob(st, 4);
+        f.body_len = (size_t)sqlite3_column_bytes(st, 4);
+        ++*n;
+        if (ops->frame != NULL && ops->frame(&f, ud) != 0) {
+            gw_seterr(err, errlen, "export stopped");
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rv = gw_regdb_dberr(db, "reading frames", err, errlen);
+        goto out;
+    }
+    rv = 0;
+out:
+    sqlite3_finalize(st);
+    return rv;
+}
+
 int gw_regdb_export(sqlite3 *db, const char *name, const struct gw_regdb_export_ops *ops,
                     void *ud, const char *format, const char *actor, int64_t now,
                     char *err, size_t errlen)
@@ -481,33 +524,9 @@ int gw_regdb_export(sqlite3 *db, const char *name, const struct gw_regdb_export_
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT seq, ts_ms, received_ms, reported_name, body FROM frames"
-                           " WHERE server_id = ?1 ORDER BY seq < 0, seq", /* as uint64 */
-                           -1, &st, NULL) != SQLITE_OK) {
-        rv = gw_regdb_dberr(db, "reading frames", err, errlen);
+    if ((rv = gw_regdb_export_frames(db, s->id, ops, ud, &n_frames, err, errlen)) != 0)
         goto out;
-    }
-    sqlite3_bind_int64(st, 1, s->id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct gw_regdb_frame f = {
-            .seq = (uint64_t)sqlite3_column_int64(st, 0), /* bit pattern (sink_sqlite.c) */
-            .ts_ms = (uint64_t)sqlite3_column_int64(st, 1),
-            .received_ms = sqlite3_column_int64(st, 2),
-            .reported_name = (const char *)sqlite3_column_text(st, 3),
-        };
-        f.body = sqlite3_column_blob(st, 4);
-        f.body_len = (size_t)sqlite3_column_bytes(st, 4);
-        n_frames++;
-        if (ops->frame != NULL && ops->frame(&f, ud) != 0) {
-            gw_seterr(err, errlen, "export stopped");
-            goto out;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        rv = gw_regdb_dberr(db, "reading frames", err, errlen);
-        goto out;
-    }
+    rv = GW_ESTORAGE;
     struct gw_activity_filter filt = {.server = name};
     struct export_act a = {.ops = ops, .ud = ud};
     if ((rv = gw_activity_query(db, &filt, export_act_one, &a, err, errlen)) != 0)
