@@ -20,6 +20,9 @@
 #  6. retention: retention_days deletes frames older than that (the store
 #     under libfaketime two days ahead), with one "purged" line; not the
 #     frames younger than it.
+#  7. End to end with the writer of the rows: panelgatectl on the cluster
+#     (the registry bucket, the same ids as the gateway's file): its purge
+#     and its erase reach the store's file.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nats.sh"
 
@@ -280,6 +283,34 @@ check_eq "... recorded as a purge by panelgate-store" \
 store_stop
 check_eq "SIGTERM: exits 0" "$STORE_RC" 0
 STORE_ENV=()
+
+# 7. panelgatectl's own rows (the bucket gets the ids the gateway's file
+# has: registered in the same order)
+CTL=${PANELGATECTL:-$PANELGATE_BUILD_DIR/bin/panelgatectl}
+ctl() { "$CTL" --pki "$PKI" --actor ops --config "$GW_CONF" "$@"; }
+ctl register nimble-01 --kind nimble --cert "$PKI/nimble-01.crt" >"$T/ctl.out" 2>&1 &&
+    ctl register wowza-01 --kind wowza --cert "$PKI/wowza-01.crt" >>"$T/ctl.out" 2>&1 ||
+    { cat "$T/ctl.out"; fatal "panelgatectl register on the cluster"; }
+check_eq "the bucket's id of wowza-01 is the gateway's" \
+    "$(ctl --json show wowza-01 | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')" "$WOWZA_ID"
+store_start
+send wowza-01 100 104
+check "frames 100..104 stored" wait_until 30 caught_up "$WOWZA_ID" 5
+ctl purge --older-than 0 >"$T/ctl.out" 2>&1 || { cat "$T/ctl.out"; fatal "panelgatectl purge"; }
+check "panelgatectl purge: its row is applied by the store" \
+    wait_until 15 _slog_at_least '"event":"activity_purge_applied"' 1
+check_eq "... which deleted the frames" "$(frames_of "$WOWZA_ID")" 0
+send wowza-01 105 106
+check "frames 105..106 stored" wait_until 30 caught_up "$WOWZA_ID" 2
+ctl erase wowza-01 --yes >"$T/ctl.out" 2>&1 || { cat "$T/ctl.out"; fatal "panelgatectl erase"; }
+check "panelgatectl erase: its row is applied by the store" \
+    wait_until 15 _slog_at_least "\"event\":\"activity_erase_applied\".*server id $WOWZA_ID " 1
+check_eq "... wowza-01 has nothing left in the store" "$(rows_of "$WOWZA_ID")" "0 0 0 0 0"
+send wowza-01 107 108 # the gateway's own file still has it
+check "its later frames are acknowledged" wait_until 30 caught_up "$WOWZA_ID" 0
+check_eq "... and dropped, logged once" "$(slog_count '"event":"erased_frame_dropped".*server id '"$WOWZA_ID"' ')" 1
+store_stop
+check_eq "SIGTERM: exits 0" "$STORE_RC" 0
 
 for f in "$T"/store*.log; do
     if grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: .*Sanitizer' "$f"; then
