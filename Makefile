@@ -141,9 +141,16 @@ install:
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 # Frames/s per core through the storage path (docs/STORAGE.md).
-.PHONY: bench
+.PHONY: bench bench-engines
 bench: build
 	bash bench/run_sink.sh $(BUILD)
+
+# Frames/s per gateway core on sqlite, jetstream R1 and R3, the gateway on
+# core 0 and the load generator + NATS nodes on core 1 (docs/DEPLOY.md,
+# "Sizing"); ROUNDS, DURATION, CLIENTS, IN_FLIGHT... as bench/run_engines.sh
+# says.
+bench-engines: build
+	bash bench/run_engines.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) $(BUILD_FUZZ)
@@ -158,6 +165,7 @@ help:
 	@echo "make demo-cluster  build, then scripts/demo_cluster.sh (3 NATS nodes, 2 gateways, panelgate-store, a node killed)"
 	@echo "make install   build, then install libpanelagent, its headers, panelagent.pc and the CLI (PREFIX=$(PREFIX), DESTDIR honoured)"
 	@echo "make bench     build, then bench/run_sink.sh: storage frames/s per core, per schema variant"
+	@echo "make bench-engines  build, then bench/run_engines.sh: frames/s per gateway core on sqlite, jetstream R1, R3"
 	@echo "make clean     remove the build directories"
 	@echo "make deps      install missing Debian packages (scripts/deps.sh)"
 	@echo "Variables: WERROR=1  JOBS=$(JOBS)  BUILD_TYPE=$(BUILD_TYPE)  FUZZ_SECONDS=$(FUZZ_SECONDS)"

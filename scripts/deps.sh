@@ -21,6 +21,8 @@ PACKAGES=(
     default-jdk-headless
     # tools used by tests and the demo
     sqlite3 nghttp2-client curl python3-h2 openssl gnutls-bin
+    # signs the operator-mode JWTs of test_gw_jetstream_tls.sh (tests/integration/natsjwt.py)
+    python3-cryptography
     # steps the gateway's wall clock in test_gw_clock.sh (libfaketime)
     faketime
     # builds the small MaxMind-format test databases (tests/data/make_test_mmdb.pl)

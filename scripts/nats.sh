@@ -2,19 +2,35 @@
 # tests (tests/integration/nats.sh adapts it to lib.sh) and `make
 # demo-cluster` (scripts/demo_cluster.sh).  Source it, set NATS_DIR, then:
 #
-#   nats_cluster_start [N]   N (default 3) nats-server processes with
+#   nats_cluster_start [N]   N (default 3; 1: a single server, no cluster)
+#                            nats-server processes with
 #                            JetStream, free loopback ports, store directories
 #                            under $NATS_DIR/<i>; waits until the cluster has a
 #                            JetStream meta leader.  Sets NATS_URLS (every
 #                            client URL, comma-separated) and NATS_URL (node
 #                            1's); NATS_MPORT[i] is node i's monitoring port.
-#   nats_wait_ready [SECONDS]  every running node answers /healthz with
-#                            JetStream on and the meta group has a leader
+#   nats_wait_ready [SECONDS]  every running node (one at least) answers
+#                            /healthz with JetStream on and the meta group
+#                            has a leader
 #   nats_kill I              kill -9 node I (1-based), waits for it to go
 #   nats_start_node I        starts node I again (same ports and store)
 #   nats_stop_all            SIGTERM every node, bounded, then SIGKILL
 #   nats_kill_all            SIGKILL every node still running (for traps)
 #   nats_store_dirs          prints the store directories (for byte scans)
+#
+# Client-side security, read by nats_cluster_start (set them before it; they
+# apply to every node, routes stay plain on loopback):
+#   NATS_TLS_CERT, NATS_TLS_KEY  the server certificate and key: clients must
+#                            use TLS (NATS_URLS are tls://...)
+#   NATS_TLS_CA              the CA file client certificates are checked
+#                            against; with NATS_TLS_VERIFY=1 every client
+#                            must present one signed by it
+#   NATS_USER, NATS_PASSWORD one user with a password
+#   NATS_TOKEN               an authorization token
+#   NATS_EXTRA_CONF          a file of more settings, appended (e.g. an
+#                            operator-mode setup: tests/integration/natsjwt.py)
+# At most one of user and token.  The settings go into
+# $NATS_DIR/client.conf (0600), never on a command line.
 #
 # Every wait is bounded (NATS_TIMEOUT seconds, default 30).  A function that
 # fails calls nats_fail with the reason, then returns 1.  Three hooks the
@@ -33,6 +49,14 @@ NATS_RPORT=()  # route (cluster) ports
 NATS_MPORT=()  # monitoring ports
 NATS_URLS=
 NATS_URL=
+NATS_TLS_CERT=${NATS_TLS_CERT:-}
+NATS_TLS_KEY=${NATS_TLS_KEY:-}
+NATS_TLS_CA=${NATS_TLS_CA:-}
+NATS_TLS_VERIFY=${NATS_TLS_VERIFY:-}
+NATS_USER=${NATS_USER:-}
+NATS_PASSWORD=${NATS_PASSWORD:-}
+NATS_TOKEN=${NATS_TOKEN:-}
+NATS_EXTRA_CONF=${NATS_EXTRA_CONF:-}
 
 nats_note() { echo "$*"; }
 nats_started() { :; }
@@ -77,13 +101,54 @@ nats_routes() {
     echo "$r"
 }
 
+# _nats_quote VALUE: a nats-server config string ("..." with \ and " escaped).
+_nats_quote() {
+    local v=${1//\\/\\\\}
+    printf '"%s"' "${v//\"/\\\"}"
+}
+
+# _nats_client_conf: writes $NATS_DIR/client.conf from the NATS_TLS_* and
+# credential variables (empty when none is set).
+_nats_client_conf() {
+    local f=$NATS_DIR/client.conf
+    [[ -n $NATS_USER && -n $NATS_TOKEN ]] && { nats_fail "NATS_USER or NATS_TOKEN, not both"; return 1; }
+    if [[ -n $NATS_TLS_CERT$NATS_TLS_KEY && ( -z $NATS_TLS_CERT || -z $NATS_TLS_KEY ) ]]; then
+        nats_fail "NATS_TLS_CERT and NATS_TLS_KEY: both or neither"; return 1
+    fi
+    if [[ -n $NATS_TLS_VERIFY && ( -z $NATS_TLS_CA || -z $NATS_TLS_CERT ) ]]; then
+        nats_fail "NATS_TLS_VERIFY needs NATS_TLS_CA and NATS_TLS_CERT"; return 1
+    fi
+    mkdir -p "$NATS_DIR"
+    (
+        umask 077
+        {
+            if [[ -n $NATS_TLS_CERT ]]; then
+                echo "tls {"
+                echo "  cert_file: $(_nats_quote "$NATS_TLS_CERT")"
+                echo "  key_file: $(_nats_quote "$NATS_TLS_KEY")"
+                [[ -n $NATS_TLS_CA ]] && echo "  ca_file: $(_nats_quote "$NATS_TLS_CA")"
+                [[ -n $NATS_TLS_VERIFY ]] && echo "  verify: true"
+                echo "  timeout: 5"
+                echo "}"
+            fi
+            if [[ -n $NATS_USER ]]; then
+                echo "authorization { user: $(_nats_quote "$NATS_USER"), password: $(_nats_quote "$NATS_PASSWORD") }"
+            elif [[ -n $NATS_TOKEN ]]; then
+                echo "authorization { token: $(_nats_quote "$NATS_TOKEN") }"
+            fi
+            if [[ -n $NATS_EXTRA_CONF ]]; then cat "$NATS_EXTRA_CONF"; fi
+        } >"$f"
+    )
+}
+
 nats_start_node() {
     local i=$1 dir=$NATS_DIR/$1
     mkdir -p "$dir"
-    "$NATS_SERVER" -n "pg-nats-$i" -a 127.0.0.1 -p "${NATS_CPORT[i]}" -m "${NATS_MPORT[i]}" \
-        -js -sd "$dir/store" --cluster_name pg-test \
-        --cluster "nats://127.0.0.1:${NATS_RPORT[i]}" --routes "$(nats_routes "$i")" \
-        >>"$dir/server.log" 2>&1 &
+    local cluster=() # one node: no cluster (JetStream refuses a cluster without routes)
+    ((NATS_N > 1)) && cluster=(--cluster_name pg-test --cluster "nats://127.0.0.1:${NATS_RPORT[i]}"
+        --routes "$(nats_routes "$i")")
+    "$NATS_SERVER" -c "$NATS_DIR/client.conf" -n "pg-nats-$i" -a 127.0.0.1 -p "${NATS_CPORT[i]}" \
+        -m "${NATS_MPORT[i]}" -js -sd "$dir/store" "${cluster[@]}" >>"$dir/server.log" 2>&1 &
     NATS_PIDS[i]=$!
     nats_started "$!"
     nats_note "nats node $i: pid ${NATS_PIDS[i]}, client ${NATS_CPORT[i]}, route ${NATS_RPORT[i]}, monitor ${NATS_MPORT[i]}"
@@ -94,15 +159,18 @@ nats_cluster_start() {
     [[ -x $NATS_SERVER ]] || { nats_fail "nats-server installed (scripts/deps.sh)"; return 1; }
     [[ -n $NATS_DIR ]] || { nats_fail "NATS_DIR set before nats_cluster_start"; return 1; }
     NATS_N=$n
+    _nats_client_conf || return 1
+    local scheme=nats
+    [[ -n $NATS_TLS_CERT ]] && scheme=tls
     read -r -a ports <<<"$(nats_free_ports $((3 * n)))"
     NATS_URLS=
     for ((i = 1; i <= n; i++)); do
         NATS_CPORT[i]=${ports[3 * i - 3]}
         NATS_RPORT[i]=${ports[3 * i - 2]}
         NATS_MPORT[i]=${ports[3 * i - 1]}
-        NATS_URLS+="${NATS_URLS:+,}nats://127.0.0.1:${NATS_CPORT[i]}"
+        NATS_URLS+="${NATS_URLS:+,}$scheme://127.0.0.1:${NATS_CPORT[i]}"
     done
-    NATS_URL=nats://127.0.0.1:${NATS_CPORT[1]}
+    NATS_URL=$scheme://127.0.0.1:${NATS_CPORT[1]}
     for ((i = 1; i <= n; i++)); do nats_start_node "$i"; done
     nats_wait_ready ||
         { nats_fail "nats cluster of $n ready (JetStream meta leader) within ${NATS_TIMEOUT}s"; return 1; }
@@ -113,6 +181,7 @@ nats_cluster_start() {
 _nats_node_ready() {
     local m=${NATS_MPORT[$1]}
     curl -fsS --max-time 2 "http://127.0.0.1:$m/healthz?js-enabled-only=true" >/dev/null 2>&1 || return 1
+    ((NATS_N > 1)) || return 0 # a single server has no meta group
     curl -fsS --max-time 2 "http://127.0.0.1:$m/jsz" 2>/dev/null | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
@@ -121,11 +190,13 @@ sys.exit(0 if mc.get("leader") else 1)'
 }
 
 _nats_all_ready() {
-    local i
+    local i up=0
     for ((i = 1; i <= NATS_N; i++)); do
         _nats_alive "${NATS_PIDS[i]}" || continue
         _nats_node_ready "$i" || return 1
+        up=$((up + 1))
     done
+    ((up > 0)) # not when every node died (a bad option, a port taken)
 }
 
 nats_wait_ready() {

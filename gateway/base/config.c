@@ -1115,40 +1115,57 @@ static bool prefix_overlaps(const char *a, const char *b)
     return strncmp(a, b, n) == 0 && (b[n] == '\0' || b[n] == '.');
 }
 
-/* [jetstream] servers: comma-separated nats://HOST:PORT or tls://HOST:PORT
- * URLs (user:password@ inside a URL is refused: credentials have keys of
- * their own and stay out of the logs).  The count goes to *n. */
-static int check_servers(const char *v, unsigned *n, char *err, size_t errlen)
+int gw_config_js_urls(const char *v, struct gw_js_urls *out, char *err, size_t errlen)
 {
-    const char *p = v;
-    *n = 0;
+    char dummy[1];
+    size_t vlen = v != NULL ? strlen(v) : 0;
+    char *p;
+
+    if (err == NULL || errlen == 0) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    memset(out, 0, sizeof *out);
+    if (v == NULL || *v == '\0')
+        return bad(err, errlen, "[jetstream] servers: not set");
+    out->buf = gw_malloc(vlen + 1);
+    if (out->buf == NULL) {
+        bad(err, errlen, "[jetstream] servers: out of memory");
+        return GW_ENOMEM;
+    }
+    memcpy(out->buf, v, vlen + 1);
+    p = out->buf;
     for (;;) {
+        unsigned k = out->n + 1; /* the entry's number, for the messages */
         while (*p == ' ' || *p == '\t')
             p++;
-        const char *end = strchr(p, ',');
+        char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
             len--;
         if (len == 0)
-            return bad(err, errlen, "[jetstream] servers: entry %u is empty (no URL)", *n + 1);
+            return bad(err, errlen, "[jetstream] servers: entry %u is empty (no URL)", k);
         size_t skip = 0;
         if (len > 7 && strncmp(p, "nats://", 7) == 0)
             skip = 7;
         else if (len > 6 && strncmp(p, "tls://", 6) == 0)
             skip = 6;
         if (skip == 0)
-            return bad(err, errlen,
-                       "[jetstream] servers: entry %u is not a nats:// or tls:// URL", *n + 1);
+            return bad(err, errlen, "[jetstream] servers: entry %u is not a nats:// or tls:// URL",
+                       k);
         for (size_t i = skip; i < len; i++) {
             unsigned char ch = (unsigned char)p[i];
             if (ch <= ' ' || ch >= 0x7f || ch == '@' || ch == '/')
                 return bad(err, errlen,
                            "[jetstream] servers: entry %u: only scheme://HOST:PORT (no "
                            "credentials, paths or spaces)",
-                           *n + 1);
+                           k);
         }
-        if (++*n > 64)
-            return bad(err, errlen, "[jetstream] servers: at most 64 URLs");
+        if (out->n == GW_JS_MAX_URLS)
+            return bad(err, errlen, "[jetstream] servers: at most %d URLs", GW_JS_MAX_URLS);
+        out->tls |= skip == 6;
+        out->url[out->n++] = p;
+        p[len] = '\0'; /* the URL ends here; a ',' after it is overwritten */
         if (end == NULL)
             break;
         p = end + 1;
@@ -1156,11 +1173,19 @@ static int check_servers(const char *v, unsigned *n, char *err, size_t errlen)
     return 0;
 }
 
+void gw_config_js_urls_cleanup(struct gw_js_urls *u)
+{
+    if (u == NULL)
+        return;
+    gw_free(u->buf);
+    memset(u, 0, sizeof *u);
+}
+
 /* [jetstream]: checked whenever set (a typo shows before the engine is
  * switched on); what only the engine needs, only with it. */
 static int validate_js(const struct gw_config *c, char *err, size_t errlen)
 {
-    unsigned n_urls = 0;
+    struct gw_js_urls urls;
     int kinds = (is_set(c->js_user) || is_set(c->js_password)) + is_set(c->js_token) +
                 is_set(c->js_creds_file);
 
@@ -1168,8 +1193,12 @@ static int validate_js(const struct gw_config *c, char *err, size_t errlen)
         return bad(err, errlen,
                    "[jetstream]: set one kind of credentials at most (user/password, token "
                    "or creds_file)");
-    if (is_set(c->js_servers) && check_servers(c->js_servers, &n_urls, err, errlen) != 0)
-        return GW_ECONFIG;
+    if (is_set(c->js_servers)) {
+        int rv = gw_config_js_urls(c->js_servers, &urls, err, errlen);
+        gw_config_js_urls_cleanup(&urls);
+        if (rv != 0)
+            return rv;
+    }
     if (is_set(c->js_subject_prefix) && !subject_ok(c->js_subject_prefix))
         return bad(err, errlen,
                    "[jetstream] subject_prefix: not a NATS subject (dot-separated tokens of "

@@ -248,6 +248,24 @@ struct gw_reload_kept {
 int gw_config_keep_restart_only(struct gw_config *nc, const struct gw_config *oc,
                                 struct gw_reload_kept *kept);
 
+/* [jetstream] servers, parsed: comma-separated nats://HOST:PORT or
+ * tls://HOST:PORT URLs, spaces around each ignored.  A URL may not carry
+ * credentials (user:password@: they have keys of their own and stay out
+ * of the logs), a path or a space; no entry may be empty. */
+#define GW_JS_MAX_URLS 64
+struct gw_js_urls {
+    char *buf;                         /* owns the strings url[] points to */
+    const char *url[GW_JS_MAX_URLS];   /* "nats://HOST:PORT", in the given order */
+    unsigned n;                        /* 1..GW_JS_MAX_URLS */
+    bool tls;                          /* one of them at least is tls:// */
+};
+
+/* Parses |v| into |out| (the caller's storage).  Returns 0, GW_ECONFIG
+ * with the reason in err ("[jetstream] servers: entry 2 is not a nats://
+ * or tls:// URL"), or GW_ENOMEM.  |out| must be cleaned up after either. */
+int gw_config_js_urls(const char *v, struct gw_js_urls *out, char *err, size_t errlen);
+void gw_config_js_urls_cleanup(struct gw_js_urls *u);
+
 /* The engines [storage] storage_engine names. */
 #define GW_ENGINE_SQLITE "sqlite"
 #define GW_ENGINE_JETSTREAM "jetstream"

@@ -1,8 +1,9 @@
 /*
  * panelgatectl - the gateway's admin tool: the panel CA and certificates
- * (pki.h), the registry of servers and the activity log (regdb.h), on the
- * SQLite file the gateway uses; and `tail`, which follows the JetStream
- * engine's frames stream.
+ * (pki.h), the registry of servers and the activity log, on the SQLite file
+ * the gateway uses (regdb.h) or, with a JetStream engine's --config, on the
+ * cluster's registry bucket and activity stream (regkv.h, ctl_kv.c); and
+ * `tail`, which follows the JetStream engine's frames stream.
  *
  *   panelgatectl [--db FILE | --config FILE] [--pki DIR] [--actor NAME] [--json]
  *                COMMAND [ARGS]
@@ -167,7 +168,11 @@ static void print_usage(FILE *f)
           "  --db FILE       the gateway's SQLite file (its [storage] sqlite_path, or\n"
           "                  [registry] registry_path when that is set)\n"
           "  --config FILE   read that path from the gateway's configuration file (and,\n"
-          "                  for tail, its [jetstream] section)\n"
+          "                  for tail, its [jetstream] section). With [storage]\n"
+          "                  storage_engine = jetstream, the registry commands work on\n"
+          "                  the cluster's registry bucket and activity stream instead,\n"
+          "                  and --db names a panelgate-store's database (export's\n"
+          "                  frames)\n"
           "  --pki DIR       the PKI directory (default $PANELGATE_PKI, else ./pki)\n"
           "  --actor NAME    who is acting, for the activity log (default $SUDO_USER,\n"
           "                  else the OS user)\n"

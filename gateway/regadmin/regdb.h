@@ -178,6 +178,16 @@ int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *a
 int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now,
                    int64_t *n_frames, int64_t *n_activity, char *err, size_t errlen);
 
+/* Deletes what server |id| stored - its frames, samples of every kind and
+ * stream paths - and nothing of the registry or the activity log (the
+ * statements gw_regdb_erase runs for them), in one transaction, or a
+ * savepoint inside the caller's; advances meta.stream_paths_generation.
+ * For a database whose registry lives elsewhere: panelgate-store applies
+ * an "erase" row of the JetStream engine's activity stream with it.
+ * *n_frames and *n_samples (optional) get the counts. */
+int gw_regdb_erase_data(sqlite3 *db, int64_t id, int64_t *n_frames, int64_t *n_samples,
+                        char *err, size_t errlen);
+
 struct gw_regdb_frame {
     uint64_t seq;
     uint64_t ts_ms;

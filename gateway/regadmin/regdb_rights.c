@@ -248,6 +248,63 @@ static const char *const erase_tables[] = {
     "server_samples", "stream_samples", "geo_samples", "stream_paths",
 };
 
+/* Deletes server |id|'s samples, stream paths and frames (the rows a
+ * server's data is made of, in both erasures), inside the caller's
+ * transaction; *samples and *frames get the counts. */
+static int erase_data(sqlite3 *db, int64_t id, int derived, int64_t *samples, int64_t *frames,
+                      char *err, size_t errlen)
+{
+    int64_t n;
+    int rv;
+
+    *samples = *frames = 0;
+    for (size_t i = 0; derived && i < sizeof erase_tables / sizeof *erase_tables; i++) {
+        char q[160];
+        snprintf(q, sizeof q, "DELETE FROM %s WHERE server_id = ?1", erase_tables[i]);
+        if ((rv = gw_regdb_exec_int(db, q, id, 0, "erasing samples", &n, err, errlen)) != 0)
+            return rv;
+        *samples += n;
+    }
+    return gw_regdb_exec_int(db, "DELETE FROM frames WHERE server_id = ?1", id, 0,
+                             "erasing frames", frames, err, errlen);
+}
+
+int gw_regdb_erase_data(sqlite3 *db, int64_t id, int64_t *n_frames, int64_t *n_samples,
+                        char *err, size_t errlen)
+{
+    struct gw_store_tx t = {0};
+    int rv, derived = 0;
+    int64_t frames = 0, samples = 0;
+
+    if (n_frames != NULL)
+        *n_frames = 0;
+    if (n_samples != NULL)
+        *n_samples = 0;
+    if (db == NULL || id <= 0) {
+        gw_seterr(err, errlen, "erase: bad argument");
+        return GW_EINVAL;
+    }
+    if ((rv = frames_exist(db, err, errlen)) != 0)
+        return rv;
+    if ((rv = gw_store_tx_begin(&t, db, err, errlen)) != 0 ||
+        (rv = has_samples(db, &derived, err, errlen)) != 0 ||
+        (rv = erase_data(db, id, derived, &samples, &frames, err, errlen)) != 0)
+        goto out;
+    /* a writer caching path ids of this server forgets them */
+    if (derived && (rv = gw_store_exec(db, gw_store_bump_paths_sql, err, errlen)) != 0)
+        goto out;
+    if ((rv = gw_store_tx_commit(&t, err, errlen)) != 0)
+        goto out;
+    if (n_frames != NULL)
+        *n_frames = frames;
+    if (n_samples != NULL)
+        *n_samples = samples;
+    rv = 0;
+out:
+    gw_store_tx_rollback(&t);
+    return rv;
+}
+
 int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now,
                    int64_t *n_frames, int64_t *n_activity, char *err, size_t errlen)
 {
@@ -275,15 +332,7 @@ int gw_regdb_erase(sqlite3 *db, const char *name, const char *actor, int64_t now
     int derived = 0;
     if ((rv = has_samples(db, &derived, err, errlen)) != 0)
         goto out;
-    for (size_t i = 0; derived && i < sizeof erase_tables / sizeof *erase_tables; i++) {
-        char q[160];
-        snprintf(q, sizeof q, "DELETE FROM %s WHERE server_id = ?1", erase_tables[i]);
-        if ((rv = gw_regdb_exec_int(db, q, id, 0, "erasing samples", &n, err, errlen)) != 0)
-            goto out;
-        samples += n;
-    }
-    if ((rv = gw_regdb_exec_int(db, "DELETE FROM frames WHERE server_id = ?1", id, 0,
-                                "erasing frames", &frames, err, errlen)) != 0 ||
+    if ((rv = erase_data(db, id, derived, &samples, &frames, err, errlen)) != 0 ||
         (rv = gw_regdb_exec_int(db, "DELETE FROM activity WHERE server_id = ?1", id, 0,
                                 "erasing activity", &acts, err, errlen)) != 0 ||
         (rv = gw_regdb_exec_int(db, "DELETE FROM server_pins WHERE server_id = ?1", id, 0,

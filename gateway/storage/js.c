@@ -9,6 +9,7 @@
  */
 #include "js.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -22,7 +23,6 @@
 
 #define RECONNECT_WAIT_MS 250
 #define CLOSE_WAIT_MS 5000
-#define MAX_URLS 64
 #define NS_PER_S ((int64_t)1000000000)
 
 struct gw_js {
@@ -36,6 +36,7 @@ struct gw_js {
     pthread_mutex_t mu; /* closed */
     pthread_cond_t cv;
     bool closed;
+    bool tls; /* TLS was switched on (the URLs or the TLS keys) */
 };
 
 int gw_js_error(natsStatus s)
@@ -115,32 +116,35 @@ static bool is_set(const char *s)
     return s != NULL && *s != '\0';
 }
 
-/* Splits [jetstream] servers (checked by the config) into heap copies. */
-static int split_urls(const char *v, char **urls, int *n, bool *tls)
+/* A .creds file must start with the user's JWT block: libnats takes the
+ * file's first "-----BEGIN" block as the JWT, whatever it is, and sends it
+ * in CONNECT, so a file holding only the nkey seed would send the seed (a
+ * private key) to the server, in clear text over nats://.  Reads up to the
+ * first such line; the buffer is wiped. */
+static int check_creds_file(const char *path, char *err, size_t errlen)
 {
-    const char *p = v;
-    *n = 0;
-    *tls = false;
-    while (*n < MAX_URLS) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-            len--;
-        if (len > 0) {
-            urls[*n] = gw_malloc(len + 1);
-            if (urls[*n] == NULL)
-                return GW_ENOMEM;
-            memcpy(urls[*n], p, len);
-            urls[*n][len] = '\0';
-            *tls |= strncmp(urls[*n], "tls://", 6) == 0;
-            ++*n;
+    char line[256];
+    bool at_start = true, found = false, jwt = false;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL)
+        return gw_fail(GW_ECONFIG, err, errlen, "jetstream: [jetstream] creds_file %s: %s", path,
+                       strerror(errno));
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        if (at_start && strncmp(line, "-----BEGIN", 10) == 0) {
+            found = true;
+            jwt = strstr(line, "USER JWT") != NULL;
         }
-        if (end == NULL)
-            break;
-        p = end + 1;
+        at_start = strchr(line, '\n') != NULL;
     }
+    explicit_bzero(line, sizeof line);
+    fclose(f);
+    if (!jwt)
+        return gw_fail(GW_ECONFIG, err, errlen,
+                       "jetstream: [jetstream] creds_file %s: does not start with a user JWT "
+                       "(-----BEGIN NATS USER JWT-----, as nsc writes it); its first block "
+                       "would be sent to the server as the JWT",
+                       path);
     return 0;
 }
 
@@ -148,18 +152,16 @@ static int split_urls(const char *v, char **urls, int *n, bool *tls)
 static int set_options(natsOptions *o, struct gw_js *j, const struct gw_config *cfg,
                        const char *name, char *err, size_t errlen)
 {
-    char *urls[MAX_URLS];
-    int n = 0, rv = GW_EINTERNAL;
-    bool tls = false;
+    struct gw_js_urls urls;
+    char why[256];
+    int rv = GW_EINTERNAL;
     natsStatus s;
 
-    if (!is_set(cfg->js_servers))
-        return gw_fail(GW_ECONFIG, err, errlen, "jetstream: [jetstream] servers is not set");
-    if ((rv = split_urls(cfg->js_servers, urls, &n, &tls)) != 0) {
-        gw_seterr(err, errlen, "jetstream: out of memory");
+    if ((rv = gw_config_js_urls(cfg->js_servers, &urls, why, sizeof why)) != 0) {
+        gw_seterr(err, errlen, "jetstream: %s", why);
         goto out;
     }
-    s = natsOptions_SetServers(o, (const char **)urls, n);
+    s = natsOptions_SetServers(o, urls.url, (int)urls.n);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, name);
     if (s == NATS_OK)
@@ -183,7 +185,8 @@ static int set_options(natsOptions *o, struct gw_js *j, const struct gw_config *
     }
 
     rv = GW_ECONFIG;
-    if (tls || is_set(cfg->js_tls_ca_file) || is_set(cfg->js_tls_cert_file)) {
+    j->tls = urls.tls || is_set(cfg->js_tls_ca_file) || is_set(cfg->js_tls_cert_file);
+    if (j->tls) {
         if (natsOptions_SetSecure(o, true) != NATS_OK) {
             gw_seterr(err, errlen, "jetstream: TLS: this libnats has no TLS support");
             goto out;
@@ -213,6 +216,10 @@ static int set_options(natsOptions *o, struct gw_js *j, const struct gw_config *
         goto out;
     }
     if (is_set(cfg->js_creds_file) &&
+        (rv = check_creds_file(cfg->js_creds_file, err, errlen)) != 0)
+        goto out;
+    rv = GW_ECONFIG;
+    if (is_set(cfg->js_creds_file) &&
         (s = natsOptions_SetUserCredentialsFromFiles(o, cfg->js_creds_file, NULL)) != NATS_OK) {
         gw_seterr(err, errlen, "jetstream: [jetstream] creds_file %s: %s", cfg->js_creds_file,
                   natsStatus_GetText(s));
@@ -220,9 +227,82 @@ static int set_options(natsOptions *o, struct gw_js *j, const struct gw_config *
     }
     rv = 0;
 out:
-    for (int i = 0; i < n; i++)
-        gw_free(urls[i]);
+    gw_config_js_urls_cleanup(&urls);
     return rv;
+}
+
+/* The credentials [jetstream] sets, for an error message (never their
+ * values). */
+static const char *cred_keys(const struct gw_config *cfg)
+{
+    if (is_set(cfg->js_user))
+        return "user/password";
+    if (is_set(cfg->js_token))
+        return "token";
+    if (is_set(cfg->js_creds_file))
+        return "creds_file";
+    return NULL;
+}
+
+/* Why natsConnection_Connect failed with |s|, naming what to check.  The
+ * detail is libnats' last error (the TLS verification result, the server's
+ * -ERR text), which never holds the credentials; its "(file.c:N): "
+ * prefix is dropped. */
+static int connect_failed(natsStatus s, const struct gw_config *cfg, bool tls, char *err,
+                          size_t errlen)
+{
+    natsStatus ls;
+    const char *d = nats_GetLastError(&ls), *creds = cred_keys(cfg);
+    const char *p;
+
+    if (d == NULL || *d == '\0')
+        d = natsStatus_GetText(s);
+    else if (d[0] == '(' && (p = strstr(d, "): ")) != NULL)
+        d = p + 3;
+    switch (s) {
+    case NATS_NO_MEMORY:
+        return gw_fail(GW_ENOMEM, err, errlen, "jetstream: out of memory");
+    case NATS_SSL_ERROR:
+        return gw_fail(GW_ESTORAGE, err, errlen,
+                       "jetstream: TLS to the NATS server failed: %s (its certificate must "
+                       "chain to [jetstream] tls_ca_file, else to the system's CAs, and name "
+                       "the host of its URL)",
+                       d);
+    case NATS_CONNECTION_AUTH_FAILED:
+        if (creds == NULL)
+            return gw_fail(GW_ESTORAGE, err, errlen,
+                           "jetstream: the NATS server requires credentials (%s): none is set "
+                           "([jetstream] user/password, token or creds_file)",
+                           d);
+        return gw_fail(GW_ESTORAGE, err, errlen,
+                       "jetstream: the NATS server refused the credentials (%s): check "
+                       "[jetstream] %s",
+                       d, creds);
+    case NATS_PROTOCOL_ERROR:
+    case NATS_IO_ERROR:
+        /* a server that verifies client certificates closes the connection
+         * once the TLS 1.3 handshake is over, before its first reply: the
+         * client sees it on its first read (protocol error: no PONG) or
+         * write (I/O error), whichever comes first */
+        if (tls)
+            return gw_fail(GW_ESTORAGE, err, errlen,
+                           "jetstream: the NATS server closed the TLS connection before "
+                           "answering (%s): it does so when it requires a client certificate "
+                           "and %s",
+                           d,
+                           is_set(cfg->js_tls_cert_file)
+                               ? "refuses [jetstream] tls_cert_file (not of its CA?)"
+                               : "none is set ([jetstream] tls_cert_file, tls_key_file)");
+        break;
+    default:
+        break;
+    }
+    if (strcmp(d, natsStatus_GetText(s)) == 0)
+        return gw_fail(GW_ESTORAGE, err, errlen,
+                       "jetstream: no server of [jetstream] servers answered (%s)", d);
+    return gw_fail(GW_ESTORAGE, err, errlen,
+                   "jetstream: no server of [jetstream] servers answered (%s: %s)",
+                   natsStatus_GetText(s), d);
 }
 
 static void js_destroy(struct gw_js *j)
@@ -264,9 +344,7 @@ int gw_js_connect(struct gw_js **out, const struct gw_config *cfg, const char *n
         goto fail;
     s = natsConnection_Connect(&j->nc, o);
     if (s != NATS_OK) {
-        rv = s == NATS_NO_MEMORY ? GW_ENOMEM : GW_ESTORAGE;
-        gw_seterr(err, errlen, "jetstream: no server of [jetstream] servers answered (%s)",
-                  natsStatus_GetText(s));
+        rv = connect_failed(s, cfg, j->tls, err, errlen);
         j->closed = true; /* no connection, no callbacks */
         goto fail;
     }

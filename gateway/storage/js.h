@@ -49,7 +49,9 @@ struct gw_js_stats {
  * "panelgate-store").  |fn| may be NULL.  On success *out owns the
  * connection and a JetStream context whose API requests time out after
  * connect_timeout_ms.  Returns 0, GW_ECONFIG (a setting libnats refused:
- * a TLS or creds file), GW_ESTORAGE (no server answered), GW_ENOMEM. */
+ * a TLS or creds file), GW_ESTORAGE (no server answered, or the TLS
+ * handshake or the credentials failed: err names the cause and the keys
+ * to check, never a secret), GW_ENOMEM. */
 int gw_js_connect(struct gw_js **out, const struct gw_config *cfg, const char *name,
                   gw_js_event_fn fn, void *ud, char *err, size_t errlen);
 

@@ -1,8 +1,9 @@
 /*
- * regkv.c - the registry bucket and the activity stream of the JetStream
- * engine (regkv.h, docs/STORAGE.md): open, the registry's changes (each a
- * compare-and-set on the revision read, retried when another writer got
- * there first), reading servers back, the activity rows, erase and purge.
+ * regkv.c - the registry bucket of the JetStream engine (regkv.h,
+ * docs/STORAGE.md): open (bucket, schema key, activity stream), the
+ * registry's changes (each a compare-and-set on the bucket as read,
+ * kv_cas, retried when another writer got there first) and reading servers
+ * back.  The activity rows, erase and purge are in regkv_stream.c.
  *
  * The pin index (pin.<hex>) is what keeps one key on one server across
  * hosts: it is created (only when absent) before the server record that
@@ -27,31 +28,14 @@
 #include "alloc.h"
 #include "config.h"
 #include "js.h"
+#include "regkv_int.h"
 
 /* Compare-and-set rounds before giving up on a busy key. */
 #define CAS_TRIES 32
-/* Longest subject or stream name we build. */
-#define NAME_MAX_LEN 256
-
-struct gw_regkv {
-    struct gw_js *js;
-    jsCtx *jc;
-    kvStore *kv;
-    char bucket[NAME_MAX_LEN];
-    char act_stream[NAME_MAX_LEN];
-    char act_prefix[NAME_MAX_LEN];
-    char frames_stream[NAME_MAX_LEN];
-    char frames_prefix[NAME_MAX_LEN];
-    int64_t wait_ms; /* one API request's timeout */
-};
 
 /* ------------------------------------------------------------ helpers */
 
-static int nats_fail(natsStatus s, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* "jetstream: <what>: <libnats' text>"; GW_ENOMEM or GW_ESTORAGE. */
-static int nats_fail(natsStatus s, char *err, size_t errlen, const char *fmt, ...)
+int gw_regkv_nats_fail(natsStatus s, char *err, size_t errlen, const char *fmt, ...)
 {
     char what[512];
     va_list ap;
@@ -64,7 +48,7 @@ static int nats_fail(natsStatus s, char *err, size_t errlen, const char *fmt, ..
     return s == NATS_NO_MEMORY ? GW_ENOMEM : GW_ESTORAGE;
 }
 
-static bool not_found(natsStatus s, jsErrCode jerr)
+bool gw_regkv_not_found(natsStatus s, jsErrCode jerr)
 {
     return s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr;
 }
@@ -85,96 +69,119 @@ static int copy_name(char *dst, size_t n, const char *src, const char *what, cha
     return 0;
 }
 
-/* One bucket value, read: entry (the caller destroys it) or none. */
-static int kv_get(struct gw_regkv *k, const char *key, kvEntry **out, char *err, size_t errlen)
+/* The bucket's stream sequence now, as its leader has it: what a change
+ * read "as of" and is conditioned on (kv_cas). */
+static int kv_snap(struct gw_regkv *k, uint64_t *last, char *err, size_t errlen)
 {
-    *out = NULL;
-    natsStatus s = kvStore_Get(out, k->kv, key);
-    if (s == NATS_NOT_FOUND) {
-        *out = NULL;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, k->jc, k->kv_stream, NULL, &jerr);
+    if (s != NATS_OK)
+        return gw_regkv_nats_fail(s, err, errlen, "bucket %s: info (JetStream error %d)", k->bucket,
+                         (int)jerr);
+    *last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return 0;
+}
+
+/* One value, read from the stream's leader (never a replica's copy, which
+ * may be behind): *msg (the caller destroys it) and its sequence, or
+ * GW_ENOTFOUND when the key is absent or deleted. */
+static int kv_read(struct gw_regkv *k, const char *key, natsMsg **msg, char *err, size_t errlen)
+{
+    char subject[GW_REGKV_KEY_MAX + GW_REGKV_NAME_MAX + 8];
+    jsErrCode jerr = 0;
+    const char *op = NULL;
+    *msg = NULL;
+    snprintf(subject, sizeof subject, "%s%s", k->kv_prefix, key);
+    natsStatus s = js_GetLastMsg(msg, k->jc, k->kv_stream, subject, NULL, &jerr);
+    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) {
+        *msg = NULL;
         return GW_ENOTFOUND;
     }
     if (s != NATS_OK)
-        return nats_fail(s, err, errlen, "bucket %s: reading %s", k->bucket, key);
+        return gw_regkv_nats_fail(s, err, errlen, "bucket %s: reading %s (JetStream error %d)",
+                         k->bucket, key, (int)jerr);
+    if (natsMsgHeader_Get(*msg, "KV-Operation", &op) == NATS_OK && op != NULL &&
+        (strcmp(op, "DEL") == 0 || strcmp(op, "PURGE") == 0)) {
+        natsMsg_Destroy(*msg);
+        *msg = NULL;
+        return GW_ENOTFOUND;
+    }
     return 0;
 }
 
-/* The revision |key| has now (0: none, or deleted). */
-static int kv_revision(struct gw_regkv *k, const char *key, uint64_t *rev, char *err,
-                       size_t errlen)
-{
-    kvEntry *e = NULL;
-    int rv = kv_get(k, key, &e, err, errlen);
-    *rev = rv == 0 ? kvEntry_Revision(e) : 0;
-    kvEntry_Destroy(e);
-    return rv == GW_ENOTFOUND ? 0 : rv;
-}
-
-/* kvStore_Create (|last| 0) or kvStore_Update on |last|.  1 when another
- * writer got there first (the key is not at |last| any more, or exists),
- * 0 when written, else a GW_E* code. */
+/* Writes |val| to |key| if and only if nothing at all was written to the
+ * bucket after sequence |last| (kv_snap): a compare-and-set on the whole
+ * bucket.  Not kvStore_Update's on the key's own revision: nats-server
+ * 2.9 accepts two concurrent writes that expect the same last sequence of
+ * one subject in a replicated stream (nats-server issue 4320), while the
+ * stream's own last sequence is checked in the order of its log.  0 when
+ * written, 1 when another writer got there first, else a GW_E* code. */
 static int kv_cas(struct gw_regkv *k, const char *key, const char *val, uint64_t last,
-                  uint64_t *rev_out, char *err, size_t errlen)
+                  char *err, size_t errlen)
 {
-    uint64_t rev = 0, now_rev = 0;
-    natsStatus s = last == 0 ? kvStore_Create(&rev, k->kv, key, val, (int)strlen(val))
-                             : kvStore_Update(&rev, k->kv, key, val, (int)strlen(val), last);
-    if (s == NATS_OK) {
-        if (rev_out != NULL)
-            *rev_out = rev;
+    char subject[GW_REGKV_KEY_MAX + GW_REGKV_NAME_MAX + 8];
+    natsMsg *m = NULL;
+    jsPubAck *pa = NULL;
+    jsPubOptions po;
+    jsErrCode jerr = 0;
+    snprintf(subject, sizeof subject, "%s%s", k->kv_prefix, key);
+    natsStatus s = natsMsg_Create(&m, subject, NULL, val, (int)strlen(val));
+    if (s != NATS_OK)
+        return gw_regkv_nats_fail(s, err, errlen, "bucket %s: writing %s", k->bucket, key);
+    jsPubOptions_Init(&po);
+    po.ExpectLastSeq = last;
+    s = js_PublishMsg(&pa, k->jc, m, &po, &jerr);
+    natsMsg_Destroy(m);
+    jsPubAck_Destroy(pa);
+    if (s == NATS_OK)
         return 0;
-    }
-    /* libnats says "wrong last sequence" only in text: look instead */
-    char why[512];
-    nats_fail(s, why, sizeof why, "bucket %s: writing %s", k->bucket, key);
-    int rv = kv_revision(k, key, &now_rev, err, errlen);
-    if (rv != 0)
-        return rv;
-    if (now_rev != last)
+    if (jerr == JSStreamWrongLastSequenceErr)
         return 1;
-    gw_seterr(err, errlen, "%s", why);
-    return s == NATS_NO_MEMORY ? GW_ENOMEM : GW_ESTORAGE;
+    return gw_regkv_nats_fail(s, err, errlen, "bucket %s: writing %s (JetStream error %d)", k->bucket,
+                     key, (int)jerr);
 }
 
-static int kv_delete(struct gw_regkv *k, const char *key, bool purge, char *err, size_t errlen)
+int gw_regkv_kv_delete(struct gw_regkv *k, const char *key, bool purge, char *err, size_t errlen)
 {
     natsStatus s = purge ? kvStore_Purge(k->kv, key, NULL) : kvStore_Delete(k->kv, key);
     if (s != NATS_OK && s != NATS_NOT_FOUND)
-        return nats_fail(s, err, errlen, "bucket %s: deleting %s", k->bucket, key);
+        return gw_regkv_nats_fail(s, err, errlen, "bucket %s: deleting %s", k->bucket, key);
     return 0;
 }
 
-/* A value's text, NUL-terminated (gw_free), or NULL. */
-static char *entry_text(kvEntry *e)
+/* A message's data, NUL-terminated (gw_free), or NULL. */
+static char *msg_text(natsMsg *m)
 {
-    int n = kvEntry_ValueLen(e);
+    int n = natsMsg_GetDataLength(m);
     char *t = gw_malloc((size_t)(n > 0 ? n : 0) + 1);
     if (t == NULL)
         return NULL;
     if (n > 0)
-        memcpy(t, kvEntry_Value(e), (size_t)n);
+        memcpy(t, natsMsg_GetData(m), (size_t)n);
     t[n > 0 ? n : 0] = '\0';
     return t;
 }
 
 /* ------------------------------------------------------------ records */
 
-/* Server |name|'s record and its revision. */
-static int get_server(struct gw_regkv *k, const char *name, struct gw_regdb_server *s,
-                      uint64_t *rev, char *err, size_t errlen)
+/* Server |name|'s record and the sequence it was written at. */
+int gw_regkv_get_server(struct gw_regkv *k, const char *name, struct gw_regdb_server *s,
+                      uint64_t *seq, char *err, size_t errlen)
 {
     char key[GW_REGKV_KEY_MAX], why[256];
-    kvEntry *e = NULL;
+    natsMsg *m = NULL;
+    memset(s, 0, sizeof *s);
     if (gw_regkv_server_key(name, key, sizeof key) != 0)
         return gw_fail(GW_EINVAL, err, errlen, "bad server name '%.64s'", name ? name : "");
-    int rv = kv_get(k, key, &e, err, errlen);
-    if (rv == GW_ENOTFOUND) {
-        memset(s, 0, sizeof *s);
+    int rv = kv_read(k, key, &m, err, errlen);
+    if (rv == GW_ENOTFOUND)
         return gw_fail(GW_ENOTFOUND, err, errlen, "unknown server %s (not registered)", name);
-    }
     if (rv != 0)
         return rv;
-    rv = gw_regkv_rec_decode(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e), s, why, sizeof why);
+    rv = gw_regkv_rec_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), s, why,
+                             sizeof why);
     if (rv == 0 && strcmp(s->name, name) != 0) {
         snprintf(why, sizeof why, "server record: name: not the name of its key");
         memset(s, 0, sizeof *s);
@@ -182,14 +189,14 @@ static int get_server(struct gw_regkv *k, const char *name, struct gw_regdb_serv
     }
     if (rv != 0)
         gw_seterr(err, errlen, "bucket %s: key %s: %s", k->bucket, key, why);
-    else if (rev != NULL)
-        *rev = kvEntry_Revision(e);
-    kvEntry_Destroy(e);
+    else if (seq != NULL)
+        *seq = natsMsg_GetSequence(m);
+    natsMsg_Destroy(m);
     return rv;
 }
 
-/* Writes |s| over revision |last| (0: a new key): 0, 1 (lost the race),
- * or an error. */
+/* Writes |s| if nothing was written to the bucket after |last|: 0, 1
+ * (lost the race), or an error. */
 static int put_server(struct gw_regkv *k, const struct gw_regdb_server *s, uint64_t last,
                       char *err, size_t errlen)
 {
@@ -199,28 +206,21 @@ static int put_server(struct gw_regkv *k, const struct gw_regdb_server *s, uint6
     char *val = gw_regkv_rec_encode(s, NULL);
     if (val == NULL)
         return gw_fail(GW_ENOMEM, err, errlen, "registry: out of memory");
-    int rv = kv_cas(k, key, val, last, NULL, err, errlen);
+    int rv = kv_cas(k, key, val, last, err, errlen);
     gw_free(val);
     return rv;
 }
 
-/* A pin index: {"server":name,"id":id}. */
-struct pin_idx {
-    char server[256];
-    int64_t id;
-    uint64_t rev;
-    int64_t created_ns;
-};
 
-static int get_pin(struct gw_regkv *k, const char *key, struct pin_idx *p, char *err,
+int gw_regkv_get_pin(struct gw_regkv *k, const char *key, struct pin_idx *p, char *err,
                    size_t errlen)
 {
-    kvEntry *e = NULL;
+    natsMsg *m = NULL;
     memset(p, 0, sizeof *p);
-    int rv = kv_get(k, key, &e, err, errlen);
+    int rv = kv_read(k, key, &m, err, errlen);
     if (rv != 0)
         return rv;
-    char *t = entry_text(e);
+    char *t = msg_text(m);
     cJSON *o = t ? cJSON_Parse(t) : NULL;
     const cJSON *srv = cJSON_GetObjectItemCaseSensitive(o, "server");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
@@ -236,12 +236,12 @@ static int get_pin(struct gw_regkv *k, const char *key, struct pin_idx *p, char 
     } else {
         snprintf(p->server, sizeof p->server, "%s", srv->valuestring);
         p->id = (int64_t)id->valuedouble;
-        p->rev = kvEntry_Revision(e);
-        p->created_ns = kvEntry_Created(e);
+        p->seq = natsMsg_GetSequence(m);
+        p->created_ns = natsMsg_GetTime(m);
     }
     cJSON_Delete(o);
     gw_free(t);
-    kvEntry_Destroy(e);
+    natsMsg_Destroy(m);
     return rv;
 }
 
@@ -253,9 +253,32 @@ static bool holds(const struct gw_regdb_server *s, const uint8_t spki[GW_SPKI_LE
     return false;
 }
 
+/* Whether pin.<hex> keeps |spki| on a server: GW_EPINNED naming it; 0
+ * with the index in *p when it is an orphan that may be taken over (see
+ * the top of the file); GW_ENOTFOUND when there is no index. */
+static int pin_taken(struct gw_regkv *k, const uint8_t spki[GW_SPKI_LEN], struct pin_idx *p,
+                     char *err, size_t errlen)
+{
+    char key[4 + 2 * GW_SPKI_LEN + 1];
+    gw_regkv_pin_key(spki, key);
+    int rv = gw_regkv_get_pin(k, key, p, err, errlen);
+    if (rv != 0)
+        return rv;
+    struct gw_regdb_server owner;
+    rv = gw_regkv_get_server(k, p->server, &owner, NULL, err, errlen);
+    if (rv != 0 && rv != GW_ENOTFOUND)
+        return rv;
+    bool backed = rv == 0 && owner.id == p->id && holds(&owner, spki);
+    bool other_id = rv == 0 && owner.id != p->id;
+    bool old = now_ns() - p->created_ns > 2 * k->wait_ms * 1000000;
+    if (backed || (!other_id && !old))
+        return gw_fail(GW_EPINNED, err, errlen, "this public key is already pinned to server %s",
+                       p->server);
+    return 0;
+}
+
 /* Makes pin.<hex> point at (name, id): created when absent, taken over
- * when it is an orphan (see the top of the file), else GW_EPINNED naming
- * its server. */
+ * when it is an orphan, else GW_EPINNED naming its server. */
 static int claim_pin(struct gw_regkv *k, const uint8_t spki[GW_SPKI_LEN], const char *name,
                      int64_t id, char *err, size_t errlen)
 {
@@ -274,28 +297,18 @@ static int claim_pin(struct gw_regkv *k, const uint8_t spki[GW_SPKI_LEN], const 
     cJSON_Delete(o);
 
     for (int round = 0; round < CAS_TRIES; round++) {
-        int rv = kv_cas(k, key, val, 0, NULL, err, errlen);
-        if (rv <= 0)
-            return rv;
+        uint64_t last;
         struct pin_idx p;
-        rv = get_pin(k, key, &p, err, errlen);
-        if (rv == GW_ENOTFOUND)
-            continue; /* deleted meanwhile: create again */
+        int rv = kv_snap(k, &last, err, errlen);
         if (rv != 0)
             return rv;
-        struct gw_regdb_server owner;
-        uint64_t orev;
-        rv = get_server(k, p.server, &owner, &orev, err, errlen);
+        rv = pin_taken(k, spki, &p, err, errlen);
         if (rv != 0 && rv != GW_ENOTFOUND)
             return rv;
-        bool backed = rv == 0 && owner.id == p.id && holds(&owner, spki);
-        bool other_id = rv == 0 && owner.id != p.id;
-        bool old = now_ns() - p.created_ns > 2 * k->wait_ms * 1000000;
-        if (backed || (!other_id && !old))
-            return gw_fail(GW_EPINNED, err, errlen,
-                           "this public key is already pinned to server %s", p.server);
-        /* an orphan: take it over on its revision */
-        rv = kv_cas(k, key, val, p.rev, NULL, err, errlen);
+        if (rv == 0 && p.seq > last)
+            continue; /* written since the snapshot: look again */
+        /* absent, or an orphan: write it, if the bucket did not move */
+        rv = kv_cas(k, key, val, last, err, errlen);
         if (rv <= 0)
             return rv;
     }
@@ -307,7 +320,7 @@ static void drop_pin(struct gw_regkv *k, const uint8_t spki[GW_SPKI_LEN])
 {
     char key[4 + 2 * GW_SPKI_LEN + 1], e[256];
     gw_regkv_pin_key(spki, key);
-    kv_delete(k, key, false, e, sizeof e); /* best effort: an orphan is taken over later */
+    gw_regkv_kv_delete(k, key, false, e, sizeof e); /* best effort: an orphan is taken over later */
 }
 
 /* ------------------------------------------------------------ open */
@@ -318,7 +331,7 @@ static int check_bucket(struct gw_regkv *k, const struct gw_config *cfg, char *e
     kvStatus *st = NULL;
     natsStatus s = kvStore_Status(&st, k->kv);
     if (s != NATS_OK)
-        return nats_fail(s, err, errlen, "bucket %s: status", k->bucket);
+        return gw_regkv_nats_fail(s, err, errlen, "bucket %s: status", k->bucket);
     char diff[512] = "";
     if (kvStatus_Replicas(st) != (int64_t)cfg->js_replicas)
         snprintf(diff + strlen(diff), sizeof diff - strlen(diff),
@@ -341,12 +354,16 @@ static int check_bucket(struct gw_regkv *k, const struct gw_config *cfg, char *e
 static int ensure_schema(struct gw_regkv *k, bool create, char *err, size_t errlen)
 {
     for (int round = 0; round < CAS_TRIES; round++) {
-        kvEntry *e = NULL;
-        int rv = kv_get(k, "schema", &e, err, errlen);
+        natsMsg *m = NULL;
+        uint64_t last = 0;
+        int rv = kv_snap(k, &last, err, errlen);
+        if (rv != 0)
+            return rv;
+        rv = kv_read(k, "schema", &m, err, errlen);
         if (rv == 0) {
-            bool same = kvEntry_ValueLen(e) == (int)strlen(GW_REGKV_SCHEMA) &&
-                        memcmp(kvEntry_Value(e), GW_REGKV_SCHEMA, strlen(GW_REGKV_SCHEMA)) == 0;
-            kvEntry_Destroy(e);
+            bool same = natsMsg_GetDataLength(m) == (int)strlen(GW_REGKV_SCHEMA) &&
+                        memcmp(natsMsg_GetData(m), GW_REGKV_SCHEMA, strlen(GW_REGKV_SCHEMA)) == 0;
+            natsMsg_Destroy(m);
             if (!same)
                 return gw_fail(GW_ECONFIG, err, errlen,
                                "jetstream: bucket %s: key schema: another layout version than "
@@ -360,9 +377,11 @@ static int ensure_schema(struct gw_regkv *k, bool create, char *err, size_t errl
             return gw_fail(GW_ECONFIG, err, errlen,
                            "jetstream: bucket %s: no schema key: not a panelgate registry",
                            k->bucket);
-        rv = kv_cas(k, "schema", GW_REGKV_SCHEMA, 0, NULL, err, errlen);
-        if (rv < 0)
-            return rv;
+        /* an empty bucket's stream has no last sequence to expect */
+        uint64_t rev;
+        natsStatus s = kvStore_Create(&rev, k->kv, "schema", GW_REGKV_SCHEMA,
+                                      (int)strlen(GW_REGKV_SCHEMA));
+        (void)s; /* created, or another opener did: read it again */
     }
     return gw_fail(GW_ESTORAGE, err, errlen, "bucket %s: schema: too many writers", k->bucket);
 }
@@ -370,12 +389,12 @@ static int ensure_schema(struct gw_regkv *k, bool create, char *err, size_t errl
 static int ensure_activity(struct gw_regkv *k, const struct gw_config *cfg, bool create,
                            char *err, size_t errlen)
 {
-    char subject[NAME_MAX_LEN + 4];
+    char subject[GW_REGKV_NAME_MAX + 4];
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     snprintf(subject, sizeof subject, "%s.>", k->act_prefix);
     natsStatus s = js_GetStreamInfo(&si, k->jc, k->act_stream, NULL, &jerr);
-    if (not_found(s, jerr)) {
+    if (gw_regkv_not_found(s, jerr)) {
         if (!create)
             return gw_fail(GW_ENOTFOUND, err, errlen,
                            "jetstream: no activity stream %s on this cluster: run panelgatectl "
@@ -397,7 +416,7 @@ static int ensure_activity(struct gw_regkv *k, const struct gw_config *cfg, bool
             s = js_GetStreamInfo(&si, k->jc, k->act_stream, NULL, &jerr);
     }
     if (s != NATS_OK)
-        return nats_fail(s, err, errlen, "activity stream %s (JetStream error %d)",
+        return gw_regkv_nats_fail(s, err, errlen, "activity stream %s (JetStream error %d)",
                          k->act_stream, (int)jerr);
     char diff[512] = "";
     const jsStreamConfig *c = si->Config;
@@ -441,6 +460,8 @@ int gw_regkv_open(struct gw_regkv **out, struct gw_js *js, const struct gw_confi
         (rv = copy_name(k->frames_prefix, sizeof k->frames_prefix, cfg->js_subject_prefix,
                         "subject_prefix", err, errlen)) != 0)
         goto fail;
+    snprintf(k->kv_stream, sizeof k->kv_stream, "KV_%s", k->bucket);
+    snprintf(k->kv_prefix, sizeof k->kv_prefix, "$KV.%s.", k->bucket);
 
     natsStatus s = js_KeyValue(&k->kv, k->jc, k->bucket);
     if (s == NATS_NOT_FOUND) {
@@ -463,7 +484,7 @@ int gw_regkv_open(struct gw_regkv **out, struct gw_js *js, const struct gw_confi
             s = js_KeyValue(&k->kv, k->jc, k->bucket);
     }
     if (s != NATS_OK) {
-        rv = nats_fail(s, err, errlen, "registry bucket %s", k->bucket);
+        rv = gw_regkv_nats_fail(s, err, errlen, "registry bucket %s", k->bucket);
         goto fail;
     }
     if ((rv = check_bucket(k, cfg, err, errlen)) != 0 ||
@@ -485,261 +506,6 @@ void gw_regkv_free(struct gw_regkv *k)
     gw_free(k);
 }
 
-/* ------------------------------------------------------------ activity */
-
-int gw_regkv_activity_add(struct gw_regkv *k, int64_t at, const char *actor,
-                          const char *action, int64_t server_id, const char *server,
-                          const char *details, char *err, size_t errlen)
-{
-    char subject[NAME_MAX_LEN + 24];
-    int rv = GW_ENOMEM;
-    char *txt = NULL;
-    if (k == NULL || actor == NULL || *actor == '\0' || action == NULL || *action == '\0')
-        return gw_fail(GW_EINVAL, err, errlen, "activity: actor and action are required");
-    cJSON *d = NULL;
-    if (details != NULL && (!cJSON_IsObject(d = cJSON_Parse(details)))) {
-        cJSON_Delete(d);
-        return gw_fail(GW_EINVAL, err, errlen, "activity: details: not a JSON object");
-    }
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL || cJSON_AddNumberToObject(o, "at", (double)at) == NULL ||
-        cJSON_AddStringToObject(o, "actor", actor) == NULL ||
-        cJSON_AddStringToObject(o, "action", action) == NULL ||
-        (server_id > 0 ? cJSON_AddNumberToObject(o, "server_id", (double)server_id)
-                       : cJSON_AddNullToObject(o, "server_id")) == NULL ||
-        (server_id > 0 && server != NULL ? cJSON_AddStringToObject(o, "server", server)
-                                          : cJSON_AddNullToObject(o, "server")) == NULL) {
-        cJSON_Delete(d);
-        goto out;
-    }
-    if (d == NULL ? cJSON_AddNullToObject(o, "details") == NULL
-                  : !cJSON_AddItemToObject(o, "details", d)) {
-        cJSON_Delete(d);
-        goto out;
-    }
-    if ((txt = cJSON_PrintUnformatted(o)) == NULL)
-        goto out;
-    snprintf(subject, sizeof subject, "%s.%" PRId64, k->act_prefix, server_id > 0 ? server_id : 0);
-    jsErrCode jerr = 0;
-    jsPubAck *pa = NULL;
-    natsStatus s = js_Publish(&pa, k->jc, subject, txt, (int)strlen(txt), NULL, &jerr);
-    jsPubAck_Destroy(pa);
-    if (s != NATS_OK) {
-        rv = nats_fail(s, err, errlen, "activity stream %s: adding a row (JetStream error %d)",
-                       k->act_stream, (int)jerr);
-        goto out;
-    }
-    rv = 0;
-out:
-    if (rv == GW_ENOMEM)
-        gw_seterr(err, errlen, "activity: out of memory");
-    cJSON_free(txt);
-    cJSON_Delete(o);
-    return rv;
-}
-
-struct act_row {
-    uint64_t seq;
-    int64_t at;
-    char *actor, *action, *server, *details;
-};
-
-struct act_rows {
-    struct act_row *v;
-    size_t n, cap;
-};
-
-static void rows_free(struct act_rows *r)
-{
-    for (size_t i = 0; i < r->n; i++) {
-        gw_free(r->v[i].actor);
-        gw_free(r->v[i].action);
-        gw_free(r->v[i].server);
-        gw_free(r->v[i].details);
-    }
-    gw_free(r->v);
-}
-
-static int cmp_rows(const void *a, const void *b)
-{
-    const struct act_row *x = a, *y = b;
-    if (x->at != y->at)
-        return x->at < y->at ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static char *dup_str(const cJSON *v)
-{
-    return cJSON_IsString(v) && v->valuestring ? gw_strdup(v->valuestring) : NULL;
-}
-
-/* One message of the activity stream into |r| when the filter keeps it.
- * GW_EINVAL (naming the sequence) when it breaks the layout. */
-static int take_row(struct gw_regkv *k, natsMsg *m, uint64_t seq,
-                    const struct gw_activity_filter *f, struct act_rows *r, char *err,
-                    size_t errlen)
-{
-    int rv = GW_ENOMEM;
-    cJSON *o = cJSON_ParseWithLength(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
-    const cJSON *at = cJSON_GetObjectItemCaseSensitive(o, "at");
-    const cJSON *actor = cJSON_GetObjectItemCaseSensitive(o, "actor");
-    const cJSON *action = cJSON_GetObjectItemCaseSensitive(o, "action");
-    const cJSON *server = cJSON_GetObjectItemCaseSensitive(o, "server");
-    const cJSON *details = cJSON_GetObjectItemCaseSensitive(o, "details");
-    if (!cJSON_IsObject(o) || !cJSON_IsNumber(at) || !cJSON_IsString(actor) ||
-        !cJSON_IsString(action) || !(cJSON_IsNull(server) || cJSON_IsString(server)) ||
-        !(cJSON_IsNull(details) || cJSON_IsObject(details))) {
-        rv = gw_fail(GW_EINVAL, err, errlen,
-                     "activity stream %s: message %" PRIu64 ": not an activity row", k->act_stream,
-                     seq);
-        goto out;
-    }
-    int64_t t = (int64_t)at->valuedouble;
-    if ((f->action != NULL && strcmp(f->action, action->valuestring) != 0) ||
-        (f->since != 0 && t < f->since) || (f->until != 0 && t > f->until)) {
-        rv = 0;
-        goto out;
-    }
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? 2 * r->cap : 64;
-        struct act_row *nv = gw_realloc(r->v, cap * sizeof *nv);
-        if (nv == NULL)
-            goto out;
-        r->v = nv;
-        r->cap = cap;
-    }
-    struct act_row *row = &r->v[r->n];
-    memset(row, 0, sizeof *row);
-    row->seq = seq;
-    row->at = t;
-    row->actor = dup_str(actor);
-    row->action = dup_str(action);
-    row->server = dup_str(server);
-    row->details = cJSON_IsObject(details) ? cJSON_PrintUnformatted(details) : NULL;
-    r->n++; /* freed with the others, even half made */
-    if (row->actor == NULL || row->action == NULL || (cJSON_IsString(server) && !row->server) ||
-        (cJSON_IsObject(details) && !row->details))
-        goto out;
-    rv = 0;
-out:
-    if (rv == GW_ENOMEM)
-        gw_seterr(err, errlen, "activity: out of memory");
-    cJSON_Delete(o);
-    return rv;
-}
-
-/* Messages of |stream| on |subject| now (a count from the stream's state). */
-static int count_subject(struct gw_regkv *k, const char *stream, const char *subject,
-                         uint64_t *n, uint64_t *last_seq, char *err, size_t errlen)
-{
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    jsOptions o;
-    jsOptions_Init(&o);
-    o.Stream.Info.SubjectsFilter = subject;
-    *n = 0;
-    if (last_seq != NULL)
-        *last_seq = 0;
-    natsStatus s = js_GetStreamInfo(&si, k->jc, stream, &o, &jerr);
-    if (not_found(s, jerr))
-        return GW_ENOTFOUND;
-    if (s != NATS_OK)
-        return nats_fail(s, err, errlen, "stream %s: info (JetStream error %d)", stream,
-                         (int)jerr);
-    if (si->State.Subjects != NULL)
-        for (int i = 0; i < si->State.Subjects->Count; i++)
-            *n += si->State.Subjects->List[i].Msgs;
-    if (last_seq != NULL)
-        *last_seq = si->State.LastSeq;
-    jsStreamInfo_Destroy(si);
-    return 0;
-}
-
-/* Every row on |subject|, in stream order, through an ordered consumer. */
-static int read_rows(struct gw_regkv *k, const char *subject, const struct gw_activity_filter *f,
-                     struct act_rows *r, char *err, size_t errlen)
-{
-    uint64_t n = 0;
-    int rv = count_subject(k, k->act_stream, subject, &n, NULL, err, errlen);
-    if (rv != 0 || n == 0)
-        return rv == GW_ENOTFOUND ? 0 : rv;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = k->act_stream;
-    so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverAll;
-    natsSubscription *sub = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_SubscribeSync(&sub, k->jc, subject, NULL, &so, &jerr);
-    if (s != NATS_OK)
-        return nats_fail(s, err, errlen, "activity stream %s: reading (JetStream error %d)",
-                         k->act_stream, (int)jerr);
-    for (;;) {
-        natsMsg *m = NULL;
-        jsMsgMetaData *md = NULL;
-        s = natsSubscription_NextMsg(&m, sub, k->wait_ms);
-        if (s != NATS_OK) {
-            rv = nats_fail(s, err, errlen, "activity stream %s: reading", k->act_stream);
-            break;
-        }
-        if ((s = natsMsg_GetMetaData(&md, m)) != NATS_OK) {
-            natsMsg_Destroy(m);
-            rv = nats_fail(s, err, errlen, "activity stream %s: a message without metadata",
-                           k->act_stream);
-            break;
-        }
-        uint64_t pending = md->NumPending;
-        rv = take_row(k, m, md->Sequence.Stream, f, r, err, errlen);
-        jsMsgMetaData_Destroy(md);
-        natsMsg_Destroy(m);
-        if (rv != 0 || pending == 0)
-            break;
-    }
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-    return rv;
-}
-
-int gw_regkv_activity_query(struct gw_regkv *k, const struct gw_activity_filter *f,
-                            gw_activity_fn fn, void *ud, char *err, size_t errlen)
-{
-    struct gw_activity_filter none = {0};
-    struct act_rows rows = {0};
-    char subject[NAME_MAX_LEN + 24];
-    int rv;
-    if (k == NULL || fn == NULL)
-        return GW_EINVAL;
-    if (f == NULL)
-        f = &none;
-    if (f->server != NULL) {
-        struct gw_regdb_server s;
-        rv = get_server(k, f->server, &s, NULL, err, errlen);
-        if (rv == GW_ENOTFOUND)
-            return 0; /* as the SQLite join: no such server, no rows */
-        if (rv != 0)
-            return rv;
-        snprintf(subject, sizeof subject, "%s.%" PRId64, k->act_prefix, s.id);
-    } else {
-        snprintf(subject, sizeof subject, "%s.>", k->act_prefix);
-    }
-    if ((rv = read_rows(k, subject, f, &rows, err, errlen)) != 0)
-        goto out;
-    qsort(rows.v, rows.n, sizeof *rows.v, cmp_rows);
-    size_t first = f->limit && rows.n > f->limit ? rows.n - f->limit : 0;
-    for (size_t i = first; i < rows.n; i++) {
-        const struct act_row *a = &rows.v[i];
-        struct gw_activity_row row = {.id = (int64_t)a->seq, .at = a->at, .actor = a->actor,
-                                      .action = a->action, .server = a->server,
-                                      .details = a->details};
-        if (fn(&row, ud) != 0)
-            break;
-    }
-    rv = 0;
-out:
-    rows_free(&rows);
-    return rv;
-}
-
 /* ------------------------------------------------------------ register, rotate, revoke */
 
 static int kind_ok(const char *kind)
@@ -747,37 +513,41 @@ static int kind_ok(const char *kind)
     return kind != NULL && (strcmp(kind, "nimble") == 0 || strcmp(kind, "wowza") == 0);
 }
 
-/* The next server id: a compare-and-set on next_id. */
+/* The next server id: a compare-and-set on next_id (and the bucket). */
 static int take_id(struct gw_regkv *k, int64_t *id, char *err, size_t errlen)
 {
     for (int round = 0; round < CAS_TRIES; round++) {
-        kvEntry *e = NULL;
-        uint64_t rev = 0;
-        long long last = 0;
-        int rv = kv_get(k, "next_id", &e, err, errlen);
+        natsMsg *m = NULL;
+        uint64_t last = 0;
+        long long prev = 0;
+        int rv = kv_snap(k, &last, err, errlen);
+        if (rv != 0)
+            return rv;
+        rv = kv_read(k, "next_id", &m, err, errlen);
         if (rv == 0) {
-            char *t = entry_text(e);
-            char *end = NULL;
-            rev = kvEntry_Revision(e);
-            kvEntry_Destroy(e);
+            char *t = msg_text(m), *end = NULL;
+            bool newer = natsMsg_GetSequence(m) > last;
+            natsMsg_Destroy(m);
             if (t == NULL)
                 return gw_fail(GW_ENOMEM, err, errlen, "registry: out of memory");
-            last = strtoll(t, &end, 10);
-            bool ok = *t >= '0' && *t <= '9' && *end == '\0' && last >= 0;
+            prev = strtoll(t, &end, 10);
+            bool ok = *t >= '0' && *t <= '9' && *end == '\0' && prev >= 0;
             gw_free(t);
             if (!ok)
                 return gw_fail(GW_EINVAL, err, errlen,
                                "bucket %s: key next_id: not a decimal server id", k->bucket);
+            if (newer)
+                continue;
         } else if (rv != GW_ENOTFOUND) {
             return rv;
         }
         char val[32];
-        snprintf(val, sizeof val, "%lld", last + 1);
-        rv = kv_cas(k, "next_id", val, rev, NULL, err, errlen);
+        snprintf(val, sizeof val, "%lld", prev + 1);
+        rv = kv_cas(k, "next_id", val, last, err, errlen);
         if (rv < 0)
             return rv;
         if (rv == 0) {
-            *id = last + 1;
+            *id = prev + 1;
             return 0;
         }
     }
@@ -811,12 +581,16 @@ int gw_regkv_register(struct gw_regkv *k, const char *name, const char *kind,
         details = dbuf;
     }
     /* the cheap refusals first, so a refused registration spends no id */
-    rv = get_server(k, name, &s, NULL, err, errlen);
+    rv = gw_regkv_get_server(k, name, &s, NULL, err, errlen);
     if (rv == 0)
         return gw_fail(GW_EEXIST, err, errlen, "server %s is already registered", name);
     if (rv != GW_ENOTFOUND)
         return rv;
 
+    struct pin_idx p;
+    rv = pin_taken(k, spki, &p, err, errlen);
+    if (rv != 0 && rv != GW_ENOTFOUND)
+        return rv;
     int64_t id = 0;
     if ((rv = take_id(k, &id, err, errlen)) != 0 ||
         (rv = claim_pin(k, spki, name, id, err, errlen)) != 0)
@@ -830,12 +604,23 @@ int gw_regkv_register(struct gw_regkv *k, const char *name, const char *kind,
     memcpy(s.pins[0].spki, spki, GW_SPKI_LEN);
     s.pins[0].created_at = now;
     s.n_pins = s.n_pins_total = 1;
-    rv = put_server(k, &s, 0, err, errlen);
-    if (rv != 0) {
-        drop_pin(k, spki); /* ours: undo it */
-        if (rv == 1)
-            return gw_fail(GW_EEXIST, err, errlen, "server %s is already registered", name);
-        return rv;
+    for (int round = 0;; round++) {
+        struct gw_regdb_server other;
+        uint64_t last = 0;
+        if (round == CAS_TRIES)
+            rv = gw_fail(GW_ESTORAGE, err, errlen, "bucket %s: too many concurrent writers",
+                         k->bucket);
+        else if ((rv = kv_snap(k, &last, err, errlen)) == 0 &&
+                 (rv = gw_regkv_get_server(k, name, &other, NULL, err, errlen)) == 0)
+            rv = gw_fail(GW_EEXIST, err, errlen, "server %s is already registered", name);
+        else if (rv == GW_ENOTFOUND)
+            rv = put_server(k, &s, last, err, errlen);
+        if (rv == 0)
+            break;
+        if (rv < 0) {
+            drop_pin(k, spki); /* ours: undo it */
+            return rv;
+        }
     }
     if ((rv = gw_regkv_activity_add(k, now, actor, "register", id, name, details, err,
                                     errlen)) != 0)
@@ -858,17 +643,21 @@ int gw_regkv_rotate(struct gw_regkv *k, const char *name, const uint8_t spki[GW_
         return gw_fail(GW_EINVAL, err, errlen, "rotate: bad argument");
     if (!gw_regdb_name_ok(name))
         return gw_fail(GW_EINVAL, err, errlen, "bad server name '%.64s'", name ? name : "");
-    if ((rv = get_server(k, name, &s, &rev, err, errlen)) != 0 ||
+    if ((rv = gw_regkv_get_server(k, name, &s, &rev, err, errlen)) != 0 ||
         (rv = claim_pin(k, spki, name, s.id, err, errlen)) != 0)
         return rv;
     for (int round = 0;; round++) {
+        uint64_t last = 0;
         if (round == CAS_TRIES) {
             rv = gw_fail(GW_ESTORAGE, err, errlen, "bucket %s: server %s: too many writers",
                          k->bucket, name);
             goto undo;
         }
-        if (round > 0 && (rv = get_server(k, name, &s, &rev, err, errlen)) != 0)
+        if ((rv = kv_snap(k, &last, err, errlen)) != 0 ||
+            (rv = gw_regkv_get_server(k, name, &s, &rev, err, errlen)) != 0)
             goto undo;
+        if (rev > last)
+            continue;
         if (holds(&s, spki)) {
             rv = gw_fail(GW_EPINNED, err, errlen,
                          "this public key is already pinned to server %s", name);
@@ -906,7 +695,7 @@ int gw_regkv_rotate(struct gw_regkv *k, const char *name, const uint8_t spki[GW_
         }
         memcpy(s.pins, keep, n * sizeof keep[0]);
         s.n_pins = s.n_pins_total = n;
-        rv = put_server(k, &s, rev, err, errlen);
+        rv = put_server(k, &s, last, err, errlen);
         if (rv == 0)
             break;
         if (rv < 0)
@@ -939,12 +728,16 @@ int gw_regkv_revoke(struct gw_regkv *k, const char *name, const char *actor, int
     if (!gw_regdb_name_ok(name))
         return gw_fail(GW_EINVAL, err, errlen, "bad server name '%.64s'", name ? name : "");
     for (int round = 0; round < CAS_TRIES; round++) {
-        if ((rv = get_server(k, name, &s, &rev, err, errlen)) != 0)
+        uint64_t last = 0;
+        if ((rv = kv_snap(k, &last, err, errlen)) != 0 ||
+            (rv = gw_regkv_get_server(k, name, &s, &rev, err, errlen)) != 0)
             return rv;
+        if (rev > last)
+            continue;
         if (strcmp(s.status, "revoked") == 0)
             return 0; /* nothing changes, no row */
         snprintf(s.status, sizeof s.status, "revoked");
-        rv = put_server(k, &s, rev, err, errlen);
+        rv = put_server(k, &s, last, err, errlen);
         if (rv < 0)
             return rv;
         if (rv == 0)
@@ -962,7 +755,7 @@ int gw_regkv_show(struct gw_regkv *k, const char *name, struct gw_regdb_server *
 {
     if (k == NULL || out == NULL || name == NULL)
         return GW_EINVAL;
-    return get_server(k, name, out, NULL, err, errlen);
+    return gw_regkv_get_server(k, name, out, NULL, err, errlen);
 }
 
 /* Unescapes a server key's name ("=2e" -> "."); false when it is not one. */
@@ -1007,7 +800,7 @@ int gw_regkv_list(struct gw_regkv *k, gw_regdb_server_fn fn, void *ud, char *err
     if (st == NATS_NOT_FOUND)
         return 0;
     if (st != NATS_OK)
-        return nats_fail(st, err, errlen, "bucket %s: listing keys", k->bucket);
+        return gw_regkv_nats_fail(st, err, errlen, "bucket %s: listing keys", k->bucket);
     if ((names = gw_calloc((size_t)keys.Count + 1, sizeof *names)) == NULL ||
         (s = gw_malloc(sizeof *s)) == NULL)
         goto out;
@@ -1022,7 +815,7 @@ int gw_regkv_list(struct gw_regkv *k, gw_regdb_server_fn fn, void *ud, char *err
     /* by name, as the SQLite list (BINARY collation: bytes) */
     qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
-        rv = get_server(k, names[i], s, NULL, err, errlen);
+        rv = gw_regkv_get_server(k, names[i], s, NULL, err, errlen);
         if (rv == GW_ENOTFOUND)
             continue; /* erased meanwhile */
         if (rv != 0)
@@ -1041,162 +834,4 @@ done:
     gw_free(s);
     kvKeysList_Destroy(&keys);
     return rv;
-}
-
-/* ------------------------------------------------------------ erase, purge */
-
-/* Purges |subject| (NULL: the whole stream; |below| > 0: below that
- * sequence) of |stream|; *n gets the messages that went.  A missing
- * stream purges nothing. */
-static int purge(struct gw_regkv *k, const char *stream, const char *subject, uint64_t below,
-                 int64_t *n, char *err, size_t errlen)
-{
-    jsStreamInfo *si = NULL;
-    jsErrCode jerr = 0;
-    uint64_t msgs0, last0;
-    *n = 0;
-    natsStatus s = js_GetStreamInfo(&si, k->jc, stream, NULL, &jerr);
-    if (not_found(s, jerr))
-        return 0;
-    if (s != NATS_OK)
-        return nats_fail(s, err, errlen, "stream %s: info (JetStream error %d)", stream,
-                         (int)jerr);
-    msgs0 = si->State.Msgs;
-    last0 = si->State.LastSeq;
-    jsStreamInfo_Destroy(si);
-
-    jsOptions o;
-    jsOptions_Init(&o);
-    o.Stream.Purge.Subject = subject;
-    o.Stream.Purge.Sequence = below;
-    jerr = 0;
-    s = js_PurgeStream(k->jc, stream, &o, &jerr);
-    if (s != NATS_OK)
-        return nats_fail(s, err, errlen, "stream %s: purging %s (JetStream error %d)", stream,
-                         subject ? subject : "", (int)jerr);
-    /* the count: what left, allowing for what arrived meanwhile (libnats
-     * does not hand back the server's count) */
-    si = NULL;
-    jerr = 0;
-    s = js_GetStreamInfo(&si, k->jc, stream, NULL, &jerr);
-    if (s != NATS_OK)
-        return nats_fail(s, err, errlen, "stream %s: info (JetStream error %d)", stream,
-                         (int)jerr);
-    int64_t gone = (int64_t)msgs0 - (int64_t)si->State.Msgs +
-                   (int64_t)(si->State.LastSeq - last0);
-    jsStreamInfo_Destroy(si);
-    *n = gone > 0 ? gone : 0;
-    return 0;
-}
-
-int gw_regkv_erase(struct gw_regkv *k, const char *name, const char *actor, int64_t now,
-                   int64_t *n_frames, int64_t *n_activity, char *err, size_t errlen)
-{
-    struct gw_regdb_server s;
-    char key[GW_REGKV_KEY_MAX], subject[NAME_MAX_LEN + 24], d[600];
-    int64_t frames = 0, acts = 0;
-    int rv;
-    if (n_frames != NULL)
-        *n_frames = 0;
-    if (n_activity != NULL)
-        *n_activity = 0;
-    if (k == NULL || actor == NULL || *actor == '\0')
-        return gw_fail(GW_EINVAL, err, errlen, "erase: missing argument");
-    if (!gw_regdb_name_ok(name))
-        return gw_fail(GW_EINVAL, err, errlen, "bad server name '%.64s'", name ? name : "");
-    if ((rv = get_server(k, name, &s, NULL, err, errlen)) != 0)
-        return rv;
-    /* the key first: every gateway cuts the server as soon as it goes */
-    gw_regkv_server_key(name, key, sizeof key);
-    if ((rv = kv_delete(k, key, true, err, errlen)) != 0)
-        return rv;
-    for (unsigned i = 0; i < s.n_pins; i++) {
-        char pk[4 + 2 * GW_SPKI_LEN + 1];
-        struct pin_idx p;
-        gw_regkv_pin_key(s.pins[i].spki, pk);
-        if (get_pin(k, pk, &p, err, errlen) == 0 && p.id == s.id &&
-            (rv = kv_delete(k, pk, true, err, errlen)) != 0)
-            return rv;
-    }
-    snprintf(subject, sizeof subject, "%s.%" PRId64, k->frames_prefix, s.id);
-    if ((rv = purge(k, k->frames_stream, subject, 0, &frames, err, errlen)) != 0)
-        return rv;
-    snprintf(subject, sizeof subject, "%s.%" PRId64, k->act_prefix, s.id);
-    if ((rv = purge(k, k->act_stream, subject, 0, &acts, err, errlen)) != 0)
-        return rv;
-    snprintf(d, sizeof d,
-             "{\"server\":\"%s\",\"server_id\":%" PRId64 ",\"frames\":%" PRId64
-             ",\"pins\":%u,\"activity_rows\":%" PRId64 "}",
-             name, s.id, frames, s.n_pins, acts);
-    if ((rv = gw_regkv_activity_add(k, now, actor, "erase", 0, NULL, d, err, errlen)) != 0)
-        return rv;
-    if (n_frames != NULL)
-        *n_frames = frames;
-    if (n_activity != NULL)
-        *n_activity = acts;
-    return 0;
-}
-
-/* The stream sequence of the first message of |stream| stored at or after
- * |ms|; 0 when there is none. */
-static int first_at(struct gw_regkv *k, const char *stream, const char *subject, int64_t ms,
-                    uint64_t *seq, char *err, size_t errlen)
-{
-    uint64_t n = 0, last = 0;
-    *seq = 0;
-    int rv = count_subject(k, stream, subject, &n, &last, err, errlen);
-    if (rv != 0 || n == 0)
-        return rv == GW_ENOTFOUND ? 0 : rv;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = stream;
-    so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverByStartTime;
-    so.Config.OptStartTime = ms * 1000000;
-    natsSubscription *sub = NULL;
-    natsMsg *m = NULL;
-    jsMsgMetaData *md = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s = js_SubscribeSync(&sub, k->jc, subject, NULL, &so, &jerr);
-    if (s != NATS_OK)
-        return nats_fail(s, err, errlen, "stream %s: reading (JetStream error %d)", stream,
-                         (int)jerr);
-    /* a message stored after the cutoff comes at once; none is a timeout */
-    s = natsSubscription_NextMsg(&m, sub, k->wait_ms);
-    if (s == NATS_OK && natsMsg_GetMetaData(&md, m) == NATS_OK)
-        *seq = md->Sequence.Stream;
-    else if (s != NATS_TIMEOUT)
-        rv = nats_fail(s, err, errlen, "stream %s: reading", stream);
-    else
-        *seq = last + 1; /* all older: everything goes */
-    jsMsgMetaData_Destroy(md);
-    natsMsg_Destroy(m);
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-    return rv;
-}
-
-int gw_regkv_purge(struct gw_regkv *k, int64_t cutoff_ms, const char *actor, int64_t now,
-                   int64_t *n, char *err, size_t errlen)
-{
-    char subject[NAME_MAX_LEN + 4], d[128];
-    uint64_t below = 0;
-    int64_t frames = 0;
-    int rv;
-    if (n != NULL)
-        *n = 0;
-    if (k == NULL || actor == NULL || *actor == '\0')
-        return gw_fail(GW_EINVAL, err, errlen, "purge: missing argument");
-    snprintf(subject, sizeof subject, "%s.>", k->frames_prefix);
-    if ((rv = first_at(k, k->frames_stream, subject, cutoff_ms, &below, err, errlen)) != 0)
-        return rv;
-    if (below > 1 && (rv = purge(k, k->frames_stream, NULL, below, &frames, err, errlen)) != 0)
-        return rv;
-    snprintf(d, sizeof d, "{\"received_before_ms\":%" PRId64 ",\"frames\":%" PRId64 "}",
-             cutoff_ms, frames);
-    if ((rv = gw_regkv_activity_add(k, now, actor, "purge", 0, NULL, d, err, errlen)) != 0)
-        return rv;
-    if (n != NULL)
-        *n = frames;
-    return 0;
 }

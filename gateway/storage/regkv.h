@@ -7,8 +7,9 @@
  * The write side mirrors regdb.h function by function, with the same
  * structs, codes and activity rows, so panelgatectl runs every command on
  * either backend with the same output.  Every change is a compare-and-set
- * on the revision read (kvStore_Create / kvStore_Update), retried a few
- * times when another writer got there first.
+ * on what was read (the bucket stream's last sequence: docs/STORAGE.md
+ * says why not the key's revision), retried when another writer got there
+ * first.
  *
  * The record codec (gw_regkv_rec_*) is pure and also used by the gateway's
  * watcher (regkv_watch.h), which turns the server.* records into registry

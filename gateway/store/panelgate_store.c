@@ -19,8 +19,13 @@
  * between the two) comes back after the consumer's ack wait and is then a
  * duplicate: stored once.
  *
- * One thread: the fetch, the write and the acks run in order on it.
- * SIGTERM/SIGINT end the loop after the batch in progress.
+ * After each round the rows that arrived on the activity stream are
+ * applied (store_activity.h: erase, purge; a frame of an erased server is
+ * acknowledged and dropped before the batch is written), and every
+ * [storage] retention_interval_s the retention purge runs on the file.
+ *
+ * One thread: the fetch, the write, the acks and the activity rows run in
+ * order on it.  SIGTERM/SIGINT end the loop after the batch in progress.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -38,6 +43,7 @@
 #include <panelproto/frame.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "config.h"
 #include "err.h"
 #include "js.h"
@@ -45,13 +51,18 @@
 #include "log.h"
 #include "samples.h"
 #include "sink.h"
+#include "store_activity.h"
 
 #define PANELGATE_STORE_VERSION "0.1.0"
 #define EX_USAGE 64
 #define EX_CONFIG 78
 /* The longest a fetch waits for its first message: how soon SIGTERM is
- * seen while the stream is idle. */
+ * seen, and activity rows are applied, while the stream is idle. */
 #define FETCH_WAIT_MS 1000
+/* Activity rows applied at most per round. */
+#define ACTIVITY_PER_ROUND 1000
+/* Erased servers whose dropped frames were logged (the rest are counted). */
+#define DROP_LOGGED_MAX 256
 
 static volatile sig_atomic_t g_stop;
 
@@ -71,14 +82,19 @@ static void usage(FILE *out)
             "of the frames stream that writes every frame, once, into the SQLite\n"
             "schema the single-box gateway writes (frames and samples), and\n"
             "acknowledges each message only after its transaction commits.\n"
-            "Several instances may share the consumer.\n"
+            "Several instances may share the consumer.  It follows the activity\n"
+            "stream too: an erase row deletes that server's rows (and drops its\n"
+            "later frames), a purge row the frames received before its cutoff;\n"
+            "and it purges frames older than retention_days from its database.\n"
             "\n"
             "  -c, --config FILE   the gateway's configuration format: [storage]\n"
             "                      sqlite_path, batch_max_frames, retry_after_s,\n"
-            "                      busy_timeout_ms, sqlite_synchronous; [jetstream]\n"
+            "                      busy_timeout_ms, sqlite_synchronous, retention_days,\n"
+            "                      retention_interval_s; [jetstream]\n"
             "                      servers, TLS, credentials, stream, subject_prefix,\n"
             "                      consumer, ack_wait_ms, replicas,\n"
-            "                      duplicate_window_s;\n"
+            "                      duplicate_window_s, activity_stream,\n"
+            "                      activity_subject_prefix;\n"
             "                      [frame] limits; [log] level\n"
             "  -V, --version       print the version and exit\n"
             "  -h, --help          print this help and exit\n"
@@ -164,9 +180,13 @@ struct store {
     void *db; /* gw_sink_sqlite_ops state */
     struct msg *msgs;
     struct gw_sink_item **items;
+    struct gw_storeact *act; /* the activity stream, retention, erased ids */
+    int64_t next_retention_ms; /* gw_mono_ms of the next retention purge */
+    int64_t drop_logged[DROP_LOGGED_MAX];
+    size_t n_drop_logged;
     int failing;
     int fetch_failing;
-    uint64_t stored, duplicates, terminated, naked;
+    uint64_t stored, duplicates, terminated, naked, dropped;
 };
 
 /* Creates the durable consumer when it is missing (js_AddConsumer, so that
@@ -242,10 +262,79 @@ out:
     return rv;
 }
 
+/* The frame of an erased server: acknowledged and dropped, logged once
+ * per server. */
+static void drop_erased(struct store *st, struct msg *e)
+{
+    int64_t id = e->it->server_id;
+    size_t i;
+    st->dropped++;
+    natsMsg_Ack(e->m, NULL);
+    for (i = 0; i < st->n_drop_logged && st->drop_logged[i] != id; i++)
+        ;
+    if (i == st->n_drop_logged && i < DROP_LOGGED_MAX) {
+        st->drop_logged[st->n_drop_logged++] = id;
+        gw_log(GW_LOG_INFO, NULL, "erased_frame_dropped",
+               "a frame of erased server id %" PRId64
+               " acknowledged and dropped (its later ones are counted in \"stopped\")",
+               id);
+    }
+    gw_sink_item_free(e->it);
+    e->it = NULL;
+}
+
+/* Takes the frames of erased servers out of the batch (dropped), and those
+ * whose check failed (Nak: again later).  One lookup per server. */
+static void filter_erased(struct store *st, int n)
+{
+    int64_t last = 0;
+    int last_yes = 0, last_rv = 0;
+    for (int i = 0; i < n; i++) {
+        struct msg *e = &st->msgs[i];
+        char err[256];
+        if (e->it == NULL)
+            continue;
+        if (last == 0 || e->it->server_id != last) {
+            last = e->it->server_id;
+            last_rv = gw_storeact_erased(st->act, last, &last_yes, err, sizeof err);
+            if (last_rv != 0)
+                gw_log(GW_LOG_WARN, NULL, "erased_check_failed", "%s", err);
+        }
+        if (last_rv != 0) {
+            st->naked++;
+            natsMsg_NakWithDelay(e->m, (int64_t)st->cfg->retry_after_s * 1000, NULL);
+            gw_sink_item_free(e->it);
+            e->it = NULL;
+        } else if (last_yes) {
+            drop_erased(st, e);
+        }
+    }
+}
+
+/* After a commit: a server erased meanwhile by another instance on the
+ * same file (its erase committed between filter_erased and this batch's
+ * commit) loses what the batch stored of it. */
+static void recheck_erased(struct store *st, size_t k)
+{
+    int64_t last = 0;
+    for (size_t i = 0; i < k; i++) {
+        char err[256];
+        int yes = 0;
+        if (st->items[i]->status != GW_SINK_STORED || st->items[i]->server_id == last)
+            continue;
+        last = st->items[i]->server_id;
+        if (gw_storeact_erased(st->act, last, &yes, err, sizeof err) == 0 && yes &&
+            gw_storeact_erase_again(st->act, last, err, sizeof err) != 0)
+            gw_log(GW_LOG_WARN, NULL, "erase_again_failed", "server id %" PRId64 ": %s", last,
+                   err);
+    }
+}
+
 /* Writes the items of |n| fetched messages as one batch, then acks. */
 static void write_batch(struct store *st, int n)
 {
     size_t k = 0;
+    filter_erased(st, n);
     for (int i = 0; i < n; i++)
         if (st->msgs[i].it != NULL)
             st->items[k++] = st->msgs[i].it;
@@ -256,6 +345,7 @@ static void write_batch(struct store *st, int n)
             st->items[i]->status = GW_SINK_FAILED;
     } else {
         gw_sink_sqlite_ops.write_batch(st->db, st->items, k);
+        recheck_erased(st, k);
     }
     size_t failed = 0;
     for (int i = 0; i < n; i++) {
@@ -434,6 +524,8 @@ int main(int argc, char **argv)
     if (code == 0 && warn[0] != '\0')
         gw_log(GW_LOG_WARN, NULL, "stream_differs", "%s", warn);
     if (code == 0)
+        code = gw_storeact_open(&st.act, &cfg, st.js, err, sizeof err);
+    if (code == 0)
         code = bind_consumer(&st, err, sizeof err);
     if (code != 0) {
         gw_log(GW_LOG_ERROR, NULL, "start_failed", "%s", err);
@@ -445,16 +537,29 @@ int main(int argc, char **argv)
            PANELGATE_STORE_VERSION, cfg.js_stream, cfg.js_consumer, cfg.sqlite_path,
            cfg.batch_max_frames);
 
-    while (!g_stop)
+    while (!g_stop) {
         round_once(&st);
+        gw_storeact_poll(st.act, ACTIVITY_PER_ROUND);
+        if (cfg.retention_days > 0 && gw_mono_ms() >= st.next_retention_ms) {
+            int64_t cutoff = gw_now_ms() - (int64_t)cfg.retention_days * 86400000;
+            gw_storeact_retention(st.act, cutoff);
+            st.next_retention_ms = gw_mono_ms() + (int64_t)cfg.retention_interval_s * 1000;
+        }
+    }
+    struct gw_storeact_counts ac;
+    gw_storeact_counts(st.act, &ac);
 
     gw_log(GW_LOG_INFO, NULL, "stopped",
-           "stored=%" PRIu64 " duplicates=%" PRIu64 " terminated=%" PRIu64 " naked=%" PRIu64,
-           st.stored, st.duplicates, st.terminated, st.naked);
+           "stored=%" PRIu64 " duplicates=%" PRIu64 " terminated=%" PRIu64 " naked=%" PRIu64
+           " dropped_erased=%" PRIu64 " activity: erased=%" PRIu64 " purged=%" PRIu64
+           " skipped=%" PRIu64 " refused=%" PRIu64,
+           st.stored, st.duplicates, st.terminated, st.naked, st.dropped, ac.erased, ac.purged,
+           ac.skipped, ac.refused);
     rc = 0;
 out:
     /* Destroy, not Unsubscribe: the durable consumer stays for the others */
     natsSubscription_Destroy(st.sub);
+    gw_storeact_free(st.act);
     gw_js_free(st.js);
     if (st.db != NULL)
         gw_sink_sqlite_ops.close(st.db);

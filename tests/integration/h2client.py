@@ -715,16 +715,32 @@ def ip_needles(viewers, v4_binary=True):
     """The byte strings a viewer address could be stored or logged as: its
     text forms (compressed, as given, IPv6 exploded) and its packed form
     (for IPv4 only when v4_binary: in tens of MB, 4 bytes may occur by
-    chance).  A list of (address, kind, bytes)."""
+    chance); for an IPv4-mapped IPv6 address, the IPv4 address's forms
+    too.  A list of (address, kind, bytes)."""
     out = []
     for v in sorted(viewers):
         ip = ipaddress.ip_address(v)
         fam = socket.AF_INET if ip.version == 4 else socket.AF_INET6
-        for t in sorted({socket.inet_ntop(fam, ip.packed), v, ip.exploded}):
-            out.append((v, "text", t.encode()))
-        if ip.version == 6 or v4_binary:
-            out.append((v, "binary", ip.packed))
+        texts = {socket.inet_ntop(fam, ip.packed), v, ip.exploded}
+        packed = [ip.packed] if ip.version == 6 or v4_binary else []
+        if ip.version == 6 and ip.ipv4_mapped:
+            texts.add(str(ip.ipv4_mapped))
+            packed.append(ip.ipv4_mapped.packed)
+        out += [(v, "text", t.encode()) for t in sorted(texts)]
+        out += [(v, "binary", b) for b in packed]
     return out
+
+
+def files_of(args):
+    """The files named by |args|: a directory stands for its entries
+    (sorted), a path that does not exist is skipped."""
+    files = []
+    for a in args:
+        if os.path.isdir(a):
+            files += [os.path.join(a, f) for f in sorted(os.listdir(a))]
+        elif os.path.exists(a):
+            files.append(a)
+    return files
 
 
 def find_ips(paths, needles):

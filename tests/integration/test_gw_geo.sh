@@ -203,21 +203,8 @@ import h2client as hc
 
 ok = hc.Checks()
 viewers = json.load(open(os.environ["PG_VIEWERS"]))
-files = []
-for a in sys.argv[1:]:
-    if os.path.isdir(a):
-        files += [os.path.join(a, f) for f in sorted(os.listdir(a))]
-    elif os.path.exists(a):
-        files.append(a)
-needles = []
-for v in viewers:
-    ip = ipaddress.ip_address(v)
-    forms = {v, ip.compressed, ip.exploded}
-    packed = {ip.packed}
-    if ip.version == 6 and ip.ipv4_mapped:
-        forms |= {str(ip.ipv4_mapped)}
-        packed.add(ip.ipv4_mapped.packed)
-    needles += [(v, "text", t.encode()) for t in forms] + [(v, "binary", p) for p in packed]
+files = hc.files_of(sys.argv[1:])
+needles = hc.ip_needles(viewers)
 print("# searching %d files for %d viewer IPs (%d patterns)" % (len(files), len(viewers), len(needles)))
 for path in files:
     data = open(path, "rb").read()

@@ -86,22 +86,8 @@ import h2client as hc
 
 ok = hc.Checks()
 viewers = json.load(open(os.environ["PG_VIEWERS"]))
-files = []
-for a in sys.argv[1:]:
-    if os.path.isdir(a):
-        files += [os.path.join(a, f) for f in sorted(os.listdir(a))]
-    elif os.path.exists(a):
-        files.append(a)
-needles = []
-for v in viewers:
-    ip = ipaddress.ip_address(v)
-    fam = socket.AF_INET if ip.version == 4 else socket.AF_INET6
-    forms = {socket.inet_ntop(fam, ip.packed).encode(), v.encode()}
-    if ip.version == 6:
-        forms.add(ip.exploded.encode())
-    for t in forms:
-        needles.append((v, "text", t))
-    needles.append((v, "binary", ip.packed))
+files = hc.files_of(sys.argv[1:])
+needles = hc.ip_needles(viewers)
 print("# searching %d files for %d viewer IPs (%d patterns)" % (len(files), len(viewers),
       len(needles)), flush=True)
 for path in files:

@@ -303,18 +303,8 @@ import h2client as hc
 
 ok = hc.Checks()
 viewers = [l.strip() for l in open(sys.argv[1]) if l.strip()]
-files = []
-for a in sys.argv[2:]:
-    if os.path.isdir(a):
-        files += [os.path.join(a, f) for f in sorted(os.listdir(a))]
-    elif os.path.exists(a):
-        files.append(a)
-needles = []
-for v in viewers:
-    ip = ipaddress.ip_address(v)
-    for t in {v, ip.compressed, ip.exploded}:
-        needles.append((v, "text", t.encode()))
-    needles.append((v, "binary", ip.packed))
+files = hc.files_of(sys.argv[2:])
+needles = hc.ip_needles(viewers)
 print("# searching %d files for %d viewer IPs (%d patterns)" % (len(files), len(viewers), len(needles)))
 blobs = {p: open(p, "rb").read() for p in files}
 for path, data in blobs.items():

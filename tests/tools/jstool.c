@@ -27,6 +27,10 @@
  *       deletes KEY (a delete marker, as panelgatectl erase leaves)
  *
  * URLS is comma-separated.  Exit 0, or 1 with the reason on stderr.
+ *
+ * For a cluster with TLS or authorization (scripts/nats.sh), from the
+ * environment: JSTOOL_CA (CA file: TLS on), JSTOOL_CERT + JSTOOL_KEY (a
+ * client certificate), JSTOOL_USER + JSTOOL_PASSWORD, JSTOOL_TOKEN.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -39,6 +43,30 @@ static int die(const char *what, natsStatus s, jsErrCode e)
 {
     fprintf(stderr, "jstool: %s: %s (JetStream error %d)\n", what, natsStatus_GetText(s), (int)e);
     return 1;
+}
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/* TLS and credentials from the environment (see the top). */
+static natsStatus security(natsOptions *o)
+{
+    natsStatus s = NATS_OK;
+    if (env("JSTOOL_CA") != NULL) {
+        s = natsOptions_SetSecure(o, true);
+        if (s == NATS_OK)
+            s = natsOptions_LoadCATrustedCertificates(o, env("JSTOOL_CA"));
+    }
+    if (s == NATS_OK && env("JSTOOL_CERT") != NULL)
+        s = natsOptions_LoadCertificatesChain(o, env("JSTOOL_CERT"), env("JSTOOL_KEY"));
+    if (s == NATS_OK && env("JSTOOL_USER") != NULL)
+        s = natsOptions_SetUserInfo(o, env("JSTOOL_USER"), env("JSTOOL_PASSWORD"));
+    if (s == NATS_OK && env("JSTOOL_TOKEN") != NULL)
+        s = natsOptions_SetToken(o, env("JSTOOL_TOKEN"));
+    return s;
 }
 
 static int connect(const char *urls, natsConnection **nc, jsCtx **js)
@@ -54,6 +82,8 @@ static int connect(const char *urls, natsConnection **nc, jsCtx **js)
         s = natsOptions_SetServers(o, list, n);
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(o, 3000);
+    if (s == NATS_OK)
+        s = security(o);
     if (s == NATS_OK)
         s = natsConnection_Connect(nc, o);
     natsOptions_Destroy(o);

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "alloc.h"
 #include "config.h"
 
 #define TLS_OK "[tls]\ncert_file = /etc/pg/gw.crt\nkey_file = /etc/pg/gw.key\n" \
@@ -812,6 +813,77 @@ static void test_jetstream_section(void **state)
     assert_string_equal(c->js_user, "gw");
 }
 
+/* gw_config_js_urls, the one parser of [jetstream] servers (the config
+ * checks it, js.c connects with it): the URLs in order, NUL-terminated,
+ * spaces trimmed; tls set by any tls:// URL; each refusal names its entry;
+ * 64 URLs at most; an allocation failure is GW_ENOMEM. */
+static void test_js_urls(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *v;
+        unsigned n;
+        bool tls;
+        const char *first, *last, *reason;
+    } cases[] = {
+        {"nats://a:1", 1, false, "nats://a:1", "nats://a:1", NULL},
+        {" nats://a:1 ,\ttls://b.example:4222\t", 2, true, "nats://a:1", "tls://b.example:4222",
+         NULL},
+        {"tls://[::1]:4222,nats://10.0.0.1:4222,nats://c:3", 3, true, "tls://[::1]:4222",
+         "nats://c:3", NULL},
+        {"", 0, false, NULL, NULL, "[jetstream] servers: not set"},
+        {"http://a:1", 0, false, NULL, NULL, "entry 1 is not a nats:// or tls:// URL"},
+        {"nats://", 0, false, NULL, NULL, "entry 1 is not a nats:// or tls:// URL"},
+        {"nats://a:1, b:2", 0, false, NULL, NULL, "entry 2 is not a nats:// or tls://"},
+        {"nats://a:1,nats://u:p@b:1", 0, false, NULL, NULL, "entry 2: only scheme://HOST:PORT"},
+        {"nats://a:1/x", 0, false, NULL, NULL, "entry 1: only scheme://HOST:PORT"},
+        {"nats://a :1", 0, false, NULL, NULL, "entry 1: only scheme://HOST:PORT"},
+        {"nats://a:1,", 0, false, NULL, NULL, "servers: entry 2 is empty"},
+        {",nats://a:1", 0, false, NULL, NULL, "servers: entry 1 is empty"},
+        {"nats://a:1,  ,nats://b:1", 0, false, NULL, NULL, "servers: entry 2 is empty"},
+    };
+    struct gw_js_urls u;
+    char err[256];
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        err[0] = '\0';
+        int rv = gw_config_js_urls(cases[i].v, &u, err, sizeof err);
+        if (cases[i].reason != NULL) {
+            if (rv != GW_ECONFIG || strstr(err, cases[i].reason) == NULL)
+                fail_msg("case %zu: want \"%s\", got %d \"%s\"", i, cases[i].reason, rv, err);
+        } else {
+            if (rv != 0)
+                fail_msg("case %zu: %s", i, err);
+            assert_int_equal(u.n, cases[i].n);
+            assert_int_equal(u.tls, cases[i].tls);
+            assert_string_equal(u.url[0], cases[i].first);
+            assert_string_equal(u.url[u.n - 1], cases[i].last);
+        }
+        gw_config_js_urls_cleanup(&u);
+    }
+    assert_int_equal(gw_config_js_urls(NULL, &u, err, sizeof err), GW_ECONFIG);
+    gw_config_js_urls_cleanup(&u);
+
+    /* 64 URLs, then 65 */
+    char list[64 * 16 + 32] = "";
+    for (int i = 0; i < 64; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%snats://h%d:1", i ? "," : "",
+                 i);
+    assert_int_equal(gw_config_js_urls(list, &u, err, sizeof err), 0);
+    assert_int_equal(u.n, 64);
+    assert_string_equal(u.url[63], "nats://h63:1");
+    gw_config_js_urls_cleanup(&u);
+    strcat(list, ",nats://h64:1");
+    assert_int_equal(gw_config_js_urls(list, &u, err, sizeof err), GW_ECONFIG);
+    assert_non_null(strstr(err, "at most 64 URLs"));
+    gw_config_js_urls_cleanup(&u);
+
+    gw_alloc_fail_nth(1);
+    assert_int_equal(gw_config_js_urls("nats://a:1", &u, err, sizeof err), GW_ENOMEM);
+    gw_config_js_urls_cleanup(&u);
+    gw_alloc_fail_nth(0);
+}
+
 /* [ratelimit], [ratelimit.KIND] and [ratelimit.server NAME]: values, merging
  * of repeated sections, names longer than inih's section buffer, and the
  * bytes_burst cross-check. */
@@ -1212,6 +1284,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cleanup_safe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sample_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jetstream_section, setup, teardown),
+        cmocka_unit_test(test_js_urls),
         cmocka_unit_test_setup_teardown(test_ratelimit_sections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_level_parse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_each_key, setup, teardown),

@@ -20,6 +20,7 @@
 
 #include "regdb.h"
 #include "registry.h"
+#include "store.h"
 #include "testutil.h"
 
 #define NOW 1732838400 /* injected clock */
@@ -1001,6 +1002,62 @@ static void test_erase(void **state)
     assert_true(a > c);
 }
 
+/* gw_regdb_erase_data (panelgate-store's erase): the frames, samples and
+ * stream paths of one id, nothing of another nor of the registry; inside a
+ * caller's transaction it is a savepoint that goes with the caller's
+ * rollback. */
+static void test_erase_data(void **state)
+{
+    struct fx *f = *state;
+    int64_t a, nf = -1, ns = -1;
+    char q[512];
+    assert_int_equal(gw_store_schema(f->db, f->err, sizeof f->err), 0);
+    reg_ok(f, "a", "nimble", 1, NOW, &a);
+    int64_t gen = generation(f);
+    for (int64_t id = 7; id <= 8; id++) {
+        add_frames(f, id, 1, 3, 1000);
+        snprintf(q, sizeof q,
+                 "INSERT INTO server_samples VALUES(%lld, 1, 1, 1.0, 1, 2, 3, 4, 5, 6);"
+                 "INSERT INTO stream_paths(server_id, vhost, app, instance, stream, last_ms)"
+                 " VALUES(%lld, 'v', 'a', 'i', 's', 1000);"
+                 "INSERT INTO stream_samples VALUES(%lld, 1, last_insert_rowid(), 1, 2, 3, 4);"
+                 "INSERT INTO geo_samples VALUES(%lld, 1, 'DE', 3320, 1, 2, 3);",
+                 (long long)id, (long long)id, (long long)id, (long long)id);
+        assert_int_equal(sqlite3_exec(f->db, q, NULL, NULL, NULL), SQLITE_OK);
+    }
+    int64_t paths_gen =
+        count_where(f, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'stream_paths_generation'");
+
+    assert_int_equal(gw_regdb_erase_data(f->db, 0, &nf, &ns, f->err, sizeof f->err), GW_EINVAL);
+    /* the caller's rollback takes it back */
+    assert_int_equal(sqlite3_exec(f->db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(gw_regdb_erase_data(f->db, 7, &nf, &ns, f->err, sizeof f->err), 0);
+    assert_int_equal(count_where(f, "SELECT count(*) FROM frames WHERE server_id = 7"), 0);
+    assert_int_equal(sqlite3_exec(f->db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(count_where(f, "SELECT count(*) FROM frames WHERE server_id = 7"), 3);
+
+    assert_int_equal(gw_regdb_erase_data(f->db, 7, &nf, &ns, f->err, sizeof f->err), 0);
+    assert_int_equal(nf, 3);
+    assert_int_equal(ns, 4); /* one row in each of the four tables */
+    static const char *const tables[] = {"frames", "server_samples", "stream_samples",
+                                         "geo_samples", "stream_paths"};
+    for (size_t i = 0; i < TU_ARRAY_LEN(tables); i++) {
+        snprintf(q, sizeof q, "SELECT count(*) FROM %s WHERE server_id = 7", tables[i]);
+        assert_int_equal(count_where(f, q), 0);
+        snprintf(q, sizeof q, "SELECT count(*) FROM %s WHERE server_id = 8", tables[i]);
+        assert_int_equal(count_where(f, q), i == 0 ? 3 : 1);
+    }
+    /* cached path ids are forgotten; the registry is not touched */
+    assert_true(count_where(f, "SELECT CAST(value AS INTEGER) FROM meta"
+                               " WHERE key = 'stream_paths_generation'") > paths_gen);
+    assert_int_equal(generation(f), gen);
+    assert_int_equal(count_rows(f, "servers"), 1);
+    assert_int_equal(count_where(f, "SELECT count(*) FROM activity WHERE action = 'erase'"), 0);
+    /* nothing left: not an error */
+    assert_int_equal(gw_regdb_erase_data(f->db, 7, &nf, &ns, f->err, sizeof f->err), 0);
+    assert_int_equal(nf, 0);
+}
+
 struct exp_seen {
     int servers, pins, frames, acts;
     int64_t server_id;
@@ -1126,6 +1183,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_purge_chunks, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_purge_issue11_row_survives, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_erase, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_erase_data, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_export, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
