@@ -18,6 +18,15 @@
  * gateway was cut off is then certainly seen, and a deletion missed by the
  * old consumer cannot leave a server admitted.  Until that read is
  * complete the previous snapshot stays in use.
+ *
+ * The consumer can also be lost without the connection: it lives on one
+ * node, and when that node dies while the gateway is connected to another
+ * one, no event says so (libnats' own reset after missed heartbeats came
+ * some 15 s later here).  So the watcher follows every key of the bucket
+ * (the others are ignored but counted), and when it has been quiet for
+ * LIVENESS_MS it asks for the bucket stream's last sequence: a write it
+ * has not seen by the next look (it was not merely in flight) makes it
+ * watch anew, as after a reconnect.
  */
 #define _GNU_SOURCE /* twalk_r, tdestroy */
 #include "regkv_watch.h"
@@ -35,7 +44,7 @@
 #include "log.h"
 #include "regkv.h"
 
-#define KEYS "server.>"
+#define KEYS ">" /* all: the revisions of the other keys count too */
 #define KEY_PREFIX "server."
 /* Updates that arrive together become one snapshot, this long after the
  * first of them at most. */
@@ -43,6 +52,8 @@
 /* How long one wait for an update lasts (then the stop and restart flags
  * are looked at); also the pause between two attempts to watch again. */
 #define NEXT_WAIT_MS 250
+/* A quiet watcher checks the bucket's last sequence this often. */
+#define LIVENESS_MS 1000
 
 struct rec {
     char *key;
@@ -60,10 +71,14 @@ struct gw_regkv_watch {
     struct gw_js *js;
     kvStore *kv;
     char bucket[128];
+    char kv_stream[136]; /* "KV_<bucket>" */
     uint32_t wait_ms; /* connect_timeout_ms: the initial read's bound */
 
     struct tree t;    /* watcher thread (the creator's before it starts) */
     kvWatcher *kw;    /* likewise; the pointer also under mu, for Stop */
+    uint64_t last_rev;     /* the newest revision seen, any key (likewise) */
+    uint64_t stall_target; /* a last sequence not seen yet at the last look */
+    int64_t checked_ms;    /* monotonic: that look */
 
     pthread_t th;
     bool th_started;
@@ -152,6 +167,8 @@ static bool apply(struct gw_regkv_watch *w, struct tree *t, kvEntry *e)
     char err[256], want[GW_REGKV_KEY_MAX];
     struct gw_regdb_server s;
 
+    if (kvEntry_Revision(e) > w->last_rev)
+        w->last_rev = kvEntry_Revision(e);
     if (key == NULL || strncmp(key, KEY_PREFIX, strlen(KEY_PREFIX)) != 0)
         return false;
     if (op == kvOp_Delete || op == kvOp_Purge) {
@@ -307,6 +324,9 @@ static void rewatch(struct gw_regkv_watch *w)
     while (!atomic_load(&w->stop)) {
         struct tree t = {NULL, 0};
         atomic_store(&w->restart, false);
+        w->last_rev = 0; /* the fresh read sees every key's last revision */
+        w->stall_target = 0;
+        w->checked_ms = gw_mono_ms();
         int rc = watch_all(w, &t, w->wait_ms, err, sizeof err);
         if (rc == 0) {
             tree_clear(&w->t);
@@ -331,6 +351,26 @@ static void rewatch(struct gw_regkv_watch *w)
     }
 }
 
+/* A quiet watcher's look at the bucket stream: true when a write it had
+ * not seen at the previous look is still missing (the consumer is gone). */
+static bool stalled(struct gw_regkv_watch *w)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    bool gone = false;
+
+    w->checked_ms = gw_mono_ms();
+    if (!atomic_load(&w->up) ||
+        js_GetStreamInfo(&si, gw_js_ctx(w->js), w->kv_stream, NULL, &jerr) != NATS_OK)
+        return false; /* no answer: the connection's events say more */
+    uint64_t last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    if (w->stall_target != 0 && w->last_rev < w->stall_target)
+        gone = true;
+    w->stall_target = last > w->last_rev ? last : 0;
+    return gone;
+}
+
 static void *watch_thread(void *arg)
 {
     struct gw_regkv_watch *w = arg;
@@ -353,6 +393,14 @@ static void *watch_thread(void *arg)
             }
             more = kvEntry_Delta(e) > 0; /* updates already waiting behind it */
             kvEntry_Destroy(e);
+        } else if (s == NATS_TIMEOUT && !dirty && gw_mono_ms() - w->checked_ms >= LIVENESS_MS &&
+                   stalled(w)) {
+            gw_log(GW_LOG_WARN, NULL, "registry_watch_lost",
+                   "bucket %s: writes up to revision %llu not received (the consumer's node is "
+                   "gone?); watching anew",
+                   w->bucket, (unsigned long long)w->stall_target);
+            atomic_store(&w->up, false);
+            atomic_store(&w->restart, true);
         } else if (s != NATS_OK && s != NATS_TIMEOUT) {
             if (!atomic_load(&w->stop)) {
                 gw_log(GW_LOG_WARN, NULL, "registry_watch_lost", "bucket %s: %s; watching anew",
@@ -436,6 +484,7 @@ int gw_regkv_watch_new(struct gw_regkv_watch **out, struct gw_registry **first,
     w->ud = ud;
     w->wait_ms = cfg->js_connect_timeout_ms;
     snprintf(w->bucket, sizeof w->bucket, "%s", cfg->js_registry_bucket);
+    snprintf(w->kv_stream, sizeof w->kv_stream, "KV_%s", w->bucket);
     if ((w->wake = event_new(base, -1, 0, on_wake, w)) == NULL) {
         gw_seterr(err, errlen, "registry watch: event_new failed");
         goto fail;

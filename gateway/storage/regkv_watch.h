@@ -18,7 +18,9 @@
  * be built (one pin on two servers) is logged and the previous one stays.
  * While the connection is lost the gateway keeps the last snapshot; when
  * it is back, the watcher reads every key again and the next snapshot is
- * built from that fresh read.
+ * built from that fresh read.  So it does when its consumer was lost with
+ * a node while the connection stayed: a quiet watcher compares, once a
+ * second, the bucket's last sequence with what it has seen.
  */
 #ifndef GW_REGKV_WATCH_H
 #define GW_REGKV_WATCH_H

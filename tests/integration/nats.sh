@@ -43,8 +43,10 @@ kv_record() {
         "$4" "$1" "$2" "${5:-active}" "$now" "$pin" "$now"
 }
 kv_ctl() { # ARGS...: panelgatectl on the bucket, retried like the jstool
-    # writes; its output in KV_OUT (not printed: no command substitution
-    # around it, so that a failure is fatal to the test, not to a subshell)
+    # writes (so only for a cluster that is settled, or commands safe to
+    # repeat: a register that timed out half way fails again with "exists");
+    # its output in KV_OUT (not printed: no command substitution around it,
+    # so that a failure is fatal to the test, not to a subshell)
     local i
     for ((i = 0; i < 20; i++)); do
         KV_OUT=$("$KV_CTL" --config "${KV_CONF:-$GW_CONF}" --actor test "$@" 2>>"$T/ctl.err") &&
