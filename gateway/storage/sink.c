@@ -102,6 +102,16 @@ void gw_sink_note_error(const char *why)
     snprintf(tl_reason, sizeof tl_reason, "%s", why ? why : "");
 }
 
+void gw_sink_log_retention(int rv, const char *err, int64_t frames, int64_t paths)
+{
+    if (rv != 0)
+        gw_log(GW_LOG_WARN, NULL, "purge_failed", "retention purge stopped after %lld frames: %s",
+               (long long)frames, err);
+    else if (frames > 0 || paths > 0)
+        gw_log(GW_LOG_INFO, NULL, "purged", "retention removed %lld frames and %lld stream paths",
+               (long long)frames, (long long)paths);
+}
+
 void gw_sink_note_replaced(void)
 {
     tl_replaced = 1;

@@ -109,6 +109,12 @@ void gw_sink_note_error(const char *why);
 void gw_sink_note_replaced(void);
 void gw_sink_note_reopened(void);
 
+/* Logs how a retention purge ended (gw_regdb_purge_run's return |rv|,
+ * its reason |err|, the frames and stream paths it removed): "purge_failed"
+ * or, when it removed anything, "purged".  The gateway's SQLite backend
+ * and panelgate-store log their retention with it. */
+void gw_sink_log_retention(int rv, const char *err, int64_t frames, int64_t paths);
+
 extern const struct gw_sink_ops gw_sink_sqlite_ops;
 /* [storage] storage_engine = jetstream (sink_jetstream.c): frames to the
  * stream, everything else to gw_sink_sqlite_ops on the same config. */

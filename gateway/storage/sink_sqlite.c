@@ -736,24 +736,9 @@ static void purge_one(struct sq *q, struct gw_sink_item *it)
     char err[256];
     struct gw_regdb_purge_rec rec = {
         .table = q->activity_table, .actor = "gateway", .at = it->received_ms / 1000};
-    int64_t cutoff = (int64_t)it->ts_ms, n = 0, paths = 0;
-    int rv;
+    int rv = gw_regdb_purge_run(q->db, (int64_t)it->ts_ms, 0, &rec, err, sizeof err);
 
-    do {
-        rv = gw_regdb_purge_step(q->db, cutoff, GW_REGDB_PURGE_CHUNK, &rec, &n, err,
-                                 sizeof err);
-        if (rv != 0)
-            break;
-    } while (n == GW_REGDB_PURGE_CHUNK);
-    /* stream paths only once every old sample is gone */
-    if (rv == 0)
-        rv = gw_regdb_purge_paths(q->db, cutoff, &rec, &paths, err, sizeof err);
-    if (rv != 0)
-        gw_log(GW_LOG_WARN, NULL, "purge_failed", "retention purge stopped after %lld frames: %s",
-               (long long)rec.frames, err);
-    else if (rec.frames > 0 || rec.paths > 0)
-        gw_log(GW_LOG_INFO, NULL, "purged", "retention removed %lld frames and %lld stream paths",
-               (long long)rec.frames, (long long)rec.paths);
+    gw_sink_log_retention(rv, err, rec.frames, rec.paths);
     it->status = rv == 0 ? GW_SINK_STORED : GW_SINK_FAILED;
 }
 
