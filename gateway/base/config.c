@@ -896,6 +896,9 @@ int gw_config_defaults(struct gw_config *c)
     c->queue_max_bytes = 64u << 20;
     c->batch_max_frames = 512;
     c->commit_delay_ms = 5;
+    c->sqlite_cache_size = 2000 * KIB; /* SQLite's own defaults */
+    c->sqlite_mmap_size = 0;
+    c->sqlite_wal_autocheckpoint = 1000;
     c->busy_timeout_ms = 5000;
     c->retry_after_s = 5;
     c->retention_days = 0;
