@@ -26,7 +26,8 @@
  * writer, woken with fewer than batch_max_frames items queued, wait up to
  * that long (on the monotonic clock, on s->cv) for more before it begins
  * the transaction.  It does not wait once the queue holds a whole batch,
- * nor once the sink is stopping or has a drain deadline: a drain's last
+ * once a submit was refused for a full queue (by bytes: large frames), nor
+ * once the sink is stopping or has a drain deadline: a drain's last
  * frames are committed at once.  While it waits, gw_sink_submit signals
  * it only when the batch is full, so a frame arriving in the delay costs
  * no wake-up of the writer.
@@ -94,6 +95,8 @@ struct gw_sink {
     int replaced_seen;           /* the loop has handled st.files_replaced */
     int check_now;               /* ... so check again without waiting */
     int gathering;               /* the writer waits out commit_delay_ms */
+    int gather_cut;              /* a submit found the queue full since the
+                                    writer last took a batch: do not wait */
     struct gw_sink_stats st;     /* counters; st.failing mirrors failing */
     /* --- loop thread only --- */
     int reported_failing;        /* the state last passed to state_fn */
@@ -354,7 +357,7 @@ static void gather(struct gw_sink *s)
         until.tv_nsec -= 1000000000;
     }
     s->gathering = 1;
-    while (s->frames < s->batch_max && !s->stopping && s->deadline_ms == 0) {
+    while (s->frames < s->batch_max && !s->gather_cut && !s->stopping && s->deadline_ms == 0) {
         if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0)
             break; /* ETIMEDOUT: the delay is over */
     }
@@ -385,6 +388,7 @@ static void *writer_main(void *arg)
         }
         if (s->q_head == NULL)
             s->q_tail = NULL;
+        s->gather_cut = 0;
         pthread_mutex_unlock(&s->mu);
 
         for (size_t i = 0; i < n; i++)
@@ -565,6 +569,9 @@ int gw_sink_submit(struct gw_sink *s, struct gw_sink_item *it)
         return GW_EINVAL;
     pthread_mutex_lock(&s->mu);
     if (s->stopping || s->frames >= s->max_frames || it->body_len > s->max_bytes - s->bytes) {
+        s->gather_cut = 1; /* full: no point waiting for more */
+        if (s->gathering)
+            pthread_cond_signal(&s->cv);
         pthread_mutex_unlock(&s->mu);
         return GW_EFULL;
     }

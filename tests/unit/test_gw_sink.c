@@ -1035,6 +1035,25 @@ static void test_commit_delay_not_for_drain(void **state)
     assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE server_id=3"), 7);
 }
 
+/* Nor a queue full by bytes before it holds a batch: the refused submit
+ * (503 for its agent) ends the wait, so the queue drains at once. */
+static void test_commit_delay_not_when_full(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.queue_max_bytes = 1000;
+    f->cfg.commit_delay_ms = DELAY_FOREVER_MS;
+    struct gw_sink *s = sink_new(f, &gw_sink_sqlite_ops);
+    for (uint64_t i = 1; i <= 3; i++)
+        submit_ok(s, item(f, 5, i, 300));
+    struct gw_sink_item *late = item(f, 5, 4, 300);
+    assert_int_equal(gw_sink_submit(s, late), GW_EFULL);
+    run_until(f, 3, 10000);
+    submit_ok(s, late); /* room again */
+    gw_sink_free(s);
+    assert_int_equal(f->n_status[0], 4);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE server_id=5"), 4);
+}
+
 static void test_new_errors(void **state)
 {
     struct fx *f = *state;
@@ -1126,6 +1145,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_delay_trickle, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_commit_delay_zero, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_commit_delay_not_for_drain, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_delay_not_when_full, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_new_errors, fx_setup, fx_teardown),
         cmocka_unit_test(test_item_new),
     };
