@@ -141,9 +141,15 @@ install:
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 # Frames/s per core through the storage path (docs/STORAGE.md).
-.PHONY: bench bench-engines
+.PHONY: bench bench-engines bench-trickle
 bench: build
 	bash bench/run_sink.sh $(BUILD)
+
+# What [storage] commit_delay_ms buys at a fleet's rate (2000 frames/s from
+# 10000 servers): frames per commit, CPU per frame, ack latency per delay
+# (docs/STORAGE.md); RATE, DELAYS, RUNS... as bench/run_trickle.sh says.
+bench-trickle: build
+	bash bench/run_trickle.sh $(BUILD)
 
 # Frames/s per gateway core on sqlite, jetstream R1 and R3, the gateway on
 # core 0 and the load generator + NATS nodes on core 1 (docs/DEPLOY.md,
@@ -166,6 +172,7 @@ help:
 	@echo "make install   build, then install libpanelagent, its headers, panelagent.pc and the CLI (PREFIX=$(PREFIX), DESTDIR honoured)"
 	@echo "make bench     build, then bench/run_sink.sh: storage frames/s per core, per schema variant"
 	@echo "make bench-engines  build, then bench/run_engines.sh: frames/s per gateway core on sqlite, jetstream R1, R3"
+	@echo "make bench-trickle  build, then bench/run_trickle.sh: frames per commit and CPU per frame per commit_delay_ms"
 	@echo "make clean     remove the build directories"
 	@echo "make deps      install missing Debian packages (scripts/deps.sh)"
 	@echo "Variables: WERROR=1  JOBS=$(JOBS)  BUILD_TYPE=$(BUILD_TYPE)  FUZZ_SECONDS=$(FUZZ_SECONDS)"

@@ -3,7 +3,11 @@
  * own registered identity (certificate <agent-dir>/<prefix>NNN.crt and
  * .key, NNN = 001, 002, ...) on its own mutual-TLS HTTP/2 connection,
  * keeping --in-flight frames unanswered each: every answer sends the next
- * frame, so the rate is what the answers allow.
+ * frame, so the rate is what the answers allow.  With --interval-ms, a
+ * slot's next frame waits until that long after its previous one was sent
+ * (a fleet's fixed rate per agent: clients x in-flight / interval frames/s
+ * while the answers keep up), the agents' first frames spread evenly over
+ * one interval.
  *
  * It has to cost far less per frame than the gateway, so it is one thread
  * with poll(2) over plain mbedTLS and nghttp2 (the libraries the gateway
@@ -62,6 +66,8 @@
 #define OUT_CAP (256 * 1024)
 #define RETRY_US 200000
 #define SENTINEL_SEQ 0x7eadbeefcafe1234ull
+
+static int64_t interval_us; /* --interval-ms; 0 = next frame on the answer */
 
 enum slot_state { SLOT_IDLE, SLOT_SENT, SLOT_WAIT };
 
@@ -285,6 +291,10 @@ static int on_close(nghttp2_session *s, int32_t id, uint32_t code, void *ud)
         }
         sl->seq = c->next_seq++;
         sl->st = SLOT_IDLE;
+        if (interval_us > 0) { /* the next one on the agent's schedule */
+            sl->st = SLOT_WAIT;
+            sl->retry_at_us = sl->sent_us + interval_us;
+        }
     } else if (sl->status == 503 || sl->status == 429) {
         if (measuring && sl->status == 503)
             st.r503++;
@@ -511,6 +521,7 @@ static void usage(FILE *to)
             "  --duration S        seconds measured (10)\n"
             "  --streams N         streams per frame (6)\n"
             "  --conns N           viewer connections per frame (50)\n"
+            "  --interval-ms N     a slot's frames at most one per N ms (0: on each answer)\n"
             "  --gw-pid PID        the gateway: its CPU over the window\n"
             "  --watch-pid PID     another process whose CPU is added to watch_cpu\n"
             "                      (repeatable, up to %d)\n",
@@ -531,6 +542,7 @@ int main(int argc, char **argv)
         {"warmup", required_argument, NULL, 'w'},    {"duration", required_argument, NULL, 't'},
         {"streams", required_argument, NULL, 's'},   {"conns", required_argument, NULL, 'v'},
         {"gw-pid", required_argument, NULL, 'g'},    {"watch-pid", required_argument, NULL, 'W'},
+        {"interval-ms", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'H'},            {NULL, 0, NULL, 0},
     };
     int opt;
@@ -556,12 +568,14 @@ int main(int argc, char **argv)
             }
             watch[n_watch++] = strtol(optarg, NULL, 10);
             break;
+        case 'I': interval_us = strtoll(optarg, NULL, 10) * 1000; break;
         case 'H': usage(stdout); return 0;
         default: usage(stderr); return 1;
         }
     }
     if (port < 1 || port > 65535 || ca_file == NULL || dir == NULL || clients < 1 ||
         clients > 999 || in_flight < 1 || in_flight > 100 || warmup < 0 || duration <= 0 ||
+        interval_us < 0 || interval_us > 3600000000ll ||
         optind != argc) {
         usage(stderr);
         return 1;
@@ -617,6 +631,14 @@ int main(int argc, char **argv)
     }
 
     int64_t start = mono_us(), t0 = 0, t1 = 0;
+    if (interval_us > 0) { /* first frames spread over one interval */
+        unsigned n = clients * in_flight, k = 0;
+        for (unsigned i = 0; i < clients; i++)
+            for (unsigned j = 0; j < in_flight; j++, k++) {
+                cs[i].slots[j].st = SLOT_WAIT;
+                cs[i].slots[j].retry_at_us = start + interval_us * (int64_t)k / (int64_t)n;
+            }
+    }
     int64_t win0 = start + (int64_t)(warmup * 1e6), win1 = win0 + (int64_t)(duration * 1e6);
     double self0 = 0, self1 = 0, gw0 = 0, gw1 = 0, w0 = 0, w1 = 0;
     for (;;) {
@@ -649,7 +671,17 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_loadgen: the gateway closed every connection\n");
             break;
         }
-        if (poll(pfd, clients, 10) < 0 && errno != EINTR)
+        int timeout_ms = 10;
+        if (interval_us > 0) { /* wake for the next frame due, not 10 ms later */
+            int64_t next = mono_us() + 10000;
+            for (unsigned i = 0; i < clients; i++)
+                for (unsigned j = 0; !cs[i].dead && j < in_flight; j++)
+                    if (cs[i].slots[j].st == SLOT_WAIT && cs[i].slots[j].retry_at_us < next)
+                        next = cs[i].slots[j].retry_at_us;
+            int64_t left = next - mono_us();
+            timeout_ms = left <= 0 ? 0 : (int)((left + 999) / 1000);
+        }
+        if (poll(pfd, clients, timeout_ms) < 0 && errno != EINTR)
             break;
         now = mono_us();
         for (unsigned i = 0; i < clients; i++) {
@@ -671,10 +703,10 @@ int main(int argc, char **argv)
     qsort(st.lat_us, st.n_lat, sizeof *st.lat_us, cmp_u32);
     double p50 = st.n_lat ? st.lat_us[(st.n_lat - 1) / 2] / 1e3 : 0;
     double p99 = st.n_lat ? st.lat_us[(st.n_lat * 99 + 99) / 100 - 1] / 1e3 : 0;
-    printf("loadgen clients=%u in_flight=%u frame_bytes=%zu seconds=%.3f acks=%" PRIu64
+    printf("loadgen clients=%u in_flight=%u interval_ms=%lld frame_bytes=%zu seconds=%.3f acks=%" PRIu64
            " acks_per_s=%.0f r503=%" PRIu64 " r429=%" PRIu64 " r_other=%" PRIu64
            " conn_errors=%" PRIu64 " lat_ms_p50=%.3f lat_ms_p99=%.3f loadgen_cpu=%.3f",
-           clients, in_flight, frame_bytes, secs, st.ok, (double)st.ok / secs, st.r503, st.r429,
+           clients, in_flight, (long long)(interval_us / 1000), frame_bytes, secs, st.ok, (double)st.ok / secs, st.r503, st.r429,
            st.r_other, st.conn_errors, p50, p99, (self1 - self0) / secs);
     if (gw_pid) {
         double gw_cpu = (gw1 - gw0) / secs;

@@ -3,7 +3,8 @@
 # engine, in one run: the same load (bench_loadgen: CLIENTS registered
 # agents over mTLS + HTTP/2, IN_FLIGHT frames in flight each, a 2 KiB
 # frame with 50 viewer connections) against
-#   sqlite   storage_engine = sqlite (the registry in the same file)
+#   sqlite   storage_engine = sqlite (the registry in the same file);
+#            sqlite@N: the same with [storage] commit_delay_ms = N
 #   js-r1    storage_engine = jetstream, replicas 1, one NATS node
 #   js-r3    storage_engine = jetstream, replicas 3, a 3-node cluster
 #            (scripts/nats.sh)
@@ -21,8 +22,13 @@
 #   gw_us_per_frame     gateway CPU per frame
 #   p50_ms, p99_ms      ack latency (submit to 202)
 #   gw_cpu, loadgen_cpu, nats_cpu   CPU seconds per second of each
-# and the ratios of per_gw_core, gw_us_per_frame and p50 against sqlite.
-# Other knobs: CLIENTS (16), IN_FLIGHT (8), STREAMS (6), CONNS (50), SYNC
+#   frames_per_commit   the gateway's panelgate_sink_batch_frames, sum /
+#                       count over the whole run (warm-up included)
+# and the ratios of per_gw_core, gw_us_per_frame and p50 against the
+# first engine of ENGINES.
+# Other knobs: CLIENTS (16), IN_FLIGHT (8), INTERVAL_MS (0; N: each slot
+# sends a frame at most every N ms, a fleet's fixed rate: bench_loadgen
+# --interval-ms), STREAMS (6), CONNS (50), SYNC
 # (sqlite_synchronous, full), ENGINES ("sqlite js-r1 js-r3"), DIR (scratch;
 # default a mktemp directory, removed at the end).  Geo databases with 20
 # networks come from bench/make_bench_mmdb.pl when
@@ -46,6 +52,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 CLIENTS=${CLIENTS:-16}
 IN_FLIGHT=${IN_FLIGHT:-8}
+INTERVAL_MS=${INTERVAL_MS:-0}
 STREAMS=${STREAMS:-6}
 CONNS=${CONNS:-50}
 SYNC=${SYNC:-full}
@@ -149,6 +156,7 @@ gw_conf() {
         "[storage]" "sqlite_path = $d/pg.db" "sqlite_synchronous = $SYNC" "retry_after_s = 1"
     case $1 in
     sqlite) echo "storage_engine = sqlite" ;;
+    sqlite@*) printf '%s\n' "storage_engine = sqlite" "commit_delay_ms = ${1#sqlite@}" ;;
     js-r1 | js-r3)
         printf '%s\n' "storage_engine = jetstream" \
             "[registry]" "registry_path = $d/registry.db" \
@@ -166,7 +174,7 @@ run_one() {
     rm -rf "$d"
     mkdir -p "$d"
     case $e in
-    sqlite) ;;
+    sqlite | sqlite@*) ;;
     js-r1 | js-r3)
         # shellcheck disable=SC2034 # read by nats.sh
         NATS_DIR=$d/nats
@@ -174,7 +182,7 @@ run_one() {
         ;;
     *) die "unknown engine $e (sqlite, js-r1, js-r3)" ;;
     esac
-    if [[ $e != sqlite ]]; then
+    if [[ $e != sqlite* ]]; then
         for ((i = 1; i <= NATS_N; i++)); do watch+=(--watch-pid "${NATS_PIDS[i]}"); done
     fi
     gw_conf "$e" "$d" >"$d/gw.conf"
@@ -185,14 +193,22 @@ run_one() {
     wait_for 15 grep -q '"event":"started"' "$d/gw.log" || die "$e: no 'started' line in $d/gw.log"
     port=$(awk 'NR == 1 { print $2 }' "$d/ports")
     taskset -c "$LOAD_CPU" "$BIN/bench_loadgen" --port "$port" --ca "$PKI/ca.crt" \
-        --agent-dir "$AGENTS" --clients "$CLIENTS" --in-flight "$IN_FLIGHT" \
+        --agent-dir "$AGENTS" --clients "$CLIENTS" --in-flight "$IN_FLIGHT" --interval-ms "$INTERVAL_MS" \
         --warmup "$WARMUP" --duration "$DURATION" --streams "$STREAMS" --conns "$CONNS" \
-        --gw-pid "$GW_PID" "${watch[@]}" || die "$e: bench_loadgen failed"
+        --gw-pid "$GW_PID" "${watch[@]}" >"$d/loadgen.line" || die "$e: bench_loadgen failed"
+    local aport fpc=
+    aport=$(grep '"event":"admin_listening"' "$d/gw.log" | tail -1 | sed -E 's/.*:([0-9]+) \(GET.*/\1/')
+    if [[ -n $aport ]] && curl -sf "http://127.0.0.1:$aport/metrics" >"$d/metrics.txt"; then
+        fpc=$(awk '$1 == "panelgate_sink_batch_frames_sum" { s = $2 }
+                   $1 == "panelgate_sink_batch_frames_count" { c = $2 }
+                   END { if (c > 0) printf "%.1f", s / c }' "$d/metrics.txt")
+    fi
+    echo "$(<"$d/loadgen.line") frames_per_commit=${fpc:-?}"
     kill -TERM "$GW_PID"
     wait_for 30 not_alive "$GW_PID" || kill -KILL "$GW_PID"
     wait "$GW_PID" 2>/dev/null || true
     GW_PID=
-    [[ $e == sqlite ]] || nats_stop_all
+    [[ $e == sqlite* ]] || nats_stop_all
     rm -rf "$d"
 }
 
@@ -202,12 +218,13 @@ kv() { # KEY LINE: the value of KEY=... in a bench_loadgen line
 median() { tr ' ' '\n' <<<"$1" | { grep . || true; } | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 echo "# run_engines: gateway on CPU $GW_CPU; bench_loadgen and nats-server on CPU $LOAD_CPU;" \
-    "$ROUNDS rounds of ${DURATION}s (after ${WARMUP}s) per engine; $CLIENTS agents x $IN_FLIGHT in flight"
+    "$ROUNDS rounds of ${DURATION}s (after ${WARMUP}s) per engine; $CLIENTS agents x $IN_FLIGHT in flight" \
+    "$( ((INTERVAL_MS)) && echo ", one frame per slot every $INTERVAL_MS ms")"
 echo "# $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -r)," \
     "$("$real_nats" --version), sqlite_synchronous=$SYNC"
 echo "# start: $(uptime)"
 declare -A v
-keys=(acks_per_s gw_frames_per_core gw_cpu_us_per_frame lat_ms_p50 lat_ms_p99 gw_cpu loadgen_cpu watch_cpu r503 frame_bytes)
+keys=(acks_per_s gw_frames_per_core gw_cpu_us_per_frame lat_ms_p50 lat_ms_p99 gw_cpu loadgen_cpu watch_cpu r503 frame_bytes frames_per_commit)
 for ((r = 1; r <= ROUNDS; r++)); do
     for e in $ENGINES; do
         run_one "$e" "$r" >"$DIR/line"
@@ -219,17 +236,16 @@ done
 echo "# end: $(uptime)"
 for e in $ENGINES; do
     for k in "${keys[@]}"; do v[$e.m.$k]=$(median "${v[$e.$k]}"); done
-    printf 'median %-6s acks_per_s=%s per_gw_core=%s gw_us_per_frame=%s p50_ms=%s p99_ms=%s gw_cpu=%s loadgen_cpu=%s nats_cpu=%s r503=%s frame_bytes=%s\n' \
+    printf 'median %-6s acks_per_s=%s per_gw_core=%s gw_us_per_frame=%s p50_ms=%s p99_ms=%s gw_cpu=%s loadgen_cpu=%s nats_cpu=%s r503=%s frame_bytes=%s frames_per_commit=%s\n' \
         "$e" "${v[$e.m.acks_per_s]}" "${v[$e.m.gw_frames_per_core]}" "${v[$e.m.gw_cpu_us_per_frame]}" \
         "${v[$e.m.lat_ms_p50]}" "${v[$e.m.lat_ms_p99]}" "${v[$e.m.gw_cpu]}" "${v[$e.m.loadgen_cpu]}" \
-        "${v[$e.m.watch_cpu]:-0}" "${v[$e.m.r503]}" "${v[$e.m.frame_bytes]}"
+        "${v[$e.m.watch_cpu]:-0}" "${v[$e.m.r503]}" "${v[$e.m.frame_bytes]}" "${v[$e.m.frames_per_commit]}"
 done
-if [[ " $ENGINES " == *" sqlite "* ]]; then
-    for e in $ENGINES; do
-        [[ $e == sqlite ]] && continue
-        awk -v e="$e" -v f="${v[$e.m.gw_frames_per_core]}" -v f0="${v[sqlite.m.gw_frames_per_core]}" \
-            -v c="${v[$e.m.gw_cpu_us_per_frame]}" -v c0="${v[sqlite.m.gw_cpu_us_per_frame]}" \
-            -v l="${v[$e.m.lat_ms_p50]}" -v l0="${v[sqlite.m.lat_ms_p50]}" \
-            'BEGIN { printf "ratio  %-6s per_gw_core=%.2f gw_us_per_frame=%.2f p50=%.2f (against sqlite)\n", e, f / f0, c / c0, l / l0 }'
-    done
-fi
+base=${ENGINES%% *}
+for e in $ENGINES; do
+    [[ $e == "$base" ]] && continue
+    awk -v e="$e" -v b="$base" -v f="${v[$e.m.gw_frames_per_core]}" -v f0="${v[$base.m.gw_frames_per_core]}" \
+        -v c="${v[$e.m.gw_cpu_us_per_frame]}" -v c0="${v[$base.m.gw_cpu_us_per_frame]}" \
+        -v l="${v[$e.m.lat_ms_p50]}" -v l0="${v[$base.m.lat_ms_p50]}" \
+        'BEGIN { printf "ratio  %-6s per_gw_core=%.2f gw_us_per_frame=%.2f p50=%.2f (against %s)\n", e, f / f0, c / c0, l / l0, b }'
+done

@@ -120,6 +120,16 @@ struct gw_config {
     uint32_t queue_max_frames;     /* 4096 */
     size_t queue_max_bytes;        /* 64 MiB */
     uint32_t batch_max_frames;     /* 512: frames per group commit */
+    uint32_t commit_delay_ms;      /* 5: how long the writer waits for a
+                                      batch to fill before it commits
+                                      fewer (sink.c); 0 = at once */
+    /* The SQLite writer's page cache (2000 KiB), mmap_size (0) and
+     * wal_autocheckpoint (1000 pages): SQLite's defaults.  Not file keys:
+     * bench/sink_bench.c varies them (--cache-kib, --mmap-mib,
+     * --wal-autocheckpoint); none paid off there (docs/STORAGE.md). */
+    size_t sqlite_cache_size;
+    size_t sqlite_mmap_size;
+    uint32_t sqlite_wal_autocheckpoint;
     uint32_t busy_timeout_ms;      /* 5000 */
     uint32_t retry_after_s;        /* 5: retry-after on 503 */
     uint32_t retention_days;       /* 0 = keep frames forever */
@@ -227,7 +237,7 @@ void gw_config_cleanup(struct gw_config *c);
 #define GW_RELOAD_STORAGE 2u /* [storage] storage_engine, sqlite_path,
                                 sqlite_synchronous, queue_max_frames,
                                 queue_max_bytes, batch_max_frames,
-                                busy_timeout_ms; [tls] session_tickets,
+                                commit_delay_ms, busy_timeout_ms; [tls] session_tickets,
                                 ticket_lifetime_s; [registry] registry_path;
                                 every [jetstream] key */
 

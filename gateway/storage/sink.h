@@ -4,8 +4,9 @@
  *
  * The event loop submits items and never waits: a full queue is refused at
  * once (the caller answers 503).  The writer thread takes whatever is queued
- * (up to batch_max_frames), hands it to the backend's write_batch as one
- * group commit, and posts the items back; their done callbacks run on the
+ * (up to batch_max_frames; with fewer, after waiting up to commit_delay_ms
+ * for more), hands it to the backend's write_batch as one group commit,
+ * and posts the items back; their done callbacks run on the
  * event loop thread, after which the sink frees each item.
  */
 #ifndef GW_SINK_H

@@ -127,6 +127,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->queue_max_frames, 4096);
     assert_int_equal(c->queue_max_bytes, 64u << 20);
     assert_int_equal(c->batch_max_frames, 512);
+    assert_int_equal(c->commit_delay_ms, 5);
     assert_int_equal(c->busy_timeout_ms, 5000);
     assert_int_equal(c->retry_after_s, 5);
     assert_null(c->registry_path);
@@ -231,6 +232,7 @@ static void test_full_file(void **state)
         "queue_max_frames = 100\n"
         "queue_max_bytes = 16m\n"
         "batch_max_frames = 100\n"
+        "commit_delay_ms = 100\n"
         "busy_timeout_ms = 1\n"
         "retry_after_s = 30\n"
         "[registry]\n"
@@ -290,6 +292,7 @@ static void test_full_file(void **state)
     assert_int_equal(c->queue_max_frames, 100);
     assert_int_equal(c->queue_max_bytes, 16u << 20);
     assert_int_equal(c->batch_max_frames, 100);
+    assert_int_equal(c->commit_delay_ms, 100);
     assert_int_equal(c->busy_timeout_ms, 1);
     assert_int_equal(c->retry_after_s, 30);
     assert_string_equal(c->registry_path, "/var/lib/panelgate/registry.db");
@@ -736,8 +739,8 @@ static void test_sample_file(void **state)
         len += n;
     }
     fclose(fp);
-    /* every key (88) but the three TLS paths: a new key must join the sample */
-    assert_int_equal(settings, 85);
+    /* every key (89) but the three TLS paths: a new key must join the sample */
+    assert_int_equal(settings, 86);
     int rc = load(f, body);
     free(body);
     if (rc != 0)
@@ -1059,6 +1062,7 @@ static const struct reload_case reload_cases[] = {
     {"storage", "queue_max_frames", "1000", "2000", GW_RELOAD_STORAGE},
     {"storage", "queue_max_bytes", "32m", "128m", GW_RELOAD_STORAGE},
     {"storage", "batch_max_frames", "100", "200", GW_RELOAD_STORAGE},
+    {"storage", "commit_delay_ms", "0", "20", GW_RELOAD_STORAGE},
     {"storage", "busy_timeout_ms", "100", "200", GW_RELOAD_STORAGE},
     {"storage", "retry_after_s", "10", "20", 0},
     {"storage", "retention_days", "1", "2", 0},
@@ -1137,8 +1141,8 @@ static void test_reload_each_key(void **state)
     const size_t n_cases = sizeof reload_cases / sizeof reload_cases[0];
     struct gw_reload_kept kept;
 
-    /* every key (88, as in test_sample_file): a new key must join the list */
-    assert_int_equal(n_cases, 88);
+    /* every key (89, as in test_sample_file): a new key must join the list */
+    assert_int_equal(n_cases, 89);
     for (size_t i = 0; i < n_cases; i++) {
         const struct reload_case *k = &reload_cases[i];
         struct gw_config running, loaded, want;
