@@ -177,9 +177,13 @@ static int parse_keys(char *text, struct file_keys *f, const char *path, char *e
             magic = true;
             continue;
         }
-        int which = strncmp(s, "current ", 8) == 0 ? 0 : strncmp(s, "previous ", 9) == 0 ? 1 : -1;
-        if (which < 0 || f->k[which].set ||
-            !parse_key_line(s + (which == 0 ? 8 : 9), &f->k[which]))
+        int which = -1;
+        size_t wl = strcspn(s, " \t");
+        if (wl == 7 && strncmp(s, "current", 7) == 0)
+            which = 0;
+        else if (wl == 8 && strncmp(s, "previous", 8) == 0)
+            which = 1;
+        if (which < 0 || f->k[which].set || !parse_key_line(s + wl, &f->k[which]))
             return gw_fail(GW_ECONFIG, err, errlen,
                            "tls.ticket_key_file %s: line %u: want one 'current' and at most one "
                            "'previous' line: NAME (8 hex digits) CREATED (Unix seconds) KEY "
