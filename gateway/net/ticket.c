@@ -342,14 +342,20 @@ out:
     return rv;
 }
 
-/* flock of "<file>.lock": the key file itself is replaced by rename. */
-static int lock_file(struct gw_ticket *t, int *fd_out, char *err, size_t errlen)
+/* flock of "<file>.lock": the key file itself is replaced by rename.  With
+ * |wait| false (on the event loop) a lock another gateway holds gives
+ * GW_EFULL at once: the rotation is tried again at the next look. */
+static int lock_file(struct gw_ticket *t, bool wait, int *fd_out, char *err, size_t errlen)
 {
     int fd = open(t->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return gw_fail(GW_EIO, err, errlen, "tls.ticket_key_file %s: %s", t->lock_path,
                        strerror(errno));
-    while (flock(fd, LOCK_EX) != 0) {
+    while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
+        if (errno == EWOULDBLOCK) {
+            close(fd);
+            return GW_EFULL;
+        }
         if (errno != EINTR) {
             int e = errno;
             close(fd);
@@ -376,11 +382,11 @@ static bool due(const struct file_keys *f, int64_t now, uint32_t lifetime)
 /* Under the lock: reads the file again (another gateway may have rotated
  * it meanwhile), and when there is none or its current key is due, makes a
  * new current key, keeps the old one as previous and writes the file. */
-static int rotate_locked(struct gw_ticket *t, int64_t now, struct file_keys *f, struct stat *st,
-                         char *err, size_t errlen)
+static int rotate_locked(struct gw_ticket *t, bool wait, int64_t now, struct file_keys *f,
+                         struct stat *st, char *err, size_t errlen)
 {
     int lk = -1;
-    int rv = lock_file(t, &lk, err, errlen);
+    int rv = lock_file(t, wait, &lk, err, errlen);
     if (rv != 0)
         return rv;
     rv = read_keys(t->path, f, st, err, errlen);
@@ -498,7 +504,7 @@ int gw_ticket_new(struct gw_ticket **out, const char *path, uint32_t lifetime_s,
     if (rv == 0)
         t->read_only = !(t->seen.st_mode & S_IWUSR);
     if (rv == GW_ENOTFOUND || (rv == 0 && !t->read_only && due(&f, now_s, lifetime_s)))
-        rv = rotate_locked(t, now_s, &f, &t->seen, err, errlen);
+        rv = rotate_locked(t, true, now_s, &f, &t->seen, err, errlen);
     if (rv == 0)
         rv = install(t, &f, NULL, err, errlen);
     wipe_file_keys(&f);
@@ -541,9 +547,13 @@ int gw_ticket_refresh(struct gw_ticket *t, int64_t now_s, int *changed, char *er
     if (have)
         stale = due(&f, now_s, t->lifetime);
     if (!t->read_only && (rv == GW_ENOTFOUND || stale)) {
-        if ((rv = rotate_locked(t, now_s, &f, &st, err, errlen)) != 0)
+        rv = rotate_locked(t, false, now_s, &f, &st, err, errlen);
+        if (rv == GW_EFULL) /* another gateway holds the lock: due again next time */
+            rv = 0;
+        else if (rv != 0)
             goto out;
-        have = true;
+        else
+            have = true;
     }
     if (have) {
         if ((rv = install(t, &f, &ch, err, errlen)) != 0)

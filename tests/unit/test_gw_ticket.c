@@ -8,6 +8,7 @@
  * Time for rotation is injected; ticket expiry uses the wall clock, as
  * mbedTLS's own ticket code does.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -247,6 +249,29 @@ static void test_shared_file(void **state)
     gw_ticket_free(t2);
 }
 
+/* A rotation on the loop does not wait for a lock another gateway holds:
+ * the keys stay, and the next look rotates. */
+static void test_lock_held_elsewhere(void **state)
+{
+    struct fx *f = *state;
+    char lock[192];
+    int changed = -1;
+    struct gw_ticket *t = open_keys(f, T0);
+
+    snprintf(lock, sizeof lock, "%s.lock", f->path);
+    int fd = open(lock, O_RDWR | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    assert_int_equal(gw_ticket_refresh(t, T0 + LIFETIME, &changed, f->err, sizeof f->err), 0);
+    assert_int_equal(changed, 0);
+    assert_null(strstr(slurp(f->path), "previous"));
+    close(fd);
+    assert_int_equal(gw_ticket_refresh(t, T0 + LIFETIME, &changed, f->err, sizeof f->err), 0);
+    assert_int_equal(changed, 1);
+    assert_non_null(strstr(slurp(f->path), "previous"));
+    gw_ticket_free(t);
+}
+
 static void test_read_only_not_rotated(void **state)
 {
     struct fx *f = *state;
@@ -328,6 +353,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation_keeps_previous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_tickets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_held_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_not_rotated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
     };
