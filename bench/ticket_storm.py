@@ -50,7 +50,14 @@ GW_CPU = os.environ.get("GW_CPU", "0")
 LOAD_CPU = int(os.environ.get("LOAD_CPU", "1"))
 
 
+RUNNING = []  # gateways to stop on the way out
+
+
 def die(msg):
+    for p in RUNNING:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
     print(f"ticket_storm.py: {msg}", file=sys.stderr)
     sys.exit(1)
 
@@ -82,6 +89,7 @@ class Gateway:
         self.proc = subprocess.Popen(
             ["taskset", "-c", GW_CPU, os.path.join(BIN, "panelgate"), "--config", self.conf],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
+        RUNNING.append(self.proc)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -222,6 +230,10 @@ def main():
         print(f"ratios memory/keyfile: wall {a['wall_s'] / b['wall_s']:.1f}x, "
               f"gateway CPU {a['gw_cpu_ms'] / max(b['gw_cpu_ms'], 1e-9):.1f}x")
     finally:
+        for p in RUNNING:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         if own:
             shutil.rmtree(top, ignore_errors=True)
 
