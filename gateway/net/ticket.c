@@ -335,6 +335,11 @@ static int write_keys(struct gw_ticket *t, const struct file_keys *f, struct sta
         unlink(t->tmp_path);
         goto out;
     }
+    /* what the next look compares with: the rename changed the ctime */
+    if (stat(t->path, st) != 0) {
+        gw_seterr(err, errlen, "tls.ticket_key_file %s: %s", t->path, strerror(errno));
+        goto out;
+    }
     rv = 0;
 out:
     mbedtls_platform_zeroize(text, sizeof text);
