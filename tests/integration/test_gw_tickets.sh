@@ -105,17 +105,18 @@ check "gateway B's log is free of sanitizer reports" \
 gw_stop_check
 
 # ---- rotation: the previous key still resumes its tickets ----------------------------------
-# lifetime 30 s; a current key made 24 s ago is due in 6 s: its ticket
-# (valid for 30 s from now) must resume after the gateway rotated it
+# lifetime 60 s; a current key made 50 s ago is due in 10 s (time enough
+# for a slow start to take a ticket first): its ticket, valid for 60 s
+# from now, must resume after the gateway rotated the key
 old_name=$(key_field current 2)
 old_key=$(key_field current 4)
 now=$(date +%s)
-printf 'panelgate-ticket-keys 1\ncurrent %s %d %s\n' "$old_name" $((now - 24)) "$old_key" >"$KEYS"
-gw_config "[tls]" "ticket_key_file = $KEYS" "ticket_lifetime_s = 30" "ticket_key_check_ms = 200"
+printf 'panelgate-ticket-keys 1\ncurrent %s %d %s\n' "$old_name" $((now - 50)) "$old_key" >"$KEYS"
+gw_config "[tls]" "ticket_key_file = $KEYS" "ticket_lifetime_s = 60" "ticket_key_check_ms = 200"
 gw_start
 check_eq "before the rotation: a ticket of the current key" "$(probe_session OUT "$T/rot.sess")" New
 check_eq "  ... named after it" "$(ticket_name "$T/rot.sess")" "$old_name"
-check "the due key is rotated (ticket_keys_changed)" wait_log '"event":"ticket_keys_changed"' 1 20
+check "the due key is rotated (ticket_keys_changed)" wait_log '"event":"ticket_keys_changed"' 1 40
 check_eq "after the rotation the old current key is the previous one" \
     "$(key_field previous 2)" "$old_name"
 new_name=$(key_field current 2)
