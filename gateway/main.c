@@ -30,6 +30,7 @@
 #include "privacy.h"
 #include "problem.h"
 #include "registry.h"
+#include "regkv_watch.h"
 #include "sink.h"
 #include "ticket.h"
 #include "tls.h"
@@ -56,7 +57,9 @@ static void usage(FILE *out)
             "  -h, --help          print this help and exit\n"
             "\n"
             "Signals: SIGHUP reloads configuration, certificates, CA, registry and\n"
-            "geo databases, and re-reads the ticket key file;\n"
+            "geo databases (with storage_engine = jetstream the registry is the\n"
+            "cluster's bucket, watched all the time: SIGHUP only sweeps the live\n"
+            "connections with it), and re-reads the ticket key file;\n"
             "SIGTERM/SIGINT stop accepting, send GOAWAY, commit every accepted frame,\n"
             "then exit 0.\n"
             "\n"
@@ -277,7 +280,7 @@ static void on_sink_state(int failing, const struct gw_sink_stats *st, void *arg
     /* A file of the database was deleted or replaced: the poll connection
      * holds the old -wal and -shm open too, and the sink reopens only
      * once every connection of the process to the file has let go. */
-    if (failing && st->files_replaced && !app->reg_db_released) {
+    if (failing && st->files_replaced && !app->reg_db_released && app->reg_db != NULL) {
         sqlite3_close(app->reg_db);
         app->reg_db = NULL;
         app->reg_db_released = true;
@@ -363,6 +366,18 @@ static unsigned apply_registry(struct gw_app *app, struct gw_registry *nr, const
         gw_conn_flush(c);
     }
     return gone;
+}
+
+/* The JetStream engine: the bucket's watcher built snapshot |r| (loop
+ * thread); it replaces the one in use at once. */
+static void on_registry_snapshot(struct gw_registry *r, void *arg)
+{
+    struct gw_app *app = arg;
+    size_t pins = gw_registry_count(r);
+    unsigned gone = apply_registry(app, r, "registry change");
+    app->pin_sweep_ms = gw_mono_ms();
+    gw_log(GW_LOG_INFO, NULL, "registry_reloaded", "bucket %s: pins=%zu disconnected=%u",
+           app->cfg->js_registry_bucket, pins, gone);
 }
 
 /* Every poll interval: reload the registry snapshot when panelgatectl has
@@ -571,8 +586,11 @@ static void reload(struct gw_app *app)
         gw_log(GW_LOG_ERROR, NULL, "reload_failed", "out of memory");
         goto fail;
     }
+    /* with the JetStream engine the watcher keeps the registry current:
+     * the reload sweeps the connections with the snapshot in use */
     if (gw_tls_new(&nt, app->tls_global, nc, err, sizeof err) != 0 ||
-        gw_registry_load(registry_path(nc), &nr, err, sizeof err) != 0 ||
+        (app->reg_watch == NULL &&
+         gw_registry_load(registry_path(nc), &nr, err, sizeof err) != 0) ||
         gw_geo_open(&ng, nc->country_db, nc->asn_db, err, sizeof err) != 0) {
         gw_log(GW_LOG_ERROR, NULL, "reload_failed", "%s; keeping the running configuration",
                err);
@@ -792,8 +810,16 @@ int main(int argc, char **argv)
     app.started_ms = gw_now_ms();
     const struct gw_sink_ops *engine =
         gw_config_is_jetstream(app.cfg) ? &gw_sink_jetstream_ops : &gw_sink_sqlite_ops;
-    if (gw_sink_new(&app.sink, app.base, engine, app.cfg, err, sizeof err) != 0 ||
-        gw_registry_load(registry_path(app.cfg), &app.reg, err, sizeof err) != 0 ||
+    /* With the engine the registry is the bucket: the watcher's first
+     * snapshot holds every record there, or the start fails (never an empty
+     * registry by accident), before anything listens; first, so that a
+     * cluster without a registry says so.  With SQLite the sink makes the
+     * file the registry is then read from. */
+    bool js = gw_config_is_jetstream(app.cfg);
+    if ((js && gw_regkv_watch_new(&app.reg_watch, &app.reg, app.base, app.cfg,
+                                  on_registry_snapshot, &app, err, sizeof err) != 0) ||
+        gw_sink_new(&app.sink, app.base, engine, app.cfg, err, sizeof err) != 0 ||
+        (!js && gw_registry_load(registry_path(app.cfg), &app.reg, err, sizeof err) != 0) ||
         gw_admin_new(&app.admin, &app, err, sizeof err) != 0 ||
         open_listeners(&app, err, sizeof err) != 0 || write_port_file(&app, err, sizeof err) != 0) {
         gw_log(GW_LOG_ERROR, NULL, "start_failed", "%s", err);
@@ -805,7 +831,8 @@ int main(int argc, char **argv)
         gw_log(GW_LOG_ERROR, NULL, "start_failed", "out of memory for the rate-limit tables");
         goto out;
     }
-    open_registry_poll(&app);
+    if (app.reg_watch == NULL)
+        open_registry_poll(&app);
     app.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* see on_accept_error */
     app.poll_timer = event_new(app.base, -1, EV_PERSIST, on_poll, &app);
     app.activity_timer = event_new(app.base, -1, EV_PERSIST, on_activity_timer, &app);
@@ -829,7 +856,8 @@ int main(int argc, char **argv)
         }
     }
     gw_log(GW_LOG_INFO, NULL, "started", "panelgate %s listeners=%u registry=%zu storage=%s",
-           PANELGATE_VERSION, app.n_listeners, gw_registry_count(app.reg), app.cfg->sqlite_path);
+           PANELGATE_VERSION, app.n_listeners, gw_registry_count(app.reg),
+           app.reg_watch ? "jetstream" : app.cfg->sqlite_path);
     log_geo(&app);
     log_ticket_keys(&app, "ticket_keys");
 
@@ -853,6 +881,7 @@ out:
     app.admin = NULL;
     /* commits everything still queued and runs the last completions */
     gw_sink_free(app.sink);
+    gw_regkv_watch_free(app.reg_watch); /* no snapshot arrives past this point */
     gw_limiter_free(app.limiter);
     if (app.base)
         log_stats(&app);

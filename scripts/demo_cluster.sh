@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # demo_cluster.sh - the scale-out shape (docs/DEPLOY.md), end to end, on
 # loopback:
-#   1. a dev PKI (certs/dev-pki.sh) and a registry file with nimble-01 and
-#      wowza-01 registered by panelgatectl;
+#   1. a dev PKI (certs/dev-pki.sh);
 #   2. a 3-node NATS cluster with JetStream (scripts/nats.sh, the harness
-#      the integration tests use);
-#   3. two gateways on the jetstream engine (stream replicas 3) sharing the
-#      one registry file ([registry] registry_path), as on one host;
+#      the integration tests use), and the registry on it: nimble-01 and
+#      wowza-01 registered by panelgatectl --config in the cluster's
+#      registry bucket;
+#   3. two gateways on the jetstream engine (stream replicas 3), each
+#      watching the bucket;
 #   4. panelgate-store, the durable consumer, writing the stream into the
 #      panel's SQLite file;
 #   5. the sample agents report to both gateways (nimble-01 to gateway 1,
@@ -16,6 +17,8 @@
 #   6. with the node still down: the store's tables (frames per server,
 #      distinct (server_id, seq) = rows = frames acknowledged: every frame
 #      once) and the stream's state (messages, leader, replicas);
+#   6b. a registration and a revocation made with panelgatectl reach both
+#      gateways (spare-01: admitted by both, revoked, refused by both);
 #   7. SIGTERM: the store, the gateways and the nodes stop.
 # Everything lives in $BUILD_DIR/demo-cluster (removed at the start); an
 # EXIT trap kills whatever is still running.  Run after a build (`make
@@ -28,7 +31,6 @@ build=${BUILD_DIR:-build}
 bin=$build/bin
 demo=$build/demo-cluster
 pki=$demo/pki
-reg=$demo/registry.db
 panel=$demo/panel.db
 stream=PANELGATE_FRAMES
 py=/usr/bin/python3
@@ -74,15 +76,16 @@ trap 'exit 143' TERM
 rm -rf "$demo"
 mkdir -p "$demo"
 
-# --- 1. identities and the registry ---------------------------------------------
-header "dev PKI and the registry ($reg)"
+# --- 1. identities -------------------------------------------------------------------
+header "dev PKI ($pki)"
 bash certs/dev-pki.sh "$pki" >"$demo/pki.log" 2>&1 || fail "certs/dev-pki.sh (see $demo/pki.log)"
-for id in nimble-01 wowza-01; do
-    "$bin/panelgatectl" --db "$reg" --actor demo register "$id" --kind "${id%-01}" \
-        --cert "$pki/$id.crt" >/dev/null || fail "panelgatectl register $id"
-done
-echo "  \$ panelgatectl --db $reg list"
-"$bin/panelgatectl" --db "$reg" list | sed 's/^/  /'
+# spare-01: a third agent identity, for the revocation below
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=spare-01 \
+    -keyout "$pki/spare-01.key" -out "$demo/spare-01.csr" >/dev/null 2>&1 &&
+    openssl x509 -req -in "$demo/spare-01.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+        -CAcreateserial -days 2 -out "$pki/spare-01.crt" \
+        -extfile <(printf 'extendedKeyUsage = clientAuth\nsubjectAltName = DNS:spare-01\n') \
+        >/dev/null 2>&1 || fail "spare-01's certificate"
 
 # --- 2. the NATS cluster -----------------------------------------------------------
 header "NATS: 3 nodes with JetStream on loopback (scripts/nats.sh)"
@@ -92,8 +95,7 @@ nats_fail() { fail "$*"; }
 nats_cluster_start 3
 echo "  cluster ready (a JetStream meta leader); client URLs $NATS_URLS"
 
-# --- 3. two gateways, one registry file ---------------------------------------------
-header "two gateways on the jetstream engine, one registry file"
+# --- 3. two gateways, one registry bucket ---------------------------------------------
 gw_conf() { # I
     cat >"$demo/gateway$1.conf" <<EOF
 [server]
@@ -105,12 +107,7 @@ key_file = $pki/gateway.key
 client_ca_file = $pki/ca.crt
 [storage]
 storage_engine = jetstream
-# the frames go to the stream; this file stays without frames
-sqlite_path = $demo/gateway$1.db
 retry_after_s = 1
-[registry]
-registry_path = $reg
-poll_interval_ms = 200
 [jetstream]
 servers = $NATS_URLS
 stream = $stream
@@ -121,9 +118,20 @@ publish_timeout_ms = 3000
 listen = 127.0.0.1:0
 EOF
 }
+gw_conf 1
+gw_conf 2
+ctl() { "$bin/panelgatectl" --config "$demo/gateway1.conf" --actor demo "$@"; }
+header "the registry: the cluster's bucket panelgate_registry (panelgatectl --config)"
+for id in nimble-01 wowza-01; do
+    ctl register "$id" --kind "${id%-01}" --cert "$pki/$id.crt" >/dev/null ||
+        fail "panelgatectl register $id"
+done
+echo "  \$ panelgatectl --config $demo/gateway1.conf list"
+ctl list | sed 's/^/  /'
+
+header "two gateways on the jetstream engine, both watching the bucket"
 GW_PID=() GW_PORT=() GW_ADMIN=()
 for i in 1 2; do
-    gw_conf "$i"
     "$bin/panelgate" --config "$demo/gateway$i.conf" 2>"$demo/gateway$i.log" &
     GW_PID[i]=$!
     PIDS+=("$!")
@@ -136,8 +144,19 @@ for i in 1 2; do
         sed -E 's/.*:([0-9]+) \(GET.*/\1/')
     echo "  gateway $i: pid ${GW_PID[i]}, 127.0.0.1:${GW_PORT[i]}, admin http://127.0.0.1:${GW_ADMIN[i]}/"
 done
-echo "  both: [registry] registry_path = $reg; stream $stream, replicas 3"
+echo "  both: stream $stream, replicas 3; registry bucket panelgate_registry"
 grep -h '"event":"jetstream_ready"' "$demo/gateway1.log" | head -n 1 | sed 's/^/  log: /'
+grep -h '"event":"registry_watching"' "$demo/gateway1.log" | head -n 1 | sed 's/^/  log: /'
+
+# try I ID: one frame from agent ID to gateway I; prints the HTTP status (000
+# when the handshake was refused)
+"$bin/panelagent" encode <tests/data/nimble.json >"$demo/nimble.msgpack"
+try() {
+    curl -sS --http2 --cacert "$pki/ca.crt" --cert "$pki/$2.crt" --key "$pki/$2.key" \
+        -H 'content-type: application/msgpack' --data-binary "@$demo/nimble.msgpack" \
+        -o /dev/null -w '%{http_code}' "https://localhost:${GW_PORT[$1]}/v1/stats" 2>/dev/null || true
+}
+both() { [[ $(try 1 "$1") == "$2" && $(try 2 "$1") == "$2" ]]; }
 
 # --- 4. the store consumer -------------------------------------------------------------
 header "panelgate-store: the stream into $panel"
@@ -250,7 +269,6 @@ if [[ -x $wowza ]]; then agent_start wowza-01 1 3 0.3 round2; APID[wowza-01]=$AG
 agents_wait round2
 
 header "curl: one frame (tests/data/nimble.json) to gateway 1, then the same to gateway 2"
-"$bin/panelagent" encode <tests/data/nimble.json >"$demo/nimble.msgpack"
 post() { # GATEWAY: prints "gateway I: HTTP <status>: <body>"
     local code
     code=$(curl -sS --http2 --cacert "$pki/ca.crt" --cert "$pki/nimble-01.crt" --key "$pki/nimble-01.key" \
@@ -285,11 +303,10 @@ for i in 1 2; do
 done
 
 header "the panel's file ($panel), written by panelgate-store"
-echo "  frames per server (names from the registry file):"
+echo "  frames per server id (the names: panelgatectl --config ... list, above):"
 sqlite3 -header -column "$panel" \
-    "ATTACH '$reg' AS r;
-     SELECT s.name AS server, count(*) AS frames, min(f.seq) AS first_seq, max(f.seq) AS last_seq
-     FROM frames f JOIN r.servers s ON s.id = f.server_id GROUP BY s.name ORDER BY s.name" | sed 's/^/  /'
+    "SELECT server_id, count(*) AS frames, min(seq) AS first_seq, max(seq) AS last_seq
+     FROM frames GROUP BY server_id ORDER BY server_id" | sed 's/^/  /'
 echo "  every frame once:"
 sqlite3 -header -column "$panel" \
     "SELECT count(*) AS rows, (SELECT count(*) FROM (SELECT DISTINCT server_id, seq FROM frames)) AS distinct_seqs,
@@ -302,6 +319,18 @@ echo "  stream messages: $(stream_msgs); rows: $got; distinct (server_id, seq): 
     fail "expected $want rows, one per acknowledged frame; got $got rows, $distinct distinct"
 echo "  every acknowledged frame is in the panel's file exactly once"
 grep -q '"event":"message_\(refused\|rejected\)"' "$demo/store.log" && fail "the store terminated a message"
+
+# --- 6b. the registry: a change reaches both gateways (after the count above:
+# spare-01's frame is not an agent's) -----------------------------------------------
+header "a registration and a revocation reach both gateways"
+ctl register spare-01 --kind nimble --cert "$pki/spare-01.crt" >/dev/null ||
+    fail "panelgatectl register spare-01"
+wait_for 5 both spare-01 202 || fail "spare-01 not admitted by both gateways"
+echo "  spare-01 registered: gateway 1 $(try 1 spare-01), gateway 2 $(try 2 spare-01)"
+ctl revoke spare-01 >/dev/null || fail "panelgatectl revoke spare-01"
+wait_for 5 both spare-01 000 || fail "spare-01 not refused by both gateways"
+echo "  spare-01 revoked: gateway 1 $(try 1 spare-01), gateway 2 $(try 2 spare-01) (handshake refused)"
+grep -h '"event":"registry_reloaded"' "$demo/gateway2.log" | tail -n 1 | sed 's/^/  log: /'
 
 # --- 7. stop ------------------------------------------------------------------------------------
 header "SIGTERM: the store, the gateways, the nodes"

@@ -332,6 +332,10 @@ out:
     gw_js_free(t.js);
     if (t.cfg_ok)
         gw_config_cleanup(&t.cfg);
+    /* the registry's connection (--server NAME on the bucket) goes first:
+     * after nats_Close its close callback never comes and gw_js_free
+     * cannot free it */
+    ctl_kv_free(c);
     nats_Close();
     return rv;
 }

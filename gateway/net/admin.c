@@ -21,6 +21,7 @@
 #include "gw.h"
 #include "log.h"
 #include "metrics.h"
+#include "regkv_watch.h"
 #include "sink.h"
 
 #define ADMIN_VERSION "0.1.0"
@@ -39,6 +40,14 @@ void gw_admin_snapshot(struct gw_app *app, struct gw_metrics *m)
     m->conns_open = app->n_conns;
     m->conns_unauth = app->n_unauth;
     m->registry_pins = gw_registry_count(app->reg);
+    if (app->reg_watch != NULL) {
+        struct gw_regkv_watch_stats ws;
+        gw_regkv_watch_get_stats(app->reg_watch, &ws);
+        m->registry_watched = true;
+        m->registry_watch_up = ws.up;
+        m->registry_snapshots = ws.snapshots;
+        m->registry_bad_records = ws.bad_records;
+    }
     m->started_ms = app->started_ms;
     m->draining = app->draining;
     m->version = ADMIN_VERSION;

@@ -37,6 +37,7 @@ struct gw_sink_item;
 struct gw_geo;
 struct gw_limiter;
 struct gw_admin;
+struct gw_regkv_watch;
 
 struct gw_app {
     struct event_base *base;
@@ -78,7 +79,10 @@ struct gw_app {
     /* refused handshakes, aggregated for the activity log */
     struct gw_refusals refusals;
     struct event *activity_timer;
-    /* registry change detection: meta.registry_generation */
+    /* the JetStream engine: the registry bucket's watcher (regkv_watch.h),
+     * which hands over each new snapshot; NULL with SQLite */
+    struct gw_regkv_watch *reg_watch;
+    /* SQLite: registry change detection by meta.registry_generation */
     sqlite3 *reg_db;
     int64_t reg_generation;
     int64_t reg_data_version;      /* PRAGMA data_version at the last read */

@@ -179,6 +179,18 @@ int gw_metrics_render(const struct gw_metrics *m, struct pa_buf *out)
     }
     gauge(&o, "panelgate_registry_pins", "Pins in the registry snapshot in use.",
           m->registry_pins);
+    if (m->registry_watched) { /* the registry bucket of the JetStream engine */
+        gauge(&o, "panelgate_registry_watch_up",
+              "1 while the registry bucket's watcher is connected and current; 0 while the "
+              "gateway serves its last snapshot.",
+              (uint64_t)m->registry_watch_up);
+        counter(&o, "panelgate_registry_snapshots_total",
+                "Registry snapshots built from the bucket.", m->registry_snapshots);
+        counter(&o, "panelgate_registry_records_refused_total",
+                "Bucket values refused for breaking the layout (the key kept its previous "
+                "record).",
+                m->registry_bad_records);
+    }
 
     if (o.oom) {
         out->len = len0;

@@ -25,6 +25,10 @@ struct gw_metrics {
     uint32_t conns_open;
     uint32_t conns_unauth;     /* not authenticated yet (max_handshakes) */
     size_t registry_pins;
+    bool registry_watched;     /* the JetStream engine's bucket watcher runs */
+    bool registry_watch_up;    /* ... and is connected and current */
+    uint64_t registry_snapshots;
+    uint64_t registry_bad_records;
     int64_t started_ms;        /* Unix ms */
     bool draining;
     const char *version;

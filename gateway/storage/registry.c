@@ -184,6 +184,19 @@ static int alloc_table(struct gw_registry *r, size_t n, char *err, size_t errlen
     return 0;
 }
 
+/* Entry |i| (filled in) joins the table; a pin seen before is GW_EINVAL
+ * naming it, with |where| ("registry FILE", "registry bucket") in front. */
+static int put_entry(struct gw_registry *r, size_t i, const char *where, char *err,
+                     size_t errlen)
+{
+    if (table_put(r, i) != 0) {
+        char hex[2 * GW_SPKI_LEN + 1];
+        gw_spki_hex(r->srv[i].spki, hex);
+        return gw_fail(GW_EINVAL, err, errlen, "%s: pin %s appears twice", where, hex);
+    }
+    return 0;
+}
+
 /* True when column |i| of |st| is, byte for byte, |word| (a value with a
  * NUL inside or after the word is not it). */
 static bool column_is(sqlite3_stmt *st, int i, const char *word)
@@ -297,13 +310,10 @@ static int read_pins(sqlite3 *db, const char *db_path, struct gw_registry *r, si
         }
         if ((rv = read_row(st, &r->srv[r->n], err, errlen)) != 0)
             goto out;
-        if ((rv = table_put(r, r->n)) != 0) {
-            char hex[2 * GW_SPKI_LEN + 1];
-            gw_spki_hex(r->srv[r->n].spki, hex);
-            gw_seterr(err, errlen, "registry %s: pin %s appears twice", db_path, hex);
-            rv = GW_EINVAL;
+        char where[300];
+        snprintf(where, sizeof where, "registry %s", db_path);
+        if ((rv = put_entry(r, r->n, where, err, errlen)) != 0)
             goto out;
-        }
         rv = GW_ESTORAGE;
         r->n++;
     }
@@ -369,6 +379,49 @@ out:
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL); /* ends the read */
         sqlite3_close(db);
     }
+    return rv;
+}
+
+int gw_registry_build(const struct gw_server *srv, size_t n, struct gw_registry **out,
+                      char *err, size_t errlen)
+{
+    int rv = GW_EINVAL;
+    struct gw_registry *r = NULL;
+
+    if (out == NULL)
+        return GW_EINVAL;
+    *out = NULL;
+    if (srv == NULL && n > 0)
+        return gw_fail(GW_EINVAL, err, errlen, "registry: no entries");
+    if ((uint64_t)n >= UINT32_MAX || n > SIZE_MAX / sizeof *srv)
+        return gw_fail(GW_EINVAL, err, errlen, "registry: too many pins (%zu)", n);
+    r = gw_calloc(1, sizeof *r);
+    if (r == NULL)
+        return gw_fail(GW_ENOMEM, err, errlen, "registry: out of memory");
+    r->refs = 1;
+    if ((rv = alloc_table(r, n, err, errlen)) != 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const struct gw_server *s = &srv[i];
+        size_t nl = strnlen(s->name, sizeof s->name);
+        if (nl == 0 || nl == sizeof s->name ||
+            (s->status != GW_SERVER_ACTIVE && s->status != GW_SERVER_REVOKED) ||
+            (strcmp(s->kind, "nimble") != 0 && strcmp(s->kind, "wowza") != 0)) {
+            rv = gw_fail(GW_EINVAL, err, errlen,
+                         "registry: server %lld: name, kind or status out of range",
+                         (long long)s->id);
+            goto out;
+        }
+        r->srv[i] = *s;
+        if ((rv = put_entry(r, i, "registry", err, errlen)) != 0)
+            goto out;
+        r->n++;
+    }
+    *out = r;
+    r = NULL;
+    rv = 0;
+out:
+    registry_free(r);
     return rv;
 }
 

@@ -3,7 +3,8 @@
  * certificate's SubjectPublicKeyInfo.
  *
  * The registry lives in SQLite (tables servers and server_pins, see
- * docs/OPERATIONS.md).  The gateway loads an immutable in-memory snapshot at
+ * docs/OPERATIONS.md), or with the JetStream engine in a key-value bucket
+ * (regkv_watch.h builds the snapshots).  The gateway loads an immutable in-memory snapshot at
  * start and at every reload, so a lookup on the event loop never touches
  * disk.  A snapshot is shared (refcounted) by the connections that resolved
  * their identity from it.
@@ -50,6 +51,14 @@ int gw_registry_schema(sqlite3 *db, char *err, size_t errlen);
  * (a row the schema forbids, a pin twice), GW_ENOMEM.  *out is NULL on
  * failure. */
 int gw_registry_load(const char *db_path, struct gw_registry **out, char *err, size_t errlen);
+
+/* A new snapshot of the |n| entries srv[0..n) (one per pin, copied): the
+ * JetStream engine's watcher builds it from the bucket's records.  The
+ * checks of gw_registry_load: GW_EINVAL (a name empty or unterminated, a
+ * kind or status out of range, a pin twice, naming it), GW_ENOMEM.  *out
+ * is NULL on failure. */
+int gw_registry_build(const struct gw_server *srv, size_t n, struct gw_registry **out,
+                      char *err, size_t errlen);
 
 /* meta.registry_generation of |db| (0 when absent): it advances with every
  * change of the pins, so a reader polls it to know when to load again.

@@ -15,11 +15,12 @@
  * for SQLite.  While the connection is down, batches fail at once and the
  * idle check reports it, so /healthz shows the outage without traffic.
  *
- * Everything that is not a frame (activity rows, a purge) goes to an
- * SQLite backend opened on the same config: the registry and the activity
- * log stay in SQLite (registry_path, else sqlite_path) in this version;
- * that backend's own frames tables stay empty.  Retention is the stream's
- * MaxAge: main.c submits no purge with this engine.
+ * Activity rows go to the activity stream ([jetstream] activity_stream,
+ * docs/STORAGE.md), one acknowledged publish each (gw_regkv_activity_add),
+ * actor "gateway"; the registry is the bucket, which the gateway reads
+ * through its watcher (regkv_watch.h).  Nothing of this engine touches an
+ * SQLite file.  Retention is the stream's MaxAge: main.c submits no purge
+ * with this engine, and one that arrives anyway is rejected.
  *
  * Threads: write_batch runs on the sink's writer thread; acks arrive on
  * libnats' thread (on_ack) and meet the batch under mu.  A late ack, after
@@ -40,6 +41,7 @@
 #include "js.h"
 #include "js_msg.h"
 #include "log.h"
+#include "regkv.h"
 #include "sink.h"
 
 #define ACK_GRACE_MS 1000 /* past publish_timeout_ms, for libnats' own timeout */
@@ -57,7 +59,7 @@ struct pend {
 struct jsk {
     struct gw_js *js;
     jsCtx *pub;    /* publish context: our ack handler, MaxPending */
-    void *sq;      /* the SQLite backend (activity, purge, registry files) */
+    struct gw_regkv *kv; /* the activity stream (and bucket) on js */
     char *prefix;  /* subject_prefix */
     uint32_t timeout_ms;
     atomic_bool interrupted;
@@ -249,6 +251,39 @@ static void publish_frames(struct jsk *k, struct gw_sink_item **fr, size_t n, si
     (void)sent;
 }
 
+/* ------------------------------------------------------------ activity */
+
+/* One activity row to the stream, acknowledged: STORED, or FAILED with
+ * the reason noted (the row is dropped, as the SQLite engine drops a row
+ * its failed batch held).  A purge is not for this engine: REJECTED. */
+static void write_other(struct jsk *k, struct gw_sink_item *it)
+{
+    char err[256], small[512];
+    char *details = small;
+
+    it->status = GW_SINK_FAILED;
+    if (it->kind != GW_SINK_ACTIVITY) {
+        it->status = GW_SINK_REJECTED;
+        return;
+    }
+    /* the details are JSON text of body_len bytes, without a NUL */
+    if (it->body_len >= sizeof small && (details = gw_malloc(it->body_len + 1)) == NULL) {
+        gw_sink_note_error("jetstream: out of memory");
+        return;
+    }
+    if (it->body_len > 0)
+        memcpy(details, it->body, it->body_len);
+    details[it->body_len] = '\0';
+    if (gw_regkv_activity_add(k->kv, it->received_ms / 1000, "gateway",
+                              it->action ? it->action : "unknown", it->server_id, NULL,
+                              it->body_len > 0 ? details : NULL, err, sizeof err) == 0)
+        it->status = GW_SINK_STORED;
+    else
+        gw_sink_note_error(err);
+    if (details != small)
+        gw_free(details);
+}
+
 /* ------------------------------------------------------------ sink ops */
 
 static int jsk_write_batch(void *state, struct gw_sink_item **items, size_t n)
@@ -280,11 +315,15 @@ static int jsk_write_batch(void *state, struct gw_sink_item **items, size_t n)
             goto out;
         }
     }
-    /* Activity rows and purges: the SQLite file.  When it fails the batch
-     * fails: the frames already published are answered 503 too and their
-     * resends come back as duplicates, acknowledged once. */
-    if (n_rest > 0)
-        rv = gw_sink_sqlite_ops.write_batch(k->sq, rest, n_rest);
+    /* Activity rows: the activity stream, each on its own.  A row that
+     * fails does not fail the frames (they are in the stream already); a
+     * batch of rows alone fails when one of them did, so that an outage
+     * shows without frames. */
+    for (size_t i = 0; i < n_rest; i++) {
+        write_other(k, rest[i]);
+        if (n_fr == 0 && rest[i]->status == GW_SINK_FAILED)
+            rv = GW_ESTORAGE;
+    }
 out:
     if (rv != 0)
         for (size_t i = 0; i < n; i++)
@@ -297,9 +336,7 @@ out:
 static int jsk_check(void *state, int reopen_ok)
 {
     struct jsk *k = state;
-    int rc = gw_sink_sqlite_ops.check ? gw_sink_sqlite_ops.check(k->sq, reopen_ok) : 0;
-    if (rc != 0)
-        return rc;
+    (void)reopen_ok; /* no file to reopen */
     if (!gw_js_connected(k->js)) {
         gw_sink_note_error("jetstream: not connected to any NATS server");
         return GW_ESTORAGE;
@@ -316,8 +353,6 @@ static void jsk_interrupt(void *state)
     pthread_mutex_lock(&k->mu);
     pthread_cond_broadcast(&k->cv);
     pthread_mutex_unlock(&k->mu);
-    if (gw_sink_sqlite_ops.interrupt != NULL && k->sq != NULL)
-        gw_sink_sqlite_ops.interrupt(k->sq);
 }
 
 static void jsk_close(void *state)
@@ -334,9 +369,8 @@ static void jsk_close(void *state)
             natsMsgList_Destroy(&list);
     }
     jsCtx_Destroy(k->pub);
-    gw_js_free(k->js); /* after it, no callback of libnats runs */
-    if (k->sq != NULL)
-        gw_sink_sqlite_ops.close(k->sq);
+    gw_regkv_free(k->kv); /* before the connection it uses */
+    gw_js_free(k->js);    /* after it, no callback of libnats runs */
     pthread_cond_destroy(&k->cv);
     pthread_mutex_destroy(&k->mu);
     gw_free(k->pend);
@@ -404,11 +438,13 @@ static int jsk_open(void **state, const struct gw_config *cfg, char *err, size_t
         gw_seterr(err, errlen, "jetstream: publish context: %s", natsStatus_GetText(s));
         goto fail;
     }
-    if ((rv = gw_sink_sqlite_ops.open(&k->sq, cfg, err, errlen)) != 0)
+    /* the activity stream: made with the bucket by panelgatectl register;
+     * the gateway only binds it */
+    if ((rv = gw_regkv_open(&k->kv, k->js, cfg, false, err, errlen)) != 0)
         goto fail;
     gw_log(GW_LOG_INFO, NULL, "jetstream_ready",
-           "stream %s (replicas %" PRIu32 "), subjects %s.>; registry and activity log in SQLite",
-           cfg->js_stream, cfg->js_replicas, cfg->js_subject_prefix);
+           "stream %s (replicas %" PRIu32 "), subjects %s.>; activity log in stream %s",
+           cfg->js_stream, cfg->js_replicas, cfg->js_subject_prefix, cfg->js_activity_stream);
     *state = k;
     return 0;
 fail:

@@ -72,12 +72,9 @@ note "unreachable: $(head -1 "$T/u.err")"
 cp "$T/js.conf" "$GW_CONF"
 
 # ---- the gateway, the store, frames ----
+kv_register_defaults # the registry bucket, before the gateway starts
 gw_start
 check "the gateway created the stream" wait_log '"event":"jetstream_ready"' 1 10
-register_defaults
-NIMBLE_ID=$(server_id nimble-01)
-WOWZA_ID=$(server_id wowza-01)
-export NIMBLE_ID WOWZA_ID
 {
     echo "[tls]"
     echo "cert_file = $PKI/gateway.crt"

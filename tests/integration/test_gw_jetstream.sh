@@ -31,6 +31,8 @@ js_config() {
         "connect_timeout_ms = 3000" "max_in_flight = 64"
 }
 js_config
+# the registry is the cluster's bucket: there before the gateway starts
+kv_register_defaults
 gw_start
 check "the gateway created the stream and is ready" wait_log '"event":"jetstream_ready"' 1 5
 # stopped before its first frame: nothing was ever published (libnats 3.4
@@ -39,10 +41,7 @@ gw_stop
 check_eq "stopped before any frame: exits 0" "$GW_RC" 0
 gw_start
 check "started again: the stream is there" wait_log '"event":"jetstream_ready"' 2 5
-register_defaults
-NIMBLE_ID=$(server_id nimble-01)
-WOWZA_ID=$(server_id wowza-01)
-export NIMBLE_ID WOWZA_ID PG_STATE=$T/state
+export PG_STATE=$T/state
 mkdir -p "$PG_STATE"
 
 # clients.py send NAME SECONDS: two agents (nimble-01, wowza-01), 8 frames in

@@ -67,14 +67,15 @@ js_config() {
 
 # 1. the right CA, client certificate and password
 js_config "servers = $NATS_URLS" "$CA_LINE" "${CERT_LINES[@]}" "${USER_LINES[@]}"
+# the registry: the cluster's bucket, written by panelgatectl over the same
+# TLS and credentials (a gateway starts only on one)
+kv_register_defaults
 gw_start
 check "over TLS with a client certificate and a password: the stream is ready" \
     wait_log '"event":"jetstream_ready"' 1 10
-register_defaults
 encode wowza
 curl_post wowza-01 "$T/wowza.msgpack"
 check_eq "a frame over the TLS connection: 202" "$CURL_CODE" 202
-WOWZA_ID=$(server_id wowza-01)
 # the node the gateway is connected to is killed: it reconnects to another
 # (over TLS again, with the certificate and the password) and delivers
 gw_node() { # the node whose /connz lists the client named "panelgate" (0: none)
@@ -216,6 +217,7 @@ REPLICAS=1
 nats_cluster_start 1
 LH_URL=tls://localhost:${NATS_CPORT[1]}
 js_config "servers = $LH_URL" "$CA_LINE" "token = $TOKEN"
+kv_register_defaults # this node's own registry bucket
 gw_start
 check "the right token over TLS to $LH_URL: the stream is ready" \
     wait_log '"event":"jetstream_ready"' 4 10
@@ -237,6 +239,7 @@ NATS_EXTRA_CONF=$T/jwt/operator.conf
 NATS_DIR=$T/nats-jwt
 nats_cluster_start 1
 js_config "servers = $NATS_URL" "creds_file = $T/jwt/app.creds"
+kv_register_defaults # in the operator's account
 gw_start
 check "a .creds file of the operator's account: the stream is ready" \
     wait_log '"event":"jetstream_ready"' 5 10

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_sdk_failover.sh - an agent given two gateways (PANELAGENT_OPT_GATEWAYS,
 # issue 12): gateways A and B on one 3-node JetStream cluster (one stream)
-# and one registry file; the agent is sdk_probe (libpanelagent).
+# and its registry bucket; the agent is sdk_probe (libpanelagent).
 #  1. The agent sends frames continuously, to A first; A is stopped, then
 #     killed (-9) with frames in flight.  The agent carries on with B: every frame it submitted is
 #     acknowledged, the frames A had in flight went to B with their seqs,
@@ -25,20 +25,19 @@ js_lines=("[storage]" "storage_engine = jetstream" "retry_after_s = 1" "[jetstre
     "servers = $NATS_URLS" "stream = $STREAM" "subject_prefix = pgfail.frames" "replicas = 3"
     "publish_timeout_ms = 3000" "connect_timeout_ms = 3000")
 
-# gateway A: the registry lives in its sqlite_path ($PG_DB)
+# gateway A; the registry: the cluster's bucket, which both gateways watch
 GW_CONF=$T/a.conf GW_LOG=$T/a.log
 gw_config "${js_lines[@]}"
+kv_register_defaults
 gw_start
 check "A: the stream is ready" wait_log '"event":"jetstream_ready"' 1 10
-register_defaults
-NIMBLE_ID=$(server_id nimble-01)
 A_PID=$GW_PID A_PORT=$GW_PORT
 BG_PIDS+=("$A_PID")
 sed -i "s/^listen = 127.0.0.1:0, \[::1\]:0$/listen = 127.0.0.1:$A_PORT, [::1]:$GW_PORT6/" "$T/a.conf"
 
-# gateway B: the same registry file, its own (empty) frames file
+# gateway B
 GW_CONF=$T/b.conf GW_LOG=$T/b.log
-gw_config "${js_lines[@]}" "[registry]" "registry_path = $PG_DB"
+gw_config "${js_lines[@]}"
 sed -i "s|^sqlite_path = .*|sqlite_path = $T/b.db|" "$T/b.conf"
 gw_start
 check "B: the stream is ready" wait_log '"event":"jetstream_ready"' 1 10

@@ -41,16 +41,20 @@ JS_KEYS=("servers = $NATS_URLS" "stream = $STREAM" "subject_prefix = $PREFIX" "r
     "duplicate_window_s = 1" "consumer = $CONSUMER" "connect_timeout_ms = 3000"
     "publish_timeout_ms = 3000")
 
-# the gateway on the jetstream engine; its SQLite file holds the registry
+# the gateway on the jetstream engine; the registry is the cluster's bucket
 gw_config "[storage]" "storage_engine = jetstream" "retry_after_s = 1" \
     "[jetstream]" "${JS_KEYS[@]}" "${GEO[@]}"
+kv_register_defaults
 gw_start
 check "the gateway created the stream" wait_log '"event":"jetstream_ready"' 1 10
-register_defaults
-NIMBLE_ID=$(server_id nimble-01)
-WOWZA_ID=$(server_id wowza-01)
-export NIMBLE_ID WOWZA_ID
-sqlite3 "$PG_DB" ".backup '$REF_DB'" || fatal "registry copied for the reference gateway"
+# the reference gateway (SQLite engine) gets the same servers with the same
+# ids (1, 2) in its own file
+CTL=${PANELGATE_CTL:-$PANELGATE_BUILD_DIR/bin/panelgatectl}
+"$CTL" --db "$REF_DB" register nimble-01 --kind nimble --cert "$PKI/nimble-01.crt" >/dev/null &&
+    "$CTL" --db "$REF_DB" register wowza-01 --kind wowza --cert "$PKI/wowza-01.crt" >/dev/null ||
+    fatal "the reference gateway's registry (panelgatectl register)"
+check_eq "the reference registry's ids are the bucket's" \
+    "$(sqlite3 "$REF_DB" "SELECT group_concat(id) FROM (SELECT id FROM servers ORDER BY name)")" "$NIMBLE_ID,$WOWZA_ID"
 
 # the store's configuration ([tls] must be there, it is not opened)
 store_config() { # FILE ACK_WAIT_MS

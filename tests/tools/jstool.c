@@ -18,6 +18,13 @@
  *   jstool pub URLS SUBJECT FILE [KEY=VALUE ...]
  *       publishes FILE's bytes with those headers (a message breaking the
  *       contract, for the consumers' tests); prints "stream_seq=S"
+ *   jstool kv-put URLS BUCKET KEY VALUE [REPLICAS]
+ *       puts VALUE (text) under KEY, making the bucket (file storage,
+ *       history 1, REPLICAS, default 3) when missing; prints "revision=R".
+ *       For the tests that write the registry bucket as it is documented
+ *       (docs/STORAGE.md), or break it on purpose.
+ *   jstool kv-del URLS BUCKET KEY
+ *       deletes KEY (a delete marker, as panelgatectl erase leaves)
  *
  * URLS is comma-separated.  Exit 0, or 1 with the reason on stderr.
  *
@@ -204,6 +211,46 @@ static int pub(jsCtx *js, const char *subject, const char *file, int nh, char **
     return 0;
 }
 
+static int kv_bind(jsCtx *js, const char *bucket, int replicas, kvStore **kv)
+{
+    natsStatus s = js_KeyValue(kv, js, bucket);
+    if (s == NATS_NOT_FOUND && replicas > 0) {
+        kvConfig kc;
+        kvConfig_Init(&kc);
+        kc.Bucket = bucket;
+        kc.History = 1;
+        kc.StorageType = js_FileStorage;
+        kc.Replicas = replicas;
+        s = js_CreateKeyValue(kv, js, &kc);
+    }
+    return s == NATS_OK ? 0 : die("bucket", s, 0);
+}
+
+static int kv_put(jsCtx *js, const char *bucket, const char *key, const char *value,
+                  int replicas)
+{
+    kvStore *kv = NULL;
+    uint64_t rev = 0;
+    if (kv_bind(js, bucket, replicas, &kv) != 0)
+        return 1;
+    natsStatus s = kvStore_PutString(&rev, kv, key, value);
+    kvStore_Destroy(kv);
+    if (s != NATS_OK)
+        return die("put", s, 0);
+    printf("revision=%" PRIu64 "\n", rev);
+    return 0;
+}
+
+static int kv_del(jsCtx *js, const char *bucket, const char *key)
+{
+    kvStore *kv = NULL;
+    if (kv_bind(js, bucket, 0, &kv) != 0)
+        return 1;
+    natsStatus s = kvStore_Delete(kv, key);
+    kvStore_Destroy(kv);
+    return s == NATS_OK ? 0 : die("delete", s, 0);
+}
+
 int main(int argc, char **argv)
 {
     natsConnection *nc = NULL;
@@ -225,10 +272,17 @@ int main(int argc, char **argv)
     } else if (argc >= 5 && strcmp(argv[1], "pub") == 0) {
         if ((rc = connect(argv[2], &nc, &js)) == 0)
             rc = pub(js, argv[3], argv[4], argc - 5, argv + 5);
+    } else if ((argc == 6 || argc == 7) && strcmp(argv[1], "kv-put") == 0) {
+        if ((rc = connect(argv[2], &nc, &js)) == 0)
+            rc = kv_put(js, argv[3], argv[4], argv[5], argc == 7 ? atoi(argv[6]) : 3);
+    } else if (argc == 5 && strcmp(argv[1], "kv-del") == 0) {
+        if ((rc = connect(argv[2], &nc, &js)) == 0)
+            rc = kv_del(js, argv[3], argv[4]);
     } else {
         fprintf(stderr, "usage: jstool dump URLS STREAM | add-stream URLS STREAM SUBJECT REPLICAS"
                         " | consumer URLS STREAM CONSUMER | consumers URLS STREAM"
-                        " | pub URLS SUBJECT FILE [KEY=VALUE ...]\n");
+                        " | pub URLS SUBJECT FILE [KEY=VALUE ...]"
+                        " | kv-put URLS BUCKET KEY VALUE [REPLICAS] | kv-del URLS BUCKET KEY\n");
         return 2;
     }
     jsCtx_Destroy(js);

@@ -482,6 +482,58 @@ static void test_reload_sees_changes(void **state)
     gw_registry_unref(cur);
 }
 
+/* gw_registry_build: the JetStream watcher's snapshots, with the load's
+ * checks (a pin twice, a status or kind out of range) */
+static void test_build(void **state)
+{
+    struct gw_server e[3];
+    struct gw_registry *r = NULL;
+    char err[256];
+    const char *why;
+    (void)state;
+
+    memset(e, 0, sizeof e);
+    for (int i = 0; i < 3; i++) {
+        e[i].id = i + 1;
+        snprintf(e[i].name, sizeof e[i].name, "edge-%d", i);
+        snprintf(e[i].kind, sizeof e[i].kind, "%s", i ? "wowza" : "nimble");
+        e[i].status = i == 2 ? GW_SERVER_REVOKED : GW_SERVER_ACTIVE;
+        memset(e[i].spki, 0x10 + i, GW_SPKI_LEN);
+    }
+    e[1].pin_not_after = NOW - 1;
+    assert_int_equal(gw_registry_build(e, 3, &r, err, sizeof err), 0);
+    assert_int_equal(gw_registry_count(r), 3);
+    assert_non_null(gw_registry_find(r, e[0].spki, NOW, NULL));
+    assert_null(gw_registry_find(r, e[1].spki, NOW, &why));
+    assert_string_equal(why, "pin_expired");
+    assert_null(gw_registry_find(r, e[2].spki, NOW, &why));
+    assert_string_equal(why, "revoked");
+    assert_string_equal(gw_registry_lookup(r, e[2].spki)->name, "edge-2");
+    gw_registry_unref(r);
+
+    /* empty: a valid snapshot that admits nobody */
+    assert_int_equal(gw_registry_build(NULL, 0, &r, err, sizeof err), 0);
+    assert_int_equal(gw_registry_count(r), 0);
+    assert_null(gw_registry_find(r, e[0].spki, NOW, &why));
+    assert_string_equal(why, "unregistered");
+    gw_registry_unref(r);
+
+    /* one pin on two servers */
+    memcpy(e[2].spki, e[0].spki, GW_SPKI_LEN);
+    r = (struct gw_registry *)1;
+    assert_int_equal(gw_registry_build(e, 3, &r, err, sizeof err), GW_EINVAL);
+    assert_null(r);
+    assert_non_null(strstr(err, "appears twice"));
+    memset(e[2].spki, 0x12, GW_SPKI_LEN);
+
+    e[1].status = 0;
+    assert_int_equal(gw_registry_build(e, 3, &r, err, sizeof err), GW_EINVAL);
+    e[1].status = GW_SERVER_ACTIVE;
+    snprintf(e[1].kind, sizeof e[1].kind, "other");
+    assert_int_equal(gw_registry_build(e, 3, &r, err, sizeof err), GW_EINVAL);
+    assert_null(r);
+}
+
 static void test_spki_hex(void **state)
 {
     (void)state;
@@ -506,6 +558,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_a_registry, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_nul_in_values_issue11, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_reload_sees_changes, fx_setup, fx_teardown),
+        cmocka_unit_test(test_build),
         cmocka_unit_test(test_spki_hex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

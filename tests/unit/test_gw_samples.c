@@ -237,6 +237,34 @@ static void test_schema_new_and_migrate(void **state)
 
 /* ---- metrics and health ---- */
 
+/* The registry watcher's lines appear with the JetStream engine only. */
+static void test_metrics_registry_watch(void **state)
+{
+    (void)state;
+    struct gw_metrics m;
+    struct pa_buf out;
+    memset(&m, 0, sizeof m);
+    m.version = "0.1.0";
+    pa_buf_init(&out, NULL);
+    assert_int_equal(gw_metrics_render(&m, &out), 0);
+    assert_int_equal(pa_buf_append(&out, "", 1), 0);
+    assert_null(strstr((const char *)out.data, "panelgate_registry_watch_up"));
+    pa_buf_cleanup(&out);
+
+    m.registry_watched = true;
+    m.registry_watch_up = false;
+    m.registry_snapshots = 4;
+    m.registry_bad_records = 1;
+    pa_buf_init(&out, NULL);
+    assert_int_equal(gw_metrics_render(&m, &out), 0);
+    assert_int_equal(pa_buf_append(&out, "", 1), 0);
+    const char *t = (const char *)out.data;
+    assert_non_null(strstr(t, "\npanelgate_registry_watch_up 0\n"));
+    assert_non_null(strstr(t, "\npanelgate_registry_snapshots_total 4\n"));
+    assert_non_null(strstr(t, "\npanelgate_registry_records_refused_total 1\n"));
+    pa_buf_cleanup(&out);
+}
+
 static void test_metrics_text(void **state)
 {
     (void)state;
@@ -362,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_path_cache),
         cmocka_unit_test(test_schema_new_and_migrate),
         cmocka_unit_test(test_metrics_text),
+        cmocka_unit_test(test_metrics_registry_watch),
         cmocka_unit_test(test_metrics_engine),
         cmocka_unit_test(test_health),
     };
