@@ -141,7 +141,7 @@ install:
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 # Frames/s per core through the storage path (docs/STORAGE.md).
-.PHONY: bench bench-engines bench-trickle
+.PHONY: bench bench-engines bench-trickle bench-tickets
 bench: build
 	bash bench/run_sink.sh $(BUILD)
 
@@ -158,6 +158,12 @@ bench-trickle: build
 bench-engines: build
 	bash bench/run_engines.sh $(BUILD)
 
+# The restart storm with and without [tls] ticket_key_file, the gateway on
+# core 0 and the agents on core 1 (docs/OPERATIONS.md, "The ticket key
+# file"); AGENTS, CONCURRENCY, ROUNDS as bench/ticket_storm.py says.
+bench-tickets: build
+	/usr/bin/python3 bench/ticket_storm.py $(BUILD)
+
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) $(BUILD_FUZZ)
 
@@ -173,6 +179,7 @@ help:
 	@echo "make bench     build, then bench/run_sink.sh: storage frames/s per core, per schema variant"
 	@echo "make bench-engines  build, then bench/run_engines.sh: frames/s per gateway core on sqlite, jetstream R1, R3"
 	@echo "make bench-trickle  build, then bench/run_trickle.sh: frames per commit and CPU per frame per commit_delay_ms"
+	@echo "make bench-tickets  build, then bench/ticket_storm.py: agents reconnecting after a restart, with and without a ticket key file"
 	@echo "make clean     remove the build directories"
 	@echo "make deps      install missing Debian packages (scripts/deps.sh)"
 	@echo "Variables: WERROR=1  JOBS=$(JOBS)  BUILD_TYPE=$(BUILD_TYPE)  FUZZ_SECONDS=$(FUZZ_SECONDS)"

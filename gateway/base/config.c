@@ -86,6 +86,8 @@ static const struct key keys[] = {
     {"tls", "client_ca_file", K_STR, OFF(client_ca_file), 0, 0, F_REQUIRED},
     {"tls", "session_tickets", K_BOOL, OFF(session_tickets), 0, 1, F_STORAGE},
     {"tls", "ticket_lifetime_s", K_U32, OFF(ticket_lifetime_s), 1, 604800, F_STORAGE},
+    {"tls", "ticket_key_file", K_STR, OFF(ticket_key_file), 0, 0, F_STORAGE},
+    {"tls", "ticket_key_check_ms", K_U32, OFF(ticket_key_check_ms), 100, 3600000, 0},
     {"tls", "ciphersuites", K_STR, OFF(ciphersuites), 0, 0, 0},
 
     {"http2", "max_concurrent_streams", K_U32, OFF(max_concurrent_streams), 1, 1000, 0},
@@ -878,6 +880,7 @@ int gw_config_defaults(struct gw_config *c)
 
     c->session_tickets = true;
     c->ticket_lifetime_s = 86400;
+    c->ticket_key_check_ms = 1000;
 
     c->max_concurrent_streams = 100;
     c->max_header_list_size = 16384;

@@ -94,6 +94,10 @@ struct gw_config {
     char *client_ca_file;        /* required: CA(s) that sign agent certs */
     bool session_tickets;        /* true */
     uint32_t ticket_lifetime_s;  /* 86400; ticket keys rotate each lifetime */
+    char *ticket_key_file;       /* NULL = ticket keys in memory only; else
+                                    the shared key file (net/ticket.h) */
+    uint32_t ticket_key_check_ms; /* 1000: how often the key file is looked
+                                     at for changes and rotation */
     char *ciphersuites;          /* NULL = built-in order (ChaCha20 first);
                                     else comma-separated IANA names */
 
@@ -238,7 +242,8 @@ void gw_config_cleanup(struct gw_config *c);
                                 sqlite_synchronous, queue_max_frames,
                                 queue_max_bytes, batch_max_frames,
                                 commit_delay_ms, busy_timeout_ms; [tls] session_tickets,
-                                ticket_lifetime_s; [registry] registry_path;
+                                ticket_lifetime_s, ticket_key_file;
+                                [registry] registry_path;
                                 every [jetstream] key */
 
 #define GW_RELOAD_KEYS_LEN 384

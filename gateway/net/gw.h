@@ -91,6 +91,8 @@ struct gw_app {
     int64_t pin_sweep_ms;          /* monotonic: the last pin-expiry sweep */
     struct event *poll_timer;
     struct event *retention_timer; /* [storage] retention_days */
+    struct event *ticket_timer;    /* [tls] ticket_key_file: changes, rotation */
+    bool ticket_key_failing;       /* the last look at the key file failed */
     /* out of file descriptors (main.c on_accept_error) */
     int spare_fd;                  /* /dev/null, given up to shed one connection */
     struct event *accept_timer;    /* resumes the paused listeners */
