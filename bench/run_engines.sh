@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run_engines.sh [BUILD_DIR] - frames/s per gateway core on each storage
-# engine, in one run: the same load (bench_loadgen: CLIENTS registered
+# engine, in one run: the same load (panelgate-bench: CLIENTS registered
 # agents over mTLS + HTTP/2, IN_FLIGHT frames in flight each, a 2 KiB
 # frame with 50 viewer connections) against
 #   sqlite   storage_engine = sqlite (the registry in the same file)
@@ -12,7 +12,7 @@
 # the engines interleaved inside each; every round starts from nothing (a
 # new database, new NATS nodes and stores, a new gateway), registers the
 # agents, waits WARMUP seconds (3: handshakes, first frames), then measures
-# DURATION seconds (10).  Per round and engine one bench_loadgen line;
+# DURATION seconds (10).  Per round and engine one panelgate-bench line;
 # then, per engine, the median over the rounds of:
 #   acks_per_s          frames acknowledged (202) per second
 #   per_gw_core         acks/s divided by the gateway's CPU seconds per
@@ -38,7 +38,7 @@ HERE=$(cd "$(dirname "$0")" && pwd -P)
 ROOT=$(cd "$HERE/.." && pwd -P)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd -P)
 BIN=$BUILD/bin
-for p in panelgate panelgatectl bench_loadgen; do
+for p in panelgate panelgatectl panelgate-bench; do
     [[ -x $BIN/$p ]] || { echo "run_engines.sh: no $BIN/$p (build first: make build)" >&2; exit 1; }
 done
 ROUNDS=${ROUNDS:-5}
@@ -158,7 +158,7 @@ gw_conf() {
     esac
 }
 
-# run_one ENGINE ROUND: one measurement; prints the bench_loadgen line.
+# run_one ENGINE ROUND: one measurement; prints the panelgate-bench line.
 # Runs in this shell (not in $(...)), so the EXIT trap knows what it
 # started.
 run_one() {
@@ -184,10 +184,10 @@ run_one() {
     wait_for 15 test -s "$d/ports" || die "$e: the gateway did not start (see $d/gw.log)"
     wait_for 15 grep -q '"event":"started"' "$d/gw.log" || die "$e: no 'started' line in $d/gw.log"
     port=$(awk 'NR == 1 { print $2 }' "$d/ports")
-    taskset -c "$LOAD_CPU" "$BIN/bench_loadgen" --port "$port" --ca "$PKI/ca.crt" \
+    taskset -c "$LOAD_CPU" "$BIN/panelgate-bench" --port "$port" --ca "$PKI/ca.crt" \
         --agent-dir "$AGENTS" --clients "$CLIENTS" --in-flight "$IN_FLIGHT" \
         --warmup "$WARMUP" --duration "$DURATION" --streams "$STREAMS" --conns "$CONNS" \
-        --gw-pid "$GW_PID" "${watch[@]}" || die "$e: bench_loadgen failed"
+        --gw-pid "$GW_PID" "${watch[@]}" || die "$e: panelgate-bench failed"
     kill -TERM "$GW_PID"
     wait_for 30 not_alive "$GW_PID" || kill -KILL "$GW_PID"
     wait "$GW_PID" 2>/dev/null || true
@@ -196,12 +196,12 @@ run_one() {
     rm -rf "$d"
 }
 
-kv() { # KEY LINE: the value of KEY=... in a bench_loadgen line
+kv() { # KEY LINE: the value of KEY=... in a panelgate-bench line
     sed -nE "s/.*(^| )$1=([^ ]+).*/\\2/p" <<<"$2"
 }
 median() { tr ' ' '\n' <<<"$1" | { grep . || true; } | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-echo "# run_engines: gateway on CPU $GW_CPU; bench_loadgen and nats-server on CPU $LOAD_CPU;" \
+echo "# run_engines: gateway on CPU $GW_CPU; panelgate-bench and nats-server on CPU $LOAD_CPU;" \
     "$ROUNDS rounds of ${DURATION}s (after ${WARMUP}s) per engine; $CLIENTS agents x $IN_FLIGHT in flight"
 echo "# $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -r)," \
     "$("$real_nats" --version), sqlite_synchronous=$SYNC"
@@ -212,7 +212,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for e in $ENGINES; do
         run_one "$e" "$r" >"$DIR/line"
         line=$(<"$DIR/line")
-        echo "round $r $e: ${line#loadgen }"
+        echo "round $r $e: ${line#panelgate-bench }"
         for k in "${keys[@]}"; do v[$e.$k]+="$(kv "$k" "$line") "; done
     done
 done
