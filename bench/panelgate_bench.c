@@ -172,6 +172,7 @@ static struct {
     int64_t storm_t0, storm_last;
     uint64_t storm_attempts, storm_handshakes, storm_resumed, storm_err;
     char suite[80];
+    int suites[2]; /* --ciphersuite, 0-terminated; {0}: the library's list */
     int epfd;
     char fatal[600];
 } g = {.host = "127.0.0.1", .authority = "localhost", .ack_status = 202};
@@ -518,6 +519,8 @@ static int ident_load(struct ident *a, const char *dir, unsigned streams, unsign
     mbedtls_ssl_conf_authmode(&a->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(&a->conf, &ca, NULL);
     mbedtls_ssl_conf_rng(&a->conf, mbedtls_ctr_drbg_random, &drbg);
+    if (g.suites[0] != 0)
+        mbedtls_ssl_conf_ciphersuites(&a->conf, g.suites);
     return 0;
 }
 
@@ -856,6 +859,8 @@ static void usage(FILE *to)
             "  --watch-pid PID      another process whose CPU is added to watch_cpu\n"
             "                       (repeatable, up to %d)\n"
             "  --lat-file FILE      every latency of the window (us), one a line\n"
+            "  --ciphersuite NAME   offer only this suite (mbedTLS name, e.g.\n"
+            "                       TLS-ECDHE-ECDSA-WITH-CHACHA20-POLY1305-SHA256)\n"
             "  --dry-run            build the frame, print its size, connect nowhere\n",
             MAX_CLIENTS, MAX_WATCH);
 }
@@ -886,7 +891,7 @@ int main(int argc, char **argv)
         {"handshake-timeout", required_argument, NULL, 'k'},
         {"reconnect-ms", required_argument, NULL, 'R'},
         {"ack-status", required_argument, NULL, 'A'}, {"lat-file", required_argument, NULL, 'L'},
-        {"dry-run", no_argument, NULL, 'D'},          {"help", no_argument, NULL, 'H'},
+        {"dry-run", no_argument, NULL, 'D'},          {"ciphersuite", required_argument, NULL, 'C'},          {"help", no_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
     int opt, bad = 0;
@@ -925,6 +930,10 @@ int main(int argc, char **argv)
         case 'A': g.ack_status = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'L': lat_file = optarg; break;
         case 'D': dry_run = 1; break;
+        case 'C':
+            g.suites[0] = mbedtls_ssl_get_ciphersuite_id(optarg);
+            bad |= g.suites[0] == 0;
+            break;
         case 'W':
             if (n_watch == MAX_WATCH) {
                 fprintf(stderr, "panelgate-bench: at most %d --watch-pid\n", MAX_WATCH);
