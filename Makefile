@@ -141,7 +141,7 @@ install:
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 # Frames/s per core through the storage path (docs/STORAGE.md).
-.PHONY: bench bench-engines
+.PHONY: bench bench-engines bench-peers
 bench: build
 	bash bench/run_sink.sh $(BUILD)
 
@@ -151,6 +151,12 @@ bench: build
 # says.
 bench-engines: build
 	bash bench/run_engines.sh $(BUILD)
+
+# panelgate beside nghttpd and h2o under panelgate-bench, writing
+# docs/BENCHMARKS.md and docs/bench/*.png; ROUNDS, DURATION, SCENARIOS...
+# as bench/run_peers.sh's header says (needs nghttp2-server and h2o)
+bench-peers: build
+	bash bench/run_peers.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) $(BUILD_FUZZ)
@@ -166,6 +172,7 @@ help:
 	@echo "make install   build, then install libpanelagent, its headers, panelagent.pc and the CLI (PREFIX=$(PREFIX), DESTDIR honoured)"
 	@echo "make bench     build, then bench/run_sink.sh: storage frames/s per core, per schema variant"
 	@echo "make bench-engines  build, then bench/run_engines.sh: frames/s per gateway core on sqlite, jetstream R1, R3"
+	@echo "make bench-peers    build, then bench/run_peers.sh: panelgate beside nghttpd and h2o -> docs/BENCHMARKS.md"
 	@echo "make clean     remove the build directories"
 	@echo "make deps      install missing Debian packages (scripts/deps.sh)"
 	@echo "Variables: WERROR=1  JOBS=$(JOBS)  BUILD_TYPE=$(BUILD_TYPE)  FUZZ_SECONDS=$(FUZZ_SECONDS)"
