@@ -28,10 +28,12 @@
 # panelgate a copy of a database with the agents registered once), waits
 # WARMUP (2) s, measures DURATION (5) s.  Per measurement one line
 # "<round> <scenario> <server> <panelgate-bench line>" in OUT (default
-# docs/bench/peers.txt, kept beside the report), then bench/peers_report.py writes the medians,
-# ratios and PNG plots (Debian's /usr/bin/python3 with python3-matplotlib) into docs/BENCHMARKS.md and
-# docs/bench/.  SERVERS ("panelgate nghttpd h2o") and SCENARIOS choose a
-# subset.  `make bench-peers` runs it on build/.
+# docs/bench/peers.txt, kept beside the report); then bench/peers_report.py
+# (Debian's /usr/bin/python3, python3-matplotlib for the plots) writes the
+# medians, ratios and PNG plots into MD (docs/BENCHMARKS.md) and PLOTS
+# (docs/bench/).  SERVERS ("panelgate nghttpd h2o") and SCENARIOS choose a
+# subset; IDENTITIES (100) agents are registered, connections spread over
+# them.  `make bench-peers` runs it on build/.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd -P)
 ROOT=$(cd "$HERE/.." && pwd -P)
@@ -73,6 +75,8 @@ GW_CPU=${GW_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 IDENTITIES=${IDENTITIES:-100}
 OUT=${OUT:-$ROOT/docs/bench/peers.txt}
+MD=${MD:-$ROOT/docs/BENCHMARKS.md}
+PLOTS=${PLOTS:-$ROOT/docs/bench}
 if [[ -z ${SCENARIOS:-} ]]; then
     SCENARIOS=""
     for n in $CONNS_LIST; do SCENARIOS+="c$n "; done
@@ -252,4 +256,4 @@ done
 echo "# end: $(uptime)" | tee -a "$OUT"
 mkdir -p "$DIR/lat"
 cp "$DIR"/lat.* "$DIR/lat/" 2>/dev/null || true
-/usr/bin/python3 "$HERE/peers_report.py" "$OUT" "$DIR/lat" "$ROOT/docs/BENCHMARKS.md" "$ROOT/docs/bench"
+/usr/bin/python3 "$HERE/peers_report.py" "$OUT" "$DIR/lat" "$MD" "$PLOTS"
