@@ -579,11 +579,12 @@ static void conn_fail(struct conn *c, enum err_kind kind, const char *what, int 
     if (was_open && g.measuring)
         st.conn_errors++;
     conn_teardown(c);
-    if (g.phase == PH_OPEN && kind != E_TIMEOUT && g.fatal[0] == '\0') {
+    if (g.phase == PH_OPEN && kind == E_CONNECT && g.fatal[0] == '\0')
+        snprintf(g.fatal, sizeof g.fatal, "agent %s: %s %s:%d: %s", c->id->name, what, g.host,
+                 g.port, code < 0 ? strerror(-code) : "failed");
+    else if (g.phase == PH_OPEN && kind != E_TIMEOUT && g.fatal[0] == '\0')
         snprintf(g.fatal, sizeof g.fatal, "agent %s: %s: -0x%04x%s", c->id->name, what,
-                 (unsigned)-code,
-                 kind == E_HANDSHAKE ? " (registered? the right CA?)" : "");
-    }
+                 (unsigned)-code, kind == E_HANDSHAKE ? " (registered? the right CA?)" : "");
     if (g.phase == PH_STORM || kind == E_TIMEOUT || g.reconnect_us > 0) {
         c->state = C_WAIT;
         c->reopen_at_us = now + (g.phase == PH_STORM || g.reconnect_us == 0 ? backoff_us()

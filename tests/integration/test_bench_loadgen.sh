@@ -12,7 +12,8 @@
 #  3. a reconnect storm with resumption: every connection comes back and
 #     delivers, and the reopened handshakes are resumed ones; without
 #     resumption (full) none is;
-#  4. a bad option and an agent that is not registered make it exit 1.
+#  4. a bad option, a port nobody listens on and an agent that is not
+#     registered make it exit 1.
 . "$(dirname "$0")/lib.sh"
 
 BENCH=${PANELGATE_BENCH:-$PANELGATE_BUILD_DIR/bin/panelgate-bench}
@@ -118,6 +119,11 @@ check "... with the usage" grep -q '^usage: panelgate-bench' "$T/bad.out"
 rc=0
 "$BENCH" --dry-run --profile huge >"$T/bad2.out" 2>&1 || rc=$?
 check_eq "an unknown profile: exit 1" "$rc" 1
+rc=0
+"$BENCH" --port 1 --ca "$PKI/ca.crt" --agent-dir "$T/agents" --agent-prefix lg- --clients 1 \
+    >"$T/refused.out" 2>&1 || rc=$?
+check_eq "nobody listening: exit 1" "$rc" 1
+check "... naming the refused connect" grep -q 'agent lg-001: connect 127.0.0.1:1: ' "$T/refused.out"
 # CA-valid, never registered
 "$PANELGATECTL" --pki "$PKI/.pki" cert agent stranger-01 >/dev/null || fatal "panelgatectl cert agent"
 ln -s "$PKI/.pki/agents/stranger-01.crt" "$T/agents/lg-003.crt"
