@@ -67,7 +67,7 @@ def main():
          ["acks_per_s", "gw_cpu_us_per_frame", "gw_frames_per_core", "lat_ms_p50",
           "lat_ms_p99", "lat_ms_p999", "gw_cpu", "loadgen_cpu", "gw_kb_per_conn",
           "gw_hwm_kb", "frame_bytes", "storm_s", "storm_attempts", "storm_failed",
-          "storm_handshakes", "storm_resumed", "storm_gw_cpu_s", "r503", "err_closed",
+          "storm_handshakes", "storm_resumed", "storm_gw_cpu_s", "storm_loadgen_cpu_s", "r503", "err_closed",
           "err_timeout", "err_handshake", "clients"]}
 
     def g(sc, s, k):
@@ -166,18 +166,23 @@ def main():
                   "once, without (full) or with (resume) the TLS session each had; until every "
                   "one has a frame acknowledged again. An attempt abandoned after 10 s or "
                   "refused is retried after 100–200 ms. `CPU/handshake` is the server's CPU "
-                  "over the storm divided by the handshakes completed in it (frames included).\n")
+                  "over the storm divided by the handshakes completed in it (frames included); "
+                  "`generator's ms` the same for panelgate-bench's own side (– in a run made "
+                  "before it reported it).\n")
         lines = []
         for sc in st:
             for s in servers:
                 hs = g(sc, s, "storm_handshakes")
                 cpu = g(sc, s, "storm_gw_cpu_s")
+                lcpu = g(sc, s, "storm_loadgen_cpu_s")
                 lines.append([sc, s, fmt(g(sc, s, "storm_s"), 3), fmt(g(sc, s, "storm_attempts")),
                               fmt(g(sc, s, "storm_failed")), fmt(hs), fmt(g(sc, s, "storm_resumed")),
                               fmt(1e3 * cpu / hs, 2) if hs and cpu is not None else "–",
+                              fmt(1e3 * lcpu / hs, 2) if hs and lcpu is not None else "–",
                               fmt(hs / g(sc, s, "storm_s"), 0) if hs and g(sc, s, "storm_s") else "–"])
         md.append(table(["storm", "server", "seconds", "attempts", "failed", "handshakes",
-                         "resumed", "CPU/handshake ms", "handshakes/s"], lines) + "\n")
+                         "resumed", "CPU/handshake ms", "generator's ms", "handshakes/s"], lines)
+                  + "\n")
 
     plots = []
     try:
