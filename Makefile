@@ -141,7 +141,7 @@ install:
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 # Frames/s per core through the storage path (docs/STORAGE.md).
-.PHONY: bench bench-engines bench-trickle bench-tickets
+.PHONY: bench bench-engines bench-trickle bench-tickets bench-peers
 bench: build
 	bash bench/run_sink.sh $(BUILD)
 
@@ -164,6 +164,12 @@ bench-engines: build
 bench-tickets: build
 	/usr/bin/python3 bench/ticket_storm.py $(BUILD)
 
+# panelgate beside nghttpd and h2o under panelgate-bench, writing
+# docs/BENCHMARKS.md and docs/bench/*.png; ROUNDS, DURATION, SCENARIOS...
+# as bench/run_peers.sh's header says (needs nghttp2-server and h2o)
+bench-peers: build
+	bash bench/run_peers.sh $(BUILD)
+
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) $(BUILD_FUZZ)
 
@@ -180,6 +186,7 @@ help:
 	@echo "make bench-engines  build, then bench/run_engines.sh: frames/s per gateway core on sqlite, jetstream R1, R3"
 	@echo "make bench-trickle  build, then bench/run_trickle.sh: frames per commit and CPU per frame per commit_delay_ms"
 	@echo "make bench-tickets  build, then bench/ticket_storm.py: agents reconnecting after a restart, with and without a ticket key file"
+	@echo "make bench-peers    build, then bench/run_peers.sh: panelgate beside nghttpd and h2o -> docs/BENCHMARKS.md"
 	@echo "make clean     remove the build directories"
 	@echo "make deps      install missing Debian packages (scripts/deps.sh)"
 	@echo "Variables: WERROR=1  JOBS=$(JOBS)  BUILD_TYPE=$(BUILD_TYPE)  FUZZ_SECONDS=$(FUZZ_SECONDS)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run_engines.sh [BUILD_DIR] - frames/s per gateway core on each storage
-# engine, in one run: the same load (bench_loadgen: CLIENTS registered
+# engine, in one run: the same load (panelgate-bench: CLIENTS registered
 # agents over mTLS + HTTP/2, IN_FLIGHT frames in flight each, a 2 KiB
 # frame with 50 viewer connections) against
 #   sqlite   storage_engine = sqlite (the registry in the same file);
@@ -13,7 +13,7 @@
 # the engines interleaved inside each; every round starts from nothing (a
 # new database, new NATS nodes and stores, a new gateway), registers the
 # agents, waits WARMUP seconds (3: handshakes, first frames), then measures
-# DURATION seconds (10).  Per round and engine one bench_loadgen line;
+# DURATION seconds (10).  Per round and engine one panelgate-bench line;
 # then, per engine, the median over the rounds of:
 #   acks_per_s          frames acknowledged (202) per second
 #   per_gw_core         acks/s divided by the gateway's CPU seconds per
@@ -27,24 +27,22 @@
 # and the ratios of per_gw_core, gw_us_per_frame and p50 against the
 # first engine of ENGINES.
 # Other knobs: CLIENTS (16), IN_FLIGHT (8), INTERVAL_MS (0; N: each slot
-# sends a frame at most every N ms, a fleet's fixed rate: bench_loadgen
-# --interval-ms), STREAMS (6), CONNS (50), SYNC
+# sends a frame every N ms, a fleet's fixed rate: panelgate-bench --rate
+# IN_FLIGHT*1000/N per connection), STREAMS (6), CONNS (50), SYNC
 # (sqlite_synchronous, full), ENGINES ("sqlite js-r1 js-r3"), DIR (scratch;
 # default a mktemp directory, removed at the end).  Geo databases with 20
 # networks come from bench/make_bench_mmdb.pl when
 # libmaxmind-db-writer-perl is installed (the run says when not).
 # Registration is one function, register_agents, which runs `panelgatectl
-# --config GATEWAY.CONF register`: on the jetstream engine that writes the
-# SQLite registry_path the gateway still reads in this version, and the
-# JetStream bucket once the registry moves there (branches regkv, gwwatch),
-# with only the registry_path line of the configuration to drop.
+# --config GATEWAY.CONF register`: the SQLite file, or the JetStream
+# engine's registry bucket.
 # `make bench-engines` runs it on build/.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd -P)
 ROOT=$(cd "$HERE/.." && pwd -P)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd -P)
 BIN=$BUILD/bin
-for p in panelgate panelgatectl bench_loadgen; do
+for p in panelgate panelgatectl panelgate-bench; do
     [[ -x $BIN/$p ]] || { echo "run_engines.sh: no $BIN/$p (build first: make build)" >&2; exit 1; }
 done
 ROUNDS=${ROUNDS:-5}
@@ -123,12 +121,9 @@ for ((i = 1; i <= CLIENTS; i++)); do
 done
 
 # register_agents CONF: registers every bench agent, pinning the certificate
-# issued above, in the registry that CONF's gateway reads.  With
-# storage_engine = jetstream that is still the SQLite file registry_path in
-# this version; `panelgatectl --config` writes wherever the configuration
-# says the registry is, so when the registry moves to the JetStream bucket
-# (branches regkv, gwwatch) this function stays as it is: only the
-# registry_path line of js_conf goes.
+# issued above, in the registry that CONF's gateway reads: `panelgatectl
+# --config` writes wherever the configuration says the registry is (the
+# SQLite file, or with storage_engine = jetstream the cluster's bucket).
 register_agents() {
     local n
     for n in "${names[@]}"; do
@@ -159,14 +154,13 @@ gw_conf() {
     sqlite@*) printf '%s\n' "storage_engine = sqlite" "commit_delay_ms = ${1#sqlite@}" ;;
     js-r1 | js-r3)
         printf '%s\n' "storage_engine = jetstream" \
-            "[registry]" "registry_path = $d/registry.db" \
             "[jetstream]" "servers = $NATS_URLS" "replicas = ${1#js-r}" \
             "connect_timeout_ms = 3000"
         ;;
     esac
 }
 
-# run_one ENGINE ROUND: one measurement; prints the bench_loadgen line.
+# run_one ENGINE ROUND: one measurement; prints the panelgate-bench line.
 # Runs in this shell (not in $(...)), so the EXIT trap knows what it
 # started.
 run_one() {
@@ -192,10 +186,12 @@ run_one() {
     wait_for 15 test -s "$d/ports" || die "$e: the gateway did not start (see $d/gw.log)"
     wait_for 15 grep -q '"event":"started"' "$d/gw.log" || die "$e: no 'started' line in $d/gw.log"
     port=$(awk 'NR == 1 { print $2 }' "$d/ports")
-    taskset -c "$LOAD_CPU" "$BIN/bench_loadgen" --port "$port" --ca "$PKI/ca.crt" \
-        --agent-dir "$AGENTS" --clients "$CLIENTS" --in-flight "$IN_FLIGHT" --interval-ms "$INTERVAL_MS" \
+    local rate=()
+    ((INTERVAL_MS)) && rate=(--rate "$(awk -v n="$IN_FLIGHT" -v i="$INTERVAL_MS" 'BEGIN { printf "%g", n * 1000 / i }')")
+    taskset -c "$LOAD_CPU" "$BIN/panelgate-bench" --port "$port" --ca "$PKI/ca.crt" \
+        --agent-dir "$AGENTS" --clients "$CLIENTS" --in-flight "$IN_FLIGHT" "${rate[@]}" \
         --warmup "$WARMUP" --duration "$DURATION" --streams "$STREAMS" --conns "$CONNS" \
-        --gw-pid "$GW_PID" "${watch[@]}" >"$d/loadgen.line" || die "$e: bench_loadgen failed"
+        --gw-pid "$GW_PID" "${watch[@]}" >"$d/loadgen.line" || die "$e: panelgate-bench failed"
     local aport fpc=
     aport=$(grep '"event":"admin_listening"' "$d/gw.log" | tail -1 | sed -E 's/.*:([0-9]+) \(GET.*/\1/')
     if [[ -n $aport ]] && curl -sf "http://127.0.0.1:$aport/metrics" >"$d/metrics.txt"; then
@@ -212,12 +208,12 @@ run_one() {
     rm -rf "$d"
 }
 
-kv() { # KEY LINE: the value of KEY=... in a bench_loadgen line
+kv() { # KEY LINE: the value of KEY=... in a panelgate-bench line
     sed -nE "s/.*(^| )$1=([^ ]+).*/\\2/p" <<<"$2"
 }
 median() { tr ' ' '\n' <<<"$1" | { grep . || true; } | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-echo "# run_engines: gateway on CPU $GW_CPU; bench_loadgen and nats-server on CPU $LOAD_CPU;" \
+echo "# run_engines: gateway on CPU $GW_CPU; panelgate-bench and nats-server on CPU $LOAD_CPU;" \
     "$ROUNDS rounds of ${DURATION}s (after ${WARMUP}s) per engine; $CLIENTS agents x $IN_FLIGHT in flight" \
     "$( ((INTERVAL_MS)) && echo ", one frame per slot every $INTERVAL_MS ms")"
 echo "# $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -r)," \
@@ -229,7 +225,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for e in $ENGINES; do
         run_one "$e" "$r" >"$DIR/line"
         line=$(<"$DIR/line")
-        echo "round $r $e: ${line#loadgen }"
+        echo "round $r $e: ${line#panelgate-bench }"
         for k in "${keys[@]}"; do v[$e.$k]+="$(kv "$k" "$line") "; done
     done
 done
