@@ -24,8 +24,9 @@
  * seconds is measured: 202s in it and their latency (request sent to answer
  * complete: median and p99), the other answers, and the CPU used in it by
  * this process and, with --gw-pid, by the gateway (/proc/PID/stat, every
- * thread) and, with --watch-pid (repeatable), by other processes together
- * (the NATS nodes).  Output: one line of key=value pairs, which
+ * thread; and its main thread, the event loop, alone: gw_loop_cpu) and,
+ * with --watch-pid (repeatable), by other processes together (the NATS
+ * nodes).  Output: one line of key=value pairs, which
  * bench/run_engines.sh parses.  Exit 0 when the run completed, 1 on a
  * setup error (an option, a certificate, a handshake).
  *
@@ -122,12 +123,11 @@ static double cpu_self_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* utime + stime of process |pid| (all its threads), seconds; -1 when it
- * cannot be read. */
-static double cpu_pid_s(long pid)
+/* utime + stime from a /proc stat file, seconds; -1 when it cannot be
+ * read. */
+static double cpu_stat_s(const char *path)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    char buf[1024];
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return -1;
@@ -142,6 +142,23 @@ static double cpu_pid_s(long pid)
     if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime) != 2)
         return -1;
     return (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU of process |pid|, all its threads. */
+static double cpu_pid_s(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    return cpu_stat_s(path);
+}
+
+/* CPU of the main thread of process |pid| alone: the gateway's event loop
+ * (the sink's writer and libraries' threads are the others). */
+static double cpu_main_thread_s(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task/%ld/stat", pid, pid);
+    return cpu_stat_s(path);
 }
 
 /* ---- TLS -------------------------------------------------------------------------- */
@@ -511,7 +528,7 @@ static void usage(FILE *to)
             "  --duration S        seconds measured (10)\n"
             "  --streams N         streams per frame (6)\n"
             "  --conns N           viewer connections per frame (50)\n"
-            "  --gw-pid PID        the gateway: its CPU over the window\n"
+            "  --gw-pid PID        the gateway: its CPU (and its loop's) over the window\n"
             "  --watch-pid PID     another process whose CPU is added to watch_cpu\n"
             "                      (repeatable, up to %d)\n",
             MAX_WATCH);
@@ -618,12 +635,13 @@ int main(int argc, char **argv)
 
     int64_t start = mono_us(), t0 = 0, t1 = 0;
     int64_t win0 = start + (int64_t)(warmup * 1e6), win1 = win0 + (int64_t)(duration * 1e6);
-    double self0 = 0, self1 = 0, gw0 = 0, gw1 = 0, w0 = 0, w1 = 0;
+    double self0 = 0, self1 = 0, gw0 = 0, gw1 = 0, loop0 = 0, loop1 = 0, w0 = 0, w1 = 0;
     for (;;) {
         int64_t now = mono_us();
         if (!measuring && t0 == 0 && now >= win0) {
             self0 = cpu_self_s();
             gw0 = gw_pid ? cpu_pid_s(gw_pid) : 0;
+            loop0 = gw_pid ? cpu_main_thread_s(gw_pid) : 0;
             for (unsigned i = 0; i < n_watch; i++)
                 w0 += cpu_pid_s(watch[i]);
             t0 = mono_us();
@@ -633,6 +651,7 @@ int main(int argc, char **argv)
             t1 = mono_us();
             self1 = cpu_self_s();
             gw1 = gw_pid ? cpu_pid_s(gw_pid) : 0;
+            loop1 = gw_pid ? cpu_main_thread_s(gw_pid) : 0;
             for (unsigned i = 0; i < n_watch; i++)
                 w1 += cpu_pid_s(watch[i]);
             break; /* what is still in flight does not count */
@@ -684,6 +703,11 @@ int main(int argc, char **argv)
             printf(" gw_cpu=%.3f gw_frames_per_core=%.0f gw_cpu_us_per_frame=%.1f", gw_cpu,
                    (double)st.ok / secs / gw_cpu,
                    st.ok ? (gw1 - gw0) * 1e6 / (double)st.ok : 0);
+        if (loop0 < 0 || loop1 < 0 || gw0 < 0 || gw1 < 0)
+            printf(" gw_loop_cpu=na");
+        else
+            printf(" gw_loop_cpu=%.3f gw_loop_us_per_frame=%.1f", (loop1 - loop0) / secs,
+                   st.ok ? (loop1 - loop0) * 1e6 / (double)st.ok : 0);
     }
     if (n_watch)
         printf(" watch_cpu=%.3f", (w1 - w0) / secs);

@@ -19,12 +19,17 @@
 #                       second (/proc/PID/stat, every thread): what one
 #                       gateway core takes when it is the limit
 #   gw_us_per_frame     gateway CPU per frame
+#   loop_us_per_frame   the same, of its event loop (main thread) alone
 #   p50_ms, p99_ms      ack latency (submit to 202)
 #   gw_cpu, loadgen_cpu, nats_cpu   CPU seconds per second of each
 # and the ratios of per_gw_core, gw_us_per_frame and p50 against sqlite.
 # Other knobs: CLIENTS (16), IN_FLIGHT (8), STREAMS (6), CONNS (50), SYNC
 # (sqlite_synchronous, full), ENGINES ("sqlite js-r1 js-r3"), DIR (scratch;
-# default a mktemp directory, removed at the end).  Geo databases with 20
+# default a mktemp directory, removed at the end; /dev/shm puts the
+# database on tmpfs), PERF_DIR (when set, `perf record PERF_ARGS` (-g) on
+# the gateway, from LOAD_CPU, for the warmup and the window of each run:
+# PERF_DIR/ENGINE.ROUND.data, for `perf report -i`; needs root and
+# linux-perf).  Geo databases with 20
 # networks come from bench/make_bench_mmdb.pl when
 # libmaxmind-db-writer-perl is installed (the run says when not).
 # Registration is one function, register_agents, which runs `panelgatectl
@@ -184,10 +189,20 @@ run_one() {
     wait_for 15 test -s "$d/ports" || die "$e: the gateway did not start (see $d/gw.log)"
     wait_for 15 grep -q '"event":"started"' "$d/gw.log" || die "$e: no 'started' line in $d/gw.log"
     port=$(awk 'NR == 1 { print $2 }' "$d/ports")
+    local perf_pid=
+    if [[ -n ${PERF_DIR:-} ]]; then
+        # on LOAD_CPU, for the warmup and the window; root, as the
+        # gateway refuses ptrace to anyone else (docs/OPERATIONS.md)
+        taskset -c "$LOAD_CPU" perf record ${PERF_ARGS:--g} -p "$GW_PID" \
+            -o "$PERF_DIR/$e.$2.data" -- sleep $((WARMUP + DURATION)) \
+            >"$PERF_DIR/$e.$2.log" 2>&1 &
+        perf_pid=$!
+    fi
     taskset -c "$LOAD_CPU" "$BIN/bench_loadgen" --port "$port" --ca "$PKI/ca.crt" \
         --agent-dir "$AGENTS" --clients "$CLIENTS" --in-flight "$IN_FLIGHT" \
         --warmup "$WARMUP" --duration "$DURATION" --streams "$STREAMS" --conns "$CONNS" \
         --gw-pid "$GW_PID" "${watch[@]}" || die "$e: bench_loadgen failed"
+    [[ -z $perf_pid ]] || wait "$perf_pid" || die "$e: perf record failed (see $PERF_DIR/$e.$2.log)"
     kill -TERM "$GW_PID"
     wait_for 30 not_alive "$GW_PID" || kill -KILL "$GW_PID"
     wait "$GW_PID" 2>/dev/null || true
@@ -207,7 +222,7 @@ echo "# $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')),
     "$("$real_nats" --version), sqlite_synchronous=$SYNC"
 echo "# start: $(uptime)"
 declare -A v
-keys=(acks_per_s gw_frames_per_core gw_cpu_us_per_frame lat_ms_p50 lat_ms_p99 gw_cpu loadgen_cpu watch_cpu r503 frame_bytes)
+keys=(acks_per_s gw_frames_per_core gw_cpu_us_per_frame gw_loop_us_per_frame lat_ms_p50 lat_ms_p99 gw_cpu loadgen_cpu watch_cpu r503 frame_bytes)
 for ((r = 1; r <= ROUNDS; r++)); do
     for e in $ENGINES; do
         run_one "$e" "$r" >"$DIR/line"
@@ -219,8 +234,9 @@ done
 echo "# end: $(uptime)"
 for e in $ENGINES; do
     for k in "${keys[@]}"; do v[$e.m.$k]=$(median "${v[$e.$k]}"); done
-    printf 'median %-6s acks_per_s=%s per_gw_core=%s gw_us_per_frame=%s p50_ms=%s p99_ms=%s gw_cpu=%s loadgen_cpu=%s nats_cpu=%s r503=%s frame_bytes=%s\n' \
+    printf 'median %-6s acks_per_s=%s per_gw_core=%s gw_us_per_frame=%s loop_us_per_frame=%s p50_ms=%s p99_ms=%s gw_cpu=%s loadgen_cpu=%s nats_cpu=%s r503=%s frame_bytes=%s\n' \
         "$e" "${v[$e.m.acks_per_s]}" "${v[$e.m.gw_frames_per_core]}" "${v[$e.m.gw_cpu_us_per_frame]}" \
+        "${v[$e.m.gw_loop_us_per_frame]}" \
         "${v[$e.m.lat_ms_p50]}" "${v[$e.m.lat_ms_p99]}" "${v[$e.m.gw_cpu]}" "${v[$e.m.loadgen_cpu]}" \
         "${v[$e.m.watch_cpu]:-0}" "${v[$e.m.r503]}" "${v[$e.m.frame_bytes]}"
 done

@@ -37,7 +37,8 @@ check "one report line, starting with 'loadgen '" test "$(wc -l <<<"$out")" = 1 
 # field VALUE: the number of KEY=..., empty when it is missing or not a number
 field() { sed -nE "s/.*(^| )$1=([0-9]+(\.[0-9]+)?)( .*|$)/\2/p" <<<"$out"; }
 for k in clients in_flight frame_bytes seconds acks acks_per_s r503 r429 r_other conn_errors \
-    lat_ms_p50 lat_ms_p99 loadgen_cpu gw_cpu gw_frames_per_core gw_cpu_us_per_frame; do
+    lat_ms_p50 lat_ms_p99 loadgen_cpu gw_cpu gw_frames_per_core gw_cpu_us_per_frame \
+    gw_loop_cpu gw_loop_us_per_frame; do
     check "field $k is a number" test -n "$(field "$k")"
 done
 acks=$(field acks)
