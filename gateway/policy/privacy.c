@@ -220,10 +220,17 @@ static bool lookup(const MMDB_s *db, int fam, const uint8_t a[16], MMDB_entry_s 
     return r.found_entry;
 }
 
-static bool iso_code(MMDB_entry_s *e, const char *where, char cc[3], uint32_t *errors)
+/* The paths of the values looked up, for MMDB_aget_value: MMDB_get_value's
+ * varargs go through MMDB_vget_value, which mallocs and frees a copy of
+ * the path on every call (two or three per viewer connection). */
+static const char *const path_country[] = {"country", "iso_code", NULL};
+static const char *const path_registered[] = {"registered_country", "iso_code", NULL};
+static const char *const path_asn[] = {"autonomous_system_number", NULL};
+
+static bool iso_code(MMDB_entry_s *e, const char *const *path, char cc[3], uint32_t *errors)
 {
     MMDB_entry_data_s d;
-    int st = MMDB_get_value(e, &d, where, "iso_code", NULL);
+    int st = MMDB_aget_value(e, &d, path);
 
     if (st != MMDB_SUCCESS) {
         if (st != MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR)
@@ -250,8 +257,8 @@ static void country_of(const struct gw_geo *g, int fam, const uint8_t a[16], cha
         return;
     /* GeoLite2 leaves "country" out for some networks (satellite, anycast)
      * and keeps the registered country */
-    if (!iso_code(&e, "country", cc, errors))
-        iso_code(&e, "registered_country", cc, errors);
+    if (!iso_code(&e, path_country, cc, errors))
+        iso_code(&e, path_registered, cc, errors);
 }
 
 static uint32_t asn_of(const struct gw_geo *g, int fam, const uint8_t a[16], uint32_t *errors)
@@ -261,7 +268,7 @@ static uint32_t asn_of(const struct gw_geo *g, int fam, const uint8_t a[16], uin
 
     if (!lookup(&g->db[DB_ASN], fam, a, &e, errors))
         return 0;
-    int st = MMDB_get_value(&e, &d, "autonomous_system_number", NULL);
+    int st = MMDB_aget_value(&e, &d, path_asn);
     if (st != MMDB_SUCCESS) {
         if (st != MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR)
             (*errors)++;
