@@ -290,13 +290,49 @@ static uint32_t asn_of(const struct gw_geo *g, int fam, const uint8_t a[16], uin
 
 /* ---- reduction ------------------------------------------------------------------ */
 
-static int agg_cmp(const void *pa, const void *pb)
+/* (cc, asn) as one number that orders as memcmp(cc, 2), then asn, do. */
+static uint64_t agg_key(const struct gw_viewer_agg *r)
 {
-    const struct gw_viewer_agg *x = pa, *y = pb;
-    int c = memcmp(x->cc, y->cc, 2);
-    if (c != 0)
-        return c;
-    return x->asn < y->asn ? -1 : x->asn > y->asn;
+    return (uint64_t)(uint8_t)r->cc[0] << 40 | (uint64_t)(uint8_t)r->cc[1] << 32 | r->asn;
+}
+
+static void agg_swap(struct gw_viewer_agg *x, struct gw_viewer_agg *y)
+{
+    struct gw_viewer_agg t = *x;
+    *x = *y;
+    *y = t;
+}
+
+static void sift_down(struct gw_viewer_agg *v, size_t root, size_t n)
+{
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= n)
+            return;
+        if (child + 1 < n && agg_key(&v[child]) < agg_key(&v[child + 1]))
+            child++;
+        if (agg_key(&v[root]) >= agg_key(&v[child]))
+            return;
+        agg_swap(&v[root], &v[child]);
+        root = child;
+    }
+}
+
+/* Sorts by agg_key in place: a heapsort, O(n log n) for any input up to
+ * [frame] max_conns, with no memory of its own (qsort took a malloc per
+ * frame past 1 KiB of records, and an indirect call and a memcmp per
+ * comparison).  Equal keys are merged afterwards, so stability does not
+ * matter. */
+static void sort_aggs(struct gw_viewer_agg *v, size_t n)
+{
+    if (n < 2)
+        return;
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(v, i, n);
+    for (size_t end = n - 1; end > 0; end--) {
+        agg_swap(&v[0], &v[end]);
+        sift_down(v, 0, end);
+    }
 }
 
 static uint64_t sat_add(uint64_t a, uint64_t b)
@@ -337,9 +373,9 @@ int gw_privacy_reduce(const struct gw_geo *geo, const struct pa_conn *conns, uin
         r->bytes_in = conns[i].bytes_in;
         r->bytes_out = conns[i].bytes_out;
     }
-    qsort(v, n_conns, sizeof *v, agg_cmp);
+    sort_aggs(v, n_conns);
     for (uint32_t i = 0; i < n_conns; i++) {
-        if (n > 0 && agg_cmp(&v[n - 1], &v[i]) == 0) {
+        if (n > 0 && agg_key(&v[n - 1]) == agg_key(&v[i])) {
             struct gw_viewer_agg *m = &v[n - 1];
             m->conns++;
             m->bytes_in = sat_add(m->bytes_in, v[i].bytes_in);
@@ -366,10 +402,23 @@ static int pack_str(msgpack_packer *pk, const char *s)
     return msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, s, n);
 }
 
-static int pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
+/* A key, a string literal shorter than 32 bytes: the fixstr msgpack-c
+ * would write, in one append and without a strlen. */
+static int pack_keyn(struct pa_buf *out, const char *k, size_t n)
 {
-    return pack_str(pk, k) || msgpack_pack_uint64(pk, v);
+    uint8_t b[32];
+
+    b[0] = (uint8_t)(0xa0u | n);
+    memcpy(b + 1, k, n);
+    return pa_buf_append(out, b, n + 1);
 }
+
+#define pack_key(out, k) pack_keyn((out), "" k, sizeof(k) - 1)
+
+/* The most bytes one record of "viewers" takes: a fixmap of 5, the keys
+ * (3 + 4 + 6 + 3 + 4 bytes), cc (a fixstr of 2), a uint32 and three
+ * uint64. */
+#define VIEWER_MAX_BYTES (1 + 20 + 3 + 5 + 3 * 9)
 
 int gw_privacy_encode(const struct pa_frame *f, const struct gw_viewers *v, struct pa_buf *out)
 {
@@ -390,12 +439,17 @@ int gw_privacy_encode(const struct pa_frame *f, const struct gw_viewers *v, stru
     }
     (*hdr)++;
     msgpack_packer_init(&pk, out, write_cb);
-    bad |= pack_str(&pk, "viewers") || msgpack_pack_array(&pk, v->n);
+    /* one allocation for the whole array rather than doublings: v->n is
+     * at most [frame] max_conns */
+    bad |= pa_buf_reserve(out, 16 + (size_t)v->n * VIEWER_MAX_BYTES) != 0;
+    bad |= bad || pack_key(out, "viewers") || msgpack_pack_array(&pk, v->n);
     for (uint32_t i = 0; i < v->n && !bad; i++) {
         const struct gw_viewer_agg *g = &v->aggs[i];
-        bad |= msgpack_pack_map(&pk, 5) || pack_str(&pk, "cc") || pack_str(&pk, g->cc) ||
-               pack_kv_u64(&pk, "asn", g->asn) || pack_kv_u64(&pk, "conns", g->conns) ||
-               pack_kv_u64(&pk, "in", g->bytes_in) || pack_kv_u64(&pk, "out", g->bytes_out);
+        bad |= msgpack_pack_map(&pk, 5) || pack_key(out, "cc") || pack_str(&pk, g->cc) ||
+               pack_key(out, "asn") || msgpack_pack_uint64(&pk, g->asn) ||
+               pack_key(out, "conns") || msgpack_pack_uint64(&pk, g->conns) ||
+               pack_key(out, "in") || msgpack_pack_uint64(&pk, g->bytes_in) ||
+               pack_key(out, "out") || msgpack_pack_uint64(&pk, g->bytes_out);
     }
     if (bad) {
         out->len = len0;
