@@ -388,6 +388,10 @@ static int process_frame(struct gw_stream *s)
 
     pa_arena_init(&arena, 0, &gw_pa_mem);
     pa_buf_init(&stored, &gw_pa_mem);
+    /* the stored form is about the body less its connections: one block
+     * of that size from the start rather than doublings from 256 bytes (a
+     * failure here is the encoder's to report) */
+    (void)pa_buf_reserve(&stored, s->body.len);
     int code = pa_frame_decode(s->body.data, s->body.len, &cfg->frame, &arena, &f, &err);
     body_release(s);
     if (code != 0) {
