@@ -247,28 +247,58 @@ static bool iso_code(MMDB_entry_s *e, const char *const *path, char cc[3], uint3
     return true;
 }
 
+/* What the data records met in one frame gave, by record offset: a frame's
+ * viewers come from a few networks, and one record answers for every
+ * address of its network, so the walk through its map (MMDB_aget_value)
+ * is done once per record, not once per viewer.  It holds offsets into the
+ * databases and what they gave, never an address; it lives on the stack
+ * of one gw_privacy_reduce call.  A read that failed is not kept, so a
+ * corrupt record is counted in lookup_errors for every viewer, as before. */
+#define RECORD_SLOTS 64u
+
+struct record_slot {
+    bool used;
+    uint32_t offset;
+    char cc[3];
+    uint32_t asn;
+};
+
+struct record_cache {
+    struct record_slot slot[N_DB][RECORD_SLOTS];
+};
+
+static struct record_slot *record_slot(struct record_cache *rc, int db, uint32_t offset)
+{
+    return &rc->slot[db][(offset * 2654435761u) >> 26]; /* Fibonacci hash, 6 bits */
+}
+
 static void country_of(const struct gw_geo *g, int fam, const uint8_t a[16], char cc[3],
-                       uint32_t *errors)
+                       uint32_t *errors, struct record_cache *rc)
 {
     MMDB_entry_s e;
 
     memcpy(cc, GW_CC_UNKNOWN, 3);
     if (!lookup(&g->db[DB_COUNTRY], fam, a, &e, errors))
         return;
+    struct record_slot *sl = record_slot(rc, DB_COUNTRY, e.offset);
+    if (sl->used && sl->offset == e.offset) {
+        memcpy(cc, sl->cc, 3);
+        return;
+    }
+    uint32_t errors0 = *errors;
     /* GeoLite2 leaves "country" out for some networks (satellite, anycast)
      * and keeps the registered country */
     if (!iso_code(&e, path_country, cc, errors))
         iso_code(&e, path_registered, cc, errors);
+    if (*errors == errors0)
+        *sl = (struct record_slot){.used = true, .offset = e.offset, .cc = {cc[0], cc[1], cc[2]}};
 }
 
-static uint32_t asn_of(const struct gw_geo *g, int fam, const uint8_t a[16], uint32_t *errors)
+/* The ASN record |e| gives; 0 when none (or on an error, counted). */
+static uint32_t asn_value(MMDB_entry_s *e, uint32_t *errors)
 {
-    MMDB_entry_s e;
     MMDB_entry_data_s d;
-
-    if (!lookup(&g->db[DB_ASN], fam, a, &e, errors))
-        return 0;
-    int st = MMDB_aget_value(&e, &d, path_asn);
+    int st = MMDB_aget_value(e, &d, path_asn);
     if (st != MMDB_SUCCESS) {
         if (st != MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR)
             (*errors)++;
@@ -286,6 +316,22 @@ static uint32_t asn_of(const struct gw_geo *g, int fam, const uint8_t a[16], uin
     default:
         return 0;
     }
+}
+
+static uint32_t asn_of(const struct gw_geo *g, int fam, const uint8_t a[16], uint32_t *errors,
+                       struct record_cache *rc)
+{
+    MMDB_entry_s e;
+
+    if (!lookup(&g->db[DB_ASN], fam, a, &e, errors))
+        return 0;
+    struct record_slot *sl = record_slot(rc, DB_ASN, e.offset);
+    if (sl->used && sl->offset == e.offset)
+        return sl->asn;
+    uint32_t errors0 = *errors, asn = asn_value(&e, errors);
+    if (*errors == errors0)
+        *sl = (struct record_slot){.used = true, .offset = e.offset, .asn = asn};
+    return asn;
 }
 
 /* ---- reduction ------------------------------------------------------------------ */
@@ -353,6 +399,9 @@ int gw_privacy_reduce(const struct gw_geo *geo, const struct pa_conn *conns, uin
     v = pa_arena_calloc(a, n_conns, sizeof *v);
     if (!v)
         return GW_ENOMEM;
+    struct record_cache rc;
+    if (by_country || by_asn)
+        memset(&rc, 0, sizeof rc);
     for (uint32_t i = 0; i < n_conns; i++) {
         uint8_t addr[16];
         int fam = normalize(&conns[i].ip, addr);
@@ -362,11 +411,11 @@ int gw_privacy_reduce(const struct gw_geo *geo, const struct pa_conn *conns, uin
             memcpy(r->cc, GW_CC_PRIVATE, 3);
         } else {
             if (by_country)
-                country_of(geo, fam, addr, r->cc, &out->lookup_errors);
+                country_of(geo, fam, addr, r->cc, &out->lookup_errors, &rc);
             else
                 memcpy(r->cc, GW_CC_NONE, 3);
             if (by_asn)
-                r->asn = asn_of(geo, fam, addr, &out->lookup_errors);
+                r->asn = asn_of(geo, fam, addr, &out->lookup_errors, &rc);
         }
         explicit_bzero(addr, sizeof addr);
         r->conns = 1;
