@@ -362,7 +362,8 @@ static void on_sink_done(struct gw_sink_item *it, void *ud)
     if (rv != 0 &&
         nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR) != 0)
         gw_conn_goaway(c, NGHTTP2_INTERNAL_ERROR, "out of memory");
-    gw_conn_flush(c);
+    /* the rest of the batch may answer on this connection too */
+    gw_conn_flush_soon(c);
 }
 
 static int frame_status(int code, const char **title)
