@@ -624,7 +624,9 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     struct gw_conn *c = arg;
     (void)fd;
     (void)what;
-    if (c->state == GW_CONN_H2)
+    /* as on_write: an answer is due in CLOSING too (after a GOAWAY, the
+     * streams already accepted finish) */
+    if (c->state == GW_CONN_H2 || c->state == GW_CONN_CLOSING)
         gw_conn_flush(c);
 }
 
