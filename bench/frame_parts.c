@@ -11,7 +11,8 @@
  * and so on (each frame in a fresh arena, as the gateway does); a part's
  * cost is the difference, in CPU time per frame (CLOCK_PROCESS_CPUTIME_ID),
  * the minimum over R rounds (the least disturbed by other work on the
- * core).  Output: one line of key=value pairs (ns per frame).  --once runs
+ * core; on a busy core a part of a few hundred ns can even come out
+ * negative).  Output: one line of key=value pairs (ns per frame).  --once runs
  * the whole pipeline N times without timing, for an instruction count
  * that no other load disturbs:
  *
