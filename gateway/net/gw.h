@@ -134,6 +134,7 @@ struct gw_conn {
     enum gw_conn_state state;
     struct event *ev_read;
     struct event *ev_write;
+    struct event *ev_flush; /* gw_conn_flush_soon: no fd, made active */
     struct event *timer; /* handshake timeout, then idle timeout */
     bool write_armed;
 
@@ -187,6 +188,11 @@ void gw_conn_close(struct gw_conn *c);
  * sides are done.  Returns 0, or GW_ECLOSED when |c| was closed (freed):
  * a TLS write or nghttp2 failed, or both sides had finished. */
 int gw_conn_flush(struct gw_conn *c);
+/* gw_conn_flush, once the loop has run the callbacks already due: the
+ * answers one batch of sink completions makes on a connection leave in one
+ * TLS record and one send rather than one each (libevent runs an event
+ * made active twice once). */
+void gw_conn_flush_soon(struct gw_conn *c);
 void gw_conn_touch(struct gw_conn *c); /* re-arms the idle timer */
 /* Sends GOAWAY (graceful: streams already accepted finish). */
 void gw_conn_goaway(struct gw_conn *c, uint32_t error_code, const char *why);

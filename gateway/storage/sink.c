@@ -145,31 +145,31 @@ static int64_t wall_ms(void)
 
 /* ---------------------------------------------------------------- items */
 
+/* One block: the item, then its body, then the reported name, so a frame
+ * costs the loop one allocation here rather than three. */
 struct gw_sink_item *gw_sink_item_new(const char *reported_name, const uint8_t *body, size_t len)
 {
-    struct gw_sink_item *it = gw_calloc(1, sizeof *it);
-    if (it == NULL)
-        return NULL;
-    it->status = GW_SINK_FAILED;
-    if (reported_name != NULL) {
-        size_t n = strlen(reported_name);
-        it->reported_name = gw_malloc(n + 1);
-        if (it->reported_name == NULL)
-            goto fail;
-        memcpy(it->reported_name, reported_name, n + 1);
-    }
+    size_t name_len = reported_name != NULL ? strlen(reported_name) + 1 : 0;
     /* Never NULL, even when empty, so a backend can tell "no body" from
      * "empty body" without special cases. */
-    it->body = gw_malloc(len ? len : 1);
-    if (it->body == NULL)
-        goto fail;
+    size_t body_cap = len ? len : 1;
+
+    if (body_cap > SIZE_MAX - sizeof(struct gw_sink_item) - name_len)
+        return NULL;
+    struct gw_sink_item *it = gw_malloc(sizeof *it + body_cap + name_len);
+    if (it == NULL)
+        return NULL;
+    memset(it, 0, sizeof *it);
+    it->status = GW_SINK_FAILED;
+    it->body = (uint8_t *)(it + 1);
     if (len)
         memcpy(it->body, body, len);
     it->body_len = len;
+    if (reported_name != NULL) {
+        it->reported_name = (char *)it->body + body_cap;
+        memcpy(it->reported_name, reported_name, name_len);
+    }
     return it;
-fail:
-    gw_sink_item_free(it);
-    return NULL;
 }
 
 struct gw_sink_item *gw_sink_activity_new(const char *action, int64_t server_id,
@@ -202,10 +202,8 @@ void gw_sink_item_free(struct gw_sink_item *it)
 {
     if (it == NULL)
         return;
-    gw_free(it->reported_name);
-    gw_free(it->body);
     gw_free(it->samples);
-    gw_free(it);
+    gw_free(it); /* with its body and name */
 }
 
 /* Runs the done callbacks of |list| and frees the items (calling thread). */

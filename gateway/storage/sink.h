@@ -55,9 +55,11 @@ struct gw_sink_item {
     uint64_t seq;
     uint64_t ts_ms;          /* the frame's own timestamp */
     int64_t received_ms;     /* gateway clock at receipt (ACTIVITY: when) */
-    char *reported_name;     /* heap; the hostname the frame reports */
-    uint8_t *body;           /* heap; the frame minus viewer IPs (msgpack);
-                                ACTIVITY: the details, JSON text */
+    char *reported_name;     /* in the item's block (gw_sink_item_new); the
+                                hostname the frame reports */
+    uint8_t *body;           /* in the item's block; the frame minus viewer
+                                IPs (msgpack); ACTIVITY: the details, JSON
+                                text */
     size_t body_len;
     struct gw_samples *samples; /* heap, one block (samples.h), or NULL:
                                    the derived rows of a FRAME; freed with
@@ -129,7 +131,8 @@ struct gw_sink;
 int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_sink_ops *ops,
                 const struct gw_config *cfg, char *err, size_t errlen);
 
-/* Allocates an item with copies of name and body; NULL on OOM. */
+/* Allocates an item with copies of name and body, all one block that
+ * gw_sink_item_free frees; NULL on OOM. */
 struct gw_sink_item *gw_sink_item_new(const char *reported_name, const uint8_t *body, size_t len);
 
 /* An activity row by actor "gateway": |action| static, |details| JSON text
