@@ -49,8 +49,10 @@
  * sent to answer complete: p50, p99, p999), the other answers, errors by
  * kind (connect, handshake, handshake timeout, connection lost), the CPU
  * used in it by this process and, with --gw-pid, by the server
- * (/proc/PID/stat, every thread) and its memory (/proc/PID/status: VmRSS
- * before the first connection and at the end of the window, VmHWM), and
+ * (/proc/PID/stat, every thread; and its main thread alone,
+ * /proc/PID/task/PID/stat: the gateway's event loop, gw_loop_cpu) and its
+ * memory (/proc/PID/status: VmRSS before the first connection and at the
+ * end of the window, VmHWM), and
  * with --watch-pid (repeatable) by other processes together (NATS nodes).
  * --lat-file writes every latency of the window, in microseconds, one a
  * line (for plots).  Output: one line of key=value pairs starting with
@@ -97,12 +99,11 @@ static double cpu_self_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* utime + stime of process |pid| (all its threads), seconds; -1 when it
- * cannot be read. */
-static double cpu_pid_s(long pid)
+/* utime + stime from a /proc stat file, seconds; -1 when it cannot be
+ * read. */
+static double cpu_stat_s(const char *path)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    char buf[1024];
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return -1;
@@ -117,6 +118,23 @@ static double cpu_pid_s(long pid)
     if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime) != 2)
         return -1;
     return (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU of process |pid|, all its threads. */
+static double cpu_pid_s(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    return cpu_stat_s(path);
+}
+
+/* CPU of the main thread of process |pid| alone: the gateway's event loop
+ * (the sink's writer and libraries' threads are the others). */
+static double cpu_main_thread_s(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task/%ld/stat", pid, pid);
+    return cpu_stat_s(path);
 }
 
 /* A "Key:   N kB" line of /proc/PID/status, in kB; -1 when unreadable. */
@@ -195,7 +213,8 @@ static void usage(FILE *to)
             "  --handshake-timeout S  abandon a connect + handshake after S s (10)\n"
             "  --reconnect-ms MS    reopen a lost connection after MS ms; 0: never (0)\n"
             "  --ack-status CODE    the answer that acknowledges a frame (202)\n"
-            "  --gw-pid PID         the server: its CPU over the window, its memory\n"
+            "  --gw-pid PID         the server: its CPU (and its main thread's, the\n"
+            "                       gateway's loop) over the window, its memory\n"
             "  --watch-pid PID      another process whose CPU is added to watch_cpu\n"
             "                       (repeatable, up to %d)\n"
             "  --lat-file FILE      every latency of the window (us), one a line\n"
@@ -386,7 +405,8 @@ int main(int argc, char **argv)
     int64_t scan_us = run.clients / 1000 < 1 ? 1000 : run.clients / 1000 > 10 ? 10000
                                                                            : run.clients;
     int64_t t_open = bench_mono_us(), last_scan = 0, win0 = 0, win1 = 0, t0 = 0, t1 = 0, storm_end = 0;
-    double self0 = 0, self1 = 0, gw0 = 0, gw1 = 0, w0 = 0, w1 = 0, gws0 = 0, gws1 = 0;
+    double self0 = 0, self1 = 0, gw0 = 0, gw1 = 0, loop0 = 0, loop1 = 0, w0 = 0, w1 = 0;
+    double gws0 = 0, gws1 = 0;
     double selfs0 = 0, selfs1 = 0;
     double open_s = 0;
     int done = 0;
@@ -414,6 +434,7 @@ int main(int argc, char **argv)
         if (run.phase == PH_RUN && !run.measuring && t0 == 0 && now >= win0) {
             self0 = cpu_self_s();
             gw0 = gw_pid ? cpu_pid_s(gw_pid) : 0;
+            loop0 = gw_pid ? cpu_main_thread_s(gw_pid) : 0;
             for (unsigned i = 0; i < n_watch; i++)
                 w0 += cpu_pid_s(watch[i]);
             t0 = bench_mono_us();
@@ -423,6 +444,7 @@ int main(int argc, char **argv)
             t1 = bench_mono_us();
             self1 = cpu_self_s();
             gw1 = gw_pid ? cpu_pid_s(gw_pid) : 0;
+            loop1 = gw_pid ? cpu_main_thread_s(gw_pid) : 0;
             rss1 = gw_pid ? status_kb(gw_pid, "VmRSS") : -1;
             for (unsigned i = 0; i < n_watch; i++)
                 w1 += cpu_pid_s(watch[i]);
@@ -502,6 +524,11 @@ int main(int argc, char **argv)
             printf(" gw_cpu=%.3f gw_cpu_s=%.3f gw_frames_per_core=%.0f gw_cpu_us_per_frame=%.1f",
                    gw_cpu, gw1 - gw0, (double)stats.ok / secs / gw_cpu,
                    stats.ok ? (gw1 - gw0) * 1e6 / (double)stats.ok : 0);
+        if (loop0 < 0 || loop1 < 0)
+            printf(" gw_loop_cpu=na");
+        else
+            printf(" gw_loop_cpu=%.3f gw_loop_us_per_frame=%.1f", (loop1 - loop0) / secs,
+                   stats.ok ? (loop1 - loop0) * 1e6 / (double)stats.ok : 0);
         if (rss0 >= 0 && rss1 >= 0)
             printf(" gw_rss0_kb=%ld gw_rss_kb=%ld gw_hwm_kb=%ld gw_kb_per_conn=%.1f", rss0, rss1,
                    hwm, (double)(rss1 - rss0) / run.clients);

@@ -4,7 +4,8 @@
 # gateway for a few seconds, so the benchmark cannot rot unnoticed.  No
 # speed is asserted, only counts and the report's parsing:
 #  1. as fast as acks allow, 2 agents: it exits 0 and prints one report
-#     line whose every field the scripts read is there with a number;
+#     line whose every field the scripts read is there with a number
+#     (with --gw-pid the gateway's CPU, its loop's alone and its memory);
 #     frames were acknowledged, nothing but 202 and 503 came back, every
 #     acknowledged frame is in the database, each once, under its own seq;
 #  2. a profile (small), a fixed rate and 4 connections over 2 identities:
@@ -50,7 +51,7 @@ check "one report line, starting with 'panelgate-bench '" \
 for k in clients identities in_flight frame_bytes seconds acks acks_per_s r503 r429 r_other \
     conn_errors err_connect err_handshake err_timeout err_closed handshakes resumed \
     lat_ms_p50 lat_ms_p99 lat_ms_p999 loadgen_cpu gw_cpu gw_cpu_s gw_frames_per_core \
-    gw_cpu_us_per_frame gw_rss0_kb gw_rss_kb gw_hwm_kb; do
+    gw_cpu_us_per_frame gw_loop_cpu gw_loop_us_per_frame gw_rss0_kb gw_rss_kb gw_hwm_kb; do
     check "field $k is a number" test -n "$(field "$k")"
 done
 check "the negotiated suite is named ($(word suite))" test -n "$(word suite)" -a "$(word suite)" != none
