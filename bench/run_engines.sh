@@ -20,6 +20,7 @@
 #                       second (/proc/PID/stat, every thread): what one
 #                       gateway core takes when it is the limit
 #   gw_us_per_frame     gateway CPU per frame
+#   loop_us_per_frame   the same, of its event loop (main thread) alone
 #   p50_ms, p99_ms      ack latency (submit to 202)
 #   gw_cpu, loadgen_cpu, nats_cpu   CPU seconds per second of each
 #   frames_per_commit   the gateway's panelgate_sink_batch_frames, sum /
@@ -30,7 +31,11 @@
 # sends a frame every N ms, a fleet's fixed rate: panelgate-bench --rate
 # IN_FLIGHT*1000/N per connection), STREAMS (6), CONNS (50), SYNC
 # (sqlite_synchronous, full), ENGINES ("sqlite js-r1 js-r3"), DIR (scratch;
-# default a mktemp directory, removed at the end).  Geo databases with 20
+# default a mktemp directory, removed at the end; /dev/shm puts the
+# database on tmpfs), PERF_DIR (when set, `perf record PERF_ARGS` (-g) on
+# the gateway, from LOAD_CPU, for the warmup and the window of each run:
+# PERF_DIR/ENGINE.ROUND.data, for `perf report -i`; needs root and
+# linux-perf).  Geo databases with 20
 # networks come from bench/make_bench_mmdb.pl when
 # libmaxmind-db-writer-perl is installed (the run says when not).
 # Registration is one function, register_agents, which runs `panelgatectl
@@ -186,12 +191,24 @@ run_one() {
     wait_for 15 test -s "$d/ports" || die "$e: the gateway did not start (see $d/gw.log)"
     wait_for 15 grep -q '"event":"started"' "$d/gw.log" || die "$e: no 'started' line in $d/gw.log"
     port=$(awk 'NR == 1 { print $2 }' "$d/ports")
+    local perf_pid=
+    if [[ -n ${PERF_DIR:-} ]]; then
+        mkdir -p "$PERF_DIR"
+        # on LOAD_CPU, for the warmup and the window; root, as the
+        # gateway refuses ptrace to anyone else (docs/OPERATIONS.md)
+        # shellcheck disable=SC2086 # PERF_ARGS is a list of options
+        taskset -c "$LOAD_CPU" perf record ${PERF_ARGS:--g} -p "$GW_PID" \
+            -o "$PERF_DIR/$e.$2.data" -- sleep $((WARMUP + DURATION)) \
+            >"$PERF_DIR/$e.$2.log" 2>&1 &
+        perf_pid=$!
+    fi
     local rate=()
     ((INTERVAL_MS)) && rate=(--rate "$(awk -v n="$IN_FLIGHT" -v i="$INTERVAL_MS" 'BEGIN { printf "%g", n * 1000 / i }')")
     taskset -c "$LOAD_CPU" "$BIN/panelgate-bench" --port "$port" --ca "$PKI/ca.crt" \
         --agent-dir "$AGENTS" --clients "$CLIENTS" --in-flight "$IN_FLIGHT" "${rate[@]}" \
         --warmup "$WARMUP" --duration "$DURATION" --streams "$STREAMS" --conns "$CONNS" \
         --gw-pid "$GW_PID" "${watch[@]}" >"$d/loadgen.line" || die "$e: panelgate-bench failed"
+    [[ -z $perf_pid ]] || wait "$perf_pid" || die "$e: perf record failed (see $PERF_DIR/$e.$2.log)"
     local aport fpc=
     aport=$(grep '"event":"admin_listening"' "$d/gw.log" | tail -1 | sed -E 's/.*:([0-9]+) \(GET.*/\1/')
     if [[ -n $aport ]] && curl -sf "http://127.0.0.1:$aport/metrics" >"$d/metrics.txt"; then
@@ -220,7 +237,7 @@ echo "# $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')),
     "$("$real_nats" --version), sqlite_synchronous=$SYNC"
 echo "# start: $(uptime)"
 declare -A v
-keys=(acks_per_s gw_frames_per_core gw_cpu_us_per_frame lat_ms_p50 lat_ms_p99 gw_cpu loadgen_cpu watch_cpu r503 frame_bytes frames_per_commit)
+keys=(acks_per_s gw_frames_per_core gw_cpu_us_per_frame gw_loop_us_per_frame lat_ms_p50 lat_ms_p99 gw_cpu loadgen_cpu watch_cpu r503 frame_bytes frames_per_commit)
 for ((r = 1; r <= ROUNDS; r++)); do
     for e in $ENGINES; do
         run_one "$e" "$r" >"$DIR/line"
@@ -232,8 +249,9 @@ done
 echo "# end: $(uptime)"
 for e in $ENGINES; do
     for k in "${keys[@]}"; do v[$e.m.$k]=$(median "${v[$e.$k]}"); done
-    printf 'median %-6s acks_per_s=%s per_gw_core=%s gw_us_per_frame=%s p50_ms=%s p99_ms=%s gw_cpu=%s loadgen_cpu=%s nats_cpu=%s r503=%s frame_bytes=%s frames_per_commit=%s\n' \
+    printf 'median %-6s acks_per_s=%s per_gw_core=%s gw_us_per_frame=%s loop_us_per_frame=%s p50_ms=%s p99_ms=%s gw_cpu=%s loadgen_cpu=%s nats_cpu=%s r503=%s frame_bytes=%s frames_per_commit=%s\n' \
         "$e" "${v[$e.m.acks_per_s]}" "${v[$e.m.gw_frames_per_core]}" "${v[$e.m.gw_cpu_us_per_frame]}" \
+        "${v[$e.m.gw_loop_us_per_frame]}" \
         "${v[$e.m.lat_ms_p50]}" "${v[$e.m.lat_ms_p99]}" "${v[$e.m.gw_cpu]}" "${v[$e.m.loadgen_cpu]}" \
         "${v[$e.m.watch_cpu]:-0}" "${v[$e.m.r503]}" "${v[$e.m.frame_bytes]}" "${v[$e.m.frames_per_commit]}"
 done
