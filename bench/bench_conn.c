@@ -23,6 +23,7 @@
 #include <panelagent.h>
 
 #include "bench.h"
+#include "bench_frame.h"
 
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 #define PRIV(m) private_##m
@@ -32,7 +33,6 @@
 
 #define RETRY_US 200000
 #define STORM_BACKOFF_US 100000 /* plus up to as much again, at random */
-#define SENTINEL_SEQ 0x7eadbeefcafe1234ull
 
 struct bench_run run = {.host = "127.0.0.1", .authority = "localhost", .ack_status = 202};
 struct bench_stats stats;
@@ -211,56 +211,12 @@ static int on_close(nghttp2_session *s, int32_t id, uint32_t code, void *ud)
 
 /* ---- identities ------------------------------------------------------------------- */
 
-/* A frame of |streams| streams over 2 vhosts x 2 apps and |conns| viewer
- * connections over 20 networks, a small config map; seq SENTINEL_SEQ. */
+/* bench_frame.h's frame: the one bench_frame_parts measures the loop's
+ * parts on. */
 int bench_make_frame(const char *name, unsigned streams, unsigned conns, uint8_t **out,
-                      size_t *len)
+                     size_t *len)
 {
-    static const char *const vh[] = {"_defaultVHost_", "edge.example.net"};
-    static const char *const ap[] = {"live", "vod"};
-    panelagent_frame *f = NULL;
-    int rv = panelagent_frame_new(&f);
-    if (rv != PANELAGENT_OK)
-        return rv;
-    rv = panelagent_frame_set_server(f, name, PANELAGENT_KIND_NIMBLE, "4.1.2");
-    if (rv == PANELAGENT_OK)
-        rv = panelagent_frame_add_server_ip(f, "192.0.2.10");
-    if (rv == PANELAGENT_OK)
-        rv = panelagent_frame_set_load(f, 37.5, 6ull << 30, 16ull << 30);
-    if (rv == PANELAGENT_OK)
-        rv = panelagent_frame_set_traffic(f, 123456789, 9876543210ull, 5000);
-    for (unsigned i = 0; rv == PANELAGENT_OK && i < streams; i++) {
-        char s[32];
-        snprintf(s, sizeof s, "stream-%03u_720p", i);
-        uint64_t viewers = 10 + i * 7 % 300;
-        rv = panelagent_frame_add_stream(f, vh[i % 2], ap[i / 2 % 2], "_definst_", s, viewers,
-                                         2500000 + i * 1000, 1562500, viewers * 1562500ull);
-    }
-    for (unsigned i = 0; rv == PANELAGENT_OK && i < conns; i++) {
-        /* 198.18.N.x, N = 0..19 (bench/make_bench_mmdb.pl's networks);
-         * every tenth private */
-        uint8_t a[4] = {198, 18, (uint8_t)(i % 20), (uint8_t)(i % 250 + 1)};
-        if (i % 10 == 9) {
-            a[0] = 10;
-            a[1] = 0;
-            a[2] = 0;
-        }
-        rv = panelagent_frame_add_conn_raw(f, a, sizeof a, 4096 + i, 1562500 + i);
-    }
-    if (rv == PANELAGENT_OK)
-        rv = panelagent_frame_config_begin_map(f, "server");
-    if (rv == PANELAGENT_OK)
-        rv = panelagent_frame_config_str(f, "edition", "nimble-streamer");
-    if (rv == PANELAGENT_OK)
-        rv = panelagent_frame_config_i64(f, "rtmp_port", 1935);
-    if (rv == PANELAGENT_OK)
-        rv = panelagent_frame_config_bool(f, "hls_enabled", 1);
-    if (rv == PANELAGENT_OK)
-        rv = panelagent_frame_config_end(f);
-    if (rv == PANELAGENT_OK)
-        rv = panelagent_frame_encode(f, SENTINEL_SEQ, out, len);
-    panelagent_frame_free(f);
-    return rv;
+    return make_frame(name, streams, conns, out, len);
 }
 
 /* 1 + the offset of |pat| in |buf|; 0 when it is not there. */

@@ -1,11 +1,12 @@
 /*
- * bench_frame.h - the frame bench_loadgen sends and bench_frame_parts
+ * bench_frame.h - the frame panelgate-bench sends and bench_frame_parts
  * measures: a busy edge server's (|streams| streams over 2 vhosts x 2
  * apps, |conns| viewer connections over bench/make_bench_mmdb.pl's 20
  * networks, every tenth private, a small config map), about 2 KiB of
  * msgpack with 6 streams and 50 connections, built by libpanelagent with
  * seq SENTINEL_SEQ (the load generator patches it in place).  Included by
- * one .c file each; *out is the SDK's to free (panelagent_free).
+ * bench_conn.c (bench_make_frame) and frame_parts.c; *out is the SDK's to
+ * free (panelagent_free).
  */
 #ifndef PANELGATE_BENCH_FRAME_H
 #define PANELGATE_BENCH_FRAME_H

@@ -2,7 +2,7 @@
  * frame_parts.c - bench_frame_parts: what the event loop's own work on one
  * frame costs, apart from TLS, HTTP/2 and the kernel: pa_frame_decode,
  * gw_privacy_reduce (geo/ASN lookups), gw_privacy_encode (the stored
- * form) and gw_samples_build, on bench_loadgen's frame (bench_frame.h).
+ * form) and gw_samples_build, on panelgate-bench's frame (bench_frame.h).
  *
  *   bench_frame_parts [--country-db F --asn-db F] [--frames N] [--rounds R]
  *                     [--streams S] [--conns C] [--once]
@@ -19,7 +19,7 @@
  *   valgrind --tool=callgrind bench_frame_parts --once --frames 1000 ...
  *   callgrind_annotate --inclusive=yes callgrind.out.PID
  *
- * Databases: bench/make_bench_mmdb.pl writes the two bench_loadgen's
+ * Databases: bench/make_bench_mmdb.pl writes the two panelgate-bench's
  * addresses fall in; without them the reduction is plain counts.  Built
  * with the gateway; run by hand (docs/ARCHITECTURE.md, "What a frame
  * costs on the loop").
