@@ -717,35 +717,47 @@ out:
     return rv;
 }
 
+int gw_regkv_mark_revoked(struct gw_regkv *k, const char *name, struct gw_regdb_server *s,
+                          bool *changed, char *err, size_t errlen)
+{
+    *changed = false;
+    for (int round = 0; round < CAS_TRIES; round++) {
+        uint64_t last = 0, rev = 0;
+        int rv;
+        if ((rv = kv_snap(k, &last, err, errlen)) != 0 ||
+            (rv = gw_regkv_get_server(k, name, s, &rev, err, errlen)) != 0)
+            return rv;
+        if (rev > last)
+            continue;
+        if (strcmp(s->status, "revoked") == 0)
+            return 0;
+        snprintf(s->status, sizeof s->status, "revoked");
+        rv = put_server(k, s, last, err, errlen);
+        if (rv < 0)
+            return rv;
+        if (rv == 0) {
+            *changed = true;
+            return 0;
+        }
+    }
+    return gw_fail(GW_ESTORAGE, err, errlen, "bucket %s: server %s: too many writers", k->bucket,
+                   name);
+}
+
 int gw_regkv_revoke(struct gw_regkv *k, const char *name, const char *actor, int64_t now,
                     char *err, size_t errlen)
 {
     struct gw_regdb_server s;
-    uint64_t rev;
+    bool changed = false;
     int rv;
     if (k == NULL || actor == NULL || *actor == '\0')
         return gw_fail(GW_EINVAL, err, errlen, "revoke: missing argument");
     if (!gw_regdb_name_ok(name))
         return gw_fail(GW_EINVAL, err, errlen, "bad server name '%.64s'", name ? name : "");
-    for (int round = 0; round < CAS_TRIES; round++) {
-        uint64_t last = 0;
-        if ((rv = kv_snap(k, &last, err, errlen)) != 0 ||
-            (rv = gw_regkv_get_server(k, name, &s, &rev, err, errlen)) != 0)
-            return rv;
-        if (rev > last)
-            continue;
-        if (strcmp(s.status, "revoked") == 0)
-            return 0; /* nothing changes, no row */
-        snprintf(s.status, sizeof s.status, "revoked");
-        rv = put_server(k, &s, last, err, errlen);
-        if (rv < 0)
-            return rv;
-        if (rv == 0)
-            return gw_regkv_activity_add(k, now, actor, "revoke", s.id, name,
-                                         "{\"status\":\"revoked\"}", err, errlen);
-    }
-    return gw_fail(GW_ESTORAGE, err, errlen, "bucket %s: server %s: too many writers", k->bucket,
-                   name);
+    if ((rv = gw_regkv_mark_revoked(k, name, &s, &changed, err, errlen)) != 0 || !changed)
+        return rv; /* revoked already: nothing changes, no row */
+    return gw_regkv_activity_add(k, now, actor, "revoke", s.id, name, "{\"status\":\"revoked\"}",
+                                 err, errlen);
 }
 
 /* ------------------------------------------------------------ list, show */

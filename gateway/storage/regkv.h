@@ -111,7 +111,9 @@ int gw_regkv_activity_query(struct gw_regkv *k, const struct gw_activity_filter 
 
 /* As gw_regdb_erase, on the cluster (docs/STORAGE.md, "erase"):
  * *n_frames gets the messages purged from the frames stream, *n_activity
- * the activity rows purged. */
+ * the activity rows purged.  Resumable: it revokes the record first and
+ * deletes the key last, so after a failure (the server is left revoked)
+ * the same call does the rest; its counts are what that call purged. */
 int gw_regkv_erase(struct gw_regkv *k, const char *name, const char *actor, int64_t now,
                    int64_t *n_frames, int64_t *n_activity, char *err, size_t errlen);
 
