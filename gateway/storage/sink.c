@@ -149,12 +149,17 @@ fail:
 }
 
 struct gw_sink_item *gw_sink_activity_new(const char *action, int64_t server_id,
-                                          const char *details, int64_t at_ms)
+                                          const char *server, const char *details,
+                                          int64_t at_ms)
 {
     const char *d = details ? details : "{}";
     struct gw_sink_item *it = gw_sink_item_new(NULL, (const uint8_t *)d, strlen(d));
     if (it == NULL)
         return NULL;
+    if (server != NULL && (it->server_name = gw_strdup(server)) == NULL) {
+        gw_sink_item_free(it);
+        return NULL;
+    }
     it->kind = GW_SINK_ACTIVITY;
     it->action = action;
     it->server_id = server_id;
@@ -179,6 +184,7 @@ void gw_sink_item_free(struct gw_sink_item *it)
     if (it == NULL)
         return;
     gw_free(it->reported_name);
+    gw_free(it->server_name);
     gw_free(it->body);
     gw_free(it->samples);
     gw_free(it);
