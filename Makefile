@@ -141,9 +141,15 @@ install:
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 # Frames/s per core through the storage path (docs/STORAGE.md).
-.PHONY: bench bench-engines
+.PHONY: bench bench-engines bench-trickle bench-tickets bench-peers
 bench: build
 	bash bench/run_sink.sh $(BUILD)
+
+# What [storage] commit_delay_ms buys at a fleet's rate (2000 frames/s from
+# 10000 servers): frames per commit, CPU per frame, ack latency per delay
+# (docs/STORAGE.md); RATE, DELAYS, RUNS... as bench/run_trickle.sh says.
+bench-trickle: build
+	bash bench/run_trickle.sh $(BUILD)
 
 # Frames/s per gateway core on sqlite, jetstream R1 and R3, the gateway on
 # core 0 and the load generator + NATS nodes on core 1 (docs/DEPLOY.md,
@@ -151,6 +157,18 @@ bench: build
 # says.
 bench-engines: build
 	bash bench/run_engines.sh $(BUILD)
+
+# The restart storm with and without [tls] ticket_key_file, the gateway on
+# core 0 and the agents on core 1 (docs/OPERATIONS.md, "The ticket key
+# file"); AGENTS, CONCURRENCY, ROUNDS as bench/ticket_storm.py says.
+bench-tickets: build
+	/usr/bin/python3 bench/ticket_storm.py $(BUILD)
+
+# panelgate beside nghttpd and h2o under panelgate-bench, writing
+# docs/BENCHMARKS.md and docs/bench/*.png; ROUNDS, DURATION, SCENARIOS...
+# as bench/run_peers.sh's header says (needs nghttp2-server and h2o)
+bench-peers: build
+	bash bench/run_peers.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_TSAN) $(BUILD_FUZZ)
@@ -166,6 +184,9 @@ help:
 	@echo "make install   build, then install libpanelagent, its headers, panelagent.pc and the CLI (PREFIX=$(PREFIX), DESTDIR honoured)"
 	@echo "make bench     build, then bench/run_sink.sh: storage frames/s per core, per schema variant"
 	@echo "make bench-engines  build, then bench/run_engines.sh: frames/s per gateway core on sqlite, jetstream R1, R3"
+	@echo "make bench-trickle  build, then bench/run_trickle.sh: frames per commit and CPU per frame per commit_delay_ms"
+	@echo "make bench-tickets  build, then bench/ticket_storm.py: agents reconnecting after a restart, with and without a ticket key file"
+	@echo "make bench-peers    build, then bench/run_peers.sh: panelgate beside nghttpd and h2o -> docs/BENCHMARKS.md"
 	@echo "make clean     remove the build directories"
 	@echo "make deps      install missing Debian packages (scripts/deps.sh)"
 	@echo "Variables: WERROR=1  JOBS=$(JOBS)  BUILD_TYPE=$(BUILD_TYPE)  FUZZ_SECONDS=$(FUZZ_SECONDS)"

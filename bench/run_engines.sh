@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # run_engines.sh [BUILD_DIR] - frames/s per gateway core on each storage
-# engine, in one run: the same load (bench_loadgen: CLIENTS registered
+# engine, in one run: the same load (panelgate-bench: CLIENTS registered
 # agents over mTLS + HTTP/2, IN_FLIGHT frames in flight each, a 2 KiB
 # frame with 50 viewer connections) against
-#   sqlite   storage_engine = sqlite (the registry in the same file)
+#   sqlite   storage_engine = sqlite (the registry in the same file);
+#            sqlite@N: the same with [storage] commit_delay_ms = N
 #   js-r1    storage_engine = jetstream, replicas 1, one NATS node
 #   js-r3    storage_engine = jetstream, replicas 3, a 3-node cluster
 #            (scripts/nats.sh)
@@ -12,7 +13,7 @@
 # the engines interleaved inside each; every round starts from nothing (a
 # new database, new NATS nodes and stores, a new gateway), registers the
 # agents, waits WARMUP seconds (3: handshakes, first frames), then measures
-# DURATION seconds (10).  Per round and engine one bench_loadgen line;
+# DURATION seconds (10).  Per round and engine one panelgate-bench line;
 # then, per engine, the median over the rounds of:
 #   acks_per_s          frames acknowledged (202) per second
 #   per_gw_core         acks/s divided by the gateway's CPU seconds per
@@ -21,24 +22,27 @@
 #   gw_us_per_frame     gateway CPU per frame
 #   p50_ms, p99_ms      ack latency (submit to 202)
 #   gw_cpu, loadgen_cpu, nats_cpu   CPU seconds per second of each
-# and the ratios of per_gw_core, gw_us_per_frame and p50 against sqlite.
-# Other knobs: CLIENTS (16), IN_FLIGHT (8), STREAMS (6), CONNS (50), SYNC
+#   frames_per_commit   the gateway's panelgate_sink_batch_frames, sum /
+#                       count over the whole run (warm-up included)
+# and the ratios of per_gw_core, gw_us_per_frame and p50 against the
+# first engine of ENGINES.
+# Other knobs: CLIENTS (16), IN_FLIGHT (8), INTERVAL_MS (0; N: each slot
+# sends a frame every N ms, a fleet's fixed rate: panelgate-bench --rate
+# IN_FLIGHT*1000/N per connection), STREAMS (6), CONNS (50), SYNC
 # (sqlite_synchronous, full), ENGINES ("sqlite js-r1 js-r3"), DIR (scratch;
 # default a mktemp directory, removed at the end).  Geo databases with 20
 # networks come from bench/make_bench_mmdb.pl when
 # libmaxmind-db-writer-perl is installed (the run says when not).
 # Registration is one function, register_agents, which runs `panelgatectl
-# --config GATEWAY.CONF register`: on the jetstream engine that writes the
-# SQLite registry_path the gateway still reads in this version, and the
-# JetStream bucket once the registry moves there (branches regkv, gwwatch),
-# with only the registry_path line of the configuration to drop.
+# --config GATEWAY.CONF register`: the SQLite file, or the JetStream
+# engine's registry bucket.
 # `make bench-engines` runs it on build/.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd -P)
 ROOT=$(cd "$HERE/.." && pwd -P)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd -P)
 BIN=$BUILD/bin
-for p in panelgate panelgatectl bench_loadgen; do
+for p in panelgate panelgatectl panelgate-bench; do
     [[ -x $BIN/$p ]] || { echo "run_engines.sh: no $BIN/$p (build first: make build)" >&2; exit 1; }
 done
 ROUNDS=${ROUNDS:-5}
@@ -46,6 +50,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 CLIENTS=${CLIENTS:-16}
 IN_FLIGHT=${IN_FLIGHT:-8}
+INTERVAL_MS=${INTERVAL_MS:-0}
 STREAMS=${STREAMS:-6}
 CONNS=${CONNS:-50}
 SYNC=${SYNC:-full}
@@ -116,12 +121,9 @@ for ((i = 1; i <= CLIENTS; i++)); do
 done
 
 # register_agents CONF: registers every bench agent, pinning the certificate
-# issued above, in the registry that CONF's gateway reads.  With
-# storage_engine = jetstream that is still the SQLite file registry_path in
-# this version; `panelgatectl --config` writes wherever the configuration
-# says the registry is, so when the registry moves to the JetStream bucket
-# (branches regkv, gwwatch) this function stays as it is: only the
-# registry_path line of js_conf goes.
+# issued above, in the registry that CONF's gateway reads: `panelgatectl
+# --config` writes wherever the configuration says the registry is (the
+# SQLite file, or with storage_engine = jetstream the cluster's bucket).
 register_agents() {
     local n
     for n in "${names[@]}"; do
@@ -149,16 +151,16 @@ gw_conf() {
         "[storage]" "sqlite_path = $d/pg.db" "sqlite_synchronous = $SYNC" "retry_after_s = 1"
     case $1 in
     sqlite) echo "storage_engine = sqlite" ;;
+    sqlite@*) printf '%s\n' "storage_engine = sqlite" "commit_delay_ms = ${1#sqlite@}" ;;
     js-r1 | js-r3)
         printf '%s\n' "storage_engine = jetstream" \
-            "[registry]" "registry_path = $d/registry.db" \
             "[jetstream]" "servers = $NATS_URLS" "replicas = ${1#js-r}" \
             "connect_timeout_ms = 3000"
         ;;
     esac
 }
 
-# run_one ENGINE ROUND: one measurement; prints the bench_loadgen line.
+# run_one ENGINE ROUND: one measurement; prints the panelgate-bench line.
 # Runs in this shell (not in $(...)), so the EXIT trap knows what it
 # started.
 run_one() {
@@ -166,7 +168,7 @@ run_one() {
     rm -rf "$d"
     mkdir -p "$d"
     case $e in
-    sqlite) ;;
+    sqlite | sqlite@*) ;;
     js-r1 | js-r3)
         # shellcheck disable=SC2034 # read by nats.sh
         NATS_DIR=$d/nats
@@ -174,7 +176,7 @@ run_one() {
         ;;
     *) die "unknown engine $e (sqlite, js-r1, js-r3)" ;;
     esac
-    if [[ $e != sqlite ]]; then
+    if [[ $e != sqlite* ]]; then
         for ((i = 1; i <= NATS_N; i++)); do watch+=(--watch-pid "${NATS_PIDS[i]}"); done
     fi
     gw_conf "$e" "$d" >"$d/gw.conf"
@@ -184,52 +186,62 @@ run_one() {
     wait_for 15 test -s "$d/ports" || die "$e: the gateway did not start (see $d/gw.log)"
     wait_for 15 grep -q '"event":"started"' "$d/gw.log" || die "$e: no 'started' line in $d/gw.log"
     port=$(awk 'NR == 1 { print $2 }' "$d/ports")
-    taskset -c "$LOAD_CPU" "$BIN/bench_loadgen" --port "$port" --ca "$PKI/ca.crt" \
-        --agent-dir "$AGENTS" --clients "$CLIENTS" --in-flight "$IN_FLIGHT" \
+    local rate=()
+    ((INTERVAL_MS)) && rate=(--rate "$(awk -v n="$IN_FLIGHT" -v i="$INTERVAL_MS" 'BEGIN { printf "%g", n * 1000 / i }')")
+    taskset -c "$LOAD_CPU" "$BIN/panelgate-bench" --port "$port" --ca "$PKI/ca.crt" \
+        --agent-dir "$AGENTS" --clients "$CLIENTS" --in-flight "$IN_FLIGHT" "${rate[@]}" \
         --warmup "$WARMUP" --duration "$DURATION" --streams "$STREAMS" --conns "$CONNS" \
-        --gw-pid "$GW_PID" "${watch[@]}" || die "$e: bench_loadgen failed"
+        --gw-pid "$GW_PID" "${watch[@]}" >"$d/loadgen.line" || die "$e: panelgate-bench failed"
+    local aport fpc=
+    aport=$(grep '"event":"admin_listening"' "$d/gw.log" | tail -1 | sed -E 's/.*:([0-9]+) \(GET.*/\1/')
+    if [[ -n $aport ]] && curl -sf "http://127.0.0.1:$aport/metrics" >"$d/metrics.txt"; then
+        fpc=$(awk '$1 == "panelgate_sink_batch_frames_sum" { s = $2 }
+                   $1 == "panelgate_sink_batch_frames_count" { c = $2 }
+                   END { if (c > 0) printf "%.1f", s / c }' "$d/metrics.txt")
+    fi
+    echo "$(<"$d/loadgen.line") frames_per_commit=${fpc:-?}"
     kill -TERM "$GW_PID"
     wait_for 30 not_alive "$GW_PID" || kill -KILL "$GW_PID"
     wait "$GW_PID" 2>/dev/null || true
     GW_PID=
-    [[ $e == sqlite ]] || nats_stop_all
+    [[ $e == sqlite* ]] || nats_stop_all
     rm -rf "$d"
 }
 
-kv() { # KEY LINE: the value of KEY=... in a bench_loadgen line
+kv() { # KEY LINE: the value of KEY=... in a panelgate-bench line
     sed -nE "s/.*(^| )$1=([^ ]+).*/\\2/p" <<<"$2"
 }
 median() { tr ' ' '\n' <<<"$1" | { grep . || true; } | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-echo "# run_engines: gateway on CPU $GW_CPU; bench_loadgen and nats-server on CPU $LOAD_CPU;" \
-    "$ROUNDS rounds of ${DURATION}s (after ${WARMUP}s) per engine; $CLIENTS agents x $IN_FLIGHT in flight"
+echo "# run_engines: gateway on CPU $GW_CPU; panelgate-bench and nats-server on CPU $LOAD_CPU;" \
+    "$ROUNDS rounds of ${DURATION}s (after ${WARMUP}s) per engine; $CLIENTS agents x $IN_FLIGHT in flight" \
+    "$( ((INTERVAL_MS)) && echo ", one frame per slot every $INTERVAL_MS ms")"
 echo "# $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -r)," \
     "$("$real_nats" --version), sqlite_synchronous=$SYNC"
 echo "# start: $(uptime)"
 declare -A v
-keys=(acks_per_s gw_frames_per_core gw_cpu_us_per_frame lat_ms_p50 lat_ms_p99 gw_cpu loadgen_cpu watch_cpu r503 frame_bytes)
+keys=(acks_per_s gw_frames_per_core gw_cpu_us_per_frame lat_ms_p50 lat_ms_p99 gw_cpu loadgen_cpu watch_cpu r503 frame_bytes frames_per_commit)
 for ((r = 1; r <= ROUNDS; r++)); do
     for e in $ENGINES; do
         run_one "$e" "$r" >"$DIR/line"
         line=$(<"$DIR/line")
-        echo "round $r $e: ${line#loadgen }"
+        echo "round $r $e: ${line#panelgate-bench }"
         for k in "${keys[@]}"; do v[$e.$k]+="$(kv "$k" "$line") "; done
     done
 done
 echo "# end: $(uptime)"
 for e in $ENGINES; do
     for k in "${keys[@]}"; do v[$e.m.$k]=$(median "${v[$e.$k]}"); done
-    printf 'median %-6s acks_per_s=%s per_gw_core=%s gw_us_per_frame=%s p50_ms=%s p99_ms=%s gw_cpu=%s loadgen_cpu=%s nats_cpu=%s r503=%s frame_bytes=%s\n' \
+    printf 'median %-6s acks_per_s=%s per_gw_core=%s gw_us_per_frame=%s p50_ms=%s p99_ms=%s gw_cpu=%s loadgen_cpu=%s nats_cpu=%s r503=%s frame_bytes=%s frames_per_commit=%s\n' \
         "$e" "${v[$e.m.acks_per_s]}" "${v[$e.m.gw_frames_per_core]}" "${v[$e.m.gw_cpu_us_per_frame]}" \
         "${v[$e.m.lat_ms_p50]}" "${v[$e.m.lat_ms_p99]}" "${v[$e.m.gw_cpu]}" "${v[$e.m.loadgen_cpu]}" \
-        "${v[$e.m.watch_cpu]:-0}" "${v[$e.m.r503]}" "${v[$e.m.frame_bytes]}"
+        "${v[$e.m.watch_cpu]:-0}" "${v[$e.m.r503]}" "${v[$e.m.frame_bytes]}" "${v[$e.m.frames_per_commit]}"
 done
-if [[ " $ENGINES " == *" sqlite "* ]]; then
-    for e in $ENGINES; do
-        [[ $e == sqlite ]] && continue
-        awk -v e="$e" -v f="${v[$e.m.gw_frames_per_core]}" -v f0="${v[sqlite.m.gw_frames_per_core]}" \
-            -v c="${v[$e.m.gw_cpu_us_per_frame]}" -v c0="${v[sqlite.m.gw_cpu_us_per_frame]}" \
-            -v l="${v[$e.m.lat_ms_p50]}" -v l0="${v[sqlite.m.lat_ms_p50]}" \
-            'BEGIN { printf "ratio  %-6s per_gw_core=%.2f gw_us_per_frame=%.2f p50=%.2f (against sqlite)\n", e, f / f0, c / c0, l / l0 }'
-    done
-fi
+base=${ENGINES%% *}
+for e in $ENGINES; do
+    [[ $e == "$base" ]] && continue
+    awk -v e="$e" -v b="$base" -v f="${v[$e.m.gw_frames_per_core]}" -v f0="${v[$base.m.gw_frames_per_core]}" \
+        -v c="${v[$e.m.gw_cpu_us_per_frame]}" -v c0="${v[$base.m.gw_cpu_us_per_frame]}" \
+        -v l="${v[$e.m.lat_ms_p50]}" -v l0="${v[$base.m.lat_ms_p50]}" \
+        'BEGIN { printf "ratio  %-6s per_gw_core=%.2f gw_us_per_frame=%.2f p50=%.2f (against %s)\n", e, f / f0, c / c0, l / l0, b }'
+done

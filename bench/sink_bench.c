@@ -21,9 +21,20 @@
  *            be tempted to add (per stream path, per country, per time
  *            across servers)
  *
+ * Pacing (--rate): by default frames are submitted as fast as the queue
+ * takes them (a burst: every commit is a full batch).  --rate N submits
+ * them at N frames/s instead, on the monotonic clock, sleeping in between
+ * - a fleet's trickle, where what a commit carries depends on
+ * --commit-delay ([storage] commit_delay_ms, default 0 here so that older
+ * figures stay comparable).  --cache-kib and --mmap-mib set the SQLite
+ * knobs of the same names ([storage] sqlite_cache_kib, sqlite_mmap_mib,
+ * when present).
+ *
  * Output: one line of key=value pairs.  Timing is wall clock for the whole
  * run, plus CPU time split between this thread (decode .. submit) and the
- * rest of the process (the writer thread).
+ * rest of the process (the writer thread); frames_per_commit is the mean
+ * of the sink's panelgate_sink_batch_frames over the timed frames, and
+ * ack_p50_ms / ack_p99_ms the time from submit to the done callback.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -55,14 +66,36 @@ static double now_s(clockid_t id)
 }
 
 static uint64_t n_stored, n_failed;
+static double *t_submit, *t_ack; /* per frame index, monotonic seconds */
 
 static void on_done(struct gw_sink_item *it, void *ud)
 {
-    (void)ud;
     if (it->status < 0) /* not stored: failed, rejected, refused */
         n_failed++;
     else
         n_stored++;
+    t_ack[(uintptr_t)ud] = now_s(CLOCK_MONOTONIC);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sleeps until |t| (monotonic seconds). */
+static void sleep_until(double t)
+{
+    struct timespec ts = {.tv_sec = (time_t)t, .tv_nsec = (long)((t - (double)(time_t)t) * 1e9)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
+        ;
 }
 
 /* The typical frame, encoded. */
@@ -216,7 +249,9 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench_sink --db FILE [--variant frames|pk|indexed] [--frames N]\n"
             "                  [--servers N] [--streams N] [--conns N] [--batch N]\n"
-            "                  [--sync full|normal] [--country-db F] [--asn-db F]\n");
+            "                  [--sync full|normal] [--country-db F] [--asn-db F]\n"
+            "                  [--rate FRAMES_PER_S] [--commit-delay MS]\n"
+            "                  [--cache-kib N] [--mmap-mib N] [--wal-autocheckpoint PAGES]\n");
 }
 
 int main(int argc, char **argv)
@@ -227,10 +262,15 @@ int main(int argc, char **argv)
         {"streams", required_argument, NULL, 't'},   {"conns", required_argument, NULL, 'c'},
         {"batch", required_argument, NULL, 'b'},     {"sync", required_argument, NULL, 'y'},
         {"country-db", required_argument, NULL, 'C'}, {"asn-db", required_argument, NULL, 'A'},
+        {"rate", required_argument, NULL, 'r'},      {"commit-delay", required_argument, NULL, 'D'},
+        {"cache-kib", required_argument, NULL, 'K'}, {"mmap-mib", required_argument, NULL, 'M'},
+        {"wal-autocheckpoint", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
     const char *db = NULL, *variant = "pk", *sync = "full", *cdb = NULL, *adb = NULL;
     unsigned long frames = 20000, servers = 1000, n_streams = 40, n_conns = 200, batch = 512;
+    unsigned long rate = 0, delay = 0;
+    long cache_kib = -1, mmap_mib = -1, ckpt = -1;
     int opt;
 
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -245,6 +285,11 @@ int main(int argc, char **argv)
         case 'y': sync = optarg; break;
         case 'C': cdb = optarg; break;
         case 'A': adb = optarg; break;
+        case 'r': rate = strtoul(optarg, NULL, 10); break;
+        case 'D': delay = strtoul(optarg, NULL, 10); break;
+        case 'K': cache_kib = strtol(optarg, NULL, 10); break;
+        case 'M': mmap_mib = strtol(optarg, NULL, 10); break;
+        case 'W': ckpt = strtol(optarg, NULL, 10); break;
         default: usage(); return 64;
         }
     }
@@ -275,6 +320,13 @@ int main(int argc, char **argv)
     cfg.batch_max_frames = (uint32_t)batch;
     cfg.queue_max_frames = batch * 4 > 4096 ? (uint32_t)batch * 4 : 4096;
     cfg.store_samples = strcmp(variant, "frames") != 0;
+    cfg.commit_delay_ms = (uint32_t)delay;
+    if (cache_kib >= 0)
+        cfg.sqlite_cache_size = (size_t)cache_kib * 1024;
+    if (mmap_mib >= 0)
+        cfg.sqlite_mmap_size = (size_t)mmap_mib << 20;
+    if (ckpt >= 0)
+        cfg.sqlite_wal_autocheckpoint = (uint32_t)ckpt;
 
     struct gw_geo *geo = NULL;
     if (gw_geo_open(&geo, cdb, adb, err, sizeof err) != 0) {
@@ -301,6 +353,11 @@ int main(int argc, char **argv)
     size_t stored_len = 0, n_buckets = 0;
     unsigned long total = frames + servers; /* the first round warms up */
     double t0 = 0, c0 = 0, p0 = 0, loop_cpu = 0;
+    struct gw_sink_stats st0, st1;
+    t_submit = calloc(total, sizeof *t_submit);
+    t_ack = calloc(total, sizeof *t_ack);
+    if (t_submit == NULL || t_ack == NULL)
+        return 1;
     for (unsigned long i = 0; i < total; i++) {
         if (i == servers) {
             /* warm-up done: wait for it to be committed, then start the clock */
@@ -310,6 +367,15 @@ int main(int argc, char **argv)
             p0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
             c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
             loop_cpu = 0;
+            gw_sink_get_stats(sink, &st0);
+        }
+        if (rate > 0 && i >= servers) {
+            /* a trickle: frame i is due at t0 + (i - servers) / rate */
+            double due = t0 + (double)(i - servers) / (double)rate;
+            if (now_s(CLOCK_MONOTONIC) < due) {
+                sleep_until(due);
+                event_base_loop(base, EVLOOP_NONBLOCK); /* completions */
+            }
         }
         double l0 = now_s(CLOCK_THREAD_CPUTIME_ID);
         struct pa_frame *f = NULL;
@@ -336,12 +402,25 @@ int main(int argc, char **argv)
         it->ts_ms = f->ts_ms + (i / servers) * 5000;
         it->received_ms = (int64_t)it->ts_ms;
         it->done = on_done;
+        it->ud = (void *)(uintptr_t)i;
         pa_arena_cleanup(&arena);
         loop_cpu += now_s(CLOCK_THREAD_CPUTIME_ID) - l0;
+        t_submit[i] = now_s(CLOCK_MONOTONIC);
         while (gw_sink_submit(sink, it) != 0)
             event_base_loop(base, EVLOOP_ONCE);
     }
-    gw_sink_free(sink); /* commits the rest, runs the last callbacks */
+    /* the last frames: completed on the loop, so that their stats count
+     * (a timer keeps the loop waiting instead of spinning: the sink's
+     * wake event is never added) */
+    struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval tv = {0, 10000};
+    if (tick == NULL || event_add(tick, &tv) != 0)
+        return 1;
+    while (n_stored + n_failed < total)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(tick);
+    gw_sink_get_stats(sink, &st1);
+    gw_sink_free(sink); /* stops the writer */
     double wall = now_s(CLOCK_MONOTONIC) - t0;
     double pcpu = now_s(CLOCK_PROCESS_CPUTIME_ID) - p0;
     double tcpu = now_s(CLOCK_THREAD_CPUTIME_ID) - c0;
@@ -352,14 +431,27 @@ int main(int argc, char **argv)
     if (stat(side, &st) == 0)
         dbsize += (long long)st.st_size;
 
+    uint64_t commits = 0, items = st1.batch_items_sum - st0.batch_items_sum;
+    for (unsigned b = 0; b < GW_SINK_BATCH_BUCKETS; b++)
+        commits += st1.batch_items[b] - st0.batch_items[b];
+    for (unsigned long i = servers; i < total; i++)
+        t_ack[i - servers] = (t_ack[i] - t_submit[i]) * 1e3;
+    qsort(t_ack, frames, sizeof *t_ack, cmp_double);
+
     printf("variant=%s frames=%lu servers=%lu streams=%lu conns=%lu buckets=%zu wire_bytes=%zu "
-           "stored_bytes=%zu batch=%lu sync=%s stored=%llu failed=%llu seconds=%.3f "
+           "stored_bytes=%zu batch=%lu sync=%s rate=%lu commit_delay_ms=%lu cache_kib=%ld "
+           "mmap_mib=%ld wal_autocheckpoint=%ld stored=%llu failed=%llu seconds=%.3f "
            "frames_per_s=%.0f cpu_us_per_frame=%.1f loop_us_per_frame=%.1f "
-           "writer_us_per_frame=%.1f db_bytes_per_frame=%.0f\n",
+           "writer_us_per_frame=%.1f frames_per_commit=%.1f ack_p50_ms=%.2f ack_p99_ms=%.2f "
+           "db_bytes_per_frame=%.0f\n",
            variant, frames, servers, n_streams, n_conns, n_buckets, wire.len, stored_len, batch,
-           sync, (unsigned long long)n_stored, (unsigned long long)n_failed, wall,
-           (double)frames / wall, pcpu * 1e6 / (double)frames, loop_cpu * 1e6 / (double)frames,
-           (pcpu - loop_cpu) * 1e6 / (double)frames, (double)dbsize / (double)total);
+           sync, rate, delay, cache_kib, mmap_mib, ckpt, (unsigned long long)n_stored,
+           (unsigned long long)n_failed, wall, (double)frames / wall, pcpu * 1e6 / (double)frames,
+           loop_cpu * 1e6 / (double)frames, (pcpu - loop_cpu) * 1e6 / (double)frames,
+           commits ? (double)items / (double)commits : 0.0, t_ack[frames / 2],
+           t_ack[frames - 1 - frames / 100], (double)dbsize / (double)total);
+    free(t_submit);
+    free(t_ack);
 
     pa_buf_cleanup(&stored);
     pa_buf_cleanup(&wire);

@@ -32,6 +32,7 @@
 #include "registry.h"
 #include "regkv_watch.h"
 #include "sink.h"
+#include "ticket.h"
 #include "tls.h"
 
 #define PANELGATE_VERSION "0.1.0"
@@ -49,7 +50,8 @@ static void usage(FILE *out)
             "\n"
             "  -c, --config FILE   configuration file (INI; see docs/OPERATIONS.md)\n"
             "      --check-config  load and check the configuration, certificates,\n"
-            "                      keys, [geo] databases and the file-descriptor\n"
+            "                      keys (the ticket key file too: made when\n"
+            "                      missing), [geo] databases and the file-descriptor\n"
             "                      limit, then exit (0 = valid)\n"
             "  -V, --version       print the version and exit\n"
             "  -h, --help          print this help and exit\n"
@@ -57,7 +59,7 @@ static void usage(FILE *out)
             "Signals: SIGHUP reloads configuration, certificates, CA, registry and\n"
             "geo databases (with storage_engine = jetstream the registry is the\n"
             "cluster's bucket, watched all the time: SIGHUP only sweeps the live\n"
-            "connections with it);\n"
+            "connections with it), and re-reads the ticket key file;\n"
             "SIGTERM/SIGINT stop accepting, send GOAWAY, commit every accepted frame,\n"
             "then exit 0.\n"
             "\n"
@@ -473,6 +475,44 @@ static void on_retention_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void log_ticket_keys(struct gw_app *app, const char *event)
+{
+    struct gw_ticket *tk = gw_tls_global_ticket_keys(app->tls_global);
+    char name[9];
+    int64_t created;
+    if (!tk)
+        return;
+    gw_ticket_current(tk, name, &created);
+    gw_log(GW_LOG_INFO, NULL, event, "file=%s current=%s created=%lld", app->cfg->ticket_key_file,
+           name, (long long)created);
+}
+
+/* Every ticket_key_check_ms with [tls] ticket_key_file (and at SIGHUP): the
+ * key file re-read when another gateway rotated it or a copy was installed,
+ * rotated when its current key is due.  A failure keeps the keys in use and
+ * is logged once until the file is good again. */
+static void check_ticket_keys(struct gw_app *app)
+{
+    char err[512];
+    int changed = 0;
+    if (gw_tls_global_refresh_tickets(app->tls_global, &changed, err, sizeof err) != 0) {
+        if (!app->ticket_key_failing)
+            gw_log(GW_LOG_ERROR, NULL, "ticket_keys_failed", "%s; keeping the keys in use", err);
+        app->ticket_key_failing = true;
+        return;
+    }
+    app->ticket_key_failing = false;
+    if (changed)
+        log_ticket_keys(app, "ticket_keys_changed");
+}
+
+static void on_ticket_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    check_ticket_keys(arg);
+}
+
 static void add_periodic(struct event *ev, uint32_t ms)
 {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -486,6 +526,8 @@ static void restart_timers(struct gw_app *app)
     add_periodic(app->poll_timer, app->cfg->registry_poll_interval_ms);
     add_periodic(app->activity_timer, app->cfg->activity_interval_ms);
     add_periodic(app->retention_timer, app->cfg->retention_interval_s * 1000u);
+    add_periodic(app->ticket_timer,
+                 gw_tls_global_ticket_keys(app->tls_global) ? app->cfg->ticket_key_check_ms : 0);
 }
 
 /* A read-only connection to the registry for change detection; failure
@@ -575,6 +617,7 @@ static void reload(struct gw_app *app)
     app->cfg = nc;
     gw_log_set_level(nc->log_level);
     restart_timers(app);
+    check_ticket_keys(app);
     if (gw_limiter_reload(app->limiter, nc) != 0)
         gw_log(GW_LOG_WARN, NULL, "reload_partial",
                "out of memory resizing the rate-limit tables; they keep their size");
@@ -806,8 +849,9 @@ int main(int argc, char **argv)
     app.retention_timer = event_new(app.base, -1, EV_PERSIST, on_retention_timer, &app);
     app.accept_timer = evtimer_new(app.base, on_accept_resume, &app);
     app.trim_timer = evtimer_new(app.base, gw_conn_on_trim, &app);
+    app.ticket_timer = event_new(app.base, -1, EV_PERSIST, on_ticket_timer, &app);
     if (!app.poll_timer || !app.activity_timer || !app.retention_timer || !app.accept_timer ||
-        !app.trim_timer) {
+        !app.trim_timer || !app.ticket_timer) {
         gw_log(GW_LOG_ERROR, NULL, "start_failed", "cannot create timers");
         goto out;
     }
@@ -825,6 +869,7 @@ int main(int argc, char **argv)
            PANELGATE_VERSION, app.n_listeners, gw_registry_count(app.reg),
            app.reg_watch ? "jetstream" : app.cfg->sqlite_path);
     log_geo(&app);
+    log_ticket_keys(&app, "ticket_keys");
 
     if (event_base_dispatch(app.base) < 0) {
         gw_log(GW_LOG_ERROR, NULL, "loop_failed", "event loop error");
@@ -865,6 +910,8 @@ out:
         event_free(app.accept_timer);
     if (app.trim_timer)
         event_free(app.trim_timer);
+    if (app.ticket_timer)
+        event_free(app.ticket_timer);
     if (app.spare_fd >= 0)
         close(app.spare_fd);
     sqlite3_close(app.reg_db);

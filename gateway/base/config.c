@@ -86,6 +86,8 @@ static const struct key keys[] = {
     {"tls", "client_ca_file", K_STR, OFF(client_ca_file), 0, 0, F_REQUIRED},
     {"tls", "session_tickets", K_BOOL, OFF(session_tickets), 0, 1, F_STORAGE},
     {"tls", "ticket_lifetime_s", K_U32, OFF(ticket_lifetime_s), 1, 604800, F_STORAGE},
+    {"tls", "ticket_key_file", K_STR, OFF(ticket_key_file), 0, 0, F_STORAGE},
+    {"tls", "ticket_key_check_ms", K_U32, OFF(ticket_key_check_ms), 100, 3600000, 0},
     {"tls", "ciphersuites", K_STR, OFF(ciphersuites), 0, 0, 0},
 
     {"http2", "max_concurrent_streams", K_U32, OFF(max_concurrent_streams), 1, 1000, 0},
@@ -124,6 +126,7 @@ static const struct key keys[] = {
     {"storage", "queue_max_bytes", K_SIZE, OFF(queue_max_bytes), 1, 64 * GIB,
      F_BYTES | F_STORAGE},
     {"storage", "batch_max_frames", K_U32, OFF(batch_max_frames), 1, 100000, F_STORAGE},
+    {"storage", "commit_delay_ms", K_U32, OFF(commit_delay_ms), 0, 100, F_STORAGE},
     {"storage", "busy_timeout_ms", K_U32, OFF(busy_timeout_ms), 1, 600000, F_STORAGE},
     {"storage", "retry_after_s", K_U32, OFF(retry_after_s), 1, 3600, 0},
     {"storage", "retention_days", K_U32, OFF(retention_days), 0, 36500, 0},
@@ -877,6 +880,7 @@ int gw_config_defaults(struct gw_config *c)
 
     c->session_tickets = true;
     c->ticket_lifetime_s = 86400;
+    c->ticket_key_check_ms = 1000;
 
     c->max_concurrent_streams = 100;
     c->max_header_list_size = 16384;
@@ -894,6 +898,10 @@ int gw_config_defaults(struct gw_config *c)
     c->queue_max_frames = 4096;
     c->queue_max_bytes = 64u << 20;
     c->batch_max_frames = 512;
+    c->commit_delay_ms = 5;
+    c->sqlite_cache_size = 2000 * KIB; /* SQLite's own defaults */
+    c->sqlite_mmap_size = 0;
+    c->sqlite_wal_autocheckpoint = 1000;
     c->busy_timeout_ms = 5000;
     c->retry_after_s = 5;
     c->retention_days = 0;

@@ -94,6 +94,10 @@ struct gw_config {
     char *client_ca_file;        /* required: CA(s) that sign agent certs */
     bool session_tickets;        /* true */
     uint32_t ticket_lifetime_s;  /* 86400; ticket keys rotate each lifetime */
+    char *ticket_key_file;       /* NULL = ticket keys in memory only; else
+                                    the shared key file (net/ticket.h) */
+    uint32_t ticket_key_check_ms; /* 1000: how often the key file is looked
+                                     at for changes and rotation */
     char *ciphersuites;          /* NULL = built-in order (ChaCha20 first);
                                     else comma-separated IANA names */
 
@@ -120,6 +124,16 @@ struct gw_config {
     uint32_t queue_max_frames;     /* 4096 */
     size_t queue_max_bytes;        /* 64 MiB */
     uint32_t batch_max_frames;     /* 512: frames per group commit */
+    uint32_t commit_delay_ms;      /* 5: how long the writer waits for a
+                                      batch to fill before it commits
+                                      fewer (sink.c); 0 = at once */
+    /* The SQLite writer's page cache (2000 KiB), mmap_size (0) and
+     * wal_autocheckpoint (1000 pages): SQLite's defaults.  Not file keys:
+     * bench/sink_bench.c varies them (--cache-kib, --mmap-mib,
+     * --wal-autocheckpoint); none paid off there (docs/STORAGE.md). */
+    size_t sqlite_cache_size;
+    size_t sqlite_mmap_size;
+    uint32_t sqlite_wal_autocheckpoint;
     uint32_t busy_timeout_ms;      /* 5000 */
     uint32_t retry_after_s;        /* 5: retry-after on 503 */
     uint32_t retention_days;       /* 0 = keep frames forever */
@@ -227,8 +241,9 @@ void gw_config_cleanup(struct gw_config *c);
 #define GW_RELOAD_STORAGE 2u /* [storage] storage_engine, sqlite_path,
                                 sqlite_synchronous, queue_max_frames,
                                 queue_max_bytes, batch_max_frames,
-                                busy_timeout_ms; [tls] session_tickets,
-                                ticket_lifetime_s; [registry] registry_path;
+                                commit_delay_ms, busy_timeout_ms; [tls] session_tickets,
+                                ticket_lifetime_s, ticket_key_file;
+                                [registry] registry_path;
                                 every [jetstream] key */
 
 #define GW_RELOAD_KEYS_LEN 384

@@ -619,6 +619,22 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         gw_conn_flush(c);
 }
 
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    (void)fd;
+    (void)what;
+    /* as on_write: an answer is due in CLOSING too (after a GOAWAY, the
+     * streams already accepted finish) */
+    if (c->state == GW_CONN_H2 || c->state == GW_CONN_CLOSING)
+        gw_conn_flush(c);
+}
+
+void gw_conn_flush_soon(struct gw_conn *c)
+{
+    event_active(c->ev_flush, EV_WRITE, 0);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_conn *c = arg;
@@ -767,6 +783,7 @@ void gw_conn_accept(struct gw_app *app, int fd, const struct sockaddr *sa, int s
     c->ev_read = event_new(app->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->ev_write = event_new(app->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     c->timer = evtimer_new(app->base, on_timer, c);
+    c->ev_flush = event_new(app->base, -1, 0, on_flush, c);
 
     c->next = app->conns;
     if (app->conns)
@@ -778,7 +795,7 @@ void gw_conn_accept(struct gw_app *app, int fd, const struct sockaddr *sa, int s
     unauth_link(c);
     app->stats.conns_accepted++;
 
-    if (!c->ev_read || !c->ev_write || !c->timer) {
+    if (!c->ev_read || !c->ev_write || !c->timer || !c->ev_flush) {
         gw_conn_close(c);
         return;
     }
@@ -811,6 +828,8 @@ void gw_conn_close(struct gw_conn *c)
         event_free(c->ev_write);
     if (c->timer)
         event_free(c->timer);
+    if (c->ev_flush)
+        event_free(c->ev_flush);
     mbedtls_ssl_free(&c->ssl);
     gw_tls_unref(c->tls);
     close(c->fd);

@@ -91,6 +91,8 @@ struct gw_app {
     int64_t pin_sweep_ms;          /* monotonic: the last pin-expiry sweep */
     struct event *poll_timer;
     struct event *retention_timer; /* [storage] retention_days */
+    struct event *ticket_timer;    /* [tls] ticket_key_file: changes, rotation */
+    bool ticket_key_failing;       /* the last look at the key file failed */
     /* out of file descriptors (main.c on_accept_error) */
     int spare_fd;                  /* /dev/null, given up to shed one connection */
     struct event *accept_timer;    /* resumes the paused listeners */
@@ -132,6 +134,7 @@ struct gw_conn {
     enum gw_conn_state state;
     struct event *ev_read;
     struct event *ev_write;
+    struct event *ev_flush; /* gw_conn_flush_soon: no fd, made active */
     struct event *timer; /* handshake timeout, then idle timeout */
     bool write_armed;
 
@@ -185,6 +188,11 @@ void gw_conn_close(struct gw_conn *c);
  * sides are done.  Returns 0, or GW_ECLOSED when |c| was closed (freed):
  * a TLS write or nghttp2 failed, or both sides had finished. */
 int gw_conn_flush(struct gw_conn *c);
+/* gw_conn_flush, once the loop has run the callbacks already due: the
+ * answers one batch of sink completions makes on a connection leave in one
+ * TLS record and one send rather than one each (libevent runs an event
+ * made active twice once). */
+void gw_conn_flush_soon(struct gw_conn *c);
 void gw_conn_touch(struct gw_conn *c); /* re-arms the idle timer */
 /* Sends GOAWAY (graceful: streams already accepted finish). */
 void gw_conn_goaway(struct gw_conn *c, uint32_t error_code, const char *why);

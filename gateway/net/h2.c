@@ -362,7 +362,8 @@ static void on_sink_done(struct gw_sink_item *it, void *ud)
     if (rv != 0 &&
         nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR) != 0)
         gw_conn_goaway(c, NGHTTP2_INTERNAL_ERROR, "out of memory");
-    gw_conn_flush(c);
+    /* the rest of the batch may answer on this connection too */
+    gw_conn_flush_soon(c);
 }
 
 static int frame_status(int code, const char **title)
@@ -388,6 +389,10 @@ static int process_frame(struct gw_stream *s)
 
     pa_arena_init(&arena, 0, &gw_pa_mem);
     pa_buf_init(&stored, &gw_pa_mem);
+    /* the stored form is about the body less its connections: one block
+     * of that size from the start rather than doublings from 256 bytes (a
+     * failure here is the encoder's to report) */
+    (void)pa_buf_reserve(&stored, s->body.len);
     int code = pa_frame_decode(s->body.data, s->body.len, &cfg->frame, &arena, &f, &err);
     body_release(s);
     if (code != 0) {

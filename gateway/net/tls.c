@@ -19,8 +19,10 @@
 
 #include <panelproto/tlsutil.h>
 #include "alloc.h"
+#include "clock.h"
 #include "config.h"
 #include "err.h"
+#include "ticket.h"
 
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 #define GW_MBEDTLS3 1
@@ -30,8 +32,9 @@ struct gw_tls_global {
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
 #if defined(MBEDTLS_SSL_SESSION_TICKETS)
-    mbedtls_ssl_ticket_context ticket;
+    mbedtls_ssl_ticket_context ticket; /* in-memory keys: no ticket_key_file */
     int ticket_ready;
+    struct gw_ticket *ticket_file; /* [tls] ticket_key_file */
 #endif
 };
 
@@ -114,7 +117,15 @@ int gw_tls_global_new(struct gw_tls_global **out, const struct gw_config *cfg, c
     }
 #if defined(MBEDTLS_SSL_SESSION_TICKETS)
     mbedtls_ssl_ticket_init(&g->ticket);
-    if (cfg->session_tickets) {
+    if (cfg->session_tickets && cfg->ticket_key_file) {
+        int rv = gw_ticket_new(&g->ticket_file, cfg->ticket_key_file, cfg->ticket_lifetime_s,
+                               mbedtls_ctr_drbg_random, &g->drbg, gw_now_ms() / 1000, err,
+                               errlen);
+        if (rv != 0) {
+            gw_tls_global_free(g);
+            return rv;
+        }
+    } else if (cfg->session_tickets) {
         /* mbedTLS keeps two keys and rotates them every lifetime. */
         ret = mbedtls_ssl_ticket_setup(&g->ticket, mbedtls_ctr_drbg_random, &g->drbg,
                                        MBEDTLS_CIPHER_AES_256_GCM, cfg->ticket_lifetime_s);
@@ -138,10 +149,37 @@ void gw_tls_global_free(struct gw_tls_global *g)
         return;
 #if defined(MBEDTLS_SSL_SESSION_TICKETS)
     mbedtls_ssl_ticket_free(&g->ticket);
+    gw_ticket_free(g->ticket_file);
 #endif
     mbedtls_ctr_drbg_free(&g->drbg);
     mbedtls_entropy_free(&g->entropy);
     gw_free(g);
+}
+
+int gw_tls_global_refresh_tickets(struct gw_tls_global *g, int *changed, char *err,
+                                  size_t errlen)
+{
+    if (changed)
+        *changed = 0;
+#if defined(MBEDTLS_SSL_SESSION_TICKETS)
+    if (g->ticket_file)
+        return gw_ticket_refresh(g->ticket_file, gw_now_ms() / 1000, changed, err, errlen);
+#else
+    (void)g;
+    (void)err;
+    (void)errlen;
+#endif
+    return 0;
+}
+
+struct gw_ticket *gw_tls_global_ticket_keys(struct gw_tls_global *g)
+{
+#if defined(MBEDTLS_SSL_SESSION_TICKETS)
+    return g->ticket_file;
+#else
+    (void)g;
+    return NULL;
+#endif
 }
 
 static int parse_suites(struct gw_tls *t, const char *list, char *err, size_t errlen)
@@ -262,7 +300,10 @@ int gw_tls_new(struct gw_tls **out, struct gw_tls_global *g, const struct gw_con
     mbedtls_ssl_conf_renegotiation(&t->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 #endif
 #if defined(MBEDTLS_SSL_SESSION_TICKETS)
-    if (g->ticket_ready)
+    if (g->ticket_file)
+        mbedtls_ssl_conf_session_tickets_cb(&t->conf, gw_ticket_write, gw_ticket_parse,
+                                            g->ticket_file);
+    else if (g->ticket_ready)
         mbedtls_ssl_conf_session_tickets_cb(&t->conf, mbedtls_ssl_ticket_write,
                                             mbedtls_ssl_ticket_parse, &g->ticket);
 #endif

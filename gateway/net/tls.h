@@ -2,7 +2,8 @@
  * tls.h - the gateway's mbedTLS server configuration.
  *
  * struct gw_tls_global lives as long as the process: the RNG and the session
- * ticket keys (so tickets survive a reload).  struct gw_tls is one loaded
+ * ticket keys (so tickets survive a reload; with [tls] ticket_key_file
+ * they come from a file and survive a restart too, ticket.h).  struct gw_tls is one loaded
  * set of certificate, key and agent CA(s) with its mbedtls_ssl_config; a
  * reload builds a new one for new connections while live connections keep
  * a reference to the one they started with.
@@ -30,6 +31,15 @@ struct gw_tls;
 int gw_tls_global_new(struct gw_tls_global **out, const struct gw_config *cfg, char *err,
                       size_t errlen);
 void gw_tls_global_free(struct gw_tls_global *g);
+
+/* With [tls] ticket_key_file: re-reads the key file when it changed and
+ * rotates it when its current key is due (ticket.h); *changed says whether
+ * the keys in use changed.  Without one: nothing.  Returns 0 or a GW_E*
+ * code with the reason in err (the keys in use are kept). */
+int gw_tls_global_refresh_tickets(struct gw_tls_global *g, int *changed, char *err,
+                                  size_t errlen);
+/* The key-file context, or NULL when the keys are in memory only. */
+struct gw_ticket *gw_tls_global_ticket_keys(struct gw_tls_global *g);
 
 /* Loads cert, key and CA from |cfg| and builds a server configuration.
  * Returns 0 or a GW_E* code (GW_ETLS, GW_ECONFIG for tls.ciphersuites,

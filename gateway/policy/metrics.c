@@ -136,6 +136,20 @@ int gw_metrics_render(const struct gw_metrics *m, struct pa_buf *out)
     counter(&o, "panelgate_sink_batches_total", "Group commits attempted.", k->batches);
     counter(&o, "panelgate_sink_batch_failures_total", "Group commits that failed.",
             k->batch_failures);
+    /* a histogram: cumulative buckets by the powers of two of stats.h */
+    family(&o, "panelgate_sink_batch_frames", "histogram",
+           "Items (frames, activity rows) per group commit handed to storage "
+           "([storage] batch_max_frames, commit_delay_ms).");
+    uint64_t cum = 0;
+    for (unsigned i = 0; i < GW_SINK_BATCH_BUCKETS; i++) {
+        cum += k->batch_items[i];
+        if (i < GW_SINK_BATCH_BUCKETS - 1)
+            put(&o, "panelgate_sink_batch_frames_bucket{le=\"%u\"} %" PRIu64 "\n", 1u << i, cum);
+        else
+            put(&o, "panelgate_sink_batch_frames_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+    }
+    put(&o, "panelgate_sink_batch_frames_sum %" PRIu64 "\n", k->batch_items_sum);
+    put(&o, "panelgate_sink_batch_frames_count %" PRIu64 "\n", cum);
     counter(&o, "panelgate_sink_frames_stored_total", "Frames committed.", k->frames_stored);
     counter(&o, "panelgate_sink_frames_duplicate_total",
             "Frames the sink found stored already.", k->frames_duplicate);

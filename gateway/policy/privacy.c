@@ -220,10 +220,17 @@ static bool lookup(const MMDB_s *db, int fam, const uint8_t a[16], MMDB_entry_s 
     return r.found_entry;
 }
 
-static bool iso_code(MMDB_entry_s *e, const char *where, char cc[3], uint32_t *errors)
+/* The paths of the values looked up, for MMDB_aget_value: MMDB_get_value's
+ * varargs go through MMDB_vget_value, which mallocs and frees a copy of
+ * the path on every call (two or three per viewer connection). */
+static const char *const path_country[] = {"country", "iso_code", NULL};
+static const char *const path_registered[] = {"registered_country", "iso_code", NULL};
+static const char *const path_asn[] = {"autonomous_system_number", NULL};
+
+static bool iso_code(MMDB_entry_s *e, const char *const *path, char cc[3], uint32_t *errors)
 {
     MMDB_entry_data_s d;
-    int st = MMDB_get_value(e, &d, where, "iso_code", NULL);
+    int st = MMDB_aget_value(e, &d, path);
 
     if (st != MMDB_SUCCESS) {
         if (st != MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR)
@@ -240,28 +247,58 @@ static bool iso_code(MMDB_entry_s *e, const char *where, char cc[3], uint32_t *e
     return true;
 }
 
+/* What the data records met in one frame gave, by record offset: a frame's
+ * viewers come from a few networks, and one record answers for every
+ * address of its network, so the walk through its map (MMDB_aget_value)
+ * is done once per record, not once per viewer.  It holds offsets into the
+ * databases and what they gave, never an address; it lives on the stack
+ * of one gw_privacy_reduce call.  A read that failed is not kept, so a
+ * corrupt record is counted in lookup_errors for every viewer, as before. */
+#define RECORD_SLOTS 64u
+
+struct record_slot {
+    bool used;
+    uint32_t offset;
+    char cc[3];
+    uint32_t asn;
+};
+
+struct record_cache {
+    struct record_slot slot[N_DB][RECORD_SLOTS];
+};
+
+static struct record_slot *record_slot(struct record_cache *rc, int db, uint32_t offset)
+{
+    return &rc->slot[db][(offset * 2654435761u) >> 26]; /* Fibonacci hash, 6 bits */
+}
+
 static void country_of(const struct gw_geo *g, int fam, const uint8_t a[16], char cc[3],
-                       uint32_t *errors)
+                       uint32_t *errors, struct record_cache *rc)
 {
     MMDB_entry_s e;
 
     memcpy(cc, GW_CC_UNKNOWN, 3);
     if (!lookup(&g->db[DB_COUNTRY], fam, a, &e, errors))
         return;
+    struct record_slot *sl = record_slot(rc, DB_COUNTRY, e.offset);
+    if (sl->used && sl->offset == e.offset) {
+        memcpy(cc, sl->cc, 3);
+        return;
+    }
+    uint32_t errors0 = *errors;
     /* GeoLite2 leaves "country" out for some networks (satellite, anycast)
      * and keeps the registered country */
-    if (!iso_code(&e, "country", cc, errors))
-        iso_code(&e, "registered_country", cc, errors);
+    if (!iso_code(&e, path_country, cc, errors))
+        iso_code(&e, path_registered, cc, errors);
+    if (*errors == errors0)
+        *sl = (struct record_slot){.used = true, .offset = e.offset, .cc = {cc[0], cc[1], cc[2]}};
 }
 
-static uint32_t asn_of(const struct gw_geo *g, int fam, const uint8_t a[16], uint32_t *errors)
+/* The ASN record |e| gives; 0 when none (or on an error, counted). */
+static uint32_t asn_value(MMDB_entry_s *e, uint32_t *errors)
 {
-    MMDB_entry_s e;
     MMDB_entry_data_s d;
-
-    if (!lookup(&g->db[DB_ASN], fam, a, &e, errors))
-        return 0;
-    int st = MMDB_get_value(&e, &d, "autonomous_system_number", NULL);
+    int st = MMDB_aget_value(e, &d, path_asn);
     if (st != MMDB_SUCCESS) {
         if (st != MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR)
             (*errors)++;
@@ -281,15 +318,67 @@ static uint32_t asn_of(const struct gw_geo *g, int fam, const uint8_t a[16], uin
     }
 }
 
+static uint32_t asn_of(const struct gw_geo *g, int fam, const uint8_t a[16], uint32_t *errors,
+                       struct record_cache *rc)
+{
+    MMDB_entry_s e;
+
+    if (!lookup(&g->db[DB_ASN], fam, a, &e, errors))
+        return 0;
+    struct record_slot *sl = record_slot(rc, DB_ASN, e.offset);
+    if (sl->used && sl->offset == e.offset)
+        return sl->asn;
+    uint32_t errors0 = *errors, asn = asn_value(&e, errors);
+    if (*errors == errors0)
+        *sl = (struct record_slot){.used = true, .offset = e.offset, .asn = asn};
+    return asn;
+}
+
 /* ---- reduction ------------------------------------------------------------------ */
 
-static int agg_cmp(const void *pa, const void *pb)
+/* (cc, asn) as one number that orders as memcmp(cc, 2), then asn, do. */
+static uint64_t agg_key(const struct gw_viewer_agg *r)
 {
-    const struct gw_viewer_agg *x = pa, *y = pb;
-    int c = memcmp(x->cc, y->cc, 2);
-    if (c != 0)
-        return c;
-    return x->asn < y->asn ? -1 : x->asn > y->asn;
+    return (uint64_t)(uint8_t)r->cc[0] << 40 | (uint64_t)(uint8_t)r->cc[1] << 32 | r->asn;
+}
+
+static void agg_swap(struct gw_viewer_agg *x, struct gw_viewer_agg *y)
+{
+    struct gw_viewer_agg t = *x;
+    *x = *y;
+    *y = t;
+}
+
+static void sift_down(struct gw_viewer_agg *v, size_t root, size_t n)
+{
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= n)
+            return;
+        if (child + 1 < n && agg_key(&v[child]) < agg_key(&v[child + 1]))
+            child++;
+        if (agg_key(&v[root]) >= agg_key(&v[child]))
+            return;
+        agg_swap(&v[root], &v[child]);
+        root = child;
+    }
+}
+
+/* Sorts by agg_key in place: a heapsort, O(n log n) for any input up to
+ * [frame] max_conns, with no memory of its own (qsort took a malloc per
+ * frame past 1 KiB of records, and an indirect call and a memcmp per
+ * comparison).  Equal keys are merged afterwards, so stability does not
+ * matter. */
+static void sort_aggs(struct gw_viewer_agg *v, size_t n)
+{
+    if (n < 2)
+        return;
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(v, i, n);
+    for (size_t end = n - 1; end > 0; end--) {
+        agg_swap(&v[0], &v[end]);
+        sift_down(v, 0, end);
+    }
 }
 
 static uint64_t sat_add(uint64_t a, uint64_t b)
@@ -310,6 +399,9 @@ int gw_privacy_reduce(const struct gw_geo *geo, const struct pa_conn *conns, uin
     v = pa_arena_calloc(a, n_conns, sizeof *v);
     if (!v)
         return GW_ENOMEM;
+    struct record_cache rc;
+    if (by_country || by_asn)
+        memset(&rc, 0, sizeof rc);
     for (uint32_t i = 0; i < n_conns; i++) {
         uint8_t addr[16];
         int fam = normalize(&conns[i].ip, addr);
@@ -319,20 +411,20 @@ int gw_privacy_reduce(const struct gw_geo *geo, const struct pa_conn *conns, uin
             memcpy(r->cc, GW_CC_PRIVATE, 3);
         } else {
             if (by_country)
-                country_of(geo, fam, addr, r->cc, &out->lookup_errors);
+                country_of(geo, fam, addr, r->cc, &out->lookup_errors, &rc);
             else
                 memcpy(r->cc, GW_CC_NONE, 3);
             if (by_asn)
-                r->asn = asn_of(geo, fam, addr, &out->lookup_errors);
+                r->asn = asn_of(geo, fam, addr, &out->lookup_errors, &rc);
         }
         explicit_bzero(addr, sizeof addr);
         r->conns = 1;
         r->bytes_in = conns[i].bytes_in;
         r->bytes_out = conns[i].bytes_out;
     }
-    qsort(v, n_conns, sizeof *v, agg_cmp);
+    sort_aggs(v, n_conns);
     for (uint32_t i = 0; i < n_conns; i++) {
-        if (n > 0 && agg_cmp(&v[n - 1], &v[i]) == 0) {
+        if (n > 0 && agg_key(&v[n - 1]) == agg_key(&v[i])) {
             struct gw_viewer_agg *m = &v[n - 1];
             m->conns++;
             m->bytes_in = sat_add(m->bytes_in, v[i].bytes_in);
@@ -359,10 +451,23 @@ static int pack_str(msgpack_packer *pk, const char *s)
     return msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, s, n);
 }
 
-static int pack_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
+/* A key, a string literal shorter than 32 bytes: the fixstr msgpack-c
+ * would write, in one append and without a strlen. */
+static int pack_keyn(struct pa_buf *out, const char *k, size_t n)
 {
-    return pack_str(pk, k) || msgpack_pack_uint64(pk, v);
+    uint8_t b[32];
+
+    b[0] = (uint8_t)(0xa0u | n);
+    memcpy(b + 1, k, n);
+    return pa_buf_append(out, b, n + 1);
 }
+
+#define pack_key(out, k) pack_keyn((out), "" k, sizeof(k) - 1)
+
+/* The most bytes one record of "viewers" takes: a fixmap of 5, the keys
+ * (3 + 4 + 6 + 3 + 4 bytes), cc (a fixstr of 2), a uint32 and three
+ * uint64. */
+#define VIEWER_MAX_BYTES (1 + 20 + 3 + 5 + 3 * 9)
 
 int gw_privacy_encode(const struct pa_frame *f, const struct gw_viewers *v, struct pa_buf *out)
 {
@@ -383,12 +488,17 @@ int gw_privacy_encode(const struct pa_frame *f, const struct gw_viewers *v, stru
     }
     (*hdr)++;
     msgpack_packer_init(&pk, out, write_cb);
-    bad |= pack_str(&pk, "viewers") || msgpack_pack_array(&pk, v->n);
+    /* one allocation for the whole array rather than doublings: v->n is
+     * at most [frame] max_conns */
+    bad |= pa_buf_reserve(out, 16 + (size_t)v->n * VIEWER_MAX_BYTES) != 0;
+    bad |= bad || pack_key(out, "viewers") || msgpack_pack_array(&pk, v->n);
     for (uint32_t i = 0; i < v->n && !bad; i++) {
         const struct gw_viewer_agg *g = &v->aggs[i];
-        bad |= msgpack_pack_map(&pk, 5) || pack_str(&pk, "cc") || pack_str(&pk, g->cc) ||
-               pack_kv_u64(&pk, "asn", g->asn) || pack_kv_u64(&pk, "conns", g->conns) ||
-               pack_kv_u64(&pk, "in", g->bytes_in) || pack_kv_u64(&pk, "out", g->bytes_out);
+        bad |= msgpack_pack_map(&pk, 5) || pack_key(out, "cc") || pack_str(&pk, g->cc) ||
+               pack_key(out, "asn") || msgpack_pack_uint64(&pk, g->asn) ||
+               pack_key(out, "conns") || msgpack_pack_uint64(&pk, g->conns) ||
+               pack_key(out, "in") || msgpack_pack_uint64(&pk, g->bytes_in) ||
+               pack_key(out, "out") || msgpack_pack_uint64(&pk, g->bytes_out);
     }
     if (bad) {
         out->len = len0;

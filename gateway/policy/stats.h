@@ -51,10 +51,26 @@ static inline void gw_stats_count_status(struct gw_stats *st, int status)
     st->responses[i]++;
 }
 
+/* Items per batch handed to the backend (panelgate_sink_batch_frames):
+ * slot i < GW_SINK_BATCH_BUCKETS - 1 counts the batches of at most 2^i
+ * items (and more than 2^(i-1)), the last one those of more than 1024. */
+#define GW_SINK_BATCH_BUCKETS 12
+
+static inline unsigned gw_sink_batch_bucket(size_t n)
+{
+    unsigned i = 0;
+    while (i < GW_SINK_BATCH_BUCKETS - 1 && ((size_t)1 << i) < n)
+        i++;
+    return i;
+}
+
 /* Counters and state for metrics and health (a consistent snapshot). */
 struct gw_sink_stats {
     uint64_t batches;          /* write_batch calls */
     uint64_t batch_failures;   /* ... that failed */
+    uint64_t batch_items[GW_SINK_BATCH_BUCKETS]; /* write_batch calls by
+                                  their item count (gw_sink_batch_bucket) */
+    uint64_t batch_items_sum;  /* items in them */
     uint64_t items_stored;     /* items completed GW_SINK_STORED (frames,
                                   activity rows, purges) */
     uint64_t frames_stored;    /* frames among them */

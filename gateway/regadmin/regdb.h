@@ -161,6 +161,19 @@ int gw_regdb_purge_step(sqlite3 *db, int64_t cutoff_ms, unsigned limit,
 int gw_regdb_purge_paths(sqlite3 *db, int64_t cutoff_ms, struct gw_regdb_purge_rec *rec,
                          int64_t *deleted, char *err, size_t errlen);
 
+/* The chunks of a purge: gw_regdb_purge_step with |chunk| rows (0 =
+ * GW_REGDB_PURGE_CHUNK) until a chunk deletes fewer, each its own
+ * transaction with |rec|'s row; |rec|'s counters say what is committed,
+ * also after an error.  The stream paths are left to the caller. */
+int gw_regdb_purge_frames(sqlite3 *db, int64_t cutoff_ms, unsigned chunk,
+                          struct gw_regdb_purge_rec *rec, char *err, size_t errlen);
+
+/* A whole purge of |rec|: gw_regdb_purge_frames, then (only when every
+ * chunk succeeded) gw_regdb_purge_paths.  What the gateway's retention,
+ * the store's and gw_regdb_purge run. */
+int gw_regdb_purge_run(sqlite3 *db, int64_t cutoff_ms, unsigned chunk,
+                       struct gw_regdb_purge_rec *rec, char *err, size_t errlen);
+
 /* Deletes every frame received before |cutoff_ms| (gateway clock, ms), in
  * chunks of |chunk| rows per transaction (0 = GW_REGDB_PURGE_CHUNK) so a
  * big purge never holds the write lock long, then the stream paths; records

@@ -206,12 +206,39 @@ out:
     return rv;
 }
 
+int gw_regdb_purge_frames(sqlite3 *db, int64_t cutoff_ms, unsigned chunk,
+                          struct gw_regdb_purge_rec *rec, char *err, size_t errlen)
+{
+    int64_t n = 0;
+    int rv;
+
+    if (chunk == 0)
+        chunk = GW_REGDB_PURGE_CHUNK;
+    /* each chunk commits its count with it: what was deleted stays
+     * deleted and counted, even when the next chunk never comes */
+    do {
+        if ((rv = gw_regdb_purge_step(db, cutoff_ms, chunk, rec, &n, err, errlen)) != 0)
+            return rv;
+    } while (n == (int64_t)chunk);
+    return 0;
+}
+
+int gw_regdb_purge_run(sqlite3 *db, int64_t cutoff_ms, unsigned chunk,
+                       struct gw_regdb_purge_rec *rec, char *err, size_t errlen)
+{
+    int64_t paths = 0;
+    int rv = gw_regdb_purge_frames(db, cutoff_ms, chunk, rec, err, errlen);
+    /* paths only once every old sample is gone */
+    if (rv == 0)
+        rv = gw_regdb_purge_paths(db, cutoff_ms, rec, &paths, err, errlen);
+    return rv;
+}
+
 int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *actor,
                    int64_t now, int64_t *n_deleted, char *err, size_t errlen)
 {
     struct gw_regdb_purge_rec rec = {.actor = actor, .at = now, .always = 1};
     int rv;
-    int64_t n, paths;
 
     if (n_deleted != NULL)
         *n_deleted = 0;
@@ -225,17 +252,7 @@ int gw_regdb_purge(sqlite3 *db, int64_t cutoff_ms, unsigned chunk, const char *a
     }
     if ((rv = frames_exist(db, err, errlen)) != 0)
         return rv;
-    if (chunk == 0)
-        chunk = GW_REGDB_PURGE_CHUNK;
-    /* each chunk commits its count with it: what was deleted stays
-     * deleted and counted, even when the next chunk never comes */
-    do {
-        if ((rv = gw_regdb_purge_step(db, cutoff_ms, chunk, &rec, &n, err, errlen)) != 0)
-            break;
-    } while (n == (int64_t)chunk);
-    /* paths only once every old sample is gone */
-    if (rv == 0)
-        rv = gw_regdb_purge_paths(db, cutoff_ms, &rec, &paths, err, errlen);
+    rv = gw_regdb_purge_run(db, cutoff_ms, chunk, &rec, err, errlen);
     if (n_deleted != NULL)
         *n_deleted = rec.frames;
     return rv;

@@ -21,6 +21,16 @@
  * once; nothing here blocks the loop except gw_sink_free, which drains.
  * Group commit falls out of the loop: while one batch is being written the
  * next one accumulates, and the writer takes up to batch_max_frames of it.
+ * At fleet rates that is not enough: frames trickle in one at a time and
+ * each commit (an fsync) carries two or three.  commit_delay_ms lets the
+ * writer, woken with fewer than batch_max_frames items queued, wait up to
+ * that long (on the monotonic clock, on s->cv) for more before it begins
+ * the transaction.  It does not wait once the queue holds a whole batch,
+ * once a submit was refused for a full queue (by bytes: large frames), nor
+ * once the sink is stopping or has a drain deadline: a drain's last
+ * frames are committed at once.  While it waits, gw_sink_submit signals
+ * it only when the batch is full, so a frame arriving in the delay costs
+ * no wake-up of the writer.
  * A failed batch is not retried here: its items complete GW_SINK_FAILED
  * (the gateway answers 503 and the agent resends with the same seq).  An
  * item the backend rejected alone (GW_SINK_REJECTED) does not fail its
@@ -65,6 +75,7 @@ struct gw_sink {
     size_t max_frames;
     size_t max_bytes;
     uint32_t check_ms;           /* file_check_interval_ms; 0 = before batches only */
+    uint32_t delay_ms;           /* commit_delay_ms; 0 = begin at once */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;           /* writer waits for work or stop */
@@ -83,6 +94,9 @@ struct gw_sink {
     int check_failing;           /* the outage is the file check's */
     int replaced_seen;           /* the loop has handled st.files_replaced */
     int check_now;               /* ... so check again without waiting */
+    int gathering;               /* the writer waits out commit_delay_ms */
+    int gather_cut;              /* a submit found the queue full since the
+                                    writer last took a batch: do not wait */
     struct gw_sink_stats st;     /* counters; st.failing mirrors failing */
     /* --- loop thread only --- */
     int reported_failing;        /* the state last passed to state_fn */
@@ -100,6 +114,16 @@ static _Thread_local unsigned tl_reopened;
 void gw_sink_note_error(const char *why)
 {
     snprintf(tl_reason, sizeof tl_reason, "%s", why ? why : "");
+}
+
+void gw_sink_log_retention(int rv, const char *err, int64_t frames, int64_t paths)
+{
+    if (rv != 0)
+        gw_log(GW_LOG_WARN, NULL, "purge_failed", "retention purge stopped after %lld frames: %s",
+               (long long)frames, err);
+    else if (frames > 0 || paths > 0)
+        gw_log(GW_LOG_INFO, NULL, "purged", "retention removed %lld frames and %lld stream paths",
+               (long long)frames, (long long)paths);
 }
 
 void gw_sink_note_replaced(void)
@@ -121,31 +145,31 @@ static int64_t wall_ms(void)
 
 /* ---------------------------------------------------------------- items */
 
+/* One block: the item, then its body, then the reported name, so a frame
+ * costs the loop one allocation here rather than three. */
 struct gw_sink_item *gw_sink_item_new(const char *reported_name, const uint8_t *body, size_t len)
 {
-    struct gw_sink_item *it = gw_calloc(1, sizeof *it);
-    if (it == NULL)
-        return NULL;
-    it->status = GW_SINK_FAILED;
-    if (reported_name != NULL) {
-        size_t n = strlen(reported_name);
-        it->reported_name = gw_malloc(n + 1);
-        if (it->reported_name == NULL)
-            goto fail;
-        memcpy(it->reported_name, reported_name, n + 1);
-    }
+    size_t name_len = reported_name != NULL ? strlen(reported_name) + 1 : 0;
     /* Never NULL, even when empty, so a backend can tell "no body" from
      * "empty body" without special cases. */
-    it->body = gw_malloc(len ? len : 1);
-    if (it->body == NULL)
-        goto fail;
+    size_t body_cap = len ? len : 1;
+
+    if (body_cap > SIZE_MAX - sizeof(struct gw_sink_item) - name_len)
+        return NULL;
+    struct gw_sink_item *it = gw_malloc(sizeof *it + body_cap + name_len);
+    if (it == NULL)
+        return NULL;
+    memset(it, 0, sizeof *it);
+    it->status = GW_SINK_FAILED;
+    it->body = (uint8_t *)(it + 1);
     if (len)
         memcpy(it->body, body, len);
     it->body_len = len;
+    if (reported_name != NULL) {
+        it->reported_name = (char *)it->body + body_cap;
+        memcpy(it->reported_name, reported_name, name_len);
+    }
     return it;
-fail:
-    gw_sink_item_free(it);
-    return NULL;
 }
 
 struct gw_sink_item *gw_sink_activity_new(const char *action, int64_t server_id,
@@ -153,13 +177,12 @@ struct gw_sink_item *gw_sink_activity_new(const char *action, int64_t server_id,
                                           int64_t at_ms)
 {
     const char *d = details ? details : "{}";
-    struct gw_sink_item *it = gw_sink_item_new(NULL, (const uint8_t *)d, strlen(d));
+    /* the name takes the block's name slot: a row reports no hostname */
+    struct gw_sink_item *it = gw_sink_item_new(server, (const uint8_t *)d, strlen(d));
     if (it == NULL)
         return NULL;
-    if (server != NULL && (it->server_name = gw_strdup(server)) == NULL) {
-        gw_sink_item_free(it);
-        return NULL;
-    }
+    it->server_name = it->reported_name;
+    it->reported_name = NULL;
     it->kind = GW_SINK_ACTIVITY;
     it->action = action;
     it->server_id = server_id;
@@ -183,11 +206,8 @@ void gw_sink_item_free(struct gw_sink_item *it)
 {
     if (it == NULL)
         return;
-    gw_free(it->reported_name);
-    gw_free(it->server_name);
-    gw_free(it->body);
     gw_free(it->samples);
-    gw_free(it);
+    gw_free(it); /* with its body and name */
 }
 
 /* Runs the done callbacks of |list| and frees the items (calling thread). */
@@ -333,6 +353,29 @@ static void wait_work(struct gw_sink *s)
     }
 }
 
+/* Writer, mu held, with items queued: waits up to commit_delay_ms for
+ * the queue to hold a whole batch (see the top).  s->frames counts the
+ * queue alone here: no batch is being written. */
+static void gather(struct gw_sink *s)
+{
+    struct timespec until;
+    if (s->delay_ms == 0)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += s->delay_ms / 1000;
+    until.tv_nsec += (long)(s->delay_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    s->gathering = 1;
+    while (s->frames < s->batch_max && !s->gather_cut && !s->stopping && s->deadline_ms == 0) {
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0)
+            break; /* ETIMEDOUT: the delay is over */
+    }
+    s->gathering = 0;
+}
+
 static void *writer_main(void *arg)
 {
     struct gw_sink *s = arg;
@@ -342,6 +385,7 @@ static void *writer_main(void *arg)
         wait_work(s);
         if (s->q_head == NULL)
             break; /* stopping and drained */
+        gather(s);
 
         /* Take up to batch_max items; they stay counted in frames/bytes
          * (pending) until they reach the done list. */
@@ -356,6 +400,7 @@ static void *writer_main(void *arg)
         }
         if (s->q_head == NULL)
             s->q_tail = NULL;
+        s->gather_cut = 0;
         pthread_mutex_unlock(&s->mu);
 
         for (size_t i = 0; i < n; i++)
@@ -365,6 +410,7 @@ static void *writer_main(void *arg)
         int abandon = s->abandon;
         pthread_mutex_unlock(&s->mu);
         int rc = 0;
+        int wrote = 0;
         if (abandon) {
             /* the stop deadline passed: what is left fails unwritten (its
              * agents got no answer and resend it with the same seq) */
@@ -378,6 +424,7 @@ static void *writer_main(void *arg)
         if (rc == 0 && !abandon) {
             tl_reason[0] = '\0';
             rc = s->ops->write_batch(s->state, s->batch, n);
+            wrote = 1;
         }
         const char *why = tl_reason[0] ? tl_reason : NULL;
         if (rc != 0) {
@@ -389,6 +436,10 @@ static void *writer_main(void *arg)
         s->st.batches++;
         if (rc != 0)
             s->st.batch_failures++;
+        if (wrote) {
+            s->st.batch_items[gw_sink_batch_bucket(n)]++;
+            s->st.batch_items_sum += n;
+        }
         set_outcome(s, rc, 0, why);
         for (size_t i = 0; i < n; i++) {
             struct gw_sink_item *it = s->batch[i];
@@ -456,6 +507,7 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
     if (s->batch_max > s->max_frames)
         s->batch_max = s->max_frames;
     s->check_ms = cfg->file_check_interval_ms;
+    s->delay_ms = cfg->commit_delay_ms;
 
     s->batch = gw_calloc(s->batch_max, sizeof *s->batch);
     if (s->batch == NULL) {
@@ -529,6 +581,9 @@ int gw_sink_submit(struct gw_sink *s, struct gw_sink_item *it)
         return GW_EINVAL;
     pthread_mutex_lock(&s->mu);
     if (s->stopping || s->frames >= s->max_frames || it->body_len > s->max_bytes - s->bytes) {
+        s->gather_cut = 1; /* full: no point waiting for more */
+        if (s->gathering)
+            pthread_cond_signal(&s->cv);
         pthread_mutex_unlock(&s->mu);
         return GW_EFULL;
     }
@@ -541,7 +596,9 @@ int gw_sink_submit(struct gw_sink *s, struct gw_sink_item *it)
     s->q_tail = it;
     s->frames++;
     s->bytes += it->body_len;
-    pthread_cond_signal(&s->cv);
+    /* a writer gathering a batch wants to hear only that it is full */
+    if (!s->gathering || s->frames >= s->batch_max)
+        pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
@@ -648,5 +705,6 @@ void gw_sink_set_deadline(struct gw_sink *s, int64_t deadline_mono_ms)
         return;
     pthread_mutex_lock(&s->mu);
     s->deadline_ms = deadline_mono_ms != 0 ? deadline_mono_ms : 1;
+    pthread_cond_signal(&s->cv); /* a drain ends commit_delay_ms at once */
     pthread_mutex_unlock(&s->mu);
 }

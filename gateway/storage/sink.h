@@ -4,8 +4,9 @@
  *
  * The event loop submits items and never waits: a full queue is refused at
  * once (the caller answers 503).  The writer thread takes whatever is queued
- * (up to batch_max_frames), hands it to the backend's write_batch as one
- * group commit, and posts the items back; their done callbacks run on the
+ * (up to batch_max_frames; with fewer, after waiting up to commit_delay_ms
+ * for more), hands it to the backend's write_batch as one group commit,
+ * and posts the items back; their done callbacks run on the
  * event loop thread, after which the sink frees each item.
  */
 #ifndef GW_SINK_H
@@ -51,14 +52,17 @@ struct gw_sink_item {
     enum gw_sink_kind kind;
     const char *action;      /* GW_SINK_ACTIVITY: a static string */
     int64_t server_id;       /* ACTIVITY: 0 = no server */
-    char *server_name;       /* heap; ACTIVITY: the server's registered name,
-                                or NULL (unknown, or no server) */
+    char *server_name;       /* in the item's block; ACTIVITY: the server's
+                                registered name, or NULL (unknown, or no
+                                server) */
     uint64_t seq;
     uint64_t ts_ms;          /* the frame's own timestamp */
     int64_t received_ms;     /* gateway clock at receipt (ACTIVITY: when) */
-    char *reported_name;     /* heap; the hostname the frame reports */
-    uint8_t *body;           /* heap; the frame minus viewer IPs (msgpack);
-                                ACTIVITY: the details, JSON text */
+    char *reported_name;     /* in the item's block (gw_sink_item_new); the
+                                hostname the frame reports */
+    uint8_t *body;           /* in the item's block; the frame minus viewer
+                                IPs (msgpack); ACTIVITY: the details, JSON
+                                text */
     size_t body_len;
     struct gw_samples *samples; /* heap, one block (samples.h), or NULL:
                                    the derived rows of a FRAME; freed with
@@ -111,6 +115,12 @@ void gw_sink_note_error(const char *why);
 void gw_sink_note_replaced(void);
 void gw_sink_note_reopened(void);
 
+/* Logs how a retention purge ended (gw_regdb_purge_run's return |rv|,
+ * its reason |err|, the frames and stream paths it removed): "purge_failed"
+ * or, when it removed anything, "purged".  The gateway's SQLite backend
+ * and panelgate-store log their retention with it. */
+void gw_sink_log_retention(int rv, const char *err, int64_t frames, int64_t paths);
+
 extern const struct gw_sink_ops gw_sink_sqlite_ops;
 /* [storage] storage_engine = jetstream (sink_jetstream.c): frames to the
  * stream, everything else to gw_sink_sqlite_ops on the same config. */
@@ -124,7 +134,8 @@ struct gw_sink;
 int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_sink_ops *ops,
                 const struct gw_config *cfg, char *err, size_t errlen);
 
-/* Allocates an item with copies of name and body; NULL on OOM. */
+/* Allocates an item with copies of name and body, all one block that
+ * gw_sink_item_free frees; NULL on OOM. */
 struct gw_sink_item *gw_sink_item_new(const char *reported_name, const uint8_t *body, size_t len);
 
 /* An activity row by actor "gateway": |action| static, |server| (the

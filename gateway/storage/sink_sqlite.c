@@ -94,6 +94,9 @@ struct sq {
     char *registry_path; /* NULL: the registry shares the file */
     int sync_normal;
     int busy_ms;
+    int64_t cache_kib;   /* PRAGMA cache_size = -cache_kib (config.h) */
+    int64_t mmap_bytes;  /* PRAGMA mmap_size */
+    uint32_t autockpt;   /* PRAGMA wal_autocheckpoint (pages) */
     int samples;
     int check_registry; /* 0: cfg->no_registry_check (panelgate-store) */
     struct file_id ids[F_N];
@@ -329,6 +332,15 @@ static int open_db(struct sq *q, int create, char *err, size_t errlen)
         goto fail;
     if (exec(q, "PRAGMA foreign_keys=ON", path, err, errlen) != 0)
         goto fail;
+    {
+        /* SQLite's defaults unless bench_sink measures others */
+        char sql[128];
+        snprintf(sql, sizeof sql,
+                 "PRAGMA cache_size=-%lld; PRAGMA mmap_size=%lld; PRAGMA wal_autocheckpoint=%u",
+                 (long long)q->cache_kib, (long long)q->mmap_bytes, q->autockpt);
+        if (exec(q, sql, path, err, errlen) != 0)
+            goto fail;
+    }
     /* The registry shares the file unless registry_path names another. */
     if (q->registry_path == NULL) {
         char rerr[256];
@@ -426,6 +438,10 @@ static int sq_open(void **state, const struct gw_config *cfg, char *err, size_t 
         q->registry_path = gw_strdup(cfg->registry_path);
     q->sync_normal = cfg->sqlite_synchronous == GW_SYNC_NORMAL;
     q->busy_ms = (int)(cfg->busy_timeout_ms > 600000 ? 600000 : cfg->busy_timeout_ms);
+    /* 0 (a zeroed config) is SQLite's default */
+    q->cache_kib = cfg->sqlite_cache_size >= 1024 ? (int64_t)(cfg->sqlite_cache_size / 1024) : 2000;
+    q->mmap_bytes = (int64_t)cfg->sqlite_mmap_size;
+    q->autockpt = cfg->sqlite_wal_autocheckpoint ? cfg->sqlite_wal_autocheckpoint : 1000;
     q->samples = cfg->store_samples;
     q->check_registry = !cfg->no_registry_check;
     if (q->path == NULL || (cfg->registry_path != NULL && strcmp(cfg->registry_path, path) != 0 &&
@@ -736,24 +752,9 @@ static void purge_one(struct sq *q, struct gw_sink_item *it)
     char err[256];
     struct gw_regdb_purge_rec rec = {
         .table = q->activity_table, .actor = "gateway", .at = it->received_ms / 1000};
-    int64_t cutoff = (int64_t)it->ts_ms, n = 0, paths = 0;
-    int rv;
+    int rv = gw_regdb_purge_run(q->db, (int64_t)it->ts_ms, 0, &rec, err, sizeof err);
 
-    do {
-        rv = gw_regdb_purge_step(q->db, cutoff, GW_REGDB_PURGE_CHUNK, &rec, &n, err,
-                                 sizeof err);
-        if (rv != 0)
-            break;
-    } while (n == GW_REGDB_PURGE_CHUNK);
-    /* stream paths only once every old sample is gone */
-    if (rv == 0)
-        rv = gw_regdb_purge_paths(q->db, cutoff, &rec, &paths, err, sizeof err);
-    if (rv != 0)
-        gw_log(GW_LOG_WARN, NULL, "purge_failed", "retention purge stopped after %lld frames: %s",
-               (long long)rec.frames, err);
-    else if (rec.frames > 0 || rec.paths > 0)
-        gw_log(GW_LOG_INFO, NULL, "purged", "retention removed %lld frames and %lld stream paths",
-               (long long)rec.frames, (long long)rec.paths);
+    gw_sink_log_retention(rv, err, rec.frames, rec.paths);
     it->status = rv == 0 ? GW_SINK_STORED : GW_SINK_FAILED;
 }
 

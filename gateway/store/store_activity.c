@@ -21,6 +21,7 @@
 #include "js_msg.h"
 #include "log.h"
 #include "regdb.h"
+#include "sink.h"
 #include "store.h"
 
 /* How long a missing stream or a failing subscription waits before the
@@ -176,36 +177,12 @@ out:
 
 /* ---- purges ---- */
 
-/* The chunks of a purge (each its own transaction, with |rec|'s row);
- * the stream paths are the caller's last step. */
-static int purge_chunks(struct gw_storeact *a, int64_t cutoff_ms, struct gw_regdb_purge_rec *rec,
-                        char *err, size_t errlen)
-{
-    int64_t n = 0;
-    int rv;
-    do {
-        if ((rv = gw_regdb_purge_step(a->db, cutoff_ms, GW_REGDB_PURGE_CHUNK, rec, &n, err,
-                                      errlen)) != 0)
-            return rv;
-    } while (n == GW_REGDB_PURGE_CHUNK);
-    return 0;
-}
-
 void gw_storeact_retention(struct gw_storeact *a, int64_t cutoff_ms)
 {
     char err[256];
     struct gw_regdb_purge_rec rec = {.actor = "panelgate-store", .at = gw_now_ms() / 1000};
-    int64_t paths = 0;
-    int rv = purge_chunks(a, cutoff_ms, &rec, err, sizeof err);
-    /* stream paths only once every old sample is gone */
-    if (rv == 0)
-        rv = gw_regdb_purge_paths(a->db, cutoff_ms, &rec, &paths, err, sizeof err);
-    if (rv != 0)
-        gw_log(GW_LOG_WARN, NULL, "purge_failed", "retention purge stopped after %lld frames: %s",
-               (long long)rec.frames, err);
-    else if (rec.frames > 0 || rec.paths > 0)
-        gw_log(GW_LOG_INFO, NULL, "purged", "retention removed %lld frames and %lld stream paths",
-               (long long)rec.frames, (long long)rec.paths);
+    int rv = gw_regdb_purge_run(a->db, cutoff_ms, 0, &rec, err, sizeof err);
+    gw_sink_log_retention(rv, err, rec.frames, rec.paths);
 }
 
 /* ---- one row ---- */
@@ -334,7 +311,7 @@ static int apply_purge(struct gw_storeact *a, uint64_t seq, int64_t cutoff_ms, c
     }
     /* a purge cut short is run again from the start: deleting what is
      * older than a time twice deletes nothing more */
-    if ((rv = purge_chunks(a, cutoff_ms, &rec, err, errlen)) != 0)
+    if ((rv = gw_regdb_purge_frames(a->db, cutoff_ms, 0, &rec, err, errlen)) != 0)
         goto out;
     /* the last step: the paths, the purge's row completed and the
      * position, in one commit */

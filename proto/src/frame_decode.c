@@ -285,10 +285,15 @@ static int want_ip(struct dec *d, struct pa_ip *ip)
 
 /* ---- maps of the schema ---------------------------------------------- */
 
+/* A key of a schema map; len is strlen(name), computed once by FIELD
+ * rather than on every comparison. */
 struct field {
     const char *name;
+    uint32_t len;
     bool required;
 };
+
+#define FIELD(name, required) {name, sizeof(name) - 1, required}
 
 struct schema;
 typedef int (*field_fn)(struct dec *d, unsigned field, void *obj);
@@ -319,9 +324,13 @@ static int check_key_len(struct dec *d, const struct mp_tok *k)
 
 static unsigned lookup(const struct schema *s, const struct mp_tok *k)
 {
+    uint32_t len = k->v.s.len;
+    const uint8_t *p = k->v.s.p;
+
     for (unsigned i = 0; i < s->n; i++) {
-        const char *name = s->fields[i].name;
-        if (strlen(name) == k->v.s.len && memcmp(name, k->v.s.p, k->v.s.len) == 0)
+        const struct field *f = &s->fields[i];
+        /* no key of the schema is empty: p[0] is there when lengths match */
+        if (f->len == len && (uint8_t)f->name[0] == p[0] && memcmp(f->name, p, len) == 0)
             return i;
     }
     return s->n;
@@ -577,7 +586,8 @@ static int decode_cval(struct dec *d, struct pa_cval *out, bool map_only)
 /* ---- the schema ---------------------------------------------------------- */
 
 static const struct field stream_fields[] = {
-    {"name", true}, {"viewers", true}, {"bitrate", true}, {"in", true}, {"out", true},
+    FIELD("name", true), FIELD("viewers", true), FIELD("bitrate", true),
+    FIELD("in", true),   FIELD("out", true),
 };
 
 static int stream_field(struct dec *d, unsigned f, void *obj)
@@ -599,7 +609,7 @@ static int stream_field(struct dec *d, unsigned f, void *obj)
 
 static const struct schema stream_schema = {stream_fields, 5, stream_field};
 
-static const struct field instance_fields[] = {{"name", true}, {"streams", false}};
+static const struct field instance_fields[] = {FIELD("name", true), FIELD("streams", false)};
 
 static int instance_field(struct dec *d, unsigned f, void *obj)
 {
@@ -612,7 +622,7 @@ static int instance_field(struct dec *d, unsigned f, void *obj)
 
 static const struct schema instance_schema = {instance_fields, 2, instance_field};
 
-static const struct field app_fields[] = {{"name", true}, {"instances", false}};
+static const struct field app_fields[] = {FIELD("name", true), FIELD("instances", false)};
 
 static int app_field(struct dec *d, unsigned f, void *obj)
 {
@@ -626,7 +636,7 @@ static int app_field(struct dec *d, unsigned f, void *obj)
 
 static const struct schema app_schema = {app_fields, 2, app_field};
 
-static const struct field vhost_fields[] = {{"name", true}, {"apps", false}};
+static const struct field vhost_fields[] = {FIELD("name", true), FIELD("apps", false)};
 
 static int vhost_field(struct dec *d, unsigned f, void *obj)
 {
@@ -639,7 +649,9 @@ static int vhost_field(struct dec *d, unsigned f, void *obj)
 
 static const struct schema vhost_schema = {vhost_fields, 2, vhost_field};
 
-static const struct field conn_fields[] = {{"ip", true}, {"in", true}, {"out", true}};
+static const struct field conn_fields[] = {
+    FIELD("ip", true), FIELD("in", true), FIELD("out", true),
+};
 
 static int conn_field(struct dec *d, unsigned f, void *obj)
 {
@@ -652,7 +664,7 @@ static int conn_field(struct dec *d, unsigned f, void *obj)
 static const struct schema conn_schema = {conn_fields, 3, conn_field};
 
 static const struct field server_fields[] = {
-    {"name", true}, {"ips", false}, {"kind", true}, {"version", true},
+    FIELD("name", true), FIELD("ips", false), FIELD("kind", true), FIELD("version", true),
 };
 
 static int server_ips(struct dec *d, struct pa_frame *f)
@@ -708,7 +720,7 @@ static int server_field(struct dec *d, unsigned field, void *obj)
 static const struct schema server_schema = {server_fields, 4, server_field};
 
 static const struct field load_fields[] = {
-    {"cpu", true}, {"ram_used", true}, {"ram_total", true},
+    FIELD("cpu", true), FIELD("ram_used", true), FIELD("ram_total", true),
 };
 
 static int load_field(struct dec *d, unsigned field, void *obj)
@@ -737,7 +749,7 @@ static int load_field(struct dec *d, unsigned field, void *obj)
 static const struct schema load_schema = {load_fields, 3, load_field};
 
 static const struct field traffic_fields[] = {
-    {"in", true}, {"out", true}, {"period_ms", true},
+    FIELD("in", true), FIELD("out", true), FIELD("period_ms", true),
 };
 
 static int traffic_field(struct dec *d, unsigned field, void *obj)
@@ -750,8 +762,9 @@ static int traffic_field(struct dec *d, unsigned field, void *obj)
 static const struct schema traffic_schema = {traffic_fields, 3, traffic_field};
 
 static const struct field frame_fields[] = {
-    {"v", true},     {"seq", true},    {"ts", true},     {"server", true}, {"load", true},
-    {"traffic", true}, {"config", false}, {"vhosts", false}, {"conns", false},
+    FIELD("v", true),       FIELD("seq", true),     FIELD("ts", true),
+    FIELD("server", true),  FIELD("load", true),    FIELD("traffic", true),
+    FIELD("config", false), FIELD("vhosts", false), FIELD("conns", false),
 };
 
 static int frame_field(struct dec *d, unsigned field, void *obj)

@@ -53,7 +53,12 @@ def parse(path):
         m = LINE.match(ln)
         if not m:
             raise ValueError("bad line: %r" % ln)
-        if m.group(1) not in types:
+        name = m.group(1)
+        for sfx in ("_bucket", "_sum", "_count"):  # a histogram's samples
+            if name not in types and name.endswith(sfx) and \
+                    types.get(name[:-len(sfx)]) == "histogram":
+                name = name[:-len(sfx)]
+        if name not in types:
             raise ValueError("no TYPE before %r" % ln)
         out[m.group(1) + (m.group(2) or "")] = float(m.group(4))
     return out
@@ -109,6 +114,16 @@ ok(b["panelgate_sink_failing"] == 0 and b["panelgate_sink_queue_max_frames"] == 
 ok(b['panelgate_handshakes_total{resumed="false"}'] >= 1 and b["panelgate_connections_accepted_total"] >= 1,
    "handshakes and connections counted")
 ok(b["panelgate_registry_pins"] == 2, "registry_pins 2")
+# frames per commit: a histogram whose buckets only grow, +Inf = _count,
+# and whose _sum counts the 4 frames (the duplicate too) of the 4 batches
+# or fewer they went in (activity rows may share them)
+h = "panelgate_sink_batch_frames"
+les = ["1", "2", "4", "8", "16", "32", "64", "128", "256", "512", "1024", "+Inf"]
+bk = [b.get('%s_bucket{le="%s"}' % (h, le), -1) for le in les]
+ok(all(x >= 0 for x in bk) and bk == sorted(bk), "batch_frames buckets present, cumulative", bk)
+ok(bk[-1] == b.get(h + "_count", -2), "batch_frames +Inf bucket = _count")
+ok(d(h + "_sum") >= 4 and 1 <= d(h + "_count") <= d(h + "_sum"),
+   "batch_frames: the frames in _sum, batches in _count", (d(h + "_sum"), d(h + "_count")))
 EOF
 
 # ---- storage failing: /healthz 503, then recovery --------------------------------

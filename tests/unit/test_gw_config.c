@@ -127,6 +127,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->queue_max_frames, 4096);
     assert_int_equal(c->queue_max_bytes, 64u << 20);
     assert_int_equal(c->batch_max_frames, 512);
+    assert_int_equal(c->commit_delay_ms, 5);
     assert_int_equal(c->busy_timeout_ms, 5000);
     assert_int_equal(c->retry_after_s, 5);
     assert_null(c->registry_path);
@@ -231,6 +232,7 @@ static void test_full_file(void **state)
         "queue_max_frames = 100\n"
         "queue_max_bytes = 16m\n"
         "batch_max_frames = 100\n"
+        "commit_delay_ms = 100\n"
         "busy_timeout_ms = 1\n"
         "retry_after_s = 30\n"
         "[registry]\n"
@@ -290,6 +292,7 @@ static void test_full_file(void **state)
     assert_int_equal(c->queue_max_frames, 100);
     assert_int_equal(c->queue_max_bytes, 16u << 20);
     assert_int_equal(c->batch_max_frames, 100);
+    assert_int_equal(c->commit_delay_ms, 100);
     assert_int_equal(c->busy_timeout_ms, 1);
     assert_int_equal(c->retry_after_s, 30);
     assert_string_equal(c->registry_path, "/var/lib/panelgate/registry.db");
@@ -664,6 +667,7 @@ static void test_cleanup_safe(void **state)
 /* Every string field of struct gw_config, of config |c|. */
 #define JS_STRINGS(c)                                                                      \
     &c.port_file, &c.cert_file, &c.key_file, &c.client_ca_file, &c.ciphersuites,            \
+        &c.ticket_key_file,                                                                \
         &c.storage_engine, &c.sqlite_path, &c.registry_path, &c.country_db, &c.asn_db,       \
         &c.js_servers, &c.js_tls_ca_file, &c.js_tls_cert_file, &c.js_tls_key_file,          \
         &c.js_user, &c.js_password, &c.js_token, &c.js_creds_file, &c.js_stream,            \
@@ -736,8 +740,8 @@ static void test_sample_file(void **state)
         len += n;
     }
     fclose(fp);
-    /* every key (88) but the three TLS paths: a new key must join the sample */
-    assert_int_equal(settings, 85);
+    /* every key (91) but the three TLS paths: a new key must join the sample */
+    assert_int_equal(settings, 88);
     int rc = load(f, body);
     free(body);
     if (rc != 0)
@@ -1030,6 +1034,8 @@ static const struct reload_case reload_cases[] = {
     {"tls", "client_ca_file", "/etc/pg/a-ca.crt", "/etc/pg/b-ca.crt", 0},
     {"tls", "session_tickets", "on", "off", GW_RELOAD_STORAGE},
     {"tls", "ticket_lifetime_s", "100", "200", GW_RELOAD_STORAGE},
+    {"tls", "ticket_key_file", "/var/lib/pg/a.key", "/var/lib/pg/b.key", GW_RELOAD_STORAGE},
+    {"tls", "ticket_key_check_ms", "1000", "5000", 0},
     {"tls", "ciphersuites", "", "TLS-AES-128-GCM-SHA256", 0},
     {"http2", "max_concurrent_streams", "10", "20", 0},
     {"http2", "max_header_list_size", "2k", "4k", 0},
@@ -1059,6 +1065,7 @@ static const struct reload_case reload_cases[] = {
     {"storage", "queue_max_frames", "1000", "2000", GW_RELOAD_STORAGE},
     {"storage", "queue_max_bytes", "32m", "128m", GW_RELOAD_STORAGE},
     {"storage", "batch_max_frames", "100", "200", GW_RELOAD_STORAGE},
+    {"storage", "commit_delay_ms", "0", "20", GW_RELOAD_STORAGE},
     {"storage", "busy_timeout_ms", "100", "200", GW_RELOAD_STORAGE},
     {"storage", "retry_after_s", "10", "20", 0},
     {"storage", "retention_days", "1", "2", 0},
@@ -1137,8 +1144,8 @@ static void test_reload_each_key(void **state)
     const size_t n_cases = sizeof reload_cases / sizeof reload_cases[0];
     struct gw_reload_kept kept;
 
-    /* every key (88, as in test_sample_file): a new key must join the list */
-    assert_int_equal(n_cases, 88);
+    /* every key (91, as in test_sample_file): a new key must join the list */
+    assert_int_equal(n_cases, 91);
     for (size_t i = 0; i < n_cases; i++) {
         const struct reload_case *k = &reload_cases[i];
         struct gw_config running, loaded, want;

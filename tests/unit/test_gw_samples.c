@@ -279,6 +279,10 @@ static void test_metrics_text(void **state)
     m.stats.responses[0] = 7; /* 202 */
     m.stats.responses[GW_N_STATUS] = 1;
     m.sink.frames_stored = 6;
+    m.sink.batch_items[0] = 2;                         /* 2 commits of 1 */
+    m.sink.batch_items[gw_sink_batch_bucket(3)] = 1;   /* 1 of 3 (le 4) */
+    m.sink.batch_items[GW_SINK_BATCH_BUCKETS - 1] = 1; /* 1 of 2000 */
+    m.sink.batch_items_sum = 2005;
     m.sink.failing = 1;
     m.sink.failing_since_ms = 1700000000123;
     m.sink.queue_max_frames = 4096;
@@ -293,6 +297,14 @@ static void test_metrics_text(void **state)
     assert_non_null(strstr(t, "\npanelgate_frames_accepted_total 7\n"));
     assert_non_null(strstr(t, "\npanelgate_sink_frames_stored_total 6\n"));
     assert_non_null(strstr(t, "\npanelgate_sink_failing 1\n"));
+    assert_non_null(strstr(t, "\n# TYPE panelgate_sink_batch_frames histogram\n"));
+    assert_non_null(strstr(t, "\npanelgate_sink_batch_frames_bucket{le=\"1\"} 2\n"));
+    assert_non_null(strstr(t, "\npanelgate_sink_batch_frames_bucket{le=\"2\"} 2\n"));
+    assert_non_null(strstr(t, "\npanelgate_sink_batch_frames_bucket{le=\"4\"} 3\n"));
+    assert_non_null(strstr(t, "\npanelgate_sink_batch_frames_bucket{le=\"1024\"} 3\n"));
+    assert_non_null(strstr(t, "\npanelgate_sink_batch_frames_bucket{le=\"+Inf\"} 4\n"));
+    assert_non_null(strstr(t, "\npanelgate_sink_batch_frames_sum 2005\n"));
+    assert_non_null(strstr(t, "\npanelgate_sink_batch_frames_count 4\n"));
     assert_non_null(strstr(t, "\npanelgate_sink_failing_since_seconds 1700000000\n"));
     assert_non_null(strstr(t, "\npanelgate_connections_open 3\n"));
     assert_non_null(strstr(t, "\npanelgate_connections_handshaking 2\n"));
@@ -315,6 +327,17 @@ static void test_metrics_text(void **state)
         assert_true(n > 0 && n < sizeof name);
         memcpy(name, line, n);
         name[n] = '\0';
+        /* a histogram's samples carry its family's TYPE line */
+        static const char *const hsfx[] = {"_bucket", "_sum", "_count"};
+        for (size_t h = 0; h < sizeof hsfx / sizeof hsfx[0]; h++) {
+            size_t hl = strlen(hsfx[h]);
+            if (n > hl && strcmp(name + n - hl, hsfx[h]) == 0) {
+                char fam[160];
+                snprintf(fam, sizeof fam, "# TYPE %.*s histogram", (int)(n - hl), name);
+                if (strstr(t, fam) != NULL)
+                    name[n - hl] = '\0';
+            }
+        }
         char type_line[200];
         snprintf(type_line, sizeof type_line, "# TYPE %s ", name);
         assert_non_null(strstr(t, type_line));

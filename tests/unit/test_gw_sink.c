@@ -31,6 +31,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "clock.h"
 #include "config.h"
 #include "registry.h"
 #include "sink.h"
@@ -873,6 +874,186 @@ static void test_free_drains(void **state)
     gw_sink_free(NULL);
 }
 
+/* ---- commit_delay_ms ------------------------------------------------------
+ * A delay far longer than any test runs: only a full batch, a drain
+ * deadline or the stop can end the writer's wait, so what a batch holds
+ * does not depend on timing. */
+#define DELAY_FOREVER_MS 600000u
+
+/* An agent with one frame in flight: each ack schedules its next frame
+ * a few milliseconds later (a trickle, not a burst). */
+struct agent {
+    struct fx *f;
+    struct gw_sink *s;
+    struct event *timer;
+    int64_t server;
+    uint64_t seq;
+    int left; /* frames still to send */
+};
+
+static void agent_send(evutil_socket_t fd, short what, void *arg);
+
+static void agent_done(struct gw_sink_item *it, void *ud)
+{
+    struct agent *a = ud;
+    on_done(it, a->f);
+    if (a->left > 0) {
+        struct timeval tv = {0, 1000 * (suseconds_t)(1 + a->server % 4)};
+        assert_int_equal(evtimer_add(a->timer, &tv), 0);
+    }
+}
+
+static void agent_send(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct agent *a = arg;
+    struct gw_sink_item *it = item(a->f, a->server, ++a->seq, 300);
+    it->done = agent_done;
+    it->ud = a;
+    a->left--;
+    submit_ok(a->s, it);
+}
+
+/* |n| agents (servers 1..n) send |rounds| frames each, one in flight,
+ * through |s|; the loop runs until all are answered. */
+static void trickle(struct fx *f, struct gw_sink *s, struct agent *ag, int n, int rounds)
+{
+    for (int i = 0; i < n; i++) {
+        ag[i] = (struct agent){.f = f, .s = s, .server = i + 1, .left = rounds};
+        ag[i].timer = evtimer_new(f->base, agent_send, &ag[i]);
+        assert_non_null(ag[i].timer);
+        struct timeval tv = {0, 1000 * (suseconds_t)(i + 1)};
+        assert_int_equal(evtimer_add(ag[i].timer, &tv), 0);
+    }
+    run_until(f, n * rounds, 60000);
+    for (int i = 0; i < n; i++)
+        event_free(ag[i].timer);
+}
+
+static uint64_t batches_of(const struct gw_sink_stats *st)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < GW_SINK_BATCH_BUCKETS; i++)
+        n += st->batch_items[i];
+    return n;
+}
+
+/* Eight agents, one frame in flight each, batch_max_frames 8: the writer
+ * waits for the eighth before it commits, every time - 40 frames in 5
+ * transactions, each stored once.  Without the delay the first frame of
+ * each round would commit alone. */
+static void test_commit_delay_fills_batches(void **state)
+{
+    struct fx *f = *state;
+    struct agent ag[8];
+    struct gw_sink_stats st;
+    f->cfg.batch_max_frames = 8;
+    f->cfg.commit_delay_ms = DELAY_FOREVER_MS;
+    g_wrap_calls = 0;
+    g_wrap_max = 0;
+    struct gw_sink *s = sink_new(f, &wrap_ops);
+    trickle(f, s, ag, 8, 5);
+    gw_sink_get_stats(s, &st);
+    gw_sink_free(s);
+    assert_int_equal(f->n_status[0], 40);
+    assert_int_equal(f->wrong_thread, 0);
+    fprintf(stderr, "    commit_delay_ms forever, batch_max_frames 8: 40 frames in %d batches\n",
+            g_wrap_calls);
+    assert_int_equal(g_wrap_calls, 5);
+    /* ... and the metric says so: 5 batches, all of 8 (bucket le=8) */
+    assert_int_equal(batches_of(&st), 5);
+    assert_int_equal(st.batch_items[gw_sink_batch_bucket(8)], 5);
+    assert_int_equal(st.batch_items_sum, 40);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames"), 40);
+    assert_int_equal(query_i64(f->path, "SELECT count(DISTINCT server_id * 1000 + seq)"
+                                        " FROM frames WHERE seq BETWEEN 1 AND 5"
+                                        " AND server_id BETWEEN 1 AND 8"),
+                     40);
+}
+
+/* A realistic delay with the default batch size: a trickle from several
+ * agents still ends up in fewer transactions than frames. */
+static void test_commit_delay_trickle(void **state)
+{
+    struct fx *f = *state;
+    struct agent ag[6];
+    struct gw_sink_stats st;
+    f->cfg.commit_delay_ms = 100;
+    struct gw_sink *s = sink_new(f, &gw_sink_sqlite_ops);
+    trickle(f, s, ag, 6, 10);
+    gw_sink_get_stats(s, &st);
+    gw_sink_free(s);
+    fprintf(stderr, "    commit_delay_ms 100: 60 frames in %llu batches\n",
+            (unsigned long long)batches_of(&st));
+    assert_int_equal(f->n_status[0], 60);
+    assert_int_equal(st.batch_items_sum, 60);
+    assert_true(batches_of(&st) < 60);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames"), 60);
+}
+
+/* 0 is the old behaviour: a lone frame commits at once (with the delay
+ * "forever" this test would never finish).  One frame at a time, so
+ * every frame is its own transaction. */
+static void test_commit_delay_zero(void **state)
+{
+    struct fx *f = *state;
+    struct gw_sink_stats st;
+    f->cfg.commit_delay_ms = 0;
+    struct gw_sink *s = sink_new(f, &gw_sink_sqlite_ops);
+    for (uint64_t i = 1; i <= 10; i++) {
+        submit_ok(s, item(f, 2, i, 100));
+        run_until(f, (int)i, 10000);
+    }
+    gw_sink_get_stats(s, &st);
+    gw_sink_free(s);
+    assert_int_equal(f->n_status[0], 10);
+    assert_int_equal(st.batch_items[0], 10);
+    assert_int_equal(batches_of(&st), 10);
+    assert_int_equal(st.batch_items_sum, 10);
+}
+
+/* The delay never holds a full batch, a drain (a deadline set) or the
+ * stop: with it "forever", each of them still commits at once. */
+static void test_commit_delay_not_for_drain(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.batch_max_frames = 4;
+    f->cfg.commit_delay_ms = DELAY_FOREVER_MS;
+    struct gw_sink *s = sink_new(f, &gw_sink_sqlite_ops);
+    for (uint64_t i = 1; i <= 4; i++)
+        submit_ok(s, item(f, 3, i, 100));
+    run_until(f, 4, 10000); /* a full batch */
+    submit_ok(s, item(f, 3, 5, 100));
+    submit_ok(s, item(f, 3, 6, 100));
+    gw_sink_set_deadline(s, gw_mono_ms() + 600000);
+    run_until(f, 6, 10000); /* a drain began */
+    submit_ok(s, item(f, 3, 7, 100));
+    gw_sink_free(s); /* the stop */
+    assert_int_equal(f->done, 7);
+    assert_int_equal(f->n_status[0], 7);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE server_id=3"), 7);
+}
+
+/* Nor a queue full by bytes before it holds a batch: the refused submit
+ * (503 for its agent) ends the wait, so the queue drains at once. */
+static void test_commit_delay_not_when_full(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.queue_max_bytes = 1000;
+    f->cfg.commit_delay_ms = DELAY_FOREVER_MS;
+    struct gw_sink *s = sink_new(f, &gw_sink_sqlite_ops);
+    for (uint64_t i = 1; i <= 3; i++)
+        submit_ok(s, item(f, 5, i, 300));
+    struct gw_sink_item *late = item(f, 5, 4, 300);
+    assert_int_equal(gw_sink_submit(s, late), GW_EFULL);
+    run_until(f, 3, 10000);
+    submit_ok(s, late); /* room again */
+    gw_sink_free(s);
+    assert_int_equal(f->n_status[0], 4);
+    assert_int_equal(query_i64(f->path, "SELECT count(*) FROM frames WHERE server_id=5"), 4);
+}
+
 static void test_new_errors(void **state)
 {
     struct fx *f = *state;
@@ -960,6 +1141,11 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_registry_check_off, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_free_drains, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_delay_fills_batches, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_delay_trickle, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_delay_zero, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_delay_not_for_drain, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_commit_delay_not_when_full, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_new_errors, fx_setup, fx_teardown),
         cmocka_unit_test(test_item_new),
     };
