@@ -250,11 +250,12 @@ static int write_port_file(struct gw_app *app, char *err, size_t errlen)
 
 /* ---- activity log and registry changes ----------------------------------- */
 
-int gw_app_activity(void *arg, const char *action, int64_t server_id, const char *details,
-                    int64_t at_ms)
+/* One activity row to the sink, with |server| the name of |server_id|
+ * (the JetStream engine stores it in the row; SQLite joins it). */
+static int app_activity_named(struct gw_app *app, const char *action, int64_t server_id,
+                              const char *server, const char *details, int64_t at_ms)
 {
-    struct gw_app *app = arg;
-    struct gw_sink_item *it = gw_sink_activity_new(action, server_id, details, at_ms);
+    struct gw_sink_item *it = gw_sink_activity_new(action, server_id, server, details, at_ms);
     int rv = it ? gw_sink_submit(app->sink, it) : GW_ENOMEM;
 
     if (rv != 0) {
@@ -263,6 +264,14 @@ int gw_app_activity(void *arg, const char *action, int64_t server_id, const char
                action);
     }
     return rv;
+}
+
+int gw_app_activity(void *arg, const char *action, int64_t server_id, const char *details,
+                    int64_t at_ms)
+{
+    struct gw_app *app = arg;
+    const struct gw_server *srv = server_id > 0 ? gw_registry_by_id(app->reg, server_id) : NULL;
+    return app_activity_named(app, action, server_id, srv ? srv->name : NULL, details, at_ms);
 }
 
 /* The storage alarm: the sink's failing state changed (loop thread).  An
@@ -357,7 +366,8 @@ static unsigned apply_registry(struct gw_app *app, struct gw_registry *nr, const
         gw_spki_hex(c->spki, hex);
         snprintf(details, sizeof details, "{\"reason\":\"%s\",\"spki_sha256\":\"%s\"}", why,
                  hex);
-        gw_app_activity(app, "disconnected", c->server_id, details, now_ms);
+        /* the connection's name: an erased server is no longer in app->reg */
+        app_activity_named(app, "disconnected", c->server_id, c->server_name, details, now_ms);
         c->revoked = true;
         c->unregistered = strcmp(why, "unregistered") == 0;
         app->stats.goaways_revoked++;

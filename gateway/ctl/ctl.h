@@ -149,6 +149,7 @@ int cmd_purge(struct ctl *c);
 int cmd_export(struct ctl *c);
 int cmd_erase(struct ctl *c);
 int cmd_tail(struct ctl *c);
+int cmd_import_registry(struct ctl *c); /* ctl_kv.c */
 
 /* ------------------------------------------------------------ ctl_common.c */
 

@@ -7,9 +7,11 @@
  */
 #include "ctl_kv.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -247,4 +249,143 @@ int ctl_kv_find_id(struct ctl *c, const char *name, int64_t *id, char *err, size
         return rv;
     *id = s.id;
     return 0;
+}
+
+/* ------------------------------------------------------------ import-registry */
+
+struct imp {
+    struct gw_regdb_server *v;
+    size_t n, cap;
+};
+
+static int imp_one(const struct gw_regdb_server *s, void *ud)
+{
+    struct imp *a = ud;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 64;
+        struct gw_regdb_server *nv = realloc(a->v, cap * sizeof *nv);
+        if (nv == NULL)
+            return 1;
+        a->v = nv;
+        a->cap = cap;
+    }
+    a->v[a->n++] = *s;
+    return 0;
+}
+
+static const struct gw_regdb_server *imp_find(const char *name, void *ud)
+{
+    const struct imp *a = ud;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i].name, name) == 0)
+            return &a->v[i];
+    return NULL;
+}
+
+/* Every server of the file and the last id it handed out (an erased
+ * server's id stays spent: meta.server_id_floor), from one read. */
+static int imp_read(sqlite3 *db, struct imp *a, int64_t *last_id, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rv;
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return gw_fail(GW_ESTORAGE, err, errlen, "database: %s", sqlite3_errmsg(db));
+    if ((rv = gw_regdb_list(db, imp_one, a, err, errlen)) != 0)
+        goto out;
+    rv = GW_ESTORAGE;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT MAX(COALESCE((SELECT MAX(id) FROM servers), 0),"
+                           " COALESCE((SELECT CAST(value AS INTEGER) FROM meta"
+                           " WHERE key = 'server_id_floor'), 0))",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        gw_seterr(err, errlen, "database: the last server id: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    *last_id = sqlite3_column_int64(st, 0);
+    rv = 0;
+out:
+    sqlite3_finalize(st);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    return rv;
+}
+
+int cmd_import_registry(struct ctl *c)
+{
+    struct imp a = {0};
+    char err[1024], d[PATH_BUF + 256];
+    int64_t last_id = 0, pins = 0;
+    size_t present = 0, written = 0;
+    int rv;
+    if (c->kv == NULL)
+        return ctl_usage_err(c->cmd, "import-registry copies into the JetStream engine's "
+                                     "bucket: give --config FILE with [storage] "
+                                     "storage_engine = jetstream");
+    if (c->db_path[0] == '\0')
+        return ctl_usage_err(c->cmd, "give --db FILE, the SQLite registry to copy");
+    if ((rv = ctl_need_db_ro(c)) != EX_OK)
+        return rv;
+    if (imp_read(c->db, &a, &last_id, err, sizeof err) != 0) {
+        rv = ctl_fail("%s: %s", c->db_path, err);
+        goto out;
+    }
+    if ((rv = ctl_need_reg(c, true)) != EX_OK)
+        goto out;
+    rv = EX_FAIL;
+    if (gw_regkv_import_check(c->kv->k, imp_find, &a, &present, err, sizeof err) != 0) {
+        ctl_fail("%s", err);
+        goto out;
+    }
+    for (size_t i = 0; i < a.n; i++) {
+        const struct gw_regdb_server *s = &a.v[i];
+        bool w = false;
+        if (s->n_pins_total > s->n_pins)
+            ctl_warn("server %s: %u pins, the %u newest imported", s->name, s->n_pins_total,
+                     s->n_pins);
+        if (gw_regkv_import(c->kv->k, s, &w, err, sizeof err) != 0) {
+            ctl_fail("server %s: %s (%zu of %zu servers imported; run import-registry again "
+                     "to go on)",
+                     s->name, err, written + present, a.n);
+            goto out;
+        }
+        written += w;
+        pins += s->n_pins;
+    }
+    if (gw_regkv_import_next_id(c->kv->k, last_id, err, sizeof err) != 0) {
+        ctl_fail("%s", err);
+        goto out;
+    }
+    cJSON *o = cJSON_CreateObject();
+    char *txt = NULL;
+    if (o == NULL || cJSON_AddStringToObject(o, "from", c->db_path) == NULL ||
+        cJSON_AddNumberToObject(o, "servers", (double)a.n) == NULL ||
+        cJSON_AddNumberToObject(o, "pins", (double)pins) == NULL ||
+        cJSON_AddNumberToObject(o, "last_id", (double)last_id) == NULL ||
+        (txt = cJSON_PrintUnformatted(o)) == NULL) {
+        cJSON_Delete(o);
+        ctl_fail("out of memory");
+        goto out;
+    }
+    snprintf(d, sizeof d, "%s", txt);
+    cJSON_free(txt);
+    if (c->reg->activity_add(c, (int64_t)time(NULL), "import_registry", 0, NULL, d, err,
+                             sizeof err) != 0) {
+        cJSON_Delete(o);
+        ctl_fail("the import is done, but its activity row failed: %s", err);
+        goto out;
+    }
+    if (c->json) {
+        cJSON_AddNumberToObject(o, "already_there", (double)present);
+        ctl_json_print(o);
+    } else {
+        printf("imported %zu servers (%lld pins) from %s into bucket %s; new registrations get "
+               "ids above %lld\n",
+               a.n, (long long)pins, c->db_path, c->kv->cfg.js_registry_bucket,
+               (long long)last_id);
+    }
+    cJSON_Delete(o);
+    rv = EX_OK;
+out:
+    free(a.v);
+    return rv;
 }

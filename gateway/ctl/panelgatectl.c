@@ -108,7 +108,7 @@ static const struct cmd commands[] = {
      "T is Unix seconds, YYYY-MM-DD (a whole day for --until), YYYY-MM-DDTHH:MM:SSZ, or a\n"
      "duration ago (30s, 15m, 12h, 7d). --limit N keeps the newest N rows. Actions:\n"
      "register, rotate, revoke, cert_issued, handshake_refused, reload, disconnected,\n"
-     "purge, export, erase (and the gateway's rate-limit rows)."},
+     "purge, export, erase, import_registry (and the gateway's rate-limit rows)."},
     {"purge", NULL, cmd_purge, BIT(O_OLDER_THAN), 0, 0, "purge --older-than DURATION",
      "Deletes every frame received longer ago than DURATION (30s, 15m, 12h, 30d; 0:\n"
      "every frame received before now), in chunks of 5000 rows per transaction. One\n"
@@ -142,6 +142,14 @@ static const struct cmd commands[] = {
      "on SIGINT/SIGTERM; without --count it follows for ever. It reads through an\n"
      "ephemeral ordered consumer: nothing is acknowledged, the store's durable consumer\n"
      "is not touched, and nothing stays on the server after it exits."},
+    {"import-registry", NULL, cmd_import_registry, 0, 0, 0,
+     "import-registry --config JSCONF --db FILE",
+     "Copies the servers and pins of the SQLite registry FILE into the registry bucket\n"
+     "of JSCONF (a configuration with storage_engine = jetstream), keeping every id,\n"
+     "status, time and pin (the 8 newest of a server), and sets next_id to the last id\n"
+     "FILE handed out. Only into a bucket that has handed out no id yet; one that\n"
+     "stopped half way is run again. Writes one import_registry activity row. The\n"
+     "activity log and the frames stay in FILE."},
 };
 
 static const struct cmd *cmd_table(size_t *n)

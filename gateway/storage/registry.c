@@ -29,6 +29,11 @@
 /* A reload may wait this long for a writer's WAL recovery to finish. */
 #define LOAD_BUSY_TIMEOUT_MS 2000
 
+struct id_ent {
+    int64_t id;
+    uint32_t idx; /* entry index */
+};
+
 struct slot {
     uint64_t h;   /* first 8 bytes of the SPKI hash */
     uint32_t idx; /* entry index + 1; 0 = empty */
@@ -40,6 +45,7 @@ struct gw_registry {
     struct gw_server *srv;  /* n entries, one per pin */
     struct slot *slots;     /* mask + 1 slots */
     size_t mask;
+    struct id_ent *by_id;   /* n entries, by server id (gw_registry_by_id) */
 };
 
 
@@ -146,6 +152,7 @@ static void registry_free(struct gw_registry *r)
         return;
     gw_free(r->srv);
     gw_free(r->slots);
+    gw_free(r->by_id);
     gw_free(r);
 }
 
@@ -181,6 +188,24 @@ static int alloc_table(struct gw_registry *r, size_t n, char *err, size_t errlen
         return gw_fail(GW_ENOMEM, err, errlen, "registry: out of memory for %zu pins", n);
     }
     r->mask = cap - 1;
+    return 0;
+}
+
+static int cmp_by_id(const void *a, const void *b)
+{
+    const struct id_ent *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The index by server id, once every entry is in. */
+static int index_ids(struct gw_registry *r, char *err, size_t errlen)
+{
+    r->by_id = gw_malloc((r->n ? r->n : 1) * sizeof *r->by_id);
+    if (r->by_id == NULL)
+        return gw_fail(GW_ENOMEM, err, errlen, "registry: out of memory for %zu pins", r->n);
+    for (size_t i = 0; i < r->n; i++)
+        r->by_id[i] = (struct id_ent){.id = r->srv[i].id, .idx = (uint32_t)i};
+    qsort(r->by_id, r->n, sizeof *r->by_id, cmp_by_id);
     return 0;
 }
 
@@ -367,7 +392,8 @@ int gw_registry_load(const char *db_path, struct gw_registry **out, char *err, s
     size_t n = 0;
     if ((rv = count_pins(db, db_path, &n, err, errlen)) != 0 ||
         (rv = alloc_table(r, n, err, errlen)) != 0 ||
-        (rv = read_pins(db, db_path, r, n, err, errlen)) != 0)
+        (rv = read_pins(db, db_path, r, n, err, errlen)) != 0 ||
+        (rv = index_ids(r, err, errlen)) != 0)
         goto out;
     *out = r;
     r = NULL;
@@ -417,6 +443,8 @@ int gw_registry_build(const struct gw_server *srv, size_t n, struct gw_registry 
             goto out;
         r->n++;
     }
+    if ((rv = index_ids(r, err, errlen)) != 0)
+        goto out;
     *out = r;
     r = NULL;
     rv = 0;
@@ -486,6 +514,24 @@ const struct gw_server *gw_registry_find(const struct gw_registry *r,
     if (why != NULL)
         *why = found ? NULL : reason;
     return found;
+}
+
+const struct gw_server *gw_registry_by_id(const struct gw_registry *r, int64_t id)
+{
+    if (r == NULL || r->by_id == NULL || id <= 0)
+        return NULL;
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct id_ent *e = &r->by_id[mid];
+        if (e->id == id)
+            return &r->srv[e->idx];
+        if (e->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }
 
 size_t gw_registry_count(const struct gw_registry *r)

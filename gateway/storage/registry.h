@@ -77,6 +77,11 @@ const struct gw_server *gw_registry_find(const struct gw_registry *r,
 const struct gw_server *gw_registry_lookup(const struct gw_registry *r,
                                            const uint8_t spki[GW_SPKI_LEN]);
 
+/* An entry of server |id| (any of its pins: the id, name, kind and status
+ * are the server's), whatever its status; NULL when no pin has that id.
+ * O(log n): a name for the activity rows the gateway writes. */
+const struct gw_server *gw_registry_by_id(const struct gw_registry *r, int64_t id);
+
 size_t gw_registry_count(const struct gw_registry *r);
 
 struct gw_registry *gw_registry_ref(struct gw_registry *r);

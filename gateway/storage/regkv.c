@@ -717,35 +717,47 @@ out:
     return rv;
 }
 
+int gw_regkv_mark_revoked(struct gw_regkv *k, const char *name, struct gw_regdb_server *s,
+                          bool *changed, char *err, size_t errlen)
+{
+    *changed = false;
+    for (int round = 0; round < CAS_TRIES; round++) {
+        uint64_t last = 0, rev = 0;
+        int rv;
+        if ((rv = kv_snap(k, &last, err, errlen)) != 0 ||
+            (rv = gw_regkv_get_server(k, name, s, &rev, err, errlen)) != 0)
+            return rv;
+        if (rev > last)
+            continue;
+        if (strcmp(s->status, "revoked") == 0)
+            return 0;
+        snprintf(s->status, sizeof s->status, "revoked");
+        rv = put_server(k, s, last, err, errlen);
+        if (rv < 0)
+            return rv;
+        if (rv == 0) {
+            *changed = true;
+            return 0;
+        }
+    }
+    return gw_fail(GW_ESTORAGE, err, errlen, "bucket %s: server %s: too many writers", k->bucket,
+                   name);
+}
+
 int gw_regkv_revoke(struct gw_regkv *k, const char *name, const char *actor, int64_t now,
                     char *err, size_t errlen)
 {
     struct gw_regdb_server s;
-    uint64_t rev;
+    bool changed = false;
     int rv;
     if (k == NULL || actor == NULL || *actor == '\0')
         return gw_fail(GW_EINVAL, err, errlen, "revoke: missing argument");
     if (!gw_regdb_name_ok(name))
         return gw_fail(GW_EINVAL, err, errlen, "bad server name '%.64s'", name ? name : "");
-    for (int round = 0; round < CAS_TRIES; round++) {
-        uint64_t last = 0;
-        if ((rv = kv_snap(k, &last, err, errlen)) != 0 ||
-            (rv = gw_regkv_get_server(k, name, &s, &rev, err, errlen)) != 0)
-            return rv;
-        if (rev > last)
-            continue;
-        if (strcmp(s.status, "revoked") == 0)
-            return 0; /* nothing changes, no row */
-        snprintf(s.status, sizeof s.status, "revoked");
-        rv = put_server(k, &s, last, err, errlen);
-        if (rv < 0)
-            return rv;
-        if (rv == 0)
-            return gw_regkv_activity_add(k, now, actor, "revoke", s.id, name,
-                                         "{\"status\":\"revoked\"}", err, errlen);
-    }
-    return gw_fail(GW_ESTORAGE, err, errlen, "bucket %s: server %s: too many writers", k->bucket,
-                   name);
+    if ((rv = gw_regkv_mark_revoked(k, name, &s, &changed, err, errlen)) != 0 || !changed)
+        return rv; /* revoked already: nothing changes, no row */
+    return gw_regkv_activity_add(k, now, actor, "revoke", s.id, name, "{\"status\":\"revoked\"}",
+                                 err, errlen);
 }
 
 /* ------------------------------------------------------------ list, show */
@@ -834,4 +846,155 @@ done:
     gw_free(s);
     kvKeysList_Destroy(&keys);
     return rv;
+}
+
+/* ------------------------------------------------------------ import */
+
+/* Whether the record at server |s|'s key is exactly |s| (as encoded). */
+static int same_record(struct gw_regkv *k, const struct gw_regdb_server *s, bool *same,
+                       char *err, size_t errlen)
+{
+    struct gw_regdb_server cur;
+    *same = false;
+    int rv = gw_regkv_get_server(k, s->name, &cur, NULL, err, errlen);
+    if (rv != 0)
+        return rv;
+    char *a = gw_regkv_rec_encode(&cur, NULL), *b = gw_regkv_rec_encode(s, NULL);
+    if (a == NULL || b == NULL)
+        rv = gw_fail(GW_ENOMEM, err, errlen, "registry: out of memory");
+    else
+        *same = strcmp(a, b) == 0;
+    gw_free(a);
+    gw_free(b);
+    return rv;
+}
+
+int gw_regkv_import_check(struct gw_regkv *k, gw_regkv_import_fn known, void *ud,
+                          size_t *n_present, char *err, size_t errlen)
+{
+    kvKeysList keys = {0};
+    natsMsg *m = NULL;
+    int rv = 0;
+    *n_present = 0;
+    if (kv_read(k, "next_id", &m, err, errlen) == 0) {
+        natsMsg_Destroy(m);
+        return gw_fail(GW_EEXIST, err, errlen,
+                       "bucket %s is not empty (it has handed out server ids): import-registry "
+                       "fills a new bucket only",
+                       k->bucket);
+    }
+    kvWatchOptions wo;
+    kvWatchOptions_Init(&wo);
+    wo.Timeout = k->wait_ms;
+    natsStatus st = kvStore_Keys(&keys, k->kv, &wo);
+    if (st == NATS_NOT_FOUND)
+        return 0;
+    if (st != NATS_OK)
+        return gw_regkv_nats_fail(st, err, errlen, "bucket %s: listing keys", k->bucket);
+    for (int i = 0; i < keys.Count && rv == 0; i++) {
+        char name[256];
+        const struct gw_regdb_server *want;
+        bool same = false;
+        if (!key_name(keys.Keys[i], name, sizeof name))
+            continue; /* schema, pin.* */
+        if ((want = known(name, ud)) == NULL)
+            rv = gw_fail(GW_EEXIST, err, errlen,
+                         "bucket %s is not empty: server %s is not in the file", k->bucket, name);
+        else if ((rv = same_record(k, want, &same, err, errlen)) == 0 && !same)
+            rv = gw_fail(GW_EEXIST, err, errlen,
+                         "bucket %s is not empty: server %s differs from the file's", k->bucket,
+                         name);
+        else if (rv == 0)
+            (*n_present)++;
+        else if (rv == GW_ENOTFOUND)
+            rv = 0; /* deleted meanwhile */
+    }
+    kvKeysList_Destroy(&keys);
+    return rv;
+}
+
+int gw_regkv_import(struct gw_regkv *k, const struct gw_regdb_server *s, bool *written,
+                    char *err, size_t errlen)
+{
+    struct gw_regdb_server rec = *s;
+    unsigned claimed = 0;
+    int rv;
+    *written = false;
+    if (k == NULL || s->id < 1 || !gw_regdb_name_ok(s->name))
+        return gw_fail(GW_EINVAL, err, errlen, "import: bad server (id %lld, name '%.64s')",
+                       (long long)s->id, s->name);
+    if (!kind_ok(s->kind) || (strcmp(s->status, "active") != 0 && strcmp(s->status, "revoked") != 0))
+        return gw_fail(GW_EINVAL, err, errlen, "import: server %s: bad kind or status", s->name);
+    if (s->n_pins < 1 || s->n_pins > GW_REGKV_MAX_PINS)
+        return gw_fail(GW_EINVAL, err, errlen, "import: server %s: %u pins (1..%d)", s->name,
+                       s->n_pins, GW_REGKV_MAX_PINS);
+    rec.n_pins_total = rec.n_pins;
+    bool same = false;
+    rv = same_record(k, &rec, &same, err, errlen);
+    if (rv == 0)
+        return same ? 0 : gw_fail(GW_EEXIST, err, errlen, "server %s is already registered",
+                                  s->name);
+    if (rv != GW_ENOTFOUND)
+        return rv;
+    /* the pins first, as a registration claims them (one left by an
+     * import of this server that stopped half way is ours already) */
+    for (; claimed < rec.n_pins; claimed++) {
+        char key[4 + 2 * GW_SPKI_LEN + 1];
+        struct pin_idx p;
+        gw_regkv_pin_key(rec.pins[claimed].spki, key);
+        rv = gw_regkv_get_pin(k, key, &p, err, errlen);
+        if (rv == 0 && p.id == rec.id && strcmp(p.server, rec.name) == 0)
+            continue;
+        if ((rv != 0 && rv != GW_ENOTFOUND) ||
+            (rv = claim_pin(k, rec.pins[claimed].spki, rec.name, rec.id, err, errlen)) != 0)
+            goto undo;
+    }
+    for (int round = 0;; round++) {
+        struct gw_regdb_server other;
+        uint64_t last = 0;
+        if (round == CAS_TRIES)
+            rv = gw_fail(GW_ESTORAGE, err, errlen, "bucket %s: too many concurrent writers",
+                         k->bucket);
+        else if ((rv = kv_snap(k, &last, err, errlen)) == 0 &&
+                 (rv = gw_regkv_get_server(k, rec.name, &other, NULL, err, errlen)) == 0)
+            rv = gw_fail(GW_EEXIST, err, errlen, "server %s is already registered", rec.name);
+        else if (rv == GW_ENOTFOUND)
+            rv = put_server(k, &rec, last, err, errlen);
+        if (rv == 0)
+            break;
+        if (rv < 0)
+            goto undo;
+    }
+    *written = true;
+    return 0;
+undo:
+    for (unsigned i = 0; i < claimed; i++)
+        drop_pin(k, rec.pins[i].spki);
+    return rv;
+}
+
+int gw_regkv_import_next_id(struct gw_regkv *k, int64_t last_id, char *err, size_t errlen)
+{
+    char val[32];
+    snprintf(val, sizeof val, "%lld", (long long)last_id);
+    for (int round = 0; round < CAS_TRIES; round++) {
+        natsMsg *m = NULL;
+        uint64_t last = 0;
+        int rv = kv_snap(k, &last, err, errlen);
+        if (rv != 0)
+            return rv;
+        if ((rv = kv_read(k, "next_id", &m, err, errlen)) == 0) {
+            natsMsg_Destroy(m);
+            return gw_fail(GW_EEXIST, err, errlen,
+                           "bucket %s: next_id was set meanwhile (a registration during the "
+                           "import?)",
+                           k->bucket);
+        }
+        if (rv != GW_ENOTFOUND)
+            return rv;
+        if ((rv = kv_cas(k, "next_id", val, last, err, errlen)) <= 0)
+            return rv;
+    }
+    return gw_fail(GW_ESTORAGE, err, errlen, "bucket %s: next_id: too many concurrent writers",
+                   k->bucket);
 }

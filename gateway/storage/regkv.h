@@ -111,7 +111,9 @@ int gw_regkv_activity_query(struct gw_regkv *k, const struct gw_activity_filter 
 
 /* As gw_regdb_erase, on the cluster (docs/STORAGE.md, "erase"):
  * *n_frames gets the messages purged from the frames stream, *n_activity
- * the activity rows purged. */
+ * the activity rows purged.  Resumable: it revokes the record first and
+ * deletes the key last, so after a failure (the server is left revoked)
+ * the same call does the rest; its counts are what that call purged. */
 int gw_regkv_erase(struct gw_regkv *k, const char *name, const char *actor, int64_t now,
                    int64_t *n_frames, int64_t *n_activity, char *err, size_t errlen);
 
@@ -120,5 +122,30 @@ int gw_regkv_erase(struct gw_regkv *k, const char *name, const char *actor, int6
  * the messages purged. */
 int gw_regkv_purge(struct gw_regkv *k, int64_t cutoff_ms, const char *actor, int64_t now,
                    int64_t *n, char *err, size_t errlen);
+
+/* ---- import: an SQLite registry into a new bucket (panelgatectl
+ * import-registry; docs/DEPLOY.md, "Moving between the engines") ---- */
+
+/* The file's server of that name, or NULL. */
+typedef const struct gw_regdb_server *(*gw_regkv_import_fn)(const char *name, void *ud);
+
+/* Whether the bucket can take the import: it has no next_id (no id was
+ * handed out here) and every server.* key holds exactly the record the
+ * import would write for |known|'s server of that name (left by an import
+ * that stopped half way); *n_present counts those.  GW_EEXIST naming the
+ * first key that differs. */
+int gw_regkv_import_check(struct gw_regkv *k, gw_regkv_import_fn known, void *ud,
+                          size_t *n_present, char *err, size_t errlen);
+
+/* Writes server |s| as it is (its id, status, created_at and pins, newest
+ * first, at most GW_REGKV_MAX_PINS): the pin index keys, then the record,
+ * each a compare-and-set like a registration's.  No activity row.
+ * *written is false when the bucket holds exactly that record already. */
+int gw_regkv_import(struct gw_regkv *k, const struct gw_regdb_server *s, bool *written,
+                    char *err, size_t errlen);
+
+/* Sets next_id (absent until now) to |last_id|, the last id handed out, so
+ * that the next registration gets a larger one; GW_EEXIST when it is set. */
+int gw_regkv_import_next_id(struct gw_regkv *k, int64_t last_id, char *err, size_t errlen);
 
 #endif /* GW_REGKV_H */

@@ -52,6 +52,13 @@ bool gw_regkv_not_found(natsStatus s, jsErrCode jerr);
 int gw_regkv_get_server(struct gw_regkv *k, const char *name, struct gw_regdb_server *s,
                         uint64_t *seq, char *err, size_t errlen);
 
+/* Sets server |name|'s record to status "revoked" by compare-and-set
+ * (retried when another writer got there first), writing no activity row;
+ * *s gets the record as it is now, *changed whether this call revoked it
+ * (false: it was revoked already).  revoke, and the first step of erase. */
+int gw_regkv_mark_revoked(struct gw_regkv *k, const char *name, struct gw_regdb_server *s,
+                          bool *changed, char *err, size_t errlen);
+
 /* The pin index at |key|; GW_ENOTFOUND when there is none. */
 int gw_regkv_get_pin(struct gw_regkv *k, const char *key, struct pin_idx *p, char *err,
                      size_t errlen);

@@ -19,9 +19,12 @@
 
 /* ------------------------------------------------------------ activity */
 
-int gw_regkv_activity_add(struct gw_regkv *k, int64_t at, const char *actor,
-                          const char *action, int64_t server_id, const char *server,
-                          const char *details, char *err, size_t errlen)
+/* One row, as gw_regkv_activity_add; with |msg_id| (Nats-Msg-Id) a second
+ * publish of it within the stream's duplicate window is dropped by the
+ * stream (a resumed erase: its row once). */
+static int add_row(struct gw_regkv *k, int64_t at, const char *actor, const char *action,
+                   int64_t server_id, const char *server, const char *details,
+                   const char *msg_id, char *err, size_t errlen)
 {
     char subject[GW_REGKV_NAME_MAX + 24];
     int rv = GW_ENOMEM;
@@ -54,7 +57,10 @@ int gw_regkv_activity_add(struct gw_regkv *k, int64_t at, const char *actor,
     snprintf(subject, sizeof subject, "%s.%" PRId64, k->act_prefix, server_id > 0 ? server_id : 0);
     jsErrCode jerr = 0;
     jsPubAck *pa = NULL;
-    natsStatus s = js_Publish(&pa, k->jc, subject, txt, (int)strlen(txt), NULL, &jerr);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id;
+    natsStatus s = js_Publish(&pa, k->jc, subject, txt, (int)strlen(txt), &po, &jerr);
     jsPubAck_Destroy(pa);
     if (s != NATS_OK) {
         rv = gw_regkv_nats_fail(s, err, errlen, "activity stream %s: adding a row (JetStream error %d)",
@@ -68,6 +74,13 @@ out:
     cJSON_free(txt);
     cJSON_Delete(o);
     return rv;
+}
+
+int gw_regkv_activity_add(struct gw_regkv *k, int64_t at, const char *actor,
+                          const char *action, int64_t server_id, const char *server,
+                          const char *details, char *err, size_t errlen)
+{
+    return add_row(k, at, actor, action, server_id, server, details, NULL, err, errlen);
 }
 
 struct act_row {
@@ -318,11 +331,17 @@ static int purge(struct gw_regkv *k, const char *stream, const char *subject, ui
     return 0;
 }
 
+/* The steps are in an order that a failed erase can be run again to the
+ * end (docs/STORAGE.md, "erase"): the record is revoked first (every
+ * gateway cuts the server; a re-run finds it there), then the purges,
+ * then the erase row (its Nats-Msg-Id "erase.<id>": once in the stream's
+ * duplicate window), and last the pins and the key, so that no step the
+ * stores depend on comes after the key is gone. */
 int gw_regkv_erase(struct gw_regkv *k, const char *name, const char *actor, int64_t now,
                    int64_t *n_frames, int64_t *n_activity, char *err, size_t errlen)
 {
     struct gw_regdb_server s;
-    char key[GW_REGKV_KEY_MAX], subject[GW_REGKV_NAME_MAX + 24], d[600];
+    char key[GW_REGKV_KEY_MAX], subject[GW_REGKV_NAME_MAX + 24], d[600], msg_id[40];
     int64_t frames = 0, acts = 0;
     int rv;
     if (n_frames != NULL)
@@ -333,20 +352,9 @@ int gw_regkv_erase(struct gw_regkv *k, const char *name, const char *actor, int6
         return gw_fail(GW_EINVAL, err, errlen, "erase: missing argument");
     if (!gw_regdb_name_ok(name))
         return gw_fail(GW_EINVAL, err, errlen, "bad server name '%.64s'", name ? name : "");
-    if ((rv = gw_regkv_get_server(k, name, &s, NULL, err, errlen)) != 0)
+    bool revoked_now = false;
+    if ((rv = gw_regkv_mark_revoked(k, name, &s, &revoked_now, err, errlen)) != 0)
         return rv;
-    /* the key first: every gateway cuts the server as soon as it goes */
-    gw_regkv_server_key(name, key, sizeof key);
-    if ((rv = gw_regkv_kv_delete(k, key, true, err, errlen)) != 0)
-        return rv;
-    for (unsigned i = 0; i < s.n_pins; i++) {
-        char pk[4 + 2 * GW_SPKI_LEN + 1];
-        struct pin_idx p;
-        gw_regkv_pin_key(s.pins[i].spki, pk);
-        if (gw_regkv_get_pin(k, pk, &p, err, errlen) == 0 && p.id == s.id &&
-            (rv = gw_regkv_kv_delete(k, pk, true, err, errlen)) != 0)
-            return rv;
-    }
     snprintf(subject, sizeof subject, "%s.%" PRId64, k->frames_prefix, s.id);
     if ((rv = purge(k, k->frames_stream, subject, 0, &frames, err, errlen)) != 0)
         return rv;
@@ -357,7 +365,21 @@ int gw_regkv_erase(struct gw_regkv *k, const char *name, const char *actor, int6
              "{\"server\":\"%s\",\"server_id\":%" PRId64 ",\"frames\":%" PRId64
              ",\"pins\":%u,\"activity_rows\":%" PRId64 "}",
              name, s.id, frames, s.n_pins, acts);
-    if ((rv = gw_regkv_activity_add(k, now, actor, "erase", 0, NULL, d, err, errlen)) != 0)
+    snprintf(msg_id, sizeof msg_id, "erase.%" PRId64, s.id);
+    if ((rv = add_row(k, now, actor, "erase", 0, NULL, d, msg_id, err, errlen)) != 0)
+        return rv;
+    for (unsigned i = 0; i < s.n_pins; i++) {
+        char pk[4 + 2 * GW_SPKI_LEN + 1];
+        struct pin_idx p;
+        gw_regkv_pin_key(s.pins[i].spki, pk);
+        rv = gw_regkv_get_pin(k, pk, &p, err, errlen);
+        if (rv == 0 && p.id == s.id)
+            rv = gw_regkv_kv_delete(k, pk, true, err, errlen);
+        if (rv != 0 && rv != GW_ENOTFOUND)
+            return rv;
+    }
+    gw_regkv_server_key(name, key, sizeof key);
+    if ((rv = gw_regkv_kv_delete(k, key, true, err, errlen)) != 0)
         return rv;
     if (n_frames != NULL)
         *n_frames = frames;

@@ -173,12 +173,16 @@ struct gw_sink_item *gw_sink_item_new(const char *reported_name, const uint8_t *
 }
 
 struct gw_sink_item *gw_sink_activity_new(const char *action, int64_t server_id,
-                                          const char *details, int64_t at_ms)
+                                          const char *server, const char *details,
+                                          int64_t at_ms)
 {
     const char *d = details ? details : "{}";
-    struct gw_sink_item *it = gw_sink_item_new(NULL, (const uint8_t *)d, strlen(d));
+    /* the name takes the block's name slot: a row reports no hostname */
+    struct gw_sink_item *it = gw_sink_item_new(server, (const uint8_t *)d, strlen(d));
     if (it == NULL)
         return NULL;
+    it->server_name = it->reported_name;
+    it->reported_name = NULL;
     it->kind = GW_SINK_ACTIVITY;
     it->action = action;
     it->server_id = server_id;

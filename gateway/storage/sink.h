@@ -52,6 +52,9 @@ struct gw_sink_item {
     enum gw_sink_kind kind;
     const char *action;      /* GW_SINK_ACTIVITY: a static string */
     int64_t server_id;       /* ACTIVITY: 0 = no server */
+    char *server_name;       /* in the item's block; ACTIVITY: the server's
+                                registered name, or NULL (unknown, or no
+                                server) */
     uint64_t seq;
     uint64_t ts_ms;          /* the frame's own timestamp */
     int64_t received_ms;     /* gateway clock at receipt (ACTIVITY: when) */
@@ -135,10 +138,12 @@ int gw_sink_new(struct gw_sink **out, struct event_base *base, const struct gw_s
  * gw_sink_item_free frees; NULL on OOM. */
 struct gw_sink_item *gw_sink_item_new(const char *reported_name, const uint8_t *body, size_t len);
 
-/* An activity row by actor "gateway": |action| static, |details| JSON text
+/* An activity row by actor "gateway": |action| static, |server| (the
+ * registered name of |server_id|, or NULL) and |details| (JSON text)
  * copied; |at_ms| the time.  NULL on OOM. */
 struct gw_sink_item *gw_sink_activity_new(const char *action, int64_t server_id,
-                                          const char *details, int64_t at_ms);
+                                          const char *server, const char *details,
+                                          int64_t at_ms);
 /* A retention purge (GW_SINK_PURGE): frames with received_ms < |cutoff_ms|
  * are deleted on the writer thread, GW_REGDB_PURGE_CHUNK rows per
  * transaction, outside the batch's own commit; |at_ms| is when.  NULL on

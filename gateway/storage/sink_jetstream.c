@@ -275,7 +275,7 @@ static void write_other(struct jsk *k, struct gw_sink_item *it)
         memcpy(details, it->body, it->body_len);
     details[it->body_len] = '\0';
     if (gw_regkv_activity_add(k->kv, it->received_ms / 1000, "gateway",
-                              it->action ? it->action : "unknown", it->server_id, NULL,
+                              it->action ? it->action : "unknown", it->server_id, it->server_name,
                               it->body_len > 0 ? details : NULL, err, sizeof err) == 0)
         it->status = GW_SINK_STORED;
     else

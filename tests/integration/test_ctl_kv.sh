@@ -19,6 +19,15 @@
 #  5. An orphan pin index (its server gone) is taken over after the grace,
 #     at once when its id is not the record's; a bucket value that breaks
 #     the layout is refused with its key named, never its value.
+#  6. An erase that fails half way (its frames stream's only node down)
+#     leaves the server revoked, and run again once the node is back it
+#     completes: the messages leave the frames stream, the key and the pin
+#     the bucket, and one erase row counts them.
+#  7. import-registry copies the SQLite file's servers and pins into a new
+#     bucket (the same list --json, ids kept, next_id past the file's last
+#     id, one import_registry row); a bucket that handed out ids is
+#     refused; an import stopped half way (a pin index in the way) is run
+#     again to the end.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nats.sh"
 
@@ -292,5 +301,125 @@ rc=0
 "$CTL" --config "$KV_CONF" show bad >"$T/bad2.out" 2>"$T/bad2.err" || rc=$?
 check_eq "show of it: exit 1" "$rc" 1
 check "  naming the key" grep -q "key server.bad" "$T/bad2.err"
+
+# ---- 6. an erase that fails half way, then completes ----
+# A second configuration whose frames stream has one replica: with its node
+# stopped, the bucket and the activity stream (3 replicas) still answer and
+# the erase fails at the frames purge (a stream-info or purge timeout, as
+# right after a node restart).
+H_STREAM=PGKV_F1
+H_PREFIX=pgkv.f1
+sed -e "s/^stream = .*/stream = $H_STREAM/" -e "s/^subject_prefix = .*/subject_prefix = $H_PREFIX/" \
+    "$KV_CONF" >"$T/kv1.conf"
+"$JSTOOL" add-stream "$NATS_URLS" "$H_STREAM" "$H_PREFIX.>" 1 >/dev/null || fatal "stream $H_STREAM"
+"$CTL" --config "$T/kv1.conf" --pki "$T/c1/pki" --json register h-1 --kind nimble >"$T/h1.json" ||
+    fatal "register h-1"
+H_ID=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$T/h1.json")
+for i in 1 2 3; do
+    "$JSTOOL" pub "$NATS_URLS" "$H_PREFIX.$H_ID" "$T/body" "Panelgate-Server-Id=$H_ID" >/dev/null
+done
+"$JSTOOL" dump "$NATS_URLS" "$H_STREAM" >"$T/h.dump" || fatal "jstool dump $H_STREAM"
+H_NODE=$(sed -nE '1s/.* leader=pg-nats-([0-9]+)$/\1/p' "$T/h.dump")
+[[ -n $H_NODE ]] || fatal "the node of $H_STREAM (in $(head -1 "$T/h.dump"))"
+nats_kill "$H_NODE"
+KV_CONF=$T/kv1.conf kv_ctl show h-1 # the bucket answers (a leader elected if it was there)
+rc=0
+"$CTL" --config "$T/kv1.conf" --actor test erase h-1 --yes >"$T/he1.out" 2>"$T/he1.err" || rc=$?
+check_eq "erase with the frames stream's node down: exit 1" "$rc" 1
+check "  the frames stream is named" grep -q "$H_STREAM" "$T/he1.err"
+# show reads the activity stream too, which may be electing a leader with
+# the node gone: retried, but not past an "unknown server"
+for ((i = 0; i < 20; i++)); do
+    "$CTL" --config "$T/kv1.conf" --json show h-1 >"$T/hs.json" 2>"$T/hs.err" && break
+    grep -q "unknown server" "$T/hs.err" && break
+    sleep 0.5
+done
+check "  h-1 is still in the bucket, revoked (every gateway cuts it)" \
+    "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["status"]=="revoked", d' "$T/hs.json"
+nats_start_node "$H_NODE"
+nats_wait_ready || fatal "the cluster after node $H_NODE's restart"
+for ((i = 0; i < 40; i++)); do
+    "$JSTOOL" dump "$NATS_URLS" "$H_STREAM" >"$T/h2.dump" 2>/dev/null && break
+    sleep 0.25
+done
+rc=0
+"$CTL" --config "$T/kv1.conf" --actor test --json erase h-1 --yes >"$T/he2.json" 2>"$T/he2.err" || rc=$?
+check_eq "the same erase again, the node back: exit 0" "$rc" 0
+[[ $rc == 0 ]] || cat "$T/he2.err"
+check "  its 3 frames purged, counted" \
+    "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["frames"]==3, d' "$T/he2.json"
+"$JSTOOL" dump "$NATS_URLS" "$H_STREAM" >"$T/h3.dump" || fatal "jstool dump $H_STREAM"
+check "  the frames stream holds none of h-1's messages" \
+    bash -c "grep -q 'msgs=0 ' '$T/h3.dump' && ! grep -q ' $H_PREFIX.$H_ID ' '$T/h3.dump'"
+rc=0
+"$CTL" --config "$T/kv1.conf" show h-1 >/dev/null 2>"$T/hs2.err" || rc=$?
+check "  the key is gone from the bucket" grep -q "unknown server h-1" "$T/hs2.err"
+H_HEX=$(spki "$T/c1/pki/agents/h-1.crt")
+"$JSTOOL" dump "$NATS_URLS" "KV_$BUCKET" >"$T/kv2.dump" || fatal "jstool dump KV_$BUCKET"
+check "  and so is its pin (only a purge marker, no value, under pin.<hex>)" \
+    "$PY" -c '
+import sys
+for l in open(sys.argv[1]):
+    f = l.split()
+    if len(f) > 1 and f[1].endswith(".pin." + sys.argv[2]):
+        assert f[-1] == "0", l
+' "$T/kv2.dump" "$H_HEX"
+"$CTL" --config "$T/kv1.conf" --json activity --action erase >"$T/herow.json"
+check "  one erase row for h-1, with its count" \
+    "$PY" -c '
+import json,sys
+r=[x["details"] for x in json.load(open(sys.argv[1])) if x["details"]["server"]=="h-1"]
+assert len(r)==1 and r[0]["frames"]==3 and r[0]["server_id"]==int(sys.argv[2]), r
+' "$T/herow.json" "$H_ID"
+
+# ---- 7. import-registry: the SQLite file into a new bucket ----
+SQ=(--db "$PG_DB" --pki "$T/sq/pki" --actor alice)
+"$CTL" "${SQ[@]}" register e-1 --kind nimble >/dev/null || fatal "register e-1 (SQLite)"
+"$CTL" "${SQ[@]}" rotate e-1 --overlap 1h >/dev/null || fatal "rotate e-1 (SQLite)"
+"$CTL" "${SQ[@]}" register f.x --kind wowza >/dev/null || fatal "register f.x (SQLite)"
+LAST_ID=$(sql "SELECT MAX(COALESCE(MAX(id), 0), COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'server_id_floor'), 0)) FROM servers")
+sed -e "s/^registry_bucket = .*/registry_bucket = pgkv_imp/" "$KV_CONF" >"$T/imp.conf"
+rc=0
+"$CTL" --config "$T/imp.conf" --db "$PG_DB" --actor test --json import-registry >"$T/imp.json" \
+    2>"$T/imp.err" || rc=$?
+check_eq "import-registry into a new bucket: exit 0" "$rc" 0
+[[ $rc == 0 ]] || cat "$T/imp.err"
+check "  3 servers, 4 pins, the file's last id $LAST_ID" \
+    "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert (d["servers"],d["pins"],d["last_id"],d["already_there"])==(3,4,int(sys.argv[2]),0), d' "$T/imp.json" "$LAST_ID"
+"$CTL" --db "$PG_DB" --json list >"$T/imp.sq.json" || fatal "list (SQLite)"
+"$CTL" --config "$T/imp.conf" --json list >"$T/imp.kv.json" || fatal "list (bucket)"
+check "  list --json: the same on the bucket as on the file (ids, statuses, times, pins)" \
+    cmp -s "$T/imp.sq.json" "$T/imp.kv.json"
+check "  (b.eu revoked, e-1 with both its pins)" \
+    "$PY" -c 'import json,sys; d={s["name"]:s for s in json.load(open(sys.argv[1]))}; assert d["b.eu"]["status"]=="revoked" and len(d["e-1"]["pins"])==2 and d["e-1"]["pins"][1]["not_after"], d' "$T/imp.kv.json"
+rc=0
+"$CTL" --config "$T/imp.conf" --db "$PG_DB" import-registry >/dev/null 2>"$T/imp2.err" || rc=$?
+check_eq "import-registry again, into that bucket: exit 1" "$rc" 1
+check "  it is not empty" grep -q "bucket pgkv_imp is not empty" "$T/imp2.err"
+"$CTL" --config "$T/imp.conf" --pki "$T/c1/pki" --json register g-1 --kind nimble >"$T/g1.json" ||
+    fatal "register g-1 on the imported bucket"
+check "a registration on the imported bucket gets the id after the file's last ($LAST_ID)" \
+    "$PY" -c 'import json,sys; assert json.load(open(sys.argv[1]))["id"]==int(sys.argv[2])+1' "$T/g1.json" "$LAST_ID"
+"$CTL" --config "$T/imp.conf" --json activity --action import_registry >"$T/imp.act.json"
+check "  one import_registry row, with the counts" \
+    "$PY" -c 'import json,sys; r=json.load(open(sys.argv[1])); assert len(r)==1 and r[0]["details"]["servers"]==3 and r[0]["actor"]=="test", r' "$T/imp.act.json"
+# stopped half way: a pin index in the way of the last server (f.x)
+FX_HEX=$(spki "$T/sq/pki/agents/f.x.crt")
+KV_BUCKET=pgkv_imp2 kv_put "pin.$FX_HEX" '{"server":"zzz","id":777}'
+sed -e "s/^registry_bucket = .*/registry_bucket = pgkv_imp2/" "$KV_CONF" >"$T/imp2.conf"
+rc=0
+"$CTL" --config "$T/imp2.conf" --db "$PG_DB" import-registry >/dev/null 2>"$T/imp3.err" || rc=$?
+check_eq "an import that stops at f.x (its key pinned by another index): exit 1" "$rc" 1
+check "  saying how far it got" grep -q "server f.x: .*(2 of 3 servers imported; run import-registry again" "$T/imp3.err"
+KV_BUCKET=pgkv_imp2 kv_del "pin.$FX_HEX"
+rc=0
+"$CTL" --config "$T/imp2.conf" --db "$PG_DB" --json import-registry >"$T/imp4.json" 2>"$T/imp4.err" ||
+    rc=$?
+check_eq "  run again: exit 0" "$rc" 0
+[[ $rc == 0 ]] || cat "$T/imp4.err"
+check "  the 2 servers already there kept, f.x added" \
+    "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["already_there"]==2 and d["servers"]==3, d' "$T/imp4.json"
+"$CTL" --config "$T/imp2.conf" --json list >"$T/imp2.kv.json" || fatal "list (bucket 2)"
+check "  and the bucket lists what the file does" cmp -s "$T/imp.sq.json" "$T/imp2.kv.json"
 
 finish

@@ -16,8 +16,10 @@
 #  5. A's only configured NATS node is killed (-9): A reconnects to
 #     another node, reads the bucket again, and a revocation made while
 #     the node is down reaches both gateways; the node comes back.
-#  Their "disconnected" rows are in the activity stream; no SQLite file.
-#  6. Both gateways stop cleanly (exit 0, no sanitizer report).
+#  Their "disconnected" rows are in the activity stream, naming the server
+#  as the SQLite log does; no SQLite file.
+#  6. Both gateways stop cleanly (exit 0, no sanitizer report); their
+#     handshake_refused rows (flushed at the stop) name the server too.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/nats.sh"
 
@@ -201,6 +203,11 @@ disc_rows() {
 }
 check "the activity stream has a 'disconnected' row from each gateway" wait_until 10 disc_rows
 note "activity rows 'disconnected' for nimble-01: $n_disc"
+check "  naming the server, as the SQLite log does (its SERVER column)" \
+    awk '$3 == "disconnected" && $4 != "nimble-01" { bad = 1 } END { exit bad }' <<<"$KV_OUT"
+kv_ctl --json activity --action disconnected --server nimble-01
+check "  and in --json: \"server\": \"nimble-01\", not null" \
+    "$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); assert len(r)>=2 and all(x["server"]=="nimble-01" for x in r), r' "$KV_OUT"
 check "neither gateway made an SQLite file (sqlite_path $PG_DB, $T/b.db)" test ! -e "$PG_DB" -a ! -e "$T/b.db"
 
 # ---- 3. a new registration -----------------------------------------------------------
@@ -256,4 +263,9 @@ GW_PID=$B_PID GW_LOG=$B_LOG
 gw_stop_check
 GW_PID=$A_PID GW_LOG=$A_LOG
 gw_stop_check
+# the refusals of nimble-01's handshakes after its revocation, flushed at
+# the stop: a row the gateway names from its registry snapshot (by id)
+kv_ctl --json activity --action handshake_refused --server nimble-01
+check "the gateways' handshake_refused rows for nimble-01 name it" \
+    "$PY" -c 'import json,sys; r=json.loads(sys.argv[1]); assert len(r)>=2 and all(x["server"]=="nimble-01" for x in r), r' "$KV_OUT"
 finish

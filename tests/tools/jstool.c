@@ -3,7 +3,8 @@
  * with libnats alone (none of the gateway's code: an independent checker).
  *
  *   jstool dump URLS STREAM
- *       "stream replicas=R msgs=M first=F last=L", then one line per
+ *       "stream replicas=R msgs=M first=F last=L leader=NODE" (NODE: the
+ *       stream leader's server name, "-" when none), then one line per
  *       message: "SSEQ SUBJECT MSGID SERVER_ID SEQ TS_MS RECEIVED_MS FORMAT LEN"
  *       (a missing header prints "-")
  *   jstool add-stream URLS STREAM SUBJECT REPLICAS
@@ -111,8 +112,13 @@ static int dump(jsCtx *js, const char *stream)
     if (s != NATS_OK)
         return die("stream info", s, e);
     uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
-    printf("stream replicas=%" PRId64 " msgs=%" PRIu64 " first=%" PRIu64 " last=%" PRIu64 "\n",
-           si->Config->Replicas, si->State.Msgs, first, last);
+    const char *leader = si->Cluster != NULL && si->Cluster->Leader != NULL &&
+                                 *si->Cluster->Leader != '\0'
+                             ? si->Cluster->Leader
+                             : "-";
+    printf("stream replicas=%" PRId64 " msgs=%" PRIu64 " first=%" PRIu64 " last=%" PRIu64
+           " leader=%s\n",
+           si->Config->Replicas, si->State.Msgs, first, last, leader);
     jsStreamInfo_Destroy(si);
     for (uint64_t q = first; q > 0 && q <= last; q++) {
         natsMsg *m = NULL;

@@ -244,6 +244,13 @@ static void test_load_statuses(void **state)
     assert_null(gw_registry_find(r, k[6], NOW, &why));
     assert_string_equal(why, "pin_expired");
 
+    /* by id, whatever the status or expiry: the name of a gateway's row */
+    assert_string_equal(gw_registry_by_id(r, a)->name, "nimble-edge-01");
+    assert_string_equal(gw_registry_by_id(r, b)->name, "wowza-old");
+    assert_null(gw_registry_by_id(r, b + 1));
+    assert_null(gw_registry_by_id(r, 0));
+    assert_null(gw_registry_by_id(NULL, a));
+
     assert_ptr_equal(gw_registry_ref(r), r);
     gw_registry_unref(r);
     gw_registry_unref(r);
@@ -296,6 +303,11 @@ static void test_many_pins(void **state)
         const char *why = NULL;
         assert_null(gw_registry_find(r, k, NOW, &why));
         assert_string_equal(why, "unregistered");
+    }
+    for (int i = 0; i < 100; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "srv-%03d", i);
+        assert_string_equal(gw_registry_by_id(r, ids[i])->name, name);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
@@ -509,11 +521,15 @@ static void test_build(void **state)
     assert_null(gw_registry_find(r, e[2].spki, NOW, &why));
     assert_string_equal(why, "revoked");
     assert_string_equal(gw_registry_lookup(r, e[2].spki)->name, "edge-2");
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(gw_registry_by_id(r, i + 1)->name, e[i].name);
+    assert_null(gw_registry_by_id(r, 4));
     gw_registry_unref(r);
 
     /* empty: a valid snapshot that admits nobody */
     assert_int_equal(gw_registry_build(NULL, 0, &r, err, sizeof err), 0);
     assert_int_equal(gw_registry_count(r), 0);
+    assert_null(gw_registry_by_id(r, 1));
     assert_null(gw_registry_find(r, e[0].spki, NOW, &why));
     assert_string_equal(why, "unregistered");
     gw_registry_unref(r);

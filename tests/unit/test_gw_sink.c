@@ -753,7 +753,7 @@ static void test_item_storage_error_fails_batch(void **state)
 /* An activity row of |server| (seq only to track it in f->status_of). */
 static struct gw_sink_item *activity(struct fx *f, int64_t server, uint64_t seq)
 {
-    struct gw_sink_item *it = gw_sink_activity_new("disconnected", server, "{}", 1732838400123);
+    struct gw_sink_item *it = gw_sink_activity_new("disconnected", server, NULL, "{}", 1732838400123);
     assert_non_null(it);
     it->seq = seq;
     it->done = on_done;
