@@ -343,6 +343,16 @@ int gw_js_connect(struct gw_js **out, const struct gw_config *cfg, const char *n
     if ((rv = set_options(o, j, cfg, name, err, errlen)) != 0)
         goto fail;
     s = natsConnection_Connect(&j->nc, o);
+    if (s == NATS_CONNECTION_AUTH_FAILED && is_set(cfg->js_creds_file)) {
+        /* Once in about 30 starts under load, a second connection of the
+         * process with a creds file sent its CONNECT with the JWT but no
+         * signature of the nonce (nats-server: "Signature missing"; seen on
+         * the wire, cause not found in libnats 3.4.1).  Wrong credentials
+         * fail again; that glitch does not. */
+        struct timespec pause = {0, 200 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        s = natsConnection_Connect(&j->nc, o);
+    }
     if (s != NATS_OK) {
         rv = connect_failed(s, cfg, j->tls, err, errlen);
         j->closed = true; /* no connection, no callbacks */
