@@ -84,20 +84,8 @@ nats_note() { :; }
 nats_fail() { echo "run_engines.sh: nats: $*" >&2; }
 
 GW_PID=
-alive() {
-    local st
-    st=$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ -n $st && $st != Z && $st != X ]]
-}
-not_alive() { ! alive "$1"; }
-wait_for() { # SECONDS COMMAND...
-    local deadline=$((SECONDS + $1 + 1))
-    shift
-    until "$@"; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.05
-    done
-}
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 cleanup() {
     [[ -n $GW_PID ]] && alive "$GW_PID" && kill -KILL "$GW_PID" 2>/dev/null
     nats_kill_all

@@ -91,20 +91,8 @@ mkdir -p "$DIR" "$(dirname "$OUT")"
 DIR=$(cd "$DIR" && pwd -P)
 
 SRV_PID=
-alive() {
-    local st
-    st=$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
-    [[ -n $st && $st != Z && $st != X ]]
-}
-not_alive() { ! alive "$1"; }
-wait_for() { # SECONDS COMMAND...
-    local deadline=$((SECONDS + $1 + 1))
-    shift
-    until "$@"; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.05
-    done
-}
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 stop_server() {
     [[ -n $SRV_PID ]] || return 0
     kill -TERM "$SRV_PID" 2>/dev/null || true
