@@ -795,6 +795,21 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Every key of the bucket into *keys (the caller destroys it): 0, 1 when
+ * the bucket has none, or the error. */
+static int bucket_keys(struct gw_regkv *k, kvKeysList *keys, char *err, size_t errlen)
+{
+    kvWatchOptions wo;
+    kvWatchOptions_Init(&wo);
+    wo.Timeout = k->wait_ms;
+    natsStatus st = kvStore_Keys(keys, k->kv, &wo);
+    if (st == NATS_NOT_FOUND)
+        return 1;
+    if (st != NATS_OK)
+        return gw_regkv_nats_fail(st, err, errlen, "bucket %s: listing keys", k->bucket);
+    return 0;
+}
+
 int gw_regkv_list(struct gw_regkv *k, gw_regdb_server_fn fn, void *ud, char *err,
                   size_t errlen)
 {
@@ -805,14 +820,9 @@ int gw_regkv_list(struct gw_regkv *k, gw_regdb_server_fn fn, void *ud, char *err
     struct gw_regdb_server *s = NULL;
     if (k == NULL || fn == NULL)
         return GW_EINVAL;
-    kvWatchOptions wo;
-    kvWatchOptions_Init(&wo);
-    wo.Timeout = k->wait_ms;
-    natsStatus st = kvStore_Keys(&keys, k->kv, &wo);
-    if (st == NATS_NOT_FOUND)
-        return 0;
-    if (st != NATS_OK)
-        return gw_regkv_nats_fail(st, err, errlen, "bucket %s: listing keys", k->bucket);
+    if ((rv = bucket_keys(k, &keys, err, errlen)) != 0)
+        return rv > 0 ? 0 : rv;
+    rv = GW_ENOMEM;
     if ((names = gw_calloc((size_t)keys.Count + 1, sizeof *names)) == NULL ||
         (s = gw_malloc(sizeof *s)) == NULL)
         goto out;
@@ -883,14 +893,8 @@ int gw_regkv_import_check(struct gw_regkv *k, gw_regkv_import_fn known, void *ud
                        "fills a new bucket only",
                        k->bucket);
     }
-    kvWatchOptions wo;
-    kvWatchOptions_Init(&wo);
-    wo.Timeout = k->wait_ms;
-    natsStatus st = kvStore_Keys(&keys, k->kv, &wo);
-    if (st == NATS_NOT_FOUND)
-        return 0;
-    if (st != NATS_OK)
-        return gw_regkv_nats_fail(st, err, errlen, "bucket %s: listing keys", k->bucket);
+    if ((rv = bucket_keys(k, &keys, err, errlen)) != 0)
+        return rv > 0 ? 0 : rv;
     for (int i = 0; i < keys.Count && rv == 0; i++) {
         char name[256];
         const struct gw_regdb_server *want;
